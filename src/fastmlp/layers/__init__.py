@@ -1,0 +1,10 @@
+"""Layers: the building blocks of a Sequential model."""
+from fastmlp.layers.activations import (ELU, GELU, ArcTan, Activation, HardTanh, Identity,
+                                        LeakyReLU, PReLU, ReLU, SiLU, Sigmoid, Softmax,
+                                        Softplus, Step, Tanh)
+from fastmlp.layers.base import Layer
+from fastmlp.layers.dense import Dense, Maxout
+
+__all__ = ["Layer", "Dense", "Maxout", "Activation", "Identity", "Sigmoid", "Tanh", "ReLU",
+           "LeakyReLU", "PReLU", "ELU", "Softplus", "ArcTan", "HardTanh", "Step", "SiLU",
+           "GELU", "Softmax"]

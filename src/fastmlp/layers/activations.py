@@ -1,0 +1,212 @@
+"""Activation layers: elementwise functions, PReLU (learnable slopes) and Softmax."""
+import numpy as np
+
+from fastmlp._activations import NAMES as ACT_CODES
+from fastmlp._plan import LayerKind
+from fastmlp.layers.base import Layer
+from fastmlp.reference import activations as ref_act
+from fastmlp.reference import layers as ref_layers
+
+
+def _check_finite_param(value, name):
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+class Activation(Layer):
+    """An elementwise activation ``A = f(X)`` (see ``fastmlp.reference.activations``)."""
+
+    name = "identity"
+
+    def __init__(self, alpha=0.0):
+        super().__init__()
+        self.alpha = _check_finite_param(alpha, "alpha")
+
+    @property
+    def activation_name(self):
+        return self.name
+
+    @property
+    def code(self):
+        return ACT_CODES[self.name]
+
+    def core_desc(self, offsets):
+        return dict(kind=LayerKind.K_ACT, act=self.code, alpha=self.alpha,
+                    n_in=self.n_in, n_out=self.n_out)
+
+    def forward(self, X, training=False):
+        A = ref_act.forward(self.code, X, self.alpha)
+        self._cache = (X, A)
+        return A
+
+    def backward(self, dY):
+        X, A = self._need_cache()
+        return ref_act.backward(self.code, X, A, dY, self.alpha)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Identity(Activation):
+    """f(x) = x."""
+    name = "identity"
+
+
+class Sigmoid(Activation):
+    """f(x) = 1 / (1 + e^{−x}); f' = f (1 − f)."""
+    name = "sigmoid"
+
+
+class Tanh(Activation):
+    """f(x) = tanh x; f' = 1 − f²."""
+    name = "tanh"
+
+
+class ReLU(Activation):
+    """f(x) = max(x, 0); f'(x) = 1 for x > 0, else 0 (0 at x = 0, as PyTorch)."""
+    name = "relu"
+
+
+class LeakyReLU(Activation):
+    """f(x) = x for x > 0, alpha·x otherwise."""
+    name = "leaky_relu"
+
+    def __init__(self, alpha=0.01):
+        super().__init__(alpha)
+
+    def __repr__(self):
+        return f"LeakyReLU(alpha={self.alpha})"
+
+
+class ELU(Activation):
+    """f(x) = x for x > 0, alpha·(e^x − 1) otherwise; f' = f + alpha for x <= 0."""
+    name = "elu"
+
+    def __init__(self, alpha=1.0):
+        super().__init__(alpha)
+
+    def __repr__(self):
+        return f"ELU(alpha={self.alpha})"
+
+
+class Softplus(Activation):
+    """f(x) = log(1 + e^x), computed as max(x, 0) + log1p(e^{−|x|}); f' = σ(x)."""
+    name = "softplus"
+
+
+class ArcTan(Activation):
+    """f(x) = arctan x; f' = 1 / (1 + x²)."""
+    name = "arctan"
+
+
+class HardTanh(Activation):
+    """f(x) = clip(x, −1, 1); f' = 1 on (−1, 1), 0 elsewhere."""
+    name = "hard_tanh"
+
+
+class Step(Activation):
+    """Binary step: f(x) = 1 for x > 0, else 0.
+
+    Its derivative is 0 everywhere (undefined at 0, taken as 0), so no gradient flows
+    through it: a network that needs training below a Step cannot learn by backprop.
+    """
+    name = "step"
+
+
+class SiLU(Activation):
+    """f(x) = x·σ(x) (swish); f' = σ(x)(1 + x(1 − σ(x)))."""
+    name = "silu"
+
+
+class GELU(Activation):
+    """f(x) = x·Φ(x) = x/2·(1 + erf(x/√2)), the exact form (PyTorch's default);
+    f' = Φ(x) + x·φ(x)."""
+    name = "gelu"
+
+
+ACTIVATION_LAYERS = {cls.name: cls for cls in (Identity, Sigmoid, Tanh, ReLU, LeakyReLU, ELU,
+                                               Softplus, ArcTan, HardTanh, Step, SiLU, GELU)}
+
+
+def activation_from_name(activation):
+    """An Activation instance for a name, an instance, or None (identity)."""
+    if activation is None:
+        return Identity()
+    if isinstance(activation, Activation):
+        return activation
+    if isinstance(activation, str) and activation in ACTIVATION_LAYERS:
+        return ACTIVATION_LAYERS[activation]()
+    raise ValueError(f"activation must be one of {sorted(ACTIVATION_LAYERS)} or None; "
+                     f"got {activation!r}")
+
+
+class PReLU(Layer):
+    """f(x) = x for x > 0, a·x otherwise, with learnable slopes a (He et al., 2015).
+
+    Parameters
+    ----------
+    num_parameters : int
+        1 (one slope shared by all units) or the layer width (one slope per unit).
+    init : float
+        Initial slope (0.25, as PyTorch).
+    """
+    activation_name = "prelu"
+
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        if isinstance(num_parameters, bool) or not isinstance(num_parameters, (int, np.integer)) \
+                or num_parameters < 1:
+            raise ValueError(f"num_parameters must be a positive integer, got {num_parameters!r}")
+        self.num_parameters = int(num_parameters)
+        self.init = _check_finite_param(init, "init")
+
+    def build(self, n_in):
+        n = super().build(n_in)
+        if self.num_parameters not in (1, n):
+            raise ValueError(f"PReLU(num_parameters={self.num_parameters}) needs 1 or the layer "
+                             f"width ({n}) slopes")
+        return n
+
+    def param_specs(self):
+        return [("weight", (self.num_parameters,), "other")]
+
+    def init_params(self, rng, next_activation=None):
+        self.weight[...] = self.init
+
+    def core_desc(self, offsets):
+        return dict(kind=LayerKind.K_PRELU, n_in=self.n_in, n_out=self.n_out,
+                    pieces=self.num_parameters, w_off=offsets["weight"])
+
+    def forward(self, X, training=False):
+        self._cache = X
+        return ref_layers.prelu_forward(X, self.weight)
+
+    def backward(self, dY):
+        X = self._need_cache()
+        dX, dslope = ref_layers.prelu_backward(X, self.weight, dY)
+        self.dweight += dslope
+        return dX
+
+    def __repr__(self):
+        return f"PReLU(num_parameters={self.num_parameters}, init={self.init})"
+
+
+class Softmax(Layer):
+    """Row-wise softmax: A_ij = e^{X_ij} / Σ_k e^{X_ik} (shifted by the row max).
+
+    For classification training prefer raw logits with ``CrossEntropyLoss``, which fuses
+    softmax with the loss stably; this layer is for outputs meant as probabilities.
+    """
+
+    def core_desc(self, offsets):
+        return dict(kind=LayerKind.K_SOFTMAX, n_in=self.n_in, n_out=self.n_out)
+
+    def forward(self, X, training=False):
+        S = ref_layers.softmax_forward(X)
+        self._cache = S
+        return S
+
+    def backward(self, dY):
+        return ref_layers.softmax_backward(self._need_cache(), dY)

@@ -1,0 +1,69 @@
+"""The Layer protocol shared by library layers and layers users write in NumPy."""
+import numpy as np
+
+
+class Layer:
+    """Base class of every layer: a map from (batch, n_in) to (batch, n_out).
+
+    A layer written by a user subclasses this and implements :meth:`forward` and
+    :meth:`backward` in NumPy; it may declare trainable parameters in :meth:`param_specs`,
+    which the model then places in its arena and exposes as attributes (``self.<name>``
+    and its gradient ``self.d<name>``, both views). Library layers also describe
+    themselves to the compiled core through :meth:`core_desc`; a model made only of
+    such layers runs forward and backward in one call without the GIL.
+    """
+
+    #: name of the activation this layer applies, used by init="auto" of the layer before
+    activation_name = None
+
+    def __init__(self):
+        self.n_in = None
+        self.n_out = None
+        self._model = None
+        self._cache = None
+
+    # -- shapes and parameters -------------------------------------------------------------
+    def build(self, n_in):
+        """Fix the layer's sizes for an input width ``n_in``; return the output width.
+
+        The default keeps the width (elementwise layers). Raise ValueError on a mismatch.
+        """
+        if self.n_in is not None and self.n_in != n_in:
+            raise ValueError(f"{self!r} expects {self.n_in} inputs, got {n_in}")
+        self.n_in = self.n_out = n_in
+        return n_in
+
+    def param_specs(self):
+        """List of ``(name, shape, role)`` of trainable parameters; role is "weight",
+        "bias" or "other" (regularizers exempt biases by role)."""
+        return []
+
+    def init_params(self, rng, next_activation=None):
+        """Initialize the parameter views in place (called once, by the model)."""
+
+    def core_desc(self, offsets):
+        """The compiled-core descriptor of this layer (a dict), given the arena offset of
+        each parameter; None for layers that run in Python."""
+        return None
+
+    # -- computation (NumPy path) --------------------------------------------------------
+    def forward(self, X, training=False):
+        """Return the layer's output for X (batch, n_in); keep what backward needs."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(X, training)")
+
+    def backward(self, dY):
+        """Given dL/dY for the last forward, add parameter gradients into ``self.d<name>``
+        and return dL/dX."""
+        raise NotImplementedError(f"{type(self).__name__} must implement backward(dY)")
+
+    def _need_cache(self):
+        if self._cache is None:
+            raise ValueError(f"{type(self).__name__}.backward called before forward")
+        return self._cache
+
+    # -- display ---------------------------------------------------------------------------
+    def n_params(self):
+        return int(sum(np.prod(shape, dtype=np.int64) for _, shape, _ in self.param_specs()))
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"

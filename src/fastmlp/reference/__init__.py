@@ -1,0 +1,7 @@
+"""The pure-NumPy twin of every core kernel: the tests' oracle and the benchmarks' baseline.
+
+A whole model runs on it with ``Sequential(..., backend="numpy")``.
+"""
+from fastmlp.reference import activations, layers
+
+__all__ = ["activations", "layers"]
