@@ -1,0 +1,227 @@
+"""Sequential: the arena, the fused path, Python layers, input handling and errors."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fastmlp as fm
+from helpers import WeightedSumLoss, rel_err
+
+
+def test_xor_by_hand():
+    """Goodfellow et al. 6.1: W = [[1,1],[1,1]], c = [0,-1], w = [1,-2], b = 0 is XOR."""
+    for backend in ("core", "numpy"):
+        m = fm.Sequential([fm.Dense(2, 2, activation="relu"), fm.Dense(2, 1)],
+                          dtype="float64", backend=backend)
+        m[0].W[...] = [[1, 1], [1, 1]]
+        m[0].b[...] = [0, -1]
+        m[1].W[...] = [[1], [-2]]
+        m[1].b[...] = 0
+        X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+        np.testing.assert_array_equal(m.forward(X), [[0], [1], [1], [0]])
+
+
+def test_arena_views():
+    m = fm.Sequential([fm.Dense(5, 4, activation="relu"), fm.PReLU(), fm.Dense(4, 2)], seed=0)
+    assert m.params.dtype == np.float32 and m.params.ndim == 1 and m.params.flags.c_contiguous
+    assert m.n_params == 5 * 4 + 4 + 1 + 4 * 2 + 2 == m.grads.shape[0]
+    assert np.shares_memory(m[0].W, m.params) and np.shares_memory(m[0].dW, m.grads)
+    assert m[0].W.shape == (5, 4) and m[0].b.shape == (4,) and m[2].dW.shape == (4, 2)
+    m.params[:] = 7
+    assert (m[2].W == 7).all() and (m[1].weight == 7).all()
+    m.grads[:] = 1
+    m.zero_grad()
+    assert not m[0].db.any()
+    assert [n for n, _ in m.named_parameters()] == ["0.W", "0.b", "1.weight", "2.W", "2.b"]
+
+
+def test_repr_lists_layers_and_counts():
+    m = fm.Sequential([fm.Dense(784, 256, activation="relu"), fm.Dense(256, 10)])
+    text = repr(m)
+    assert "Dense(784, 256, activation='relu')" in text and "200,960" in text
+    assert "2,570" in text and "203,530" in text
+
+
+def test_seed_reproducible_and_init_schemes():
+    a = fm.Sequential([fm.Dense(50, 40, activation="relu"), fm.Dense(40, 3)], seed=5)
+    b = fm.Sequential([fm.Dense(50, 40, activation="relu"), fm.Dense(40, 3)], seed=5)
+    np.testing.assert_array_equal(a.params, b.params)
+    assert np.abs(a[0].W).max() <= np.sqrt(6 / 50)           # He uniform for ReLU
+    assert np.abs(a[1].W).max() <= np.sqrt(6 / 43)           # Glorot uniform otherwise
+    assert np.abs(a[1].W).max() > np.sqrt(6 / 50) * 0.5
+    m = fm.Sequential([fm.Dense(400, 300, init="he_normal")], dtype="float64", seed=1)
+    assert abs(m[0].W.std() - np.sqrt(2 / 400)) < 0.01 * np.sqrt(2 / 400) * 5
+    z = fm.Sequential([fm.Dense(3, 3, init="zeros")])
+    assert not z.params.any()
+    # a separate ReLU layer after a linear Dense also gets He init under "auto"
+    s = fm.Sequential([fm.Dense(50, 40), fm.ReLU()], seed=5)
+    np.testing.assert_array_equal(s[0].W, a[0].W)
+
+
+class NumpyScale(fm.Layer):
+    """A user layer written in NumPy with one learnable vector: y = x ⊙ s."""
+
+    def build(self, n_in):
+        return super().build(n_in)
+
+    def param_specs(self):
+        return [("s", (self.n_in,), "weight")]
+
+    def init_params(self, rng, next_activation=None):
+        self.s[...] = rng.uniform(0.5, 1.5, size=self.s.shape)
+
+    def forward(self, X, training=False):
+        self._cache = X
+        return X * self.s
+
+    def backward(self, dY):
+        X = self._need_cache()
+        self.ds += (dY * X).sum(axis=0)
+        return dY * self.s
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_python_layer_inside_a_model(backend, rng):
+    layers = lambda: [fm.Dense(3, 4, activation="tanh"), NumpyScale(), fm.Dense(4, 2)]
+    m = fm.Sequential(layers(), dtype="float64", seed=0, backend=backend)
+    kinds = [k for k, _ in m._stages]
+    assert kinds == (["core", "python", "core"] if backend == "core" else ["python"] * 3)
+    assert fm.gradient_check(m, WeightedSumLoss(2), rng.normal(size=(4, 3)), None) < 1e-6
+    ref = fm.Sequential(layers(), dtype="float64", seed=0, backend="numpy")
+    X = rng.normal(size=(6, 3))
+    assert rel_err(m.forward(X), ref.forward(X)) < 1e-12
+
+
+def test_backend_switch_keeps_weights(rng):
+    m = fm.Sequential([fm.Dense(3, 4, activation="relu"), fm.Dense(4, 2)], dtype="float64")
+    X = rng.normal(size=(5, 3))
+    out = m.forward(X)
+    m.backend = "numpy"
+    assert rel_err(m.forward(X), out) < 1e-12
+    with pytest.raises(ValueError, match="backend"):
+        m.backend = "torch"
+
+
+@pytest.mark.parametrize("convert", [
+    lambda X: X.astype(np.int64), lambda X: X.astype(np.float16).astype(np.float64),
+    lambda X: X.tolist(), lambda X: np.asfortranarray(X), lambda X: X.T.copy().T,
+    lambda X: np.repeat(X, 2, axis=0)[::2], lambda X: X.astype(np.float32)])
+def test_inputs_are_converted_safely(convert, rng):
+    m = fm.Sequential([fm.Dense(3, 4, activation="relu"), fm.Dense(4, 2)], dtype="float64")
+    X = np.round(rng.normal(size=(5, 3)) * 4)       # exactly representable everywhere
+    Xc = convert(X)
+    before = np.array(Xc, copy=True)
+    np.testing.assert_array_equal(m.forward(Xc), m.forward(X))
+    np.testing.assert_array_equal(np.asarray(Xc), before)      # never modified
+
+
+def test_read_only_input(rng):
+    m = fm.Sequential([fm.Dense(3, 2)], dtype="float32")
+    X = rng.normal(size=(4, 3)).astype(np.float32)
+    X.setflags(write=False)
+    out = m.forward(X, training=True)
+    m.backward(np.ones_like(out))
+    assert out.shape == (4, 2)
+
+
+def test_forward_returns_a_fresh_array(rng):
+    m = fm.Sequential([fm.Dense(3, 2)])
+    a = m.forward(rng.normal(size=(4, 3)))
+    a_copy = a.copy()
+    m.forward(rng.normal(size=(4, 3)))
+    np.testing.assert_array_equal(a, a_copy)
+
+
+BAD_X = [
+    (np.ones((4, 5)), ValueError, "features"),
+    (np.ones(3), ValueError, "2-D"),
+    (np.ones((2, 3, 3)), ValueError, "2-D"),
+    (np.array([["a", "b", "c"]]), TypeError, "X"),
+    (np.array([[object(), 1, 2]], dtype=object), TypeError, "X"),
+    (np.array([[1.0, np.nan, 2]]), ValueError, "NaN"),
+    (np.array([[1.0, np.inf, 2]]), ValueError, "NaN"),
+    (np.ones((0, 3)), ValueError, "no rows"),
+    ("abc", TypeError, "X"),
+    ([[1, 2], [3]], ValueError, "X"),
+    (np.ones((2, 3), dtype=complex), TypeError, "X"),
+]
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+@pytest.mark.parametrize("X,exc,match", BAD_X)
+def test_bad_X(X, exc, match, backend):
+    m = fm.Sequential([fm.Dense(3, 2)], backend=backend)
+    with pytest.raises(exc, match=match):
+        m.forward(X)
+
+
+def test_backward_errors(rng):
+    m = fm.Sequential([fm.Dense(3, 2)])
+    with pytest.raises(ValueError, match="before forward"):
+        m.backward(np.ones((4, 2)))
+    m.forward(rng.normal(size=(4, 3)))
+    with pytest.raises(ValueError, match="grad_out"):
+        m.backward(np.ones((4, 3)))
+    with pytest.raises(ValueError, match="rows"):
+        m.backward(np.ones((5, 2)))
+    with pytest.raises(ValueError, match="grad_out"):
+        m.backward(np.full((4, 2), np.nan))
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: fm.Sequential([fm.Dense(3, 4), fm.Dense(5, 2)]), "expects 5"),
+    (lambda: fm.Sequential([]), "at least one"),
+    (lambda: fm.Sequential([fm.ReLU(), fm.Dense(3, 2)]), "input width"),
+    (lambda: fm.Sequential([fm.Dense(3, 2)], dtype="int32"), "dtype"),
+    (lambda: fm.Sequential([fm.Dense(3, 2)], dtype="float16"), "dtype"),
+    (lambda: fm.Sequential(["dense"]), "layers\\[0\\]"),
+    (lambda: fm.Dense(3, 2, activation="swish"), "activation"),
+    (lambda: fm.Dense(0, 2), "n_in"),
+    (lambda: fm.Dense(3, -1), "n_out"),
+    (lambda: fm.Dense(3.5, 2), "n_in"),
+    (lambda: fm.Dense(3, 2, init="orthogonal"), "init"),
+])
+def test_bad_construction(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
+
+
+def test_layer_cannot_join_two_models():
+    d = fm.Dense(3, 2)
+    fm.Sequential([d])
+    with pytest.raises(ValueError, match="another model"):
+        fm.Sequential([d])
+
+
+def test_gradient_check_needs_float64(rng):
+    m = fm.Sequential([fm.Dense(3, 2)], dtype="float32")
+    with pytest.raises(ValueError, match="float64"):
+        fm.gradient_check(m, WeightedSumLoss(2), rng.normal(size=(2, 3)), None)
+
+
+def test_gradient_check_catches_a_wrong_gradient(rng):
+    class WrongBackward(NumpyScale):
+        def backward(self, dY):
+            super().backward(dY)
+            return 1.1 * dY * self.s            # 10 % off
+
+    m = fm.Sequential([fm.Dense(3, 4), WrongBackward(), fm.Dense(4, 2)], dtype="float64")
+    assert fm.gradient_check(m, WeightedSumLoss(2), rng.normal(size=(3, 3)), None) > 1e-2
+
+
+def test_steady_state_allocates_nothing(rng):
+    m = fm.Sequential([fm.Dense(64, 128, activation="relu"), fm.Dense(128, 10)], seed=0)
+    X = rng.normal(size=(32, 64)).astype(np.float32)
+    g = np.ones((32, 10), dtype=np.float32)
+    for _ in range(3):                      # warm up: workspaces sized once
+        m.forward(X, training=True)
+        m.backward(g)
+    tracemalloc.start()
+    base, _ = tracemalloc.get_traced_memory()
+    for _ in range(100):
+        m.zero_grad()
+        m.forward(X, training=True)
+        m.backward(g)
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert current - base < 4096
