@@ -2,6 +2,6 @@
 
 A whole model runs on it with ``Sequential(..., backend="numpy")``.
 """
-from fastmlp.reference import activations, layers
+from fastmlp.reference import activations, layers, losses
 
-__all__ = ["activations", "layers"]
+__all__ = ["activations", "layers", "losses"]

@@ -1,0 +1,321 @@
+"""Loss functions, each equal to PyTorch's namesake with its default ``reduction='mean'``.
+
+A loss is called like torch's, ``loss(pred, target)``, on NumPy arrays, and also gives its
+gradient with respect to ``pred``: ``loss.grad(pred, target)`` and
+``loss.value_and_grad(pred, target)`` (one fused pass of the Cython core).
+
+Sample weights (``sample_weight=``, one non-negative weight per row) follow Keras'
+``sum_over_batch_size``: the weighted sum of the per-row losses is divided by what the
+unweighted mean divides by (``n`` rows, times ``d`` outputs for elementwise losses). All-ones
+weights give PyTorch's mean; weights are not renormalized, so a mini-batch estimate of the
+weighted loss is unbiased. ``sample_weight=None`` is exactly PyTorch's default.
+"""
+import math
+from typing import Optional, Tuple
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from fastmlp._losses import LossCode, value_and_grad_memview
+from fastmlp._validation import as_float_matrix
+
+__all__ = ["Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss",
+           "CrossEntropyLoss", "MultiMarginLoss"]
+
+
+def _working_dtype(pred):
+    """float32 stays float32; everything else (float16, ints, bools, lists) is float64."""
+    return np.float32 if getattr(pred, "dtype", None) == np.float32 else np.float64
+
+
+def _as_numeric(a, name):
+    if isinstance(a, (str, bytes)):
+        raise TypeError(f"{name} must be a numeric array, got a string")
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} could not be read as an array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers (bool, int or float), got dtype {arr.dtype}")
+    return arr
+
+
+def _check_sample_weight(sample_weight, n, dtype):
+    w = _as_numeric(sample_weight, "sample_weight")
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must have shape ({n},) (one weight per row of pred), "
+                         f"got {w.shape}")
+    w = np.ascontiguousarray(w, dtype=dtype)
+    if not np.isfinite(w).all():
+        raise ValueError("sample_weight contains NaN or infinity")
+    if (w < 0).any():
+        raise ValueError(f"sample_weight must be >= 0, got {w.min()}")
+    return w
+
+
+class Loss:
+    """Base class: a loss of predictions ``pred`` (n, d) against targets, mean-reduced.
+
+    Subclasses set ``code`` (a ``fastmlp._losses.LossCode``), ``is_classification`` and
+    their hyperparameters; the core does the arithmetic.
+    """
+
+    code: LossCode
+    is_classification: bool = False
+    #: Target kind: "values" (same shape as pred), "labels" (class indices) or "either"
+    #: (cross-entropy: labels when 1-D, probabilities when 2-D).
+    _target_kind = "values"
+
+    def __call__(self, pred: ArrayLike, target: ArrayLike, *,
+                 sample_weight: Optional[ArrayLike] = None) -> float:
+        """Return the (weighted) mean loss as a Python float."""
+        return self._evaluate(pred, target, sample_weight, with_grad=False)[0]
+
+    def grad(self, pred: ArrayLike, target: ArrayLike, *,
+             sample_weight: Optional[ArrayLike] = None) -> np.ndarray:
+        """Return ∂loss/∂pred, shaped like pred (float32 for float32 pred, else float64)."""
+        return self._evaluate(pred, target, sample_weight, with_grad=True)[1]
+
+    def value_and_grad(self, pred: ArrayLike, target: ArrayLike, *,
+                       sample_weight: Optional[ArrayLike] = None) -> Tuple[float, np.ndarray]:
+        """Return ``(loss(pred, target), grad(pred, target))`` from one pass."""
+        return self._evaluate(pred, target, sample_weight, with_grad=True)
+
+    # --- for the trainer and the executor ---------------------------------------------------
+    def _spec(self, n_outputs: int) -> dict:
+        """The ``LossSpec`` of ``_losses.pxd`` as a dict (Cython coerces it to the struct)."""
+        return {"code": int(self.code), "n_outputs": int(n_outputs), "delta": 1.0,
+                "label_smoothing": 0.0, "margin": 1.0}
+
+    def _prepare_target(self, target: ArrayLike, n_outputs: int,
+                        dtype=np.float64) -> np.ndarray:
+        """Validate and convert ``target`` once, for a model with ``n_outputs`` outputs.
+
+        Returns a C-contiguous array the kernels take as is: int64 of shape (n,) for class
+        labels (pass it as ``labels``), else ``dtype`` of shape (n, n_outputs) (pass it as
+        ``target``). Raises ValueError/TypeError naming ``target``.
+        """
+        arr = _as_numeric(target, "target")
+        if self._target_kind == "labels" or (self._target_kind == "either" and arr.ndim == 1):
+            return _labels(arr, n_outputs)
+        if arr.ndim == 1 and n_outputs == 1 and self._target_kind == "values":
+            arr = arr.reshape(-1, 1)
+        if arr.ndim != 2 or arr.shape[1] != n_outputs:
+            raise ValueError(f"target has shape {arr.shape}, expected {self._expected(n_outputs)}")
+        with np.errstate(over="ignore"):  # an overflow to inf is reported just below
+            return as_float_matrix(arr, dtype, name="target")
+
+    def _expected(self, d):
+        if self._target_kind == "either":
+            return f"(n,) class labels or (n, {d}) probabilities"
+        return f"(n, {d})" + (" or (n,)" if d == 1 else "")
+
+    def _evaluate(self, pred, target, sample_weight, with_grad):
+        p = as_float_matrix(pred, _working_dtype(pred), name="pred")
+        n, d = p.shape
+        t = self._prepare_target(target, d, p.dtype)
+        if t.shape[0] != n:
+            raise ValueError(f"target has {t.shape[0]} rows, pred has {n}")
+        w = None if sample_weight is None else _check_sample_weight(sample_weight, n, p.dtype)
+        if t.dtype == np.int64:
+            return value_and_grad_memview(self._spec(d), p, labels=t, row_weight=w,
+                                          with_grad=with_grad)
+        return value_and_grad_memview(self._spec(d), p, target=t, row_weight=w,
+                                      with_grad=with_grad)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _labels(arr, c):
+    """Class labels: 1-D, integral values in [0, c) → int64 (checked before any cast)."""
+    if arr.ndim != 1:
+        raise ValueError(f"target must be 1-D class labels of shape (n,), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError("target has no rows")
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise ValueError("target contains NaN or infinity")
+        if (arr != np.floor(arr)).any():
+            bad = arr[arr != np.floor(arr)][0]
+            raise ValueError(f"target holds class labels, got a fractional value {bad}")
+    lo, hi = arr.min(), arr.max()
+    if lo < 0 or hi >= c:
+        raise ValueError(f"target must hold class labels in [0, {c}) (pred has {c} columns), "
+                         f"got {lo if lo < 0 else hi}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _check_float(value, name, low=-math.inf, high=math.inf, low_open=False):
+    """A real number in [low, high] (or (low, high] when low_open), as a float."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    if not (math.isfinite(v) and (v > low if low_open else v >= low) and v <= high):
+        bracket = "(" if low_open else "["
+        raise ValueError(f"Invalid {name} value: {value!r} (must be in {bracket}{low}, {high}])")
+    return v
+
+
+class MSELoss(Loss):
+    """Mean squared error, ``torch.nn.MSELoss()``.
+
+    .. math:: \\ell = \\frac{1}{n d} \\sum_{i=1}^{n} w_i \\sum_{j=1}^{d} (x_{ij} - y_{ij})^2,
+              \\qquad \\frac{\\partial \\ell}{\\partial x_{ij}} = \\frac{2 w_i}{n d} (x_{ij} - y_{ij})
+
+    Examples
+    --------
+    >>> MSELoss()([[1.0], [2.0]], [1.0, 4.0])
+    2.0
+    """
+
+    code = LossCode.LOSS_MSE
+
+
+class L1Loss(Loss):
+    """Mean absolute error, ``torch.nn.L1Loss()``.
+
+    .. math:: \\ell = \\frac{1}{n d} \\sum_i w_i \\sum_j |x_{ij} - y_{ij}|,
+              \\qquad \\frac{\\partial \\ell}{\\partial x_{ij}} = \\frac{w_i}{n d}
+              \\operatorname{sign}(x_{ij} - y_{ij})
+
+    with sign(0) = 0, as torch.
+
+    Examples
+    --------
+    >>> L1Loss()([[1.0, 2.0]], [[0.0, 4.0]])
+    1.5
+    """
+
+    code = LossCode.LOSS_L1
+
+
+class HuberLoss(Loss):
+    """Huber loss, ``torch.nn.HuberLoss(delta=delta)``.
+
+    With :math:`r = x - y`:
+
+    .. math:: h(r) = \\begin{cases} r^2 / 2 & |r| < \\delta \\\\
+              \\delta (|r| - \\delta / 2) & \\text{otherwise} \\end{cases}, \\qquad
+              \\ell = \\frac{1}{n d} \\sum_i w_i \\sum_j h(r_{ij}),
+              \\qquad h'(r) = \\operatorname{clip}(r, -\\delta, \\delta)
+
+    Parameters
+    ----------
+    delta : float, default=1.0
+        Where the loss turns from quadratic to linear; > 0.
+
+    Examples
+    --------
+    >>> HuberLoss(delta=1.0)([[0.5, 3.0]], [[0.0, 0.0]])
+    1.3125
+    """
+
+    code = LossCode.LOSS_HUBER
+
+    def __init__(self, delta: float = 1.0):
+        self.delta = _check_float(delta, "delta", low=0.0, low_open=True)
+
+    def _spec(self, n_outputs):
+        return {**super()._spec(n_outputs), "delta": self.delta}
+
+    def __repr__(self):
+        return f"HuberLoss(delta={self.delta!r})"
+
+
+class BCEWithLogitsLoss(Loss):
+    """Binary cross-entropy on logits, ``torch.nn.BCEWithLogitsLoss()``.
+
+    With logits :math:`x` and targets :math:`y` (usually in [0, 1]), computed stably as
+
+    .. math:: \\ell = \\frac{1}{n d} \\sum_i w_i \\sum_j \\max(x_{ij}, 0) - x_{ij} y_{ij}
+              + \\log(1 + e^{-|x_{ij}|}), \\qquad
+              \\frac{\\partial \\ell}{\\partial x_{ij}} = \\frac{w_i}{n d}
+              (\\sigma(x_{ij}) - y_{ij})
+
+    Finite for any finite logits (e.g. ±1e4).
+
+    Examples
+    --------
+    >>> round(BCEWithLogitsLoss()([[0.0]], [1.0]), 6)
+    0.693147
+    """
+
+    code = LossCode.LOSS_BCE_WITH_LOGITS
+    is_classification = True
+
+
+class CrossEntropyLoss(Loss):
+    """Softmax cross-entropy on logits, ``torch.nn.CrossEntropyLoss(label_smoothing=...)``.
+
+    The target is either class labels :math:`y_i \\in [0, c)` of shape (n,) (ints, or
+    floats with integral values) or probability rows :math:`t_i` of shape (n, c). With
+    :math:`q_i = (1 - \\varepsilon)\\, \\mathrm{onehot}(y_i) + \\varepsilon / c` (labels) or
+    :math:`q_i = (1 - \\varepsilon)\\, t_i + \\varepsilon / c` (probabilities):
+
+    .. math:: \\ell = \\frac{1}{n} \\sum_i w_i \\sum_j -q_{ij} \\log \\mathrm{softmax}(x_i)_j,
+              \\qquad \\frac{\\partial \\ell}{\\partial x_{ij}} = \\frac{w_i}{n}
+              \\Big(\\mathrm{softmax}(x_i)_j \\sum_k q_{ik} - q_{ij}\\Big)
+
+    computed with log-sum-exp (finite for logits of ±1e4). Probability rows are used as
+    given (PyTorch does not check they sum to 1 either).
+
+    Parameters
+    ----------
+    label_smoothing : float, default=0.0
+        :math:`\\varepsilon \\in [0, 1]`.
+
+    Examples
+    --------
+    >>> round(CrossEntropyLoss()([[0.0, 0.0]], [1]), 6)
+    0.693147
+    """
+
+    code = LossCode.LOSS_CROSS_ENTROPY
+    is_classification = True
+    _target_kind = "either"
+
+    def __init__(self, label_smoothing: float = 0.0):
+        self.label_smoothing = _check_float(label_smoothing, "label_smoothing", 0.0, 1.0)
+
+    def _spec(self, n_outputs):
+        return {**super()._spec(n_outputs), "label_smoothing": self.label_smoothing}
+
+    def __repr__(self):
+        return f"CrossEntropyLoss(label_smoothing={self.label_smoothing!r})"
+
+
+class MultiMarginLoss(Loss):
+    """Multi-class hinge loss, ``torch.nn.MultiMarginLoss(margin=margin)`` (p=1, no weight).
+
+    With class labels :math:`y_i \\in [0, c)` of shape (n,):
+
+    .. math:: \\ell = \\frac{1}{n} \\sum_i \\frac{w_i}{c} \\sum_{j \\ne y_i}
+              \\max(0, \\mathrm{margin} - x_{i y_i} + x_{ij})
+
+    Each active term (> 0) adds :math:`w_i / (n c)` to the gradient of :math:`x_{ij}` and
+    subtracts it from that of :math:`x_{i y_i}`.
+
+    Parameters
+    ----------
+    margin : float, default=1.0
+
+    Examples
+    --------
+    >>> MultiMarginLoss()([[0.0, 0.5]], [1])
+    0.25
+    """
+
+    code = LossCode.LOSS_MULTI_MARGIN
+    is_classification = True
+    _target_kind = "labels"
+
+    def __init__(self, margin: float = 1.0):
+        self.margin = _check_float(margin, "margin")
+
+    def _spec(self, n_outputs):
+        return {**super()._spec(n_outputs), "margin": self.margin}
+
+    def __repr__(self):
+        return f"MultiMarginLoss(margin={self.margin!r})"
