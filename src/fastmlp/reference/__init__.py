@@ -2,6 +2,6 @@
 
 A whole model runs on it with ``Sequential(..., backend="numpy")``.
 """
-from fastmlp.reference import activations, layers, losses
+from fastmlp.reference import activations, layers, losses, optim
 
-__all__ = ["activations", "layers", "losses"]
+__all__ = ["activations", "layers", "losses", "optim"]

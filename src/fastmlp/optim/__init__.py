@@ -1,0 +1,53 @@
+"""First-order optimizers over the flat parameter arena (torch.optim names and semantics).
+
+Examples
+--------
+>>> from fastmlp.optim import get_optimizer
+>>> get_optimizer("adam", lr=1e-2)
+Adam(lr=0.01, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, amsgrad=False)
+"""
+from fastmlp.optim.adadelta import Adadelta
+from fastmlp.optim.adagrad import Adagrad
+from fastmlp.optim.adam import Adam, AdamW
+from fastmlp.optim.base import Optimizer
+from fastmlp.optim.clip import clip_grad_norm, grad_norm
+from fastmlp.optim.rmsprop import RMSprop
+from fastmlp.optim.sgd import SGD
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
+              "adagrad": Adagrad, "adadelta": Adadelta}
+
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
+           "clip_grad_norm", "grad_norm", "get_optimizer", "OPTIMIZERS"]
+
+
+def get_optimizer(name_or_obj, **kwargs) -> Optimizer:
+    """Return an optimizer from a name, an Optimizer class, or an Optimizer instance.
+
+    Parameters
+    ----------
+    name_or_obj : str, Optimizer subclass or Optimizer
+        One of ``OPTIMIZERS`` (case-insensitive), a class to instantiate with ``kwargs``,
+        or an instance, returned as is (``kwargs`` must then be empty).
+    **kwargs
+        Hyperparameters passed to the constructor.
+
+    Returns
+    -------
+    Optimizer
+    """
+    if isinstance(name_or_obj, Optimizer):
+        if kwargs:
+            raise ValueError(f"hyperparameters {sorted(kwargs)} given with an optimizer "
+                             f"instance {name_or_obj!r}")
+        return name_or_obj
+    if isinstance(name_or_obj, type) and issubclass(name_or_obj, Optimizer):
+        return name_or_obj(**kwargs)
+    if not isinstance(name_or_obj, str):
+        raise TypeError(f"optimizer must be a name, an Optimizer class or instance, got "
+                        f"{type(name_or_obj).__name__}")
+    cls = OPTIMIZERS.get(name_or_obj.lower())
+    if cls is None:
+        raise ValueError(f"unknown optimizer {name_or_obj!r}; valid names: "
+                         f"{', '.join(OPTIMIZERS)}")
+    return cls(**kwargs)

@@ -1,0 +1,68 @@
+"""Gradient clipping over the flat gradient arena."""
+import math
+
+import numpy as np
+
+from fastmlp import _optim
+from fastmlp.optim.base import as_real, model_arrays
+
+_EPS = 1e-6     # torch.nn.utils.clip_grad_norm_ adds it to the norm
+
+
+def grad_norm(grads, norm_type=2.0):
+    """The ``norm_type``-norm of a 1-D gradient array, as a float (accumulated in float64)."""
+    if norm_type == 2.0:
+        return math.sqrt(_optim.sq_norm_memview(grads))
+    if grads.shape[0] == 0:
+        return 0.0
+    if norm_type == math.inf:
+        return float(np.abs(grads).max())
+    return float(np.sum(np.abs(grads.astype(np.float64)) ** norm_type) ** (1.0 / norm_type))
+
+
+def clip_grad_norm(model, max_norm: float, norm_type: float = 2.0,
+                   error_if_nonfinite: bool = False) -> float:
+    r"""Rescale ``model.grads`` in place so that its global norm is at most ``max_norm``.
+
+    As ``torch.nn.utils.clip_grad_norm_`` over all parameters at once: with
+    :math:`N = \lVert g \rVert_p` (one pass over the arena),
+
+    .. math::  g \leftarrow g \cdot \frac{\text{max\_norm}}{N + 10^{-6}}
+               \quad \text{when that factor is} < 1.
+
+    Parameters
+    ----------
+    model : object
+        Has ``.grads``, a 1-D C-contiguous float32/float64 array (and ``.params``).
+    max_norm : float
+        Largest allowed norm (>= 0).
+    norm_type : float
+        Order p of the norm (> 0; ``math.inf`` for the max norm). p = 2 runs in the core.
+    error_if_nonfinite : bool
+        Raise when the norm is NaN or infinite instead of scaling by a NaN/zero factor.
+
+    Returns
+    -------
+    float
+        The total norm before clipping.
+
+    Examples
+    --------
+    >>> total = clip_grad_norm(model, max_norm=1.0)   # doctest: +SKIP
+    """
+    max_norm = as_real(max_norm, "max_norm")
+    norm_type = as_real(norm_type, "norm_type")
+    if not max_norm >= 0:
+        raise ValueError(f"max_norm must be >= 0, got {max_norm}")
+    if not norm_type > 0:
+        raise ValueError(f"norm_type must be > 0 (or inf), got {norm_type}")
+    _, grads = model_arrays(model)
+    total = grad_norm(grads, norm_type)
+    if not math.isfinite(total):
+        if error_if_nonfinite:
+            raise RuntimeError(f"The total norm of order {norm_type} of the gradients is "
+                               f"non-finite ({total}), so it cannot be clipped")
+    coef = max_norm / (total + _EPS)
+    if not coef >= 1.0:     # also scales by NaN when the norm is NaN, as torch does
+        _optim.scale_memview(grads, coef)
+    return total
