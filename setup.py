@@ -20,7 +20,7 @@ import tempfile
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-MODULES = ["_blas", "_activations", "_losses", "_plan", "_optim"]
+MODULES = ["_blas", "_activations", "_losses", "_plan", "_optim", "_train"]
 
 DIRECTIVES = {
     "language_level": 3,

@@ -25,6 +25,7 @@ ctypedef struct LayerDesc:
 ctypedef struct Exec:
     const LayerDesc* layers
     Py_ssize_t n_layers
+    Py_ssize_t n_params      # length of the arena
     Py_ssize_t batch
     Py_ssize_t work_cols     # row width of the activation workspace (sum of block widths)
     Py_ssize_t scratch_cols  # row width of one gradient scratch buffer
@@ -36,3 +37,15 @@ ctypedef struct Exec:
 cdef void plan_forward(const Exec* e, const floating* X) noexcept nogil
 cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
                         floating* dX) noexcept nogil
+
+
+cdef class Plan:
+    cdef LayerDesc* descs
+    cdef Exec ex
+    cdef object params, grads, work, scratch, x_ref
+    cdef readonly Py_ssize_t n_in, n_out, capacity, n_layers
+    cdef readonly object dtype
+    cdef readonly bint ready
+    cdef bint f32
+    cdef int reserve(self, Py_ssize_t batch) except -1
+    cdef int _check_input(self, X, str name, Py_ssize_t width) except -1

@@ -243,14 +243,6 @@ cdef class Plan:
         The model's arena and its gradient (1-D, C-contiguous, float32 or float64). The plan
         keeps references to both; they must never be reallocated.
     """
-    cdef LayerDesc* descs
-    cdef Exec ex
-    cdef object params, grads, work, scratch, x_ref
-    cdef readonly Py_ssize_t n_in, n_out, capacity, n_layers
-    cdef readonly object dtype
-    cdef readonly bint ready
-    cdef bint f32
-
     def __cinit__(self):
         self.descs = NULL
 
@@ -295,6 +287,7 @@ cdef class Plan:
         self.n_out = self.descs[self.n_layers - 1].n_out
         self.ex.layers = self.descs
         self.ex.n_layers = self.n_layers
+        self.ex.n_params = params.shape[0]
         self.ex.work_cols = col
         self.ex.scratch_cols = widest
         self.ex.params = _ptr1(params, self.f32)
@@ -305,7 +298,7 @@ cdef class Plan:
     def __dealloc__(self):
         free(self.descs)
 
-    cdef int _reserve(self, Py_ssize_t batch) except -1:
+    cdef int reserve(self, Py_ssize_t batch) except -1:
         """Size the workspace for ``batch`` rows (grow only; reused for smaller batches)."""
         if batch > self.capacity:
             self.work = np.empty(batch * self.ex.work_cols, dtype=self.dtype)
@@ -322,7 +315,7 @@ cdef class Plan:
         cdef const float[:, ::1] xf
         cdef const double[:, ::1] xd
         self._check_input(X, "X", self.n_in)
-        self._reserve(X.shape[0])
+        self.reserve(X.shape[0])
         self.ready = False
         if self.f32:
             xf = X

@@ -3,14 +3,34 @@
 A compiled core (Cython, GIL-free) runs dense forward/backward passes and optimizer
 updates over one contiguous parameter arena; this package is the Python face of it.
 """
+from fastmlp import callbacks, metrics, reference, schedules
+from fastmlp.callbacks import (Callback, CSVLogger, EarlyStopping, LambdaCallback,
+                               LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
+                               TerminateOnNaN)
+from fastmlp.data import Standardizer, one_hot, train_val_test_split
 from fastmlp.gradcheck import gradient_check
+from fastmlp.history import History
 from fastmlp.layers import (ELU, GELU, Activation, ArcTan, Dense, HardTanh, Identity, Layer,
                             LeakyReLU, Maxout, PReLU, ReLU, SiLU, Sigmoid, Softmax, Softplus,
                             Step, Tanh)
+from fastmlp.losses import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, Loss,
+                            MSELoss, MultiMarginLoss)
+from fastmlp.optim import (SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop,
+                           clip_grad_norm, get_optimizer)
 from fastmlp.sequential import Sequential
+from fastmlp.trainer import Trainer
 
 __version__ = "0.1.0"
 
 __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "Sigmoid",
            "Tanh", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softplus", "ArcTan", "HardTanh",
-           "Step", "SiLU", "GELU", "Softmax", "gradient_check"]
+           "Step", "SiLU", "GELU", "Softmax", "gradient_check",
+           "Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
+           "MultiMarginLoss",
+           "Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
+           "clip_grad_norm", "get_optimizer",
+           "Trainer", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
+           "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger",
+           "LambdaCallback",
+           "train_val_test_split", "one_hot", "Standardizer",
+           "callbacks", "metrics", "reference", "schedules"]

@@ -1,4 +1,6 @@
 """Sequential: a stack of layers over one contiguous parameter arena."""
+import threading
+
 import numpy as np
 
 from fastmlp._plan import Plan
@@ -51,6 +53,7 @@ class Sequential:
         self._build_arena()
         self._last_batch = None
         self.backend = backend
+        self._train_lock = threading.Lock()
 
     # -- construction ------------------------------------------------------------------------
     def _build_shapes(self):
@@ -171,6 +174,22 @@ class Sequential:
                     raise ValueError(f"{stage!r}.backward returned shape {g.shape}, expected "
                                      f"{(self._last_batch, stage.n_in)}")
         return g
+
+    def get_weights(self):
+        """A copy of the model's state (the parameter arena), for :meth:`set_weights`."""
+        return self.params.copy()
+
+    def set_weights(self, weights):
+        """Put back a state taken by :meth:`get_weights` (copied into the arena)."""
+        w = np.asarray(weights)
+        if w.shape != self.params.shape:
+            raise ValueError(f"weights must have shape {self.params.shape}, got {w.shape}")
+        self.params[...] = w
+
+    @property
+    def is_fused(self):
+        """True when the whole model runs as one compiled plan (the fast training path)."""
+        return len(self._stages) == 1 and self._stages[0][0] == "core"
 
     def zero_grad(self):
         """Set every parameter gradient to 0 (one pass over the arena)."""

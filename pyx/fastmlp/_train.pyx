@@ -1,0 +1,278 @@
+"""The fused training loop: whole mini-batch steps in one GIL-free call.
+
+For each step of a chunk: gather the batch rows (by index, from the caller's training
+arrays, into a preallocated buffer), forward through the plan, loss value and gradient
+in one pass, zero the gradient arena, backward, optimizer update over the flat arena.
+Nothing is allocated per step; Python regains control after each chunk.
+"""
+import numpy as np
+
+from cython cimport floating
+from libc.math cimport isfinite
+from libc.string cimport memcpy, memset
+
+from fastmlp._losses cimport LossSpec, loss_value_grad, mean_scale
+from fastmlp._optim cimport (adadelta_step, adagrad_prepare, adagrad_step, adam_prepare,
+                             adam_step, rmsprop_step, sgd_prepare, sgd_step)
+from fastmlp._plan cimport Exec, Plan, plan_backward, plan_forward
+
+
+cdef void opt_apply(OptSlot* o, floating* params, const floating* grads,
+                    Py_ssize_t n) noexcept nogil:
+    """Take step t + 1 of the bound optimizer (the step-dependent scalars are set here)."""
+    o.t += 1
+    if o.family == OPT_SGD:
+        sgd_prepare(&o.sgd, o.t)
+        sgd_step(params, grads, <floating*> o.s0, n, &o.sgd)
+    elif o.family == OPT_ADAGRAD:
+        adagrad_prepare(&o.adagrad, o.t)
+        adagrad_step(params, grads, <floating*> o.s0, n, &o.adagrad)
+    elif o.family == OPT_RMSPROP:
+        rmsprop_step(params, grads, <floating*> o.s0, <floating*> o.s1, <floating*> o.s2, n,
+                     &o.rmsprop)
+    elif o.family == OPT_ADADELTA:
+        adadelta_step(params, grads, <floating*> o.s0, <floating*> o.s1, n, &o.adadelta)
+    elif o.family == OPT_ADAM:
+        adam_prepare(&o.adam, o.t)
+        adam_step(params, grads, <floating*> o.s0, <floating*> o.s1, <floating*> o.s2, n,
+                  &o.adam)
+
+
+# The training data and the batch buffers, as raw pointers (typed by the caller).
+ctypedef struct Data:
+    const void* X                # (n_rows, n_features)
+    const void* targets          # (n_rows, n_targets) or NULL
+    const long long* labels      # (n_rows,) or NULL
+    const void* weights          # (n_rows,) or NULL
+    void* xb                     # batch buffers: (batch, n_features), (batch, n_targets),
+    void* tb                     # labels (batch,), weights (batch,), loss grad (batch, n_out)
+    long long* lb
+    void* wb
+    void* gb
+    Py_ssize_t n_features
+    Py_ssize_t n_targets
+
+
+ctypedef struct Progress:
+    double loss_sum              # Σ over steps of (batch loss × batch rows)
+    Py_ssize_t rows              # rows seen
+    Py_ssize_t steps             # steps completed
+    Py_ssize_t bad_step          # index (in the chunk) of a step with a non-finite loss, or -1
+
+
+cdef void gather(const Data* d, const long long* idx, Py_ssize_t B,
+                 floating* xb, floating* tb, floating* wb) noexcept nogil:
+    """Copy the rows idx[0:B] of the training arrays into the batch buffers."""
+    cdef Py_ssize_t i, r
+    cdef const floating* X = <const floating*> d.X
+    cdef const floating* T = <const floating*> d.targets
+    cdef const floating* W = <const floating*> d.weights
+    for i in range(B):
+        r = idx[i]
+        memcpy(xb + i * d.n_features, X + r * d.n_features, d.n_features * sizeof(floating))
+        if T != NULL:
+            memcpy(tb + i * d.n_targets, T + r * d.n_targets, d.n_targets * sizeof(floating))
+        if d.labels != NULL:
+            d.lb[i] = d.labels[r]
+        if W != NULL:
+            wb[i] = W[r]
+
+
+cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
+                    const long long* perm, Py_ssize_t n_perm, Py_ssize_t batch_size,
+                    Progress* out, floating* tag) noexcept nogil:
+    """Steps over perm[0:n_perm] in batches of batch_size (the last one may be smaller).
+    ``tag`` only selects the type. Stops before updating on a non-finite loss."""
+    cdef Py_ssize_t start, B, step = 0, n_out = ex.layers[ex.n_layers - 1].n_out
+    cdef Py_ssize_t n_params = ex.n_params
+    cdef floating* xb = <floating*> d.xb
+    cdef floating* gb = <floating*> d.gb
+    cdef floating* params = <floating*> ex.params
+    cdef floating* grads = <floating*> ex.grads
+    cdef floating* pred
+    cdef double value
+    start = 0
+    while start < n_perm:
+        B = min(batch_size, n_perm - start)
+        gather(d, perm + start, B, xb, <floating*> d.tb, <floating*> d.wb)
+        ex.batch = B
+        plan_forward(ex, xb)
+        pred = <floating*> ex.work + B * ex.layers[ex.n_layers - 1].a_col
+        value = loss_value_grad(spec, pred, <floating*> d.tb if d.targets != NULL else NULL,
+                                d.lb if d.labels != NULL else NULL,
+                                <floating*> d.wb if d.weights != NULL else NULL,
+                                gb, B, mean_scale(spec, B))
+        if not isfinite(value):
+            out.bad_step = step
+            return
+        memset(grads, 0, n_params * sizeof(floating))
+        plan_backward(ex, xb, gb, NULL)
+        opt_apply(opt, params, grads, n_params)
+        out.loss_sum += value * B
+        out.rows += B
+        out.steps += 1
+        step += 1
+        start += B
+
+
+# --- the Python-facing runner --------------------------------------------------------------
+
+cdef void* _data_ptr(object arr) except? NULL:
+    """Pointer to the first element of a non-empty C-contiguous array (checked by callers)."""
+    cdef Py_ssize_t addr = arr.__array_interface__["data"][0]
+    return <void*> addr
+
+
+cdef void _fill_hyper(OptSlot* o, dict h) except *:
+    g = lambda name, default=0.0: float(h.get(name, default))
+    if o.family == OPT_SGD:
+        o.sgd.lr, o.sgd.momentum, o.sgd.dampening = g("lr"), g("momentum"), g("dampening")
+        o.sgd.weight_decay, o.sgd.nesterov = g("weight_decay"), bool(h.get("nesterov", False))
+    elif o.family == OPT_ADAGRAD:
+        o.adagrad.lr, o.adagrad.lr_decay = g("lr"), g("lr_decay")
+        o.adagrad.weight_decay, o.adagrad.eps = g("weight_decay"), g("eps")
+    elif o.family == OPT_RMSPROP:
+        o.rmsprop.lr, o.rmsprop.alpha, o.rmsprop.eps = g("lr"), g("alpha"), g("eps")
+        o.rmsprop.weight_decay, o.rmsprop.momentum = g("weight_decay"), g("momentum")
+    elif o.family == OPT_ADADELTA:
+        o.adadelta.lr, o.adadelta.rho, o.adadelta.eps = g("lr"), g("rho"), g("eps")
+        o.adadelta.weight_decay = g("weight_decay")
+    elif o.family == OPT_ADAM:
+        o.adam.lr, o.adam.beta1, o.adam.beta2 = g("lr"), g("beta1"), g("beta2")
+        o.adam.eps, o.adam.weight_decay = g("eps"), g("weight_decay")
+        o.adam.decoupled = bool(h.get("decoupled", False))
+    else:
+        raise ValueError(f"unknown optimizer family {o.family}")
+
+
+cdef class Runner:
+    """Runs training steps for one plan, one training set and one loss.
+
+    Parameters
+    ----------
+    plan : Plan
+        The model's compiled plan (the whole model: library layers only).
+    X : ndarray (n_rows, plan.n_in)
+        Training inputs, C-contiguous, of the plan's dtype. Never copied: batches are
+        gathered from it by index.
+    targets : ndarray (n_rows, k) or None
+        Float targets (regression, BCE, cross-entropy probabilities); or
+    labels : int64 ndarray (n_rows,) or None
+        Class labels in [0, plan.n_out) (cross-entropy, multi-margin).
+    weights : ndarray (n_rows,) or None
+        Per-row loss weights (sample_weight × class_weight).
+    loss_spec : dict
+        ``LossSpec`` fields (code, n_outputs, delta, label_smoothing, margin).
+    batch_size : int
+    """
+    cdef Plan plan
+    cdef Data data
+    cdef LossSpec spec
+    cdef OptSlot opt
+    cdef object refs
+    cdef readonly Py_ssize_t batch_size, n_rows
+
+    def __init__(self, Plan plan, X, targets, labels, weights, dict loss_spec,
+                 Py_ssize_t batch_size):
+        dt = plan.dtype
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        _check_array(X, "X", dt, 2, plan.n_in)
+        n = X.shape[0]
+        if (targets is None) == (labels is None):
+            raise ValueError("give exactly one of targets and labels")
+        if targets is not None:
+            _check_array(targets, "targets", dt, 2, -1, n)
+        if labels is not None:
+            _check_array(labels, "labels", np.int64, 1, -1, n)
+            if labels.min() < 0 or labels.max() >= plan.n_out:
+                raise ValueError(f"labels must lie in [0, {plan.n_out})")
+        if weights is not None:
+            _check_array(weights, "weights", dt, 1, -1, n)
+        if loss_spec["n_outputs"] != plan.n_out:
+            raise ValueError(f"the loss expects {loss_spec['n_outputs']} outputs, the model "
+                             f"gives {plan.n_out}")
+        self.spec = loss_spec
+        self.plan, self.n_rows = plan, n
+        self.batch_size = min(batch_size, n)
+        plan.reserve(self.batch_size)
+        B = self.batch_size
+        n_t = targets.shape[1] if targets is not None else 0
+        xb = np.empty((B, plan.n_in), dt)
+        tb = np.empty((B, max(n_t, 1)), dt)
+        lb = np.empty(B, np.int64)
+        wb = np.empty(B, dt)
+        gb = np.empty((B, plan.n_out), dt)
+        self.refs = (X, targets, labels, weights, xb, tb, lb, wb, gb)
+        self.data.X = _data_ptr(X)
+        self.data.targets = _data_ptr(targets) if targets is not None else NULL
+        self.data.labels = <long long*> _data_ptr(labels) if labels is not None else NULL
+        self.data.weights = _data_ptr(weights) if weights is not None else NULL
+        self.data.xb, self.data.tb, self.data.wb, self.data.gb = (
+            _data_ptr(xb), _data_ptr(tb), _data_ptr(wb), _data_ptr(gb))
+        self.data.lb = <long long*> _data_ptr(lb)
+        self.data.n_features, self.data.n_targets = plan.n_in, n_t
+
+    def run(self, perm, binding):
+        """Train on the rows ``perm`` (int64, C-contiguous, values in [0, n_rows)) in order,
+        in batches of ``batch_size``, with the optimizer ``binding`` (family, hyper, states, t).
+
+        Returns ``(loss_sum, rows, steps, bad_step)``: Σ batch loss × batch rows, rows and
+        steps done, and the index of the step whose loss was not finite (-1 if none; the
+        run stops before that step's update).
+        """
+        cdef Progress prog
+        cdef float ftag = 0
+        cdef double dtag = 0
+        cdef const long long[::1] p = _check_perm(perm, self.n_rows)
+        self._bind(binding)
+        prog.loss_sum, prog.rows, prog.steps, prog.bad_step = 0.0, 0, 0, -1
+        if p.shape[0] == 0:
+            return 0.0, 0, 0, -1
+        self.plan.ready = False
+        with nogil:
+            if self.plan.f32:
+                run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, &p[0], p.shape[0],
+                          self.batch_size, &prog, &ftag)
+            else:
+                run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, &p[0], p.shape[0],
+                          self.batch_size, &prog, &dtag)
+        return prog.loss_sum, prog.rows, prog.steps, prog.bad_step
+
+    cdef int _bind(self, binding) except -1:
+        family, hyper, states, t = binding
+        self.opt.family, self.opt.t = family, t
+        _fill_hyper(&self.opt, hyper)
+        ptrs = []
+        for s in states:
+            if s is not None:
+                _check_array(s, "optimizer state", self.plan.dtype, 1, -1,
+                             self.plan.ex.n_params)
+            ptrs.append(s)
+        ptrs += [None] * (3 - len(ptrs))
+        self.opt.s0 = _data_ptr(ptrs[0]) if ptrs[0] is not None else NULL
+        self.opt.s1 = _data_ptr(ptrs[1]) if ptrs[1] is not None else NULL
+        self.opt.s2 = _data_ptr(ptrs[2]) if ptrs[2] is not None else NULL
+        self.refs = self.refs[:9] + (tuple(states),)
+        return 0
+
+
+cdef object _check_perm(perm, Py_ssize_t n_rows):
+    if not (isinstance(perm, np.ndarray) and perm.dtype == np.int64 and perm.ndim == 1
+            and perm.flags.c_contiguous):
+        raise TypeError("perm must be a 1-D C-contiguous int64 array")
+    if perm.shape[0] and (perm.min() < 0 or perm.max() >= n_rows):
+        raise ValueError(f"perm holds row indices outside [0, {n_rows})")
+    return perm
+
+
+cdef int _check_array(a, str name, dtype, int ndim, Py_ssize_t cols,
+                      Py_ssize_t rows=-1) except -1:
+    if not (isinstance(a, np.ndarray) and a.dtype == dtype and a.ndim == ndim
+            and a.flags.c_contiguous and a.size > 0):
+        raise TypeError(f"{name} must be a non-empty C-contiguous {ndim}-D {np.dtype(dtype)} array")
+    if rows >= 0 and a.shape[0] != rows:
+        raise ValueError(f"{name} has {a.shape[0]} rows, expected {rows}")
+    if cols >= 0 and a.shape[1] != cols:
+        raise ValueError(f"{name} has {a.shape[1]} columns, expected {cols}")
+    return 0

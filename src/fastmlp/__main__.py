@@ -1,0 +1,26 @@
+"""Command line: ``python -m fastmlp demo`` (the main job) and ``python -m fastmlp bench``."""
+import argparse
+import sys
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m fastmlp",
+                                     description="fastmlp: fast CPU training of MLPs")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="train an MLP on scikit-learn's handwritten digits")
+    demo.add_argument("--epochs", type=int, default=100)
+    demo.add_argument("--batch-size", type=int, default=32)
+    demo.add_argument("--plot", default="digits_curves.png",
+                      help="where to save the learning curves (PNG; needs matplotlib)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from fastmlp.demo import run
+        return run(epochs=args.epochs, batch_size=args.batch_size, plot=args.plot,
+                   seed=args.seed, verbose=args.verbose)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

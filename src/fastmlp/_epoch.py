@@ -1,0 +1,105 @@
+"""One training epoch, fused in the core or step by step in Python, with progress.
+
+Both paths take the rows ``perm`` in order, in batches of ``batch_size`` (the last one
+may be smaller): every training row exactly once per epoch.
+"""
+import time
+
+import numpy as np
+
+from fastmlp._train import Runner
+
+#: Seconds between progress-bar refreshes (the fused loop returns to Python this often).
+REFRESH_SECONDS = 0.1
+
+
+class NonFiniteLoss(Exception):
+    """Raised inside an epoch when a batch loss is NaN or infinite."""
+
+    def __init__(self, step, value):
+        super().__init__(step, value)
+        self.step, self.value = step, value
+
+
+class EpochLoop:
+    """Runs epochs for one fit: owns the fused runner (when the model allows it)."""
+
+    def __init__(self, trainer, X, targets, weights, batch_size):
+        self.trainer = trainer
+        self.model, self.loss, self.optimizer = trainer.model, trainer.loss, trainer.optimizer
+        self.X, self.targets, self.weights = X, targets, weights
+        self.batch_size = batch_size
+        self.runner = None
+        binding = getattr(self.optimizer, "_fused_binding", None)
+        if (self.model.is_fused and binding is not None and hasattr(self.loss, "_spec")
+                and not trainer.regularizers):
+            labels = targets if targets.dtype == np.int64 else None
+            self.runner = Runner(self.model._stages[0][1], X, None if labels is not None else targets,
+                                 labels, weights, self.loss._spec(self.model.n_out), batch_size)
+
+    @property
+    def fused(self):
+        return self.runner is not None
+
+    def run(self, perm, on_chunk=None, steps_per_chunk=None):
+        """Train one epoch over ``perm``. ``on_chunk(steps_done, rows_done, loss_sum)`` is
+        called after each chunk; ``steps_per_chunk=None`` picks chunks of about
+        REFRESH_SECONDS when on_chunk is given, else the whole epoch at once.
+
+        Returns the epoch's mean training loss (Σ batch loss × rows / rows). Raises
+        NonFiniteLoss (with the step index within the epoch) on a NaN/inf batch loss.
+        """
+        B = self.batch_size
+        n_steps = -(-perm.shape[0] // B)
+        done_steps, done_rows, loss_sum = 0, 0, 0.0
+        chunk = steps_per_chunk or (1 if on_chunk else n_steps)
+        while done_steps < n_steps:
+            part = perm[done_steps * B:(done_steps + chunk) * B]
+            t0 = time.perf_counter()
+            s, rows, steps, bad = self._steps(part)
+            done_steps += steps
+            done_rows += rows
+            loss_sum += s
+            if bad >= 0:
+                raise NonFiniteLoss(done_steps, bad)
+            if on_chunk is not None:
+                on_chunk(done_steps, done_rows, loss_sum)
+                if steps_per_chunk is None:   # aim at one refresh per REFRESH_SECONDS
+                    per_step = (time.perf_counter() - t0) / max(steps, 1)
+                    chunk = int(min(max(REFRESH_SECONDS / max(per_step, 1e-9), 1), n_steps))
+        return loss_sum / max(done_rows, 1)
+
+    def _steps(self, part):
+        """Run the steps over ``part``; returns (loss_sum, rows, steps, bad_value or -1)."""
+        if self.runner is not None:
+            binding = self.optimizer._fused_binding(self.model)
+            loss_sum, rows, steps, bad_step = self.runner.run(part, binding)
+            self.optimizer._advance(steps)
+            return loss_sum, rows, steps, (float("nan") if bad_step >= 0 else -1)
+        return self._python_steps(part)
+
+    def _python_steps(self, part):
+        """The same step in Python: per-layer dispatch, for models with Python layers,
+        regularizers or optimizers without a core kernel."""
+        model, loss, B = self.model, self.loss, self.batch_size
+        loss_sum, rows, steps = 0.0, 0, 0
+        for start in range(0, part.shape[0], B):
+            idx = part[start:start + B]
+            Xb = self.X[idx]
+            yb = self.targets[idx]
+            wb = None if self.weights is None else self.weights[idx]
+            out = model.forward(Xb, training=True)
+            value, grad = loss.value_and_grad(out, yb, sample_weight=wb)
+            for reg in self.trainer.regularizers:
+                value += reg(model)
+            if not np.isfinite(value):
+                return loss_sum, rows, steps, value
+            model.zero_grad()
+            model.backward(grad)
+            for reg in self.trainer.regularizers:
+                reg.add_grad(model)
+            self.optimizer.step(model)
+            loss_sum += value * idx.shape[0]
+            rows += idx.shape[0]
+            steps += 1
+        return loss_sum, rows, steps, -1

@@ -1,0 +1,271 @@
+"""Callbacks for :meth:`Trainer.fit`, with Keras' names and semantics.
+
+The trainer calls ``on_train_begin``, ``on_epoch_begin``, ``on_epoch_end`` and
+``on_train_end``. ``on_batch_end`` is called only when a callback defines it: the
+fused training loop then hands control back to Python after every step, which costs
+speed, so only ask for it when needed. A callback stops training by setting
+``trainer.stop_training = True``.
+"""
+import csv
+import math
+import os
+import warnings
+
+import numpy as np
+
+
+class Callback:
+    """Base class; ``self.trainer`` is set before training begins."""
+
+    trainer = None
+
+    def set_trainer(self, trainer):
+        self.trainer = trainer
+
+    @property
+    def wants_batches(self):
+        return type(self).on_batch_end is not Callback.on_batch_end
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_batch_end(self, batch, logs=None):
+        pass
+
+
+def _resolve_mode(mode, monitor):
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        higher_is_better = ("acc" in monitor or monitor.endswith("r2") or "auc" in monitor)
+        return "max" if higher_is_better else "min"
+    return mode
+
+
+class _Monitor(Callback):
+    """Shared logic: compare a monitored value with the best one seen."""
+
+    def __init__(self, monitor, mode, min_delta=0.0):
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be a metric name, got {monitor!r}")
+        if not (min_delta >= 0):
+            raise ValueError(f"min_delta must be >= 0, got {min_delta}")
+        self.monitor = monitor
+        self.mode = _resolve_mode(mode, monitor)
+        self.min_delta = float(min_delta)
+
+    def _initial_best(self):
+        return math.inf if self.mode == "min" else -math.inf
+
+    def _improved(self, current, best):
+        if self.mode == "min":
+            return current < best - self.min_delta
+        return current > best + self.min_delta
+
+    def _current(self, logs):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            warnings.warn(f"{type(self).__name__}: monitored metric {self.monitor!r} is not "
+                          f"available; available: {sorted(logs or {})}", RuntimeWarning,
+                          stacklevel=3)
+        return value
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
+    epochs.
+
+    With ``restore_best_weights`` (the default here), the weights of the best epoch are
+    put back at the end of training, whether or not this callback stopped it. Epochs
+    before ``start_from_epoch`` are not monitored (warm-up).
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=10, mode="auto",
+                 restore_best_weights=True, start_from_epoch=0, verbose=0):
+        super().__init__(monitor, mode, min_delta)
+        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 0:
+            raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
+        if start_from_epoch < 0:
+            raise ValueError(f"start_from_epoch must be >= 0, got {start_from_epoch}")
+        self.patience = int(patience)
+        self.restore_best_weights = bool(restore_best_weights)
+        self.start_from_epoch = int(start_from_epoch)
+        self.verbose = verbose
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.stopped_epoch = None
+        self.best = self._initial_best()
+        self.best_epoch = None
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = self._current(logs)
+        if current is None or epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.trainer.model.get_weights()
+        self.wait += 1
+        if self._improved(current, self.best):
+            self.best, self.best_epoch, self.wait = current, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.trainer.model.get_weights()
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.trainer.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch is not None and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring the weights of epoch {self.best_epoch + 1} "
+                      f"({self.monitor} = {self.best:.6g})")
+            self.trainer.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model (``fastmlp.save``) after an epoch: every epoch, or only when
+    ``monitor`` improved (``save_best_only``). ``path`` may contain ``{epoch}`` and
+    metric names, e.g. ``"ckpt-{epoch:03d}-{val_loss:.3f}.fmlp"``."""
+
+    def __init__(self, path, monitor="val_loss", save_best_only=True, mode="auto",
+                 save_trainer=False, verbose=0):
+        super().__init__(monitor, mode)
+        self.path = os.fspath(path)
+        self.save_best_only = bool(save_best_only)
+        self.save_trainer = bool(save_trainer)
+        self.verbose = verbose
+
+    def on_train_begin(self, logs=None):
+        self.best = self._initial_best()
+
+    def on_epoch_end(self, epoch, logs=None):
+        from fastmlp.io import save
+        logs = logs or {}
+        if self.save_best_only:
+            current = self._current(logs)
+            if current is None or not self._improved(current, self.best):
+                return
+            self.best = current
+        path = self.path.format(epoch=epoch + 1, **logs)
+        save(self.trainer if self.save_trainer else self.trainer.model, path)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: saved {path}")
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` stops improving (see
+    :class:`fastmlp.schedules.ReduceLROnPlateau`, which does the bookkeeping)."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0, verbose=0):
+        self.monitor = monitor
+        self.kwargs = dict(mode=_resolve_mode(mode, monitor), factor=factor, patience=patience,
+                           threshold=min_delta, threshold_mode="abs", cooldown=cooldown,
+                           min_lr=min_lr)
+        from fastmlp.schedules import ReduceLROnPlateau as _Check
+        _Check.validate(**self.kwargs)
+        self.verbose = verbose
+
+    def on_train_begin(self, logs=None):
+        from fastmlp.schedules import ReduceLROnPlateau as Schedule
+        self.schedule = Schedule(self.trainer.optimizer, **self.kwargs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            return
+        old = self.trainer.optimizer.lr
+        self.schedule.step(value)
+        if self.verbose and self.trainer.optimizer.lr != old:
+            print(f"Epoch {epoch + 1}: learning rate {old:.3g} -> {self.trainer.optimizer.lr:.3g}")
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate before each epoch from ``schedule``: a function
+    ``(epoch, lr) -> new lr`` (Keras) or a fastmlp schedule object (its ``lr_at(epoch)``)."""
+
+    def __init__(self, schedule, verbose=0):
+        if not (callable(schedule) or hasattr(schedule, "lr_at")):
+            raise TypeError("schedule must be a function (epoch, lr) -> lr or a fastmlp schedule")
+        self.schedule = schedule
+        self.verbose = verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        opt = self.trainer.optimizer
+        if hasattr(self.schedule, "lr_at"):
+            lr = self.schedule.lr_at(epoch)
+        else:
+            lr = self.schedule(epoch, opt.lr)
+        lr = float(lr)
+        if not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"schedule returned an invalid learning rate {lr} at epoch {epoch}")
+        opt.lr = lr
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: learning rate {lr:.3g}")
+
+
+class TerminateOnNaN(Callback):
+    """Stop training cleanly when the loss becomes NaN or infinite.
+
+    The trainer notices it at the step where it happens, stops, puts back the last finite
+    weights and prints which epoch and step it was (without this callback such a run
+    raises FloatingPointError instead).
+    """
+
+
+class CSVLogger(Callback):
+    """Append each epoch's logs to a CSV file (one row per epoch, header first)."""
+
+    def __init__(self, path, separator=",", append=False):
+        self.path = os.fspath(path)
+        self.separator = separator
+        self.append = bool(append)
+        self._keys = None
+
+    def on_train_begin(self, logs=None):
+        self._keys = None
+        if not self.append and os.path.exists(self.path):
+            os.remove(self.path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        new_file = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+        if self._keys is None:
+            self._keys = sorted(logs)
+        with open(self.path, "a", newline="") as f:
+            writer = csv.writer(f, delimiter=self.separator)
+            if new_file:
+                writer.writerow(["epoch"] + self._keys)
+            writer.writerow([epoch] + [logs.get(k, "") for k in self._keys])
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions: ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``."""
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_batch_end=None,
+                 on_train_begin=None, on_train_end=None):
+        for name, fn in (("on_epoch_begin", on_epoch_begin), ("on_epoch_end", on_epoch_end),
+                         ("on_train_begin", on_train_begin), ("on_train_end", on_train_end)):
+            if fn is not None:
+                setattr(self, name, fn)
+        self._batch_fn = on_batch_end
+
+    @property
+    def wants_batches(self):
+        return self._batch_fn is not None
+
+    def on_batch_end(self, batch, logs=None):
+        if self._batch_fn is not None:
+            self._batch_fn(batch, logs)

@@ -1,0 +1,67 @@
+"""History: what fit measured, per epoch."""
+
+
+class History:
+    """Per-epoch record of a fit: ``history.history["loss"][i]`` is epoch i's training loss.
+
+    Keys: ``loss`` (mean training loss over the epoch's batches), ``val_loss`` and
+    ``val_<metric>`` when there is validation data, ``<metric>`` for each metric on the
+    training data, ``lr`` (learning rate used) and ``epoch_time`` (seconds).
+    """
+
+    def __init__(self):
+        self.history = {}
+        self.epoch = []
+
+    def append(self, epoch, logs):
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, [None] * (len(self.epoch) - 1)).append(value)
+        for key, values in self.history.items():
+            if len(values) < len(self.epoch):
+                values.append(None)
+
+    def __getitem__(self, key):
+        return self.history[key]
+
+    def __len__(self):
+        return len(self.epoch)
+
+    def __repr__(self):
+        return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
+
+    def plot(self, path=None):
+        """Draw the training/validation curves of every metric, one panel each.
+
+        Saves a PNG to ``path`` when given (and closes the figure); returns the matplotlib
+        Figure. Needs matplotlib (``pip install "fastmlp[plot]"``).
+        """
+        try:
+            import matplotlib
+            if path is not None:
+                matplotlib.use("Agg", force=False)
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise ImportError("History.plot needs matplotlib: pip install 'fastmlp[plot]'") from None
+        names = [k for k in self.history if not k.startswith("val_")
+                 and k not in ("lr", "epoch_time")]
+        names += [k[4:] for k in self.history if k.startswith("val_") and k[4:] not in names]
+        if not names:
+            raise ValueError("History is empty: nothing to plot")
+        fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
+        epochs = [e + 1 for e in self.epoch]
+        for ax, name in zip(axes[0], names):
+            for key, label in ((name, "train"), (f"val_{name}", "validation")):
+                if key in self.history:
+                    pts = [(e, v) for e, v in zip(epochs, self.history[key]) if v is not None]
+                    if pts:
+                        ax.plot(*zip(*pts), label=label, marker="." if len(pts) < 30 else None)
+            ax.set_title(name)
+            ax.set_xlabel("epoch")
+            ax.legend()
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
+        return fig

@@ -1,0 +1,103 @@
+"""Metrics for the Trainer: by name or as callables ``f(y_true, y_pred) -> float``.
+
+``y_pred`` is what the network means, not its raw output: probabilities for
+classification losses (softmax of the logits for cross-entropy, sigmoid for
+BCE-with-logits) and the outputs themselves for regression (see :func:`link`).
+``y_true`` is the target as the loss takes it (class labels, probability rows, values).
+"""
+import numpy as np
+
+from fastmlp.reference.activations import sigmoid
+from fastmlp.reference.layers import softmax_forward
+
+
+def link(loss, outputs):
+    """Map raw network outputs to what they predict under ``loss``."""
+    name = type(loss).__name__
+    if name in ("CrossEntropyLoss", "MultiMarginLoss"):
+        return softmax_forward(outputs.astype(np.float64))
+    if name == "BCEWithLogitsLoss":
+        return sigmoid(outputs.astype(np.float64))
+    return outputs
+
+
+def _labels(y_true):
+    y = np.asarray(y_true)
+    return y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)
+
+
+def accuracy(y_true, y_pred):
+    """Share of rows predicted right: argmax for several classes, p > 0.5 for one output
+    (and elementwise for multi-label 0/1 targets of several columns)."""
+    y_pred = np.asarray(y_pred)
+    y_true = np.asarray(y_true)
+    if y_pred.ndim == 2 and y_pred.shape[1] > 1:
+        if y_true.ndim == 2 and y_true.shape == y_pred.shape and _is_multilabel(y_true):
+            return float(((y_pred > 0.5) == (y_true > 0.5)).all(axis=1).mean())
+        return float((y_pred.argmax(axis=1) == _labels(y_true)).mean())
+    return float(((y_pred.reshape(-1) > 0.5) == (y_true.reshape(-1) > 0.5)).mean())
+
+
+def _is_multilabel(y):
+    return bool(((y == 0) | (y == 1)).all() and (y.sum(axis=1) != 1).any())
+
+
+def top_k_accuracy(y_true, y_pred, k=5):
+    """Share of rows whose true class is among the k highest scores."""
+    y_pred = np.asarray(y_pred)
+    k = min(k, y_pred.shape[1])
+    top = np.argpartition(-y_pred, k - 1, axis=1)[:, :k]
+    return float((top == _labels(y_true)[:, None]).any(axis=1).mean())
+
+
+def mse(y_true, y_pred):
+    """Mean squared error over all elements."""
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    return float(((y_pred - np.asarray(y_true).reshape(y_pred.shape)) ** 2).mean())
+
+
+def mae(y_true, y_pred):
+    """Mean absolute error over all elements."""
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    return float(np.abs(y_pred - np.asarray(y_true).reshape(y_pred.shape)).mean())
+
+
+def r2(y_true, y_pred):
+    """Coefficient of determination, averaged uniformly over outputs (as scikit-learn)."""
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    y_true = np.asarray(y_true, dtype=np.float64).reshape(y_pred.shape)
+    ss_res = ((y_true - y_pred) ** 2).sum(axis=0)
+    ss_tot = ((y_true - y_true.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.where(ss_res > 0, 0.0, 1.0))
+    return float(scores.mean())
+
+
+def log_loss(y_true, y_pred, eps=1e-15):
+    """Cross-entropy of probability predictions (clipped to [eps, 1 − eps])."""
+    p = np.clip(np.asarray(y_pred, dtype=np.float64), eps, 1 - eps)
+    y = np.asarray(y_true)
+    if p.ndim == 2 and p.shape[1] > 1:
+        if y.ndim == 2 and y.shape == p.shape:
+            return float(-(y * np.log(p)).sum(axis=1).mean())
+        return float(-np.log(p[np.arange(p.shape[0]), y.astype(np.int64)]).mean())
+    p, y = p.reshape(-1), y.reshape(-1).astype(np.float64)
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+
+METRICS = {"accuracy": accuracy, "acc": accuracy, "top_k_accuracy": top_k_accuracy,
+           "mse": mse, "mae": mae, "r2": r2, "log_loss": log_loss}
+
+
+def get_metric(metric):
+    """``(name, function)`` for a metric name (``"top_3_accuracy"`` sets k) or callable."""
+    if callable(metric):
+        return getattr(metric, "__name__", "metric"), metric
+    if isinstance(metric, str):
+        if metric.startswith("top_") and metric.endswith("_accuracy") and metric[4:-9].isdigit():
+            k = int(metric[4:-9])
+            return metric, lambda y, p: top_k_accuracy(y, p, k=k)
+        if metric in METRICS:
+            return metric, METRICS[metric]
+    raise ValueError(f"metrics entries must be callables or one of {sorted(METRICS)} "
+                     f"(or 'top_K_accuracy'); got {metric!r}")

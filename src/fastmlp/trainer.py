@@ -1,0 +1,252 @@
+"""Trainer: Keras-grade ``fit`` / ``evaluate`` / ``predict`` on top of the fused core."""
+import numbers
+import time
+
+import numpy as np
+
+from fastmlp import callbacks as cbks
+from fastmlp._epoch import EpochLoop, NonFiniteLoss
+from fastmlp._progress import Progress
+from fastmlp._validation import as_float_matrix
+from fastmlp.data import split_indices
+from fastmlp.history import History
+from fastmlp.metrics import get_metric, link
+
+#: Rows per forward call in evaluate/predict (bounds the workspace, not the result).
+EVAL_CHUNK = 1024
+
+
+class Trainer:
+    """Train a model with a loss and an optimizer.
+
+    Parameters
+    ----------
+    model : Sequential
+    loss : Loss
+        e.g. ``CrossEntropyLoss()`` (the model outputs logits) or ``MSELoss()``.
+    optimizer : Optimizer
+        e.g. ``Adam(lr=1e-3)``; full-batch solvers (``LBFGS()``, ...) run one solver
+        iteration per epoch on the whole training set.
+    regularizers : sequence
+        Penalties added to the loss (see ``fastmlp.regularizers``).
+    metrics : sequence of str or callable
+        Reported per epoch on the training data and, with validation data, as ``val_*``.
+    seed : int or None
+        Seed of the shuffling and of the validation split (default: the model's seed).
+
+    Examples
+    --------
+    >>> trainer = fm.Trainer(model, fm.CrossEntropyLoss(), fm.Adam(lr=1e-3),
+    ...                      metrics=["accuracy"])
+    >>> history = trainer.fit(X, y, epochs=50, batch_size=64, validation_split=0.1,
+    ...                       callbacks=[fm.EarlyStopping(patience=5)])
+    """
+
+    def __init__(self, model, loss, optimizer, regularizers=(), metrics=(), seed=None):
+        from fastmlp.optim import get_optimizer
+        self.model = model
+        self.loss = loss
+        self.optimizer = get_optimizer(optimizer)
+        self.regularizers = list(regularizers)
+        self.metrics = [get_metric(m) for m in metrics]
+        self.seed = model.seed if seed is None else seed
+        self._rng = np.random.default_rng(self.seed)
+        self.history = None
+        self.stop_training = False
+
+    # -- data checks ------------------------------------------------------------------------
+    def _inputs(self, X, name="X"):
+        return as_float_matrix(X, self.model.dtype, name, self.model.n_in)
+
+    def _targets(self, y, n_rows, name="y"):
+        try:
+            t = self.loss._prepare_target(y, self.model.n_out, self.model.dtype)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{name}: {exc}") from None
+        if t.shape[0] != n_rows:
+            raise ValueError(f"{name} has {t.shape[0]} rows but X has {n_rows}")
+        return t
+
+    def _row_weights(self, sample_weight, class_weight, targets):
+        n = targets.shape[0]
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float64)
+            if w.shape != (n,):
+                raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
+            if not np.isfinite(w).all() or (w < 0).any():
+                raise ValueError("sample_weight must be finite and >= 0")
+        if class_weight is not None:
+            if not isinstance(class_weight, dict):
+                raise TypeError("class_weight must be a dict {class index: weight}")
+            labels = targets if targets.dtype == np.int64 else targets.argmax(axis=1)
+            cw = np.ones(self.model.n_out if targets.dtype == np.int64 else targets.shape[1])
+            for k, v in class_weight.items():
+                if not (isinstance(k, numbers.Integral) and 0 <= k < cw.shape[0]):
+                    raise ValueError(f"class_weight key {k!r} is not a class index")
+                if not (np.isfinite(v) and v >= 0):
+                    raise ValueError(f"class_weight[{k}] must be finite and >= 0, got {v}")
+                cw[k] = v
+            w = cw[labels] if w is None else w * cw[labels]
+        return None if w is None else np.ascontiguousarray(w, dtype=self.model.dtype)
+
+    # -- fit ----------------------------------------------------------------------------------
+    def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
+            validation_split=0.0, callbacks=(), verbose=1, sample_weight=None,
+            class_weight=None):
+        """Train for ``epochs`` passes over the data; returns the :class:`History`.
+
+        Mini-batches sample rows without replacement: every training row is used exactly
+        once per epoch (the last, partial batch included). ``validation_split`` holds out
+        that fraction of the rows (shuffled, and stratified for classification) by index;
+        ``validation_data=(X_val, y_val)`` gives them explicitly. ``verbose``: 0 silent,
+        1 a progress bar per epoch, 2 one line per epoch.
+        """
+        _check_int(epochs, "epochs", 0)
+        _check_int(batch_size, "batch_size", 1)
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        if not (isinstance(validation_split, numbers.Real) and 0.0 <= validation_split < 1.0):
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        X = self._inputs(X)
+        targets = self._targets(y, X.shape[0])
+        weights = self._row_weights(sample_weight, class_weight, targets)
+        train_idx, val = self._split(X, targets, validation_data, validation_split)
+        callbacks = list(callbacks)
+        for cb in callbacks:
+            if not isinstance(cb, cbks.Callback):
+                raise TypeError(f"callbacks must be fastmlp Callback objects, got {cb!r}")
+        if not self.model._train_lock.acquire(blocking=False):
+            raise RuntimeError("this model is already being trained (in another thread); "
+                               "train one model from one thread at a time")
+        try:
+            return self._fit(X, targets, weights, train_idx, val, epochs, batch_size, shuffle,
+                             callbacks, verbose)
+        finally:
+            self.model._train_lock.release()
+
+    def _split(self, X, targets, validation_data, validation_split):
+        n = X.shape[0]
+        if validation_data is not None:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise ValueError("validation_data must be a tuple (X_val, y_val)")
+            Xv = self._inputs(validation_data[0], "validation_data[0]")
+            return np.arange(n, dtype=np.int64), (Xv, self._targets(validation_data[1],
+                                                                    Xv.shape[0],
+                                                                    "validation_data[1]"))
+        if validation_split == 0.0:
+            return np.arange(n, dtype=np.int64), None
+        strat = None
+        if self.loss.is_classification:
+            strat = targets if targets.dtype == np.int64 else targets.argmax(axis=1)
+            if targets.ndim == 2 and targets.shape[1] == 1:
+                strat = targets[:, 0]
+        train_idx, val_idx = split_indices(n, validation_split, self._rng, strat)
+        return train_idx, (X[val_idx], targets[val_idx])
+
+    def _fit(self, X, targets, weights, train_idx, val, epochs, batch_size, shuffle,
+             callbacks, verbose):
+        loop = EpochLoop(self, X, targets, weights, batch_size)
+        history = self.history = History()
+        progress = Progress(verbose, epochs, train_idx.shape[0])
+        batch_cbs = [cb for cb in callbacks if cb.wants_batches]
+        terminate_on_nan = any(isinstance(cb, cbks.TerminateOnNaN) for cb in callbacks)
+        for cb in callbacks:
+            cb.set_trainer(self)
+        self.stop_training = False
+        for cb in callbacks:
+            cb.on_train_begin({})
+        for epoch in range(epochs):
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch, {})
+            lr = float(getattr(self.optimizer, "lr", np.nan))
+            perm = self._rng.permutation(train_idx) if shuffle else train_idx
+            before = self.model.get_weights()
+            t0 = time.perf_counter()
+            bar = progress.start_epoch(epoch)
+            on_chunk = _chunk_hook(bar, batch_cbs, epoch)
+            try:
+                train_loss = loop.run(perm, on_chunk, 1 if batch_cbs else None)
+            except NonFiniteLoss as bad:
+                self._handle_nonfinite(bad, epoch, before, terminate_on_nan, progress)
+                break
+            logs = {"loss": train_loss}
+            logs.update(self._metric_logs(X[train_idx] if self.metrics else None,
+                                          targets[train_idx] if self.metrics else None, ""))
+            if val is not None:
+                logs.update(self.evaluate(val[0], val[1], _prepared=True, prefix="val_"))
+            logs["lr"] = lr
+            logs["epoch_time"] = time.perf_counter() - t0
+            progress.end_epoch(bar, epoch, logs)
+            history.append(epoch, logs)
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for cb in callbacks:
+            cb.on_train_end({})
+        return history
+
+    def _handle_nonfinite(self, bad, epoch, before, terminate_on_nan, progress):
+        if not np.isfinite(self.model.params).all():
+            self.model.set_weights(before)          # the last finite weights we know
+        self.stop_training = True
+        msg = (f"loss became {bad.value} at epoch {epoch + 1}, step {bad.step + 1}; "
+               f"training stopped and the model holds the last finite weights")
+        progress.close()
+        if not terminate_on_nan:
+            raise FloatingPointError(msg)
+        print(f"TerminateOnNaN: {msg}")
+
+    # -- evaluation -------------------------------------------------------------------------
+    def _outputs(self, X):
+        """Network outputs in evaluation mode, computed EVAL_CHUNK rows at a time."""
+        parts = [self.model.forward(X[i:i + EVAL_CHUNK], training=False)
+                 for i in range(0, X.shape[0], EVAL_CHUNK)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _metric_logs(self, X, targets, prefix, outputs=None):
+        if not self.metrics or X is None:
+            return {}
+        out = self._outputs(X) if outputs is None else outputs
+        pred = link(self.loss, out)
+        return {prefix + name: float(fn(targets, pred)) for name, fn in self.metrics}
+
+    def evaluate(self, X, y, sample_weight=None, _prepared=False, prefix=""):
+        """Loss and metrics on (X, y), in evaluation mode: ``{'loss': ..., 'accuracy': ...}``.
+
+        The loss is the mean over all rows (plus the regularizers' penalties, as in fit).
+        """
+        if not _prepared:
+            X = self._inputs(X)
+            y = self._targets(y, X.shape[0])
+        out = self._outputs(X)
+        value = self.loss(out, y, sample_weight=sample_weight)
+        value += sum(reg(self.model) for reg in self.regularizers)
+        logs = {prefix + "loss": float(value)}
+        logs.update(self._metric_logs(X, y, prefix, outputs=out))
+        return logs
+
+    def predict(self, X):
+        """Network outputs (logits for classification losses) in evaluation mode."""
+        return self._outputs(self._inputs(X))
+
+
+def _chunk_hook(bar, batch_cbs, epoch):
+    if bar is None and not batch_cbs:
+        return None
+
+    def hook(steps, rows, loss_sum):
+        logs = {"loss": loss_sum / max(rows, 1)}
+        if bar is not None:
+            bar.update_to(rows, logs)
+        for cb in batch_cbs:
+            cb.on_batch_end(steps - 1, logs)
+    return hook
+
+
+def _check_int(value, name, low):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
