@@ -344,7 +344,7 @@ def test_get_optimizer():
     assert get_optimizer(opt) is opt
     assert get_optimizer(Adam, lr=0.5).lr == 0.5
     with pytest.raises(ValueError, match="valid names: sgd, adam, adamw"):
-        get_optimizer("lbfgs")
+        get_optimizer("nadam")
     with pytest.raises(ValueError):
         get_optimizer(opt, lr=0.1)
     with pytest.raises(TypeError):

@@ -8,6 +8,16 @@ cpdef enum LayerKind:
     K_PRELU = 2      # A = X if X > 0 else slope * X (learnable slope, shared or per unit)
     K_SOFTMAX = 3    # A = softmax(X) row-wise
     K_MAXOUT = 4     # Z = X W + b (n_out * pieces columns), A = max over each unit's pieces
+    K_DROPOUT = 5    # training: A = X * M, M = 1/(1-p) or 0 (counter-based RNG); eval: A = X
+    K_NOISE = 6      # training: A = X + std * N(0, 1); eval: A = X
+    K_BATCHNORM = 7  # A = gamma * (X - mean) / sqrt(var + eps) + beta, per feature
+    K_LAYERNORM = 8  # the same per row
+    K_RES_BEGIN = 9  # A = X (remembered for the matching K_RES_END)
+    K_RES_END = 10   # A = X + A[link]: the skip connection x + f(x)
+
+cpdef enum LayerFlag:
+    F_TRANS_W = 1    # K_DENSE: the arena slot holds W transposed (a tied layer)
+    F_AFFINE = 2     # K_BATCHNORM / K_LAYERNORM: learnable scale and shift
 
 ctypedef struct LayerDesc:
     int kind
@@ -18,8 +28,16 @@ ctypedef struct LayerDesc:
     Py_ssize_t pieces        # K_MAXOUT: pieces per unit; K_PRELU: number of slopes
     Py_ssize_t w_off         # arena offset of W (or PReLU slopes); -1 when none
     Py_ssize_t b_off         # arena offset of b; -1 when none
-    Py_ssize_t z_col         # workspace column of Z (pre-activation); == a_col when Z is A
+    Py_ssize_t z_col         # workspace column of Z (pre-activation, dropout mask, xhat);
+                             # == a_col when Z is A
     Py_ssize_t a_col         # workspace column of A (the layer output)
+    Py_ssize_t aux_col       # workspace column of a per-layer extra (skip gradient, row stats)
+    int flags                # LayerFlag bits
+    double p                 # dropout rate, noise std, batch-norm momentum
+    double eps               # normalization epsilon
+    Py_ssize_t s_off         # offset into the model's buffers (running statistics); -1 none
+    Py_ssize_t link          # K_RES_END: index of its K_RES_BEGIN
+    unsigned int stream      # RNG stream (the layer's index in the model)
 
 # Everything one pass needs; pointers are typed by the caller (float or double).
 ctypedef struct Exec:
@@ -33,6 +51,10 @@ ctypedef struct Exec:
     void* grads
     void* work               # activations: block of layer i at work + batch * col
     void* scratch            # 3 gradient buffers of batch * scratch_cols each
+    void* buffers            # non-trainable state (running statistics), or NULL
+    unsigned long long seed  # RNG key of dropout / noise
+    unsigned long long step  # RNG counter: training forward passes so far
+    bint training            # training-mode forward (dropout, noise, batch statistics)
 
 cdef void plan_forward(const Exec* e, const floating* X) noexcept nogil
 cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
@@ -42,7 +64,7 @@ cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
 cdef class Plan:
     cdef LayerDesc* descs
     cdef Exec ex
-    cdef object params, grads, work, scratch, x_ref
+    cdef object params, grads, buffers, work, scratch, x_ref
     cdef readonly Py_ssize_t n_in, n_out, capacity, n_layers
     cdef readonly object dtype
     cdef readonly bint ready

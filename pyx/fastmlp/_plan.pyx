@@ -7,138 +7,13 @@ scratch buffers. Layer parameters and gradients are read/written in the flat are
 import numpy as np
 
 from cython cimport floating
-from libc.math cimport exp, expf
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
 
-from fastmlp._activations cimport act_forward, act_backward, FM_IDENTITY
-from fastmlp._blas cimport gemm
-
-
-# --- layer kernels ------------------------------------------------------------------------
-# Each takes pointers and sizes; B is the batch size, X the layer input (B, n_in).
-
-cdef inline void dense_forward(const LayerDesc* d, const floating* X, const floating* P,
-                               floating* Z, floating* A, Py_ssize_t B) noexcept nogil:
-    """Z = X W (+ b), A = act(Z); Z and A may be one buffer (identity)."""
-    cdef Py_ssize_t n_cols = d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
-    gemm(False, False, <int> B, <int> n_cols, <int> d.n_in, <floating> 1, X, <int> d.n_in,
-         P + d.w_off, <int> n_cols, <floating> 0, Z, <int> n_cols)
-    cdef const floating* b = P + d.b_off if d.b_off >= 0 else NULL
-    if d.kind == K_MAXOUT:
-        act_forward(FM_IDENTITY, 0.0, Z, b, Z, B, n_cols)
-    else:
-        act_forward(d.act, d.alpha, Z, b, A, B, n_cols)
-
-
-cdef inline void dense_backward(const LayerDesc* d, const floating* X, const floating* P,
-                                floating* G, floating* dZ, floating* dX,
-                                Py_ssize_t B) noexcept nogil:
-    """From dZ (B, n_cols): dW += Xᵀ dZ, db += Σ_rows dZ, dX = dZ Wᵀ (when dX != NULL)."""
-    cdef Py_ssize_t n_cols = d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
-    cdef Py_ssize_t i, j
-    cdef floating* db
-    gemm(True, False, <int> d.n_in, <int> n_cols, <int> B, <floating> 1, X, <int> d.n_in,
-         dZ, <int> n_cols, <floating> 1, G + d.w_off, <int> n_cols)
-    if d.b_off >= 0:
-        db = G + d.b_off
-        for i in range(B):
-            for j in range(n_cols):
-                db[j] += dZ[i * n_cols + j]
-    if dX != NULL:
-        gemm(False, True, <int> B, <int> d.n_in, <int> n_cols, <floating> 1, dZ,
-             <int> n_cols, P + d.w_off, <int> n_cols, <floating> 0, dX, <int> d.n_in)
-
-
-cdef inline void maxout_reduce(const floating* Z, floating* A, Py_ssize_t B, Py_ssize_t n_out,
-                               Py_ssize_t pieces) noexcept nogil:
-    """A[i, j] = max_k Z[i, j * pieces + k]."""
-    cdef Py_ssize_t i, j, k
-    cdef floating best
-    cdef const floating* z
-    for i in range(B):
-        for j in range(n_out):
-            z = Z + (i * n_out + j) * pieces
-            best = z[0]
-            for k in range(1, pieces):
-                if z[k] > best:
-                    best = z[k]
-            A[i * n_out + j] = best
-
-
-cdef inline void maxout_scatter(const floating* Z, const floating* dA, floating* dZ,
-                                Py_ssize_t B, Py_ssize_t n_out, Py_ssize_t pieces) noexcept nogil:
-    """dZ gets dA at each unit's winning piece (the first one on ties), 0 elsewhere."""
-    cdef Py_ssize_t r, k, arg
-    cdef const floating* z
-    memset(dZ, 0, B * n_out * pieces * sizeof(floating))
-    for r in range(B * n_out):
-        z = Z + r * pieces
-        arg = 0
-        for k in range(1, pieces):
-            if z[k] > z[arg]:
-                arg = k
-        dZ[r * pieces + arg] = dA[r]
-
-
-cdef inline void prelu_forward(const floating* X, const floating* slope, Py_ssize_t n_slopes,
-                               floating* A, Py_ssize_t B, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i, j
-    cdef floating x
-    for i in range(B):
-        for j in range(n):
-            x = X[i * n + j]
-            A[i * n + j] = x if x > 0 else slope[j if n_slopes > 1 else 0] * x
-
-
-cdef inline void prelu_backward(const floating* X, const floating* slope, floating* dslope,
-                                Py_ssize_t n_slopes, const floating* dA, floating* dX,
-                                Py_ssize_t B, Py_ssize_t n) noexcept nogil:
-    """dslope += Σ dA·x over x <= 0; dX = dA·(1 if x > 0 else slope) when dX != NULL."""
-    cdef Py_ssize_t i, j, s
-    cdef floating x
-    for i in range(B):
-        for j in range(n):
-            x = X[i * n + j]
-            s = j if n_slopes > 1 else 0
-            if x <= 0:
-                dslope[s] += dA[i * n + j] * x
-            if dX != NULL:
-                dX[i * n + j] = dA[i * n + j] if x > 0 else slope[s] * dA[i * n + j]
-
-
-cdef inline void softmax_forward(const floating* X, floating* A, Py_ssize_t B,
-                                 Py_ssize_t n) noexcept nogil:
-    """Row-wise softmax, shifted by the row max so exp never overflows."""
-    cdef Py_ssize_t i, j
-    cdef floating m, s
-    cdef const floating* x
-    cdef floating* a
-    for i in range(B):
-        x = X + i * n
-        a = A + i * n
-        m = x[0]
-        for j in range(1, n):
-            if x[j] > m:
-                m = x[j]
-        s = 0
-        for j in range(n):
-            a[j] = expf(x[j] - m) if floating is float else exp(x[j] - m)
-            s += a[j]
-        for j in range(n):
-            a[j] /= s
-
-
-cdef inline void softmax_backward(const floating* S, const floating* dA, floating* dX,
-                                  Py_ssize_t B, Py_ssize_t n) noexcept nogil:
-    """dX = S ⊙ (dA − Σ_j dA_j S_j) row-wise."""
-    cdef Py_ssize_t i, j
-    cdef floating dot
-    for i in range(B):
-        dot = 0
-        for j in range(n):
-            dot += dA[i * n + j] * S[i * n + j]
-        for j in range(n):
-            dX[i * n + j] = S[i * n + j] * (dA[i * n + j] - dot)
+from fastmlp._activations cimport act_backward, act_forward, FM_IDENTITY, FM_N_ACT
+from fastmlp._kernels cimport (add, dense_backward, dense_forward, dropout_forward,
+                               maxout_reduce, maxout_scatter, multiply, noise_forward,
+                               prelu_backward, prelu_forward, softmax_backward,
+                               softmax_forward)
 
 
 # --- the executor --------------------------------------------------------------------------
@@ -148,7 +23,8 @@ cdef inline floating* block(const Exec* e, Py_ssize_t col, floating* base) noexc
 
 
 cdef void plan_forward(const Exec* e, const floating* X) noexcept nogil:
-    """Run every layer on X (batch, n_in); layer i's Z and A land in the workspace."""
+    """Run every layer on X (batch, n_in); layer i's Z and A land in the workspace.
+    Training-mode layers draw their randomness from (e.seed, layer stream, e.step)."""
     cdef Py_ssize_t i, B = e.batch
     cdef const LayerDesc* d
     cdef const floating* inp = X
@@ -170,6 +46,15 @@ cdef void plan_forward(const Exec* e, const floating* X) noexcept nogil:
             prelu_forward(inp, P + d.w_off, d.pieces, A, B, d.n_out)
         elif d.kind == K_SOFTMAX:
             softmax_forward(inp, A, B, d.n_out)
+        elif d.kind == K_DROPOUT and e.training and d.p > 0:
+            dropout_forward(inp, block(e, d.z_col, W), A, B * d.n_out, d.p, e.seed, d.stream,
+                            e.step)
+        elif d.kind == K_NOISE and e.training and d.p > 0:
+            noise_forward(inp, A, B * d.n_out, d.p, e.seed, d.stream, e.step)
+        elif d.kind == K_RES_END:
+            add(inp, block(e, e.layers[d.link].a_col, W), A, B * d.n_out)
+        else:   # K_RES_BEGIN; dropout and noise outside training: the identity
+            memcpy(A, inp, B * d.n_out * sizeof(floating))
         inp = A
 
 
@@ -190,29 +75,40 @@ cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
     cdef floating* dst
     cdef floating* tmp
     cdef const floating* inp
+    cdef Py_ssize_t n
     cdef const LayerDesc* last = &e.layers[e.n_layers - 1]
     memcpy(g_cur, dY, B * last.n_out * sizeof(floating))
     for i in range(e.n_layers - 1, -1, -1):
         d = &e.layers[i]
+        n = B * d.n_out
         inp = X if i == 0 else block(e, e.layers[i - 1].a_col, W)
         dst = dX if i == 0 else g_next
         if d.kind == K_DENSE:
             if d.act != FM_IDENTITY:
                 act_backward(d.act, d.alpha, block(e, d.z_col, W), block(e, d.a_col, W),
-                             g_cur, g_cur, B * d.n_out)
+                             g_cur, g_cur, n)
             dense_backward(d, inp, P, G, g_cur, dst, B)
         elif d.kind == K_MAXOUT:
             maxout_scatter(block(e, d.z_col, W), g_cur, g_wide, B, d.n_out, d.pieces)
             dense_backward(d, inp, P, G, g_wide, dst, B)
-        elif d.kind == K_ACT:
-            if dst != NULL:
-                act_backward(d.act, d.alpha, inp, block(e, d.a_col, W), g_cur, dst,
-                             B * d.n_out)
         elif d.kind == K_PRELU:
             prelu_backward(inp, P + d.w_off, G + d.w_off, d.pieces, g_cur, dst, B, d.n_out)
+        elif dst == NULL:
+            pass     # the remaining kinds have no parameters: nothing to do without dX
+        elif d.kind == K_ACT:
+            act_backward(d.act, d.alpha, inp, block(e, d.a_col, W), g_cur, dst, n)
         elif d.kind == K_SOFTMAX:
-            if dst != NULL:
-                softmax_backward(block(e, d.a_col, W), g_cur, dst, B, d.n_out)
+            softmax_backward(block(e, d.a_col, W), g_cur, dst, B, d.n_out)
+        elif d.kind == K_DROPOUT and e.training and d.p > 0:
+            multiply(g_cur, block(e, d.z_col, W), dst, n)
+        elif d.kind == K_RES_END:
+            # the skip path's share waits in aux until the matching K_RES_BEGIN
+            memcpy(block(e, d.aux_col, W), g_cur, n * sizeof(floating))
+            memcpy(dst, g_cur, n * sizeof(floating))
+        elif d.kind == K_RES_BEGIN:
+            add(g_cur, block(e, e.layers[d.link].aux_col, W), dst, n)
+        else:    # noise, and dropout outside training: the identity
+            memcpy(dst, g_cur, n * sizeof(floating))
         tmp = g_cur
         g_cur = g_next
         g_next = tmp
@@ -238,62 +134,67 @@ cdef class Plan:
     ----------
     descs : list of dict
         One dict per layer with the ``LayerDesc`` fields (kind, act, alpha, n_in, n_out,
-        pieces, w_off, b_off); workspace columns are assigned here.
+        pieces, w_off, b_off, flags, p, eps, s_off, link, stream); workspace columns are
+        assigned here.
     params, grads : ndarray
         The model's arena and its gradient (1-D, C-contiguous, float32 or float64). The plan
         keeps references to both; they must never be reallocated.
+    buffers : ndarray or None
+        The model's non-trainable state (running statistics), same dtype.
+    seed : int
+        Key of the counter-based RNG (dropout masks, noise).
     """
     def __cinit__(self):
         self.descs = NULL
 
-    def __init__(self, list descs, params, grads):
+    def __init__(self, list descs, params, grads, buffers=None, seed=0):
         if not descs:
             raise ValueError("descs must hold at least one layer")
         self.f32 = params.dtype == np.float32
         if params.dtype not in (np.float32, np.float64) or grads.dtype != params.dtype:
             raise TypeError(f"params and grads must share a float32/float64 dtype, got "
                             f"{params.dtype} and {grads.dtype}")
-        if not (params.flags.c_contiguous and grads.flags.c_contiguous and params.ndim == 1
-                and grads.shape == params.shape):
-            raise ValueError("params and grads must be 1-D C-contiguous arrays of one length")
+        for name, arr in (("params", params), ("grads", grads), ("buffers", buffers)):
+            if arr is not None and not (arr.flags.c_contiguous and arr.ndim == 1
+                                        and arr.dtype == params.dtype and arr.shape[0] > 0):
+                raise ValueError(f"{name} must be a non-empty 1-D C-contiguous "
+                                 f"{params.dtype} array")
+        if grads.shape != params.shape:
+            raise ValueError("params and grads must have one length")
         self.dtype = params.dtype
-        self.params, self.grads = params, grads
+        self.params, self.grads, self.buffers = params, grads, buffers
         self.n_layers = len(descs)
         self.descs = <LayerDesc*> malloc(self.n_layers * sizeof(LayerDesc))
         if self.descs == NULL:
             raise MemoryError()
-        cdef Py_ssize_t i, col = 0, widest = 0, width
+        cdef Py_ssize_t n_buf = buffers.shape[0] if buffers is not None else 0
         for i, spec in enumerate(descs):
-            self.descs[i] = _desc_from_dict(spec, params.shape[0])
-            width = self.descs[i].n_out
-            if self.descs[i].kind in (K_DENSE, K_MAXOUT):
-                width *= self.descs[i].pieces if self.descs[i].kind == K_MAXOUT else 1
-                self.descs[i].z_col = col
-                if self.descs[i].kind == K_DENSE and self.descs[i].act == FM_IDENTITY:
-                    self.descs[i].a_col = col
-                    col += width
-                else:
-                    self.descs[i].a_col = col + width
-                    col += width + self.descs[i].n_out
-            else:
-                self.descs[i].z_col = -1
-                self.descs[i].a_col = col
-                col += width
-            widest = max(widest, width, self.descs[i].n_in, self.descs[i].n_out)
-            if i > 0 and self.descs[i].n_in != self.descs[i - 1].n_out:
-                raise ValueError(f"layer {i} expects {self.descs[i].n_in} inputs but layer "
-                                 f"{i - 1} gives {self.descs[i - 1].n_out}")
-        self.n_in = self.descs[0].n_in
-        self.n_out = self.descs[self.n_layers - 1].n_out
+            self.descs[i] = _desc_from_dict(spec, params.shape[0], n_buf)
+        _check_links(self.descs, self.n_layers)
         self.ex.layers = self.descs
         self.ex.n_layers = self.n_layers
         self.ex.n_params = params.shape[0]
-        self.ex.work_cols = col
-        self.ex.scratch_cols = widest
+        _assign_columns(&self.ex, self.descs)
+        self.n_in = self.descs[0].n_in
+        self.n_out = self.descs[self.n_layers - 1].n_out
         self.ex.params = _ptr1(params, self.f32)
         self.ex.grads = _ptr1(grads, self.f32)
+        self.ex.buffers = _ptr1(buffers, self.f32) if buffers is not None else NULL
+        if not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+        self.ex.seed = seed
+        self.ex.step = 0
+        self.ex.training = False
         self.capacity = 0
         self.ready = False
+
+    property rng_step:
+        """Training forward passes so far: the counter of the dropout/noise RNG."""
+        def __get__(self):
+            return self.ex.step
+
+        def __set__(self, unsigned long long value):
+            self.ex.step = value
 
     def __dealloc__(self):
         free(self.descs)
@@ -309,14 +210,18 @@ cdef class Plan:
         self.ex.batch = batch
         return 0
 
-    def forward(self, X):
+    def forward(self, X, bint training=False):
         """Run the stack on X (batch, n_in), C-contiguous, of the plan's dtype; return a copy
-        of the output. X is kept (not copied) for the next backward."""
+        of the output. X is kept (not copied) for the next backward. A training pass
+        advances the RNG counter (new dropout masks) and uses batch statistics."""
         cdef const float[:, ::1] xf
         cdef const double[:, ::1] xd
         self._check_input(X, "X", self.n_in)
         self.reserve(X.shape[0])
         self.ready = False
+        self.ex.training = training
+        if training:
+            self.ex.step += 1
         if self.f32:
             xf = X
             with nogil:
@@ -376,7 +281,50 @@ cdef class Plan:
         return 0
 
 
-cdef LayerDesc _desc_from_dict(dict spec, Py_ssize_t arena_size) except *:
+cdef _assign_columns(Exec* ex, LayerDesc* descs):
+    """Lay out each layer's blocks in the workspace (widths per row) and size the scratch."""
+    cdef Py_ssize_t i, col = 0, widest = 0, width
+    cdef LayerDesc* d
+    for i in range(ex.n_layers):
+        d = &descs[i]
+        width = d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
+        d.z_col = d.aux_col = -1
+        if d.kind == K_DENSE and d.act == FM_IDENTITY:
+            d.z_col = d.a_col = col
+            col += width
+        elif d.kind in (K_DENSE, K_MAXOUT, K_DROPOUT, K_BATCHNORM, K_LAYERNORM):
+            d.z_col = col                          # Z, the dropout mask or xhat
+            d.a_col = col + width
+            col += width + d.n_out
+        else:
+            d.a_col = col
+            col += d.n_out
+        if d.kind == K_RES_END:
+            d.aux_col = col                        # the skip connection's gradient
+            col += d.n_out
+        elif d.kind == K_LAYERNORM:
+            d.aux_col = col                        # per-row 1/std
+            col += 1
+        widest = max(widest, d.n_out * (d.pieces if d.kind == K_MAXOUT else 1), d.n_in)
+    ex.work_cols = col
+    ex.scratch_cols = widest
+
+
+cdef _check_links(LayerDesc* d, Py_ssize_t n):
+    cdef Py_ssize_t i, j
+    for i in range(n):
+        if i > 0 and d[i].n_in != d[i - 1].n_out:
+            raise ValueError(f"layer {i} expects {d[i].n_in} inputs but layer {i - 1} gives "
+                             f"{d[i - 1].n_out}")
+        if d[i].kind == K_RES_END or d[i].kind == K_RES_BEGIN:
+            j = d[i].link
+            if not (0 <= j < n and d[j].link == i and d[j].n_out == d[i].n_out
+                    and (j < i) == (d[i].kind == K_RES_END)
+                    and d[j].kind == (K_RES_BEGIN if d[i].kind == K_RES_END else K_RES_END)):
+                raise ValueError(f"residual markers {i} and {j} do not match")
+
+
+cdef LayerDesc _desc_from_dict(dict spec, Py_ssize_t arena_size, Py_ssize_t n_buffers) except *:
     """Check one layer descriptor against the arena, so the kernels can trust it."""
     cdef LayerDesc d
     d.kind = spec["kind"]
@@ -387,24 +335,43 @@ cdef LayerDesc _desc_from_dict(dict spec, Py_ssize_t arena_size) except *:
     d.pieces = spec.get("pieces", 1)
     d.w_off = spec.get("w_off", -1)
     d.b_off = spec.get("b_off", -1)
-    if d.kind < K_DENSE or d.kind > K_MAXOUT:
+    d.flags = spec.get("flags", 0)
+    d.p = spec.get("p", 0.0)
+    d.eps = spec.get("eps", 0.0)
+    d.s_off = spec.get("s_off", -1)
+    d.link = spec.get("link", -1)
+    d.stream = spec.get("stream", 0)
+    if d.kind < K_DENSE or d.kind > K_RES_END:
         raise ValueError(f"unknown layer kind {d.kind}")
+    if d.act < 0 or d.act >= FM_N_ACT:
+        raise ValueError(f"unknown activation code {d.act}")
     if not (0 < d.n_in < 2**31 and 0 < d.n_out < 2**31 and 0 < d.pieces < 2**31):
         raise ValueError(f"layer sizes must be positive and < 2**31: {spec}")
-    cdef Py_ssize_t n_w = 0, n_b = 0
+    cdef Py_ssize_t n_w = 0, n_b = 0, n_s = 0
     if d.kind == K_DENSE or d.kind == K_MAXOUT:
         n_w = d.n_in * d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
         n_b = d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
-        if d.n_out * d.pieces >= 2**31:
-            raise ValueError(f"layer too wide: {spec}")
+        if d.n_out * d.pieces >= 2**31 or (d.kind == K_MAXOUT and d.flags & F_TRANS_W):
+            raise ValueError(f"bad dense layer: {spec}")
     elif d.kind == K_PRELU:
         n_w = d.pieces
         if d.pieces != 1 and d.pieces != d.n_out:
             raise ValueError(f"PReLU needs 1 or n_out slopes: {spec}")
-    elif d.n_in != d.n_out:
-        raise ValueError(f"elementwise layer must keep its width: {spec}")
-    if (n_w and not (0 <= d.w_off and d.w_off + n_w <= arena_size)) or \
-            (d.b_off >= 0 and d.b_off + n_b > arena_size) or \
-            (d.b_off >= 0 and n_b == 0):
+    elif d.kind in (K_BATCHNORM, K_LAYERNORM):
+        n_w = n_b = d.n_out if d.flags & F_AFFINE else 0
+        n_s = 4 * d.n_out if d.kind == K_BATCHNORM else 0
+        if not d.eps > 0:
+            raise ValueError(f"eps must be > 0: {spec}")
+    if d.kind != K_DENSE and d.kind != K_MAXOUT and d.n_in != d.n_out:
+        raise ValueError(f"this layer must keep its width: {spec}")
+    if (d.kind == K_DROPOUT and not 0 <= d.p < 1) or (d.kind == K_NOISE and not d.p >= 0) \
+            or (d.kind == K_BATCHNORM and not 0 <= d.p <= 1):
+        raise ValueError(f"bad rate / std / momentum: {spec}")
+    cdef bint w_bad = n_w > 0 and not (0 <= d.w_off and d.w_off + n_w <= arena_size)
+    cdef bint b_bad = d.b_off >= 0 and not (n_b > 0 and d.b_off + n_b <= arena_size)
+    cdef bint affine_bad = (d.kind == K_BATCHNORM or d.kind == K_LAYERNORM) and n_b > 0 \
+        and d.b_off < 0
+    cdef bint s_bad = n_s > 0 and not (0 <= d.s_off and d.s_off + n_s <= n_buffers)
+    if w_bad or b_bad or affine_bad or s_bad:
         raise ValueError(f"layer parameters fall outside the arena: {spec}")
     return d

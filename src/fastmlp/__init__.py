@@ -15,8 +15,8 @@ from fastmlp.layers import (ELU, GELU, Activation, ArcTan, Dense, HardTanh, Iden
                             Step, Tanh)
 from fastmlp.losses import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, Loss,
                             MSELoss, MultiMarginLoss)
-from fastmlp.optim import (SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop,
-                           clip_grad_norm, get_optimizer)
+from fastmlp.optim import (BFGS, LBFGS, SGD, Adadelta, Adagrad, Adam, AdamW, GradientDescent,
+                           Newton, Optimizer, RMSprop, clip_grad_norm, get_optimizer)
 from fastmlp.sequential import Sequential
 from fastmlp.trainer import Trainer
 
@@ -28,7 +28,7 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
            "MultiMarginLoss",
            "Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
-           "clip_grad_norm", "get_optimizer",
+           "clip_grad_norm", "get_optimizer", "GradientDescent", "LBFGS", "BFGS", "Newton",
            "Trainer", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
            "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger",
            "LambdaCallback",

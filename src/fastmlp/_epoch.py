@@ -60,7 +60,7 @@ class EpochLoop:
             done_steps += steps
             done_rows += rows
             loss_sum += s
-            if bad >= 0:
+            if bad is not None:
                 raise NonFiniteLoss(done_steps, bad)
             if on_chunk is not None:
                 on_chunk(done_steps, done_rows, loss_sum)
@@ -70,12 +70,12 @@ class EpochLoop:
         return loss_sum / max(done_rows, 1)
 
     def _steps(self, part):
-        """Run the steps over ``part``; returns (loss_sum, rows, steps, bad_value or -1)."""
+        """Run the steps over ``part``; returns (loss_sum, rows, steps, bad loss or None)."""
         if self.runner is not None:
             binding = self.optimizer._fused_binding(self.model)
             loss_sum, rows, steps, bad_step = self.runner.run(part, binding)
             self.optimizer._advance(steps)
-            return loss_sum, rows, steps, (float("nan") if bad_step >= 0 else -1)
+            return loss_sum, rows, steps, (float("nan") if bad_step >= 0 else None)
         return self._python_steps(part)
 
     def _python_steps(self, part):
@@ -89,6 +89,8 @@ class EpochLoop:
             yb = self.targets[idx]
             wb = None if self.weights is None else self.weights[idx]
             out = model.forward(Xb, training=True)
+            if not np.isfinite(out).all():    # the loss would refuse it: report it as the core does
+                return loss_sum, rows, steps, float("nan")
             value, grad = loss.value_and_grad(out, yb, sample_weight=wb)
             for reg in self.trainer.regularizers:
                 value += reg(model)
@@ -102,4 +104,4 @@ class EpochLoop:
             loss_sum += value * idx.shape[0]
             rows += idx.shape[0]
             steps += 1
-        return loss_sum, rows, steps, -1
+        return loss_sum, rows, steps, None

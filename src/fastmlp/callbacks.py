@@ -7,6 +7,7 @@ speed, so only ask for it when needed. A callback stops training by setting
 ``trainer.stop_training = True``.
 """
 import csv
+import inspect
 import math
 import os
 import warnings
@@ -113,7 +114,8 @@ class EarlyStopping(_Monitor):
         if current is None or epoch < self.start_from_epoch:
             return
         if self.restore_best_weights and self.best_weights is None:
-            self.best_weights = self.trainer.model.get_weights()
+            # Keras: without any improvement, the first monitored epoch counts as the best
+            self.best_weights, self.best_epoch = self.trainer.model.get_weights(), epoch
         self.wait += 1
         if self._improved(current, self.best):
             self.best, self.best_epoch, self.wait = current, epoch, 0
@@ -165,8 +167,12 @@ class ModelCheckpoint(_Monitor):
 
 
 class ReduceLROnPlateau(Callback):
-    """Multiply the learning rate by ``factor`` when ``monitor`` stops improving (see
-    :class:`fastmlp.schedules.ReduceLROnPlateau`, which does the bookkeeping)."""
+    """Multiply the learning rate by ``factor`` when ``monitor`` stops improving by more
+    than ``min_delta`` (absolute) for ``patience`` epochs (Keras: with ``patience=2`` the
+    second epoch in a row without improvement reduces it, as it would stop
+    :class:`EarlyStopping` with the same patience). Then ``cooldown`` epochs are not
+    counted. :class:`fastmlp.schedules.ReduceLROnPlateau` does the bookkeeping (its
+    torch-style ``patience`` is one less)."""
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, mode="auto",
                  min_delta=1e-4, cooldown=0, min_lr=0.0, verbose=0):
@@ -175,7 +181,9 @@ class ReduceLROnPlateau(Callback):
                            threshold=min_delta, threshold_mode="abs", cooldown=cooldown,
                            min_lr=min_lr)
         from fastmlp.schedules import ReduceLROnPlateau as _Check
-        _Check.validate(**self.kwargs)
+        self.kwargs = _Check.validate(**self.kwargs)
+        self.patience = self.kwargs["patience"]
+        self.kwargs["patience"] = max(self.patience - 1, 0)      # torch counts one more
         self.verbose = verbose
 
     def on_train_begin(self, logs=None):
@@ -183,7 +191,7 @@ class ReduceLROnPlateau(Callback):
         self.schedule = Schedule(self.trainer.optimizer, **self.kwargs)
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
+        value = _Monitor._current(self, logs)
         if value is None:
             return
         old = self.trainer.optimizer.lr
@@ -194,18 +202,22 @@ class ReduceLROnPlateau(Callback):
 
 class LearningRateScheduler(Callback):
     """Set the learning rate before each epoch from ``schedule``: a function
-    ``(epoch, lr) -> new lr`` (Keras) or a fastmlp schedule object (its ``lr_at(epoch)``)."""
+    ``(epoch, lr) -> new lr`` or ``(epoch) -> new lr`` (Keras; epochs count from 0) or a
+    fastmlp schedule object (its ``lr_at(epoch)``)."""
 
     def __init__(self, schedule, verbose=0):
         if not (callable(schedule) or hasattr(schedule, "lr_at")):
             raise TypeError("schedule must be a function (epoch, lr) -> lr or a fastmlp schedule")
         self.schedule = schedule
         self.verbose = verbose
+        self._one_arg = not hasattr(schedule, "lr_at") and _takes_one_arg(schedule)
 
     def on_epoch_begin(self, epoch, logs=None):
         opt = self.trainer.optimizer
         if hasattr(self.schedule, "lr_at"):
             lr = self.schedule.lr_at(epoch)
+        elif self._one_arg:
+            lr = self.schedule(epoch)
         else:
             lr = self.schedule(epoch, opt.lr)
         lr = float(lr)
@@ -214,6 +226,18 @@ class LearningRateScheduler(Callback):
         opt.lr = lr
         if self.verbose:
             print(f"Epoch {epoch + 1}: learning rate {lr:.3g}")
+
+
+def _takes_one_arg(fn):
+    """Whether ``fn`` can only be called with one positional argument."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) == 1
 
 
 class TerminateOnNaN(Callback):

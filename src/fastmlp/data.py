@@ -5,8 +5,10 @@ import numpy as np
 def split_indices(n, fraction, rng, labels=None):
     """Shuffle ``range(n)`` and split off ``round(fraction * n)`` rows (at least 1).
 
-    With ``labels`` (one class per row) the split is stratified: each class keeps its
-    share in both parts (classes too small to split go to the first part).
+    With ``labels`` (one class per row) the split is stratified: the held-out rows are
+    shared among the classes in proportion to their sizes (largest remainders, ties
+    broken at random), so each class keeps its share in both parts to within one row
+    and the held-out part still has exactly ``round(fraction * n)`` rows.
     Returns ``(first, second)`` as sorted int64 arrays.
     """
     if not 0.0 < fraction < 1.0:
@@ -17,20 +19,21 @@ def split_indices(n, fraction, rng, labels=None):
                          "training rows")
     if labels is None:
         perm = rng.permutation(n)
-        return np.sort(perm[n_second:]), np.sort(perm[:n_second])
+        return np.sort(perm[n_second:]).astype(np.int64), np.sort(perm[:n_second]).astype(np.int64)
     labels = np.asarray(labels)
-    second = []
-    for cls in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == cls))
-        take = int(round(fraction * rows.shape[0]))
-        if rows.shape[0] >= 2:
-            second.append(rows[:min(max(take, 1), rows.shape[0] - 1)])
-    second = np.sort(np.concatenate(second)) if second else np.empty(0, np.int64)
-    if second.shape[0] == 0:
-        return split_indices(n, fraction, rng)
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    take = counts * n_second // n                      # integer shares, then the remainders
+    remainder = counts * n_second % n
+    order = np.lexsort((rng.random(counts.shape[0]), -remainder))
+    take[order[:n_second - int(take.sum())]] += 1
+    second = [rng.permutation(np.flatnonzero(inverse == k))[:t]
+              for k, t in enumerate(take) if t > 0]
+    second = np.sort(np.concatenate(second)).astype(np.int64)
     mask = np.ones(n, bool)
     mask[second] = False
-    return np.flatnonzero(mask).astype(np.int64), second.astype(np.int64)
+    return np.flatnonzero(mask).astype(np.int64), second
 
 
 def train_val_test_split(X, y, sizes=(0.8, 0.1, 0.1), stratify=True, seed=None):

@@ -33,14 +33,12 @@ class History:
     def plot(self, path=None):
         """Draw the training/validation curves of every metric, one panel each.
 
-        Saves a PNG to ``path`` when given (and closes the figure); returns the matplotlib
-        Figure. Needs matplotlib (``pip install "fastmlp[plot]"``).
+        Saves a PNG to ``path`` when given (without pyplot: no window, no change of the
+        matplotlib backend); returns the matplotlib Figure. Needs matplotlib
+        (``pip install "fastmlp[plot]"``).
         """
         try:
-            import matplotlib
-            if path is not None:
-                matplotlib.use("Agg", force=False)
-            import matplotlib.pyplot as plt
+            import matplotlib  # noqa: F401
         except ImportError:
             raise ImportError("History.plot needs matplotlib: pip install 'fastmlp[plot]'") from None
         names = [k for k in self.history if not k.startswith("val_")
@@ -48,7 +46,14 @@ class History:
         names += [k[4:] for k in self.history if k.startswith("val_") and k[4:] not in names]
         if not names:
             raise ValueError("History is empty: nothing to plot")
-        fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
+        size = (5 * len(names), 3.6)
+        if path is None:         # pyplot: the figure shows in notebooks and interactive sessions
+            import matplotlib.pyplot as plt
+            fig = plt.figure(figsize=size)
+        else:                    # no pyplot: no global backend switch, nothing left open
+            from matplotlib.figure import Figure
+            fig = Figure(figsize=size)
+        axes = fig.subplots(1, len(names), squeeze=False)
         epochs = [e + 1 for e in self.epoch]
         for ax, name in zip(axes[0], names):
             for key, label in ((name, "train"), (f"val_{name}", "validation")):
@@ -63,5 +68,4 @@ class History:
         fig.tight_layout()
         if path is not None:
             fig.savefig(path, dpi=100)
-            plt.close(fig)
         return fig

@@ -79,8 +79,11 @@ class Trainer:
         if class_weight is not None:
             if not isinstance(class_weight, dict):
                 raise TypeError("class_weight must be a dict {class index: weight}")
-            labels = targets if targets.dtype == np.int64 else targets.argmax(axis=1)
-            cw = np.ones(self.model.n_out if targets.dtype == np.int64 else targets.shape[1])
+            if not self.loss.is_classification:
+                raise ValueError(f"class_weight needs a classification loss, not "
+                                 f"{type(self.loss).__name__}")
+            labels, n_classes = _class_labels(targets, self.model.n_out)
+            cw = np.ones(n_classes)
             for k, v in class_weight.items():
                 if not (isinstance(k, numbers.Integral) and 0 <= k < cw.shape[0]):
                     raise ValueError(f"class_weight key {k!r} is not a class index")
@@ -138,14 +141,15 @@ class Trainer:
             return np.arange(n, dtype=np.int64), None
         strat = None
         if self.loss.is_classification:
-            strat = targets if targets.dtype == np.int64 else targets.argmax(axis=1)
-            if targets.ndim == 2 and targets.shape[1] == 1:
-                strat = targets[:, 0]
+            strat = _class_labels(targets, self.model.n_out)[0]
         train_idx, val_idx = split_indices(n, validation_split, self._rng, strat)
         return train_idx, (X[val_idx], targets[val_idx])
 
     def _fit(self, X, targets, weights, train_idx, val, epochs, batch_size, shuffle,
              callbacks, verbose):
+        if getattr(self.optimizer, "full_batch", False):
+            return self._fit_full_batch(X, targets, weights, train_idx, val, epochs,
+                                        callbacks, verbose)
         loop = EpochLoop(self, X, targets, weights, batch_size)
         history = self.history = History()
         progress = Progress(verbose, epochs, train_idx.shape[0])
@@ -178,11 +182,60 @@ class Trainer:
             logs["lr"] = lr
             logs["epoch_time"] = time.perf_counter() - t0
             progress.end_epoch(bar, epoch, logs)
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            history.append(epoch, logs)     # last, as Keras: with what callbacks added
+            if self.stop_training:
+                break
+        for cb in callbacks:
+            cb.on_train_end({})
+        return history
+
+    def _fit_full_batch(self, X, targets, weights, train_idx, val, epochs, callbacks,
+                        verbose):
+        """One solver iteration per epoch on all training rows; the solver runs the loop
+        (batch_size and shuffle do not apply) and stops early once converged."""
+        from fastmlp.optim.fullbatch import make_objective
+        Xt, tt = X[train_idx], targets[train_idx]
+        objective = make_objective(self.model, self.loss, Xt, tt,
+                                   None if weights is None else weights[train_idx],
+                                   self.regularizers)
+        history = self.history = History()
+        progress = Progress(verbose, epochs, Xt.shape[0])
+        for cb in callbacks:
+            cb.set_trainer(self)
+        self.stop_training = False
+        for cb in callbacks:
+            cb.on_train_begin({})
+        clock = {"t0": time.perf_counter(), "lr": np.nan}
+
+        def begin(epoch):
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch, {})
+            clock.update(t0=time.perf_counter(), lr=float(getattr(self.optimizer, "lr", np.nan)))
+
+        def on_iteration(epoch, loss):
+            logs = {"loss": loss}          # the loss at the accepted iterate
+            logs.update(self._metric_logs(Xt if self.metrics else None, tt, ""))
+            if val is not None:
+                logs.update(self.evaluate(val[0], val[1], _prepared=True, prefix="val_"))
+            logs["lr"] = clock["lr"]
+            logs["epoch_time"] = time.perf_counter() - clock["t0"]
+            progress.end_epoch(progress.start_epoch(epoch), epoch, logs)
             history.append(epoch, logs)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
             if self.stop_training:
-                break
+                return True
+            if epoch + 1 < epochs:
+                begin(epoch + 1)
+            return False
+
+        if epochs:
+            begin(0)
+        self.solver_result_ = self.optimizer.run(self.model, objective, epochs, on_iteration)
+        if not np.isfinite(self.solver_result_["loss"]):
+            raise FloatingPointError(f"full-batch loss is {self.solver_result_['loss']}")
         for cb in callbacks:
             cb.on_train_end({})
         return history
@@ -243,6 +296,16 @@ def _chunk_hook(bar, batch_cbs, epoch):
         for cb in batch_cbs:
             cb.on_batch_end(steps - 1, logs)
     return hook
+
+
+def _class_labels(targets, n_out):
+    """``(one class per row, number of classes)``: labels as given, the argmax of
+    probability rows, or ``p > 0.5`` for a single (binary) output."""
+    if targets.dtype == np.int64:
+        return targets, n_out
+    if targets.shape[1] == 1:
+        return (targets[:, 0] > 0.5).astype(np.int64), 2
+    return targets.argmax(axis=1), targets.shape[1]
 
 
 def _check_int(value, name, low):

@@ -11,18 +11,22 @@ from fastmlp.optim.adagrad import Adagrad
 from fastmlp.optim.adam import Adam, AdamW
 from fastmlp.optim.base import Optimizer
 from fastmlp.optim.clip import clip_grad_norm, grad_norm
+from fastmlp.optim.fullbatch import BFGS, LBFGS, FullBatchSolver, GradientDescent, make_objective
+from fastmlp.optim.newton import Newton
 from fastmlp.optim.rmsprop import RMSprop
 from fastmlp.optim.sgd import SGD
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
-              "adagrad": Adagrad, "adadelta": Adadelta}
+              "adagrad": Adagrad, "adadelta": Adadelta,
+              "gd": GradientDescent, "lbfgs": LBFGS, "bfgs": BFGS, "newton": Newton}
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
-           "clip_grad_norm", "grad_norm", "get_optimizer", "OPTIMIZERS"]
+           "clip_grad_norm", "grad_norm", "get_optimizer", "OPTIMIZERS",
+           "FullBatchSolver", "GradientDescent", "LBFGS", "BFGS", "Newton", "make_objective"]
 
 
-def get_optimizer(name_or_obj, **kwargs) -> Optimizer:
-    """Return an optimizer from a name, an Optimizer class, or an Optimizer instance.
+def get_optimizer(name_or_obj, **kwargs):
+    """Return an optimizer (or full-batch solver) from a name, a class, or an instance.
 
     Parameters
     ----------
@@ -36,12 +40,12 @@ def get_optimizer(name_or_obj, **kwargs) -> Optimizer:
     -------
     Optimizer
     """
-    if isinstance(name_or_obj, Optimizer):
+    if isinstance(name_or_obj, (Optimizer, FullBatchSolver)):
         if kwargs:
             raise ValueError(f"hyperparameters {sorted(kwargs)} given with an optimizer "
                              f"instance {name_or_obj!r}")
         return name_or_obj
-    if isinstance(name_or_obj, type) and issubclass(name_or_obj, Optimizer):
+    if isinstance(name_or_obj, type) and issubclass(name_or_obj, (Optimizer, FullBatchSolver)):
         return name_or_obj(**kwargs)
     if not isinstance(name_or_obj, str):
         raise TypeError(f"optimizer must be a name, an Optimizer class or instance, got "

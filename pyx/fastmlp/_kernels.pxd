@@ -1,0 +1,187 @@
+# Layer kernels of the plan executor: `cdef inline`, so _plan.pyx compiles them in place.
+# Each takes pointers and sizes; B is the batch size, X the layer input (B, n_in).
+from cython cimport floating
+from libc.math cimport exp, expf
+from libc.string cimport memcpy, memset
+
+from fastmlp._activations cimport act_forward, act_backward, FM_IDENTITY
+from fastmlp._blas cimport gemm
+from fastmlp._plan cimport LayerDesc, K_MAXOUT, F_TRANS_W
+
+cdef extern from "fastmlp/rng.h" nogil:
+    double fm_uniform(unsigned long long seed, unsigned int stream, unsigned long long step,
+                      unsigned long long i)
+    double fm_normal(unsigned long long seed, unsigned int stream, unsigned long long step,
+                     unsigned long long i)
+
+cdef inline void dense_forward(const LayerDesc* d, const floating* X, const floating* P,
+                               floating* Z, floating* A, Py_ssize_t B) noexcept nogil:
+    """Z = X W (+ b), A = act(Z); Z and A may be one buffer (identity). With F_TRANS_W the
+    arena holds W transposed, (n_cols, n_in): a tied layer reusing another's weights."""
+    cdef Py_ssize_t n_cols = d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
+    if d.flags & F_TRANS_W:
+        gemm(False, True, <int> B, <int> n_cols, <int> d.n_in, <floating> 1, X, <int> d.n_in,
+             P + d.w_off, <int> d.n_in, <floating> 0, Z, <int> n_cols)
+    else:
+        gemm(False, False, <int> B, <int> n_cols, <int> d.n_in, <floating> 1, X,
+             <int> d.n_in, P + d.w_off, <int> n_cols, <floating> 0, Z, <int> n_cols)
+    cdef const floating* b = P + d.b_off if d.b_off >= 0 else NULL
+    if d.kind == K_MAXOUT:
+        act_forward(FM_IDENTITY, 0.0, Z, b, Z, B, n_cols)
+    else:
+        act_forward(d.act, d.alpha, Z, b, A, B, n_cols)
+
+
+cdef inline void dense_backward(const LayerDesc* d, const floating* X, const floating* P,
+                                floating* G, floating* dZ, floating* dX,
+                                Py_ssize_t B) noexcept nogil:
+    """From dZ (B, n_cols): dW += Xᵀ dZ, db += Σ_rows dZ, dX = dZ Wᵀ (when dX != NULL).
+    Gradients accumulate (beta = 1), so tied uses of one W add up in its slot."""
+    cdef Py_ssize_t n_cols = d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
+    cdef Py_ssize_t i, j
+    cdef floating* db
+    cdef bint tw = d.flags & F_TRANS_W
+    if tw:   # the slot holds Wᵀ (n_cols, n_in): it receives dZᵀ X
+        gemm(True, False, <int> n_cols, <int> d.n_in, <int> B, <floating> 1, dZ,
+             <int> n_cols, X, <int> d.n_in, <floating> 1, G + d.w_off, <int> d.n_in)
+    else:
+        gemm(True, False, <int> d.n_in, <int> n_cols, <int> B, <floating> 1, X,
+             <int> d.n_in, dZ, <int> n_cols, <floating> 1, G + d.w_off, <int> n_cols)
+    if d.b_off >= 0:
+        db = G + d.b_off
+        for i in range(B):
+            for j in range(n_cols):
+                db[j] += dZ[i * n_cols + j]
+    if dX != NULL:
+        gemm(False, not tw, <int> B, <int> d.n_in, <int> n_cols, <floating> 1, dZ,
+             <int> n_cols, P + d.w_off, <int> (d.n_in if tw else n_cols), <floating> 0, dX,
+             <int> d.n_in)
+
+
+cdef inline void maxout_reduce(const floating* Z, floating* A, Py_ssize_t B, Py_ssize_t n_out,
+                               Py_ssize_t pieces) noexcept nogil:
+    """A[i, j] = max_k Z[i, j * pieces + k]."""
+    cdef Py_ssize_t i, j, k
+    cdef floating best
+    cdef const floating* z
+    for i in range(B):
+        for j in range(n_out):
+            z = Z + (i * n_out + j) * pieces
+            best = z[0]
+            for k in range(1, pieces):
+                if z[k] > best:
+                    best = z[k]
+            A[i * n_out + j] = best
+
+
+cdef inline void maxout_scatter(const floating* Z, const floating* dA, floating* dZ,
+                                Py_ssize_t B, Py_ssize_t n_out, Py_ssize_t pieces) noexcept nogil:
+    """dZ gets dA at each unit's winning piece (the first one on ties), 0 elsewhere."""
+    cdef Py_ssize_t r, k, arg
+    cdef const floating* z
+    memset(dZ, 0, B * n_out * pieces * sizeof(floating))
+    for r in range(B * n_out):
+        z = Z + r * pieces
+        arg = 0
+        for k in range(1, pieces):
+            if z[k] > z[arg]:
+                arg = k
+        dZ[r * pieces + arg] = dA[r]
+
+
+cdef inline void prelu_forward(const floating* X, const floating* slope, Py_ssize_t n_slopes,
+                               floating* A, Py_ssize_t B, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating x
+    for i in range(B):
+        for j in range(n):
+            x = X[i * n + j]
+            A[i * n + j] = x if x > 0 else slope[j if n_slopes > 1 else 0] * x
+
+
+cdef inline void prelu_backward(const floating* X, const floating* slope, floating* dslope,
+                                Py_ssize_t n_slopes, const floating* dA, floating* dX,
+                                Py_ssize_t B, Py_ssize_t n) noexcept nogil:
+    """dslope += Σ dA·x over x <= 0; dX = dA·(1 if x > 0 else slope) when dX != NULL."""
+    cdef Py_ssize_t i, j, s
+    cdef floating x
+    for i in range(B):
+        for j in range(n):
+            x = X[i * n + j]
+            s = j if n_slopes > 1 else 0
+            if x <= 0:
+                dslope[s] += dA[i * n + j] * x
+            if dX != NULL:
+                dX[i * n + j] = dA[i * n + j] if x > 0 else slope[s] * dA[i * n + j]
+
+
+cdef inline void softmax_forward(const floating* X, floating* A, Py_ssize_t B,
+                                 Py_ssize_t n) noexcept nogil:
+    """Row-wise softmax, shifted by the row max so exp never overflows."""
+    cdef Py_ssize_t i, j
+    cdef floating m, s
+    cdef const floating* x
+    cdef floating* a
+    for i in range(B):
+        x = X + i * n
+        a = A + i * n
+        m = x[0]
+        for j in range(1, n):
+            if x[j] > m:
+                m = x[j]
+        s = 0
+        for j in range(n):
+            a[j] = expf(x[j] - m) if floating is float else exp(x[j] - m)
+            s += a[j]
+        for j in range(n):
+            a[j] /= s
+
+
+cdef inline void softmax_backward(const floating* S, const floating* dA, floating* dX,
+                                  Py_ssize_t B, Py_ssize_t n) noexcept nogil:
+    """dX = S ⊙ (dA − Σ_j dA_j S_j) row-wise."""
+    cdef Py_ssize_t i, j
+    cdef floating dot
+    for i in range(B):
+        dot = 0
+        for j in range(n):
+            dot += dA[i * n + j] * S[i * n + j]
+        for j in range(n):
+            dX[i * n + j] = S[i * n + j] * (dA[i * n + j] - dot)
+
+
+
+
+cdef inline void dropout_forward(const floating* X, floating* M, floating* A, Py_ssize_t n,
+                                 double p, unsigned long long seed, unsigned int stream,
+                                 unsigned long long step) noexcept nogil:
+    """Inverted dropout over n elements: M = 1/(1-p) where u >= p else 0, A = X·M.
+    u is the counter-based uniform of (seed, stream, step, element). Contract: 0 <= p < 1."""
+    cdef Py_ssize_t i
+    cdef floating keep = <floating> (1.0 / (1.0 - p))
+    for i in range(n):
+        M[i] = keep if fm_uniform(seed, stream, step, i) >= p else 0
+        A[i] = X[i] * M[i]
+
+
+cdef inline void noise_forward(const floating* X, floating* A, Py_ssize_t n, double std,
+                               unsigned long long seed, unsigned int stream,
+                               unsigned long long step) noexcept nogil:
+    """A = X + std·N(0, 1), the normal draw counter-based as for dropout."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        A[i] = X[i] + <floating> (std * fm_normal(seed, stream, step, i))
+
+
+cdef inline void multiply(const floating* a, const floating* b, floating* out,
+                          Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = a[i] * b[i]
+
+
+cdef inline void add(const floating* a, const floating* b, floating* out,
+                     Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = a[i] + b[i]
