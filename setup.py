@@ -20,7 +20,7 @@ import tempfile
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-MODULES = ["_blas", "_activations", "_losses", "_plan", "_optim", "_train"]
+MODULES = ["_blas", "_activations", "_losses", "_plan", "_optim", "_train", "_norm", "_regularize"]
 
 DIRECTIVES = {
     "language_level": 3,

@@ -10,6 +10,9 @@ from cython cimport floating
 from libc.string cimport memcpy
 
 from fastmlp._activations cimport act_backward, act_forward, FM_IDENTITY, FM_N_ACT
+from fastmlp._norm cimport (NormArgs, batchnorm_backward, batchnorm_backward_eval,
+                            batchnorm_forward_eval, batchnorm_forward_train, layernorm_backward,
+                            layernorm_forward)
 from fastmlp._kernels cimport (add, dense_backward, dense_forward, dropout_forward,
                                maxout_reduce, maxout_scatter, multiply, noise_forward,
                                prelu_backward, prelu_forward, softmax_backward,
@@ -20,6 +23,56 @@ from fastmlp._kernels cimport (add, dense_backward, dense_forward, dropout_forwa
 
 cdef inline floating* block(const Exec* e, Py_ssize_t col, floating* base) noexcept nogil:
     return base + e.batch * col
+
+
+cdef inline void norm_args(const Exec* e, const LayerDesc* d, NormArgs* a) noexcept nogil:
+    a.B, a.n, a.eps, a.momentum = e.batch, d.n_out, d.eps, d.p
+
+
+cdef void norm_forward(const Exec* e, const LayerDesc* d, const floating* X,
+                       floating* A) noexcept nogil:
+    """Batch or layer normalization of X into A; xhat kept at z_col. Batch statistics in
+    training (when the batch has >= 2 rows: the Python side refuses 1-row training
+    batches), running statistics otherwise."""
+    cdef NormArgs a
+    norm_args(e, d, &a)
+    cdef floating* P = <floating*> e.params
+    cdef floating* W = <floating*> e.work
+    cdef const floating* gamma = P + d.w_off if d.flags & F_AFFINE else NULL
+    cdef const floating* beta = P + d.b_off if d.flags & F_AFFINE else NULL
+    cdef floating* stats
+    if d.kind == K_LAYERNORM:
+        layernorm_forward(&a, X, gamma, beta, block(e, d.aux_col, W), block(e, d.z_col, W), A)
+        return
+    stats = <floating*> e.buffers + d.s_off
+    if e.training and e.batch >= 2:
+        batchnorm_forward_train(&a, X, gamma, beta, stats, block(e, d.z_col, W), A)
+    else:
+        batchnorm_forward_eval(&a, X, gamma, beta, stats, block(e, d.z_col, W), A)
+
+
+cdef void norm_backward(const Exec* e, const LayerDesc* d, const floating* dA,
+                        floating* dX) noexcept nogil:
+    """dgamma, dbeta accumulate into the grads; dX written when not NULL."""
+    cdef NormArgs a
+    norm_args(e, d, &a)
+    cdef floating* P = <floating*> e.params
+    cdef floating* G = <floating*> e.grads
+    cdef floating* W = <floating*> e.work
+    cdef bint affine = d.flags & F_AFFINE
+    cdef const floating* gamma = P + d.w_off if affine else NULL
+    cdef floating* dgamma = G + d.w_off if affine else NULL
+    cdef floating* dbeta = G + d.b_off if affine else NULL
+    cdef const floating* xhat = block(e, d.z_col, W)
+    cdef const floating* inv_std
+    if d.kind == K_LAYERNORM:
+        layernorm_backward(&a, xhat, block(e, d.aux_col, W), gamma, dA, dgamma, dbeta, dX)
+        return
+    inv_std = <floating*> e.buffers + d.s_off + 2 * d.n_out
+    if e.training and e.batch >= 2:
+        batchnorm_backward(&a, xhat, inv_std, gamma, dA, dgamma, dbeta, dX)
+    else:
+        batchnorm_backward_eval(&a, xhat, inv_std, gamma, dA, dgamma, dbeta, dX)
 
 
 cdef void plan_forward(const Exec* e, const floating* X) noexcept nogil:
@@ -53,6 +106,8 @@ cdef void plan_forward(const Exec* e, const floating* X) noexcept nogil:
             noise_forward(inp, A, B * d.n_out, d.p, e.seed, d.stream, e.step)
         elif d.kind == K_RES_END:
             add(inp, block(e, e.layers[d.link].a_col, W), A, B * d.n_out)
+        elif d.kind == K_BATCHNORM or d.kind == K_LAYERNORM:
+            norm_forward(e, d, inp, A)
         else:   # K_RES_BEGIN; dropout and noise outside training: the identity
             memcpy(A, inp, B * d.n_out * sizeof(floating))
         inp = A
@@ -93,6 +148,8 @@ cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
             dense_backward(d, inp, P, G, g_wide, dst, B)
         elif d.kind == K_PRELU:
             prelu_backward(inp, P + d.w_off, G + d.w_off, d.pieces, g_cur, dst, B, d.n_out)
+        elif d.kind == K_BATCHNORM or d.kind == K_LAYERNORM:
+            norm_backward(e, d, g_cur, dst)
         elif dst == NULL:
             pass     # the remaining kinds have no parameters: nothing to do without dX
         elif d.kind == K_ACT:
@@ -210,17 +267,20 @@ cdef class Plan:
         self.ex.batch = batch
         return 0
 
-    def forward(self, X, bint training=False):
+    def forward(self, X, bint training=False, step=None):
         """Run the stack on X (batch, n_in), C-contiguous, of the plan's dtype; return a copy
-        of the output. X is kept (not copied) for the next backward. A training pass
-        advances the RNG counter (new dropout masks) and uses batch statistics."""
+        of the output. X is kept (not copied) for the next backward. A training pass uses
+        batch statistics and draws dropout masks for RNG counter ``step`` (by default the
+        plan's own counter, advanced by one)."""
         cdef const float[:, ::1] xf
         cdef const double[:, ::1] xd
         self._check_input(X, "X", self.n_in)
         self.reserve(X.shape[0])
         self.ready = False
         self.ex.training = training
-        if training:
+        if step is not None:
+            self.ex.step = step
+        elif training:
             self.ex.step += 1
         if self.f32:
             xf = X
@@ -359,7 +419,7 @@ cdef LayerDesc _desc_from_dict(dict spec, Py_ssize_t arena_size, Py_ssize_t n_bu
             raise ValueError(f"PReLU needs 1 or n_out slopes: {spec}")
     elif d.kind in (K_BATCHNORM, K_LAYERNORM):
         n_w = n_b = d.n_out if d.flags & F_AFFINE else 0
-        n_s = 4 * d.n_out if d.kind == K_BATCHNORM else 0
+        n_s = 3 * d.n_out if d.kind == K_BATCHNORM else 0   # running mean, var, 1/std
         if not d.eps > 0:
             raise ValueError(f"eps must be > 0: {spec}")
     if d.kind != K_DENSE and d.kind != K_MAXOUT and d.n_in != d.n_out:

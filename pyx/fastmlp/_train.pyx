@@ -15,6 +15,9 @@ from fastmlp._losses cimport LossSpec, loss_value_grad, mean_scale
 from fastmlp._optim cimport (adadelta_step, adagrad_prepare, adagrad_step, adam_prepare,
                              adam_step, rmsprop_step, sgd_prepare, sgd_step)
 from fastmlp._plan cimport Exec, Plan, plan_backward, plan_forward
+from fastmlp._regularize cimport (ConstraintRange, PenaltyRange, constraints_apply,
+                                  penalties_apply)
+from fastmlp._regularize import constraint_table, penalty_table
 
 
 cdef void opt_apply(OptSlot* o, floating* params, const floating* grads,
@@ -38,7 +41,8 @@ cdef void opt_apply(OptSlot* o, floating* params, const floating* grads,
                   &o.adam)
 
 
-# The training data and the batch buffers, as raw pointers (typed by the caller).
+# The training data, the batch buffers and the regularization tables, as raw pointers
+# (typed by the caller).
 ctypedef struct Data:
     const void* X                # (n_rows, n_features)
     const void* targets          # (n_rows, n_targets) or NULL
@@ -51,6 +55,10 @@ ctypedef struct Data:
     void* gb
     Py_ssize_t n_features
     Py_ssize_t n_targets
+    const PenaltyRange* pen      # weight penalties (added after backward), or NULL
+    Py_ssize_t n_pen
+    const ConstraintRange* con   # weight constraints (applied after the update), or NULL
+    Py_ssize_t n_con
 
 
 ctypedef struct Progress:
@@ -96,6 +104,7 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
         B = min(batch_size, n_perm - start)
         gather(d, perm + start, B, xb, <floating*> d.tb, <floating*> d.wb)
         ex.batch = B
+        ex.step += 1
         plan_forward(ex, xb)
         pred = <floating*> ex.work + B * ex.layers[ex.n_layers - 1].a_col
         value = loss_value_grad(spec, pred, <floating*> d.tb if d.targets != NULL else NULL,
@@ -107,7 +116,11 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
             return
         memset(grads, 0, n_params * sizeof(floating))
         plan_backward(ex, xb, gb, NULL)
+        if d.n_pen:
+            value += penalties_apply(d.pen, d.n_pen, params, grads)
         opt_apply(opt, params, grads, n_params)
+        if d.n_con:
+            constraints_apply(d.con, d.n_con, params)
         out.loss_sum += value * B
         out.rows += B
         out.steps += 1
@@ -164,6 +177,9 @@ cdef class Runner:
     loss_spec : dict
         ``LossSpec`` fields (code, n_outputs, delta, label_smoothing, margin).
     batch_size : int
+    penalties, constraints : lists or None
+        Rows ``(offset, n, l1, l2)`` and ``(kind, offset, n_in, n_out, value)`` (see
+        ``fastmlp._regularize``), checked against the arena here.
     """
     cdef Plan plan
     cdef Data data
@@ -173,7 +189,7 @@ cdef class Runner:
     cdef readonly Py_ssize_t batch_size, n_rows
 
     def __init__(self, Plan plan, X, targets, labels, weights, dict loss_spec,
-                 Py_ssize_t batch_size):
+                 Py_ssize_t batch_size, penalties=None, constraints=None):
         dt = plan.dtype
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -203,7 +219,19 @@ cdef class Runner:
         lb = np.empty(B, np.int64)
         wb = np.empty(B, dt)
         gb = np.empty((B, plan.n_out), dt)
-        self.refs = (X, targets, labels, weights, xb, tb, lb, wb, gb)
+        cdef const PenaltyRange[::1] pv
+        cdef const ConstraintRange[::1] cv
+        self.data.pen, self.data.n_pen, self.data.con, self.data.n_con = NULL, 0, NULL, 0
+        # the tables are (re)built here, so their ranges are checked against this arena
+        penalties = penalty_table(penalties or [], plan.ex.n_params)
+        constraints = constraint_table(constraints or [], plan.ex.n_params)
+        if penalties.shape[0]:
+            pv = penalties
+            self.data.pen, self.data.n_pen = &pv[0], pv.shape[0]
+        if constraints.shape[0]:
+            cv = constraints
+            self.data.con, self.data.n_con = &cv[0], cv.shape[0]
+        self.refs = (X, targets, labels, weights, xb, tb, lb, wb, gb, penalties, constraints)
         self.data.X = _data_ptr(X)
         self.data.targets = _data_ptr(targets) if targets is not None else NULL
         self.data.labels = <long long*> _data_ptr(labels) if labels is not None else NULL
@@ -230,6 +258,7 @@ cdef class Runner:
         if p.shape[0] == 0:
             return 0.0, 0, 0, -1
         self.plan.ready = False
+        self.plan.ex.training = True
         with nogil:
             if self.plan.f32:
                 run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, &p[0], p.shape[0],
@@ -253,7 +282,7 @@ cdef class Runner:
         self.opt.s0 = _data_ptr(ptrs[0]) if ptrs[0] is not None else NULL
         self.opt.s1 = _data_ptr(ptrs[1]) if ptrs[1] is not None else NULL
         self.opt.s2 = _data_ptr(ptrs[2]) if ptrs[2] is not None else NULL
-        self.refs = self.refs[:9] + (tuple(states),)
+        self.refs = self.refs[:11] + (tuple(states),)
         return 0
 
 

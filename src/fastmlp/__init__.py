@@ -3,16 +3,18 @@
 A compiled core (Cython, GIL-free) runs dense forward/backward passes and optimizer
 updates over one contiguous parameter arena; this package is the Python face of it.
 """
-from fastmlp import callbacks, metrics, reference, schedules
+from fastmlp import callbacks, metrics, reference, regularizers, schedules
 from fastmlp.callbacks import (Callback, CSVLogger, EarlyStopping, LambdaCallback,
                                LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
                                TerminateOnNaN)
 from fastmlp.data import Standardizer, one_hot, train_val_test_split
 from fastmlp.gradcheck import gradient_check
 from fastmlp.history import History
-from fastmlp.layers import (ELU, GELU, Activation, ArcTan, Dense, HardTanh, Identity, Layer,
-                            LeakyReLU, Maxout, PReLU, ReLU, SiLU, Sigmoid, Softmax, Softplus,
-                            Step, Tanh)
+from fastmlp.layers import (ELU, GELU, Activation, ArcTan, BatchNorm, Dense, Dropout,
+                            GaussianNoise, LayerNorm,
+                            HardTanh, Identity, Layer, LeakyReLU, Maxout, PReLU, ReLU, Residual,
+                            SiLU, Sigmoid, Softmax, Softplus, Step, Tanh)
+from fastmlp.regularizers import ElasticNet, L1Penalty, L2Penalty, MaxNorm, NonNeg
 from fastmlp.losses import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, Loss,
                             MSELoss, MultiMarginLoss)
 from fastmlp.optim import (BFGS, LBFGS, SGD, Adadelta, Adagrad, Adam, AdamW, GradientDescent,
@@ -24,7 +26,8 @@ __version__ = "0.1.0"
 
 __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "Sigmoid",
            "Tanh", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softplus", "ArcTan", "HardTanh",
-           "Step", "SiLU", "GELU", "Softmax", "gradient_check",
+           "Step", "SiLU", "GELU", "Softmax", "Dropout", "GaussianNoise", "Residual", "BatchNorm", "LayerNorm",
+           "L2Penalty", "L1Penalty", "ElasticNet", "MaxNorm", "NonNeg", "gradient_check",
            "Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
            "MultiMarginLoss",
            "Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
@@ -33,4 +36,4 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger",
            "LambdaCallback",
            "train_val_test_split", "one_hot", "Standardizer",
-           "callbacks", "metrics", "reference", "schedules"]
+           "callbacks", "metrics", "reference", "regularizers", "schedules"]

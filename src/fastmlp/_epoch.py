@@ -21,6 +21,40 @@ class NonFiniteLoss(Exception):
         self.step, self.value = step, value
 
 
+class BoundPenalty:
+    """A penalty restricted to some layers (None: all), with the regularizer protocol
+    (``term(model)``, ``term.add_grad(model)``, ``term._ranges(model)``)."""
+
+    def __init__(self, penalty, layers=None):
+        self.penalty, self.layers = penalty, layers
+
+    def __call__(self, model):
+        return self.penalty(model, layers=self.layers)
+
+    def add_grad(self, model):
+        self.penalty.add_grad(model, layers=self.layers)
+
+    def _ranges(self, model):
+        return self.penalty._ranges(model, layers=self.layers)
+
+
+def penalty_terms(trainer):
+    """The Trainer's penalties and every layer's own ``regularizer``."""
+    terms = [BoundPenalty(r) for r in trainer.regularizers]
+    terms += [BoundPenalty(layer.regularizer, [i])
+              for i, layer in enumerate(trainer.model.flat_layers)
+              if getattr(layer, "regularizer", None) is not None]
+    return terms
+
+
+def constraint_terms(model):
+    """``(constraint, layer, arena offset of its W)`` for every layer with a constraint."""
+    offsets = {(p["layer"], p["name"]): p["offset"] for p in model.param_info}
+    return [(layer.constraint, layer, offsets[(i, "W")])
+            for i, layer in enumerate(model.flat_layers)
+            if getattr(layer, "constraint", None) is not None]
+
+
 class EpochLoop:
     """Runs epochs for one fit: owns the fused runner (when the model allows it)."""
 
@@ -29,13 +63,18 @@ class EpochLoop:
         self.model, self.loss, self.optimizer = trainer.model, trainer.loss, trainer.optimizer
         self.X, self.targets, self.weights = X, targets, weights
         self.batch_size = batch_size
+        self.penalties = penalty_terms(trainer)
+        self.constraints = constraint_terms(self.model)
         self.runner = None
-        binding = getattr(self.optimizer, "_fused_binding", None)
-        if (self.model.is_fused and binding is not None and hasattr(self.loss, "_spec")
-                and not trainer.regularizers):
+        fusable_regs = all(hasattr(t.penalty, "_ranges") for t in self.penalties)
+        if (self.model.is_fused and hasattr(self.optimizer, "_fused_binding")
+                and hasattr(self.loss, "_spec") and fusable_regs):
             labels = targets if targets.dtype == np.int64 else None
-            self.runner = Runner(self.model._stages[0][1], X, None if labels is not None else targets,
-                                 labels, weights, self.loss._spec(self.model.n_out), batch_size)
+            pen = [r for t in self.penalties for r in t._ranges(self.model)]
+            con = [c._range(off, layer.n_in, layer.n_out) for c, layer, off in self.constraints]
+            self.runner = Runner(self.model._stages[0][1], X,
+                                 None if labels is not None else targets, labels, weights,
+                                 self.loss._spec(self.model.n_out), batch_size, pen, con)
 
     @property
     def fused(self):
@@ -73,7 +112,10 @@ class EpochLoop:
         """Run the steps over ``part``; returns (loss_sum, rows, steps, bad loss or None)."""
         if self.runner is not None:
             binding = self.optimizer._fused_binding(self.model)
+            plan = self.model._stages[0][1]
+            plan.rng_step = self.model.rng_step
             loss_sum, rows, steps, bad_step = self.runner.run(part, binding)
+            self.model.rng_step = plan.rng_step
             self.optimizer._advance(steps)
             return loss_sum, rows, steps, (float("nan") if bad_step >= 0 else None)
         return self._python_steps(part)
@@ -92,15 +134,17 @@ class EpochLoop:
             if not np.isfinite(out).all():    # the loss would refuse it: report it as the core does
                 return loss_sum, rows, steps, float("nan")
             value, grad = loss.value_and_grad(out, yb, sample_weight=wb)
-            for reg in self.trainer.regularizers:
-                value += reg(model)
+            for term in self.penalties:
+                value += term(model)
             if not np.isfinite(value):
                 return loss_sum, rows, steps, value
             model.zero_grad()
             model.backward(grad)
-            for reg in self.trainer.regularizers:
-                reg.add_grad(model)
+            for term in self.penalties:
+                term.add_grad(model)
             self.optimizer.step(model)
+            for constraint, layer, _ in self.constraints:
+                constraint.apply(layer.W, backend=model.backend)
             loss_sum += value * idx.shape[0]
             rows += idx.shape[0]
             steps += 1

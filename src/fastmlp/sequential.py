@@ -1,4 +1,5 @@
 """Sequential: a stack of layers over one contiguous parameter arena."""
+import numbers
 import threading
 
 import numpy as np
@@ -44,11 +45,23 @@ class Sequential:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layers[{i}] must be a fastmlp Layer, got {type(layer).__name__}")
-            if layer._model is not None:
-                raise ValueError(f"layers[{i}] ({layer!r}) already belongs to another model")
         self.layers = layers
+        self.flat_layers = _flatten(layers)
+        for layer in self.flat_layers:
+            if layer._model is not None:
+                raise ValueError(f"{layer!r} already belongs to another model")
+        if len(set(map(id, self.flat_layers))) != len(self.flat_layers):
+            raise ValueError("a layer object appears twice in layers; to share weights use "
+                             "Dense(..., tied_to=other)")
         self.dtype = np.dtype(check_dtype(dtype))
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or not 0 <= seed < 2**63):
+            raise ValueError(f"seed must be None or an integer in [0, 2**63), got {seed!r}")
         self.seed = seed
+        #: key of the counter-based RNG of dropout and noise
+        self.rng_seed = int(seed) if seed is not None else \
+            int(np.random.SeedSequence().entropy % 2**63)
+        self._rng_step = 0
         self._build_shapes()
         self._build_arena()
         self._last_batch = None
@@ -70,29 +83,48 @@ class Sequential:
         self.n_out = width
 
     def _build_arena(self):
-        info, offset = [], 0
-        for i, layer in enumerate(self.layers):
+        """Place every parameter in ``params`` (gradients in ``grads``) and every buffer in
+        ``buffers``; give the layers their views; initialize them in order."""
+        info, buf_info, offset, boff = [], [], 0, 0
+        for i, layer in enumerate(self.flat_layers):
             for name, shape, role in layer.param_specs():
-                size = int(np.prod(shape, dtype=np.int64))
                 info.append(dict(layer=i, name=name, role=role, offset=offset, shape=tuple(shape)))
-                offset += size
-        self.param_info = info
+                offset += _size(shape)
+            for name, shape, value in layer.buffer_specs():
+                buf_info.append(dict(layer=i, name=name, offset=boff, shape=tuple(shape),
+                                     value=value))
+                boff += _size(shape)
+        self.param_info, self.buffer_info = info, buf_info
         self.params = np.zeros(offset, dtype=self.dtype)
         self.grads = np.zeros(offset, dtype=self.dtype)
+        self.buffers = np.zeros(boff, dtype=self.dtype)
         for p in info:
-            layer = self.layers[p["layer"]]
-            sl = slice(p["offset"], p["offset"] + int(np.prod(p["shape"], dtype=np.int64)))
+            layer = self.flat_layers[p["layer"]]
+            sl = slice(p["offset"], p["offset"] + _size(p["shape"]))
             setattr(layer, p["name"], self.params[sl].reshape(p["shape"]))
             setattr(layer, "d" + p["name"], self.grads[sl].reshape(p["shape"]))
-        rng = np.random.default_rng(self.seed)
-        for i, layer in enumerate(self.layers):
-            nxt = self.layers[i + 1].activation_name if i + 1 < len(self.layers) else None
-            layer.init_params(rng, nxt)
+        for b in buf_info:
+            view = self.buffers[b["offset"]:b["offset"] + _size(b["shape"])].reshape(b["shape"])
+            view[...] = b["value"]
+            setattr(self.flat_layers[b["layer"]], b["name"], view)
+        for layer in self.flat_layers:
             layer._model = self
+        for layer in self.flat_layers:
+            layer.bind_shared()
+        _init_sequence(self.layers, np.random.default_rng(self.seed))
 
     @property
     def n_params(self):
         return self.params.shape[0]
+
+    @property
+    def rng_step(self):
+        """Training forward passes so far: the counter of the dropout/noise RNG."""
+        return self._rng_step
+
+    @rng_step.setter
+    def rng_step(self, value):
+        self._rng_step = int(value)
 
     @property
     def backend(self):
@@ -108,26 +140,44 @@ class Sequential:
 
     def _compile_stages(self):
         """Group consecutive library layers into compiled plans; Python layers stand alone."""
-        offsets = {}
-        for p in self.param_info:
-            offsets.setdefault(p["layer"], {})[p["name"]] = p["offset"]
+        ctx = _CompileContext(self)
         stages, run = [], []
 
         def flush():
             if run:
-                descs = [d for _, d in run]
-                stages.append(("core", Plan(descs, self.params, self.grads)))
+                stages.append(("core", Plan(_link_residuals(run), self.params, self.grads,
+                                            self.buffers if self.buffers.size else None,
+                                            self.rng_seed)))
                 run.clear()
 
-        for i, layer in enumerate(self.layers):
-            desc = layer.core_desc(offsets.get(i, {})) if self._backend == "core" else None
-            if desc is None:
+        for layer in self.layers:
+            descs = layer.core_descs(ctx) if self._backend == "core" else None
+            if descs is None:
                 flush()
                 stages.append(("python", layer))
             else:
-                run.append((i, desc))
+                run.extend(descs)
         flush()
         return stages
+
+    def get_weights(self):
+        """A copy of the model's state (parameters, then buffers such as running
+        statistics), for :meth:`set_weights`."""
+        return np.concatenate([self.params, self.buffers])
+
+    def set_weights(self, weights):
+        """Put back a state taken by :meth:`get_weights` (copied into the arena)."""
+        w = np.asarray(weights)
+        n = self.params.shape[0] + self.buffers.shape[0]
+        if w.shape != (n,):
+            raise ValueError(f"weights must have shape ({n},), got {w.shape}")
+        self.params[...] = w[:self.params.shape[0]]
+        self.buffers[...] = w[self.params.shape[0]:]
+
+    @property
+    def is_fused(self):
+        """True when the whole model runs as one compiled plan (the fast training path)."""
+        return len(self._stages) == 1 and self._stages[0][0] == "core"
 
     # -- computation -------------------------------------------------------------------------
     def forward(self, X, training=False):
@@ -138,9 +188,11 @@ class Sequential:
         """
         out = as_float_matrix(X, self.dtype, "X", self.n_in)
         self._last_batch = None
+        if training:
+            self._rng_step += 1
         for kind, stage in self._stages:
             if kind == "core":
-                out = stage.forward(out)
+                out = stage.forward(out, training, self._rng_step)
             else:
                 out = self._python_forward(stage, out, training)
         self._last_batch = out.shape[0]
@@ -175,22 +227,6 @@ class Sequential:
                                      f"{(self._last_batch, stage.n_in)}")
         return g
 
-    def get_weights(self):
-        """A copy of the model's state (the parameter arena), for :meth:`set_weights`."""
-        return self.params.copy()
-
-    def set_weights(self, weights):
-        """Put back a state taken by :meth:`get_weights` (copied into the arena)."""
-        w = np.asarray(weights)
-        if w.shape != self.params.shape:
-            raise ValueError(f"weights must have shape {self.params.shape}, got {w.shape}")
-        self.params[...] = w
-
-    @property
-    def is_fused(self):
-        """True when the whole model runs as one compiled plan (the fast training path)."""
-        return len(self._stages) == 1 and self._stages[0][0] == "core"
-
     def zero_grad(self):
         """Set every parameter gradient to 0 (one pass over the arena)."""
         self.grads.fill(0)
@@ -223,3 +259,57 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             rows.append(f"  ({i}) {layer!r:<{width}}  params: {layer.n_params():>12,}")
         return "\n".join(rows)
+
+
+def _size(shape):
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _flatten(layers):
+    """Every layer, containers before their children (depth first)."""
+    out = []
+    for layer in layers:
+        out.append(layer)
+        out.extend(_flatten(layer.children()))
+    return out
+
+
+def _init_sequence(layers, rng):
+    """Initialize in order; each layer learns which activation follows it (init="auto")."""
+    for i, layer in enumerate(layers):
+        nxt = layers[i + 1].activation_name if i + 1 < len(layers) else None
+        layer.init_params(rng, nxt)
+        _init_sequence(layer.children(), rng)
+
+
+class _CompileContext:
+    """What a layer needs to describe itself to the core: where its parameters and buffers
+    live, and its RNG stream (its index in the model)."""
+
+    def __init__(self, model):
+        self.model = model
+        self._index = {id(layer): i for i, layer in enumerate(model.flat_layers)}
+        self._offsets = {}
+        for p in model.param_info + model.buffer_info:
+            self._offsets.setdefault(p["layer"], {})[p["name"]] = p["offset"]
+
+    def index(self, layer):
+        return self._index[id(layer)]
+
+    def offsets(self, layer):
+        return self._offsets.get(self.index(layer), {})
+
+
+def _link_residuals(descs):
+    """Resolve the residual markers of a run of descriptors into absolute links."""
+    out, stack = [], []
+    for d in descs:
+        d = dict(d)
+        if d.pop("_res_begin", False):
+            stack.append(len(out))
+        elif d.pop("_res_end", False):
+            begin = stack.pop()
+            d["link"] = begin
+            out[begin]["link"] = len(out)
+        out.append(d)
+    return out

@@ -5,7 +5,7 @@ import time
 import numpy as np
 
 from fastmlp import callbacks as cbks
-from fastmlp._epoch import EpochLoop, NonFiniteLoss
+from fastmlp._epoch import EpochLoop, NonFiniteLoss, penalty_terms
 from fastmlp._progress import Progress
 from fastmlp._validation import as_float_matrix
 from fastmlp.data import split_indices
@@ -48,6 +48,10 @@ class Trainer:
         self.loss = loss
         self.optimizer = get_optimizer(optimizer)
         self.regularizers = list(regularizers)
+        for reg in self.regularizers:
+            if not (callable(reg) and hasattr(reg, "add_grad")):
+                raise TypeError(f"regularizers must be penalties such as L2Penalty(1e-4), "
+                                f"got {reg!r}")
         self.metrics = [get_metric(m) for m in metrics]
         self.seed = model.seed if seed is None else seed
         self._rng = np.random.default_rng(self.seed)
@@ -199,7 +203,7 @@ class Trainer:
         Xt, tt = X[train_idx], targets[train_idx]
         objective = make_objective(self.model, self.loss, Xt, tt,
                                    None if weights is None else weights[train_idx],
-                                   self.regularizers)
+                                   penalty_terms(self))
         history = self.history = History()
         progress = Progress(verbose, epochs, Xt.shape[0])
         for cb in callbacks:
@@ -275,7 +279,7 @@ class Trainer:
             y = self._targets(y, X.shape[0])
         out = self._outputs(X)
         value = self.loss(out, y, sample_weight=sample_weight)
-        value += sum(reg(self.model) for reg in self.regularizers)
+        value += sum(term(self.model) for term in penalty_terms(self))
         logs = {prefix + "loss": float(value)}
         logs.update(self._metric_logs(X, y, prefix, outputs=out))
         return logs

@@ -4,7 +4,11 @@ from fastmlp.layers.activations import (ELU, GELU, ArcTan, Activation, HardTanh,
                                         Softplus, Step, Tanh)
 from fastmlp.layers.base import Layer
 from fastmlp.layers.dense import Dense, Maxout
+from fastmlp.layers.noise import Dropout, GaussianNoise
+from fastmlp.layers.norm import BatchNorm, LayerNorm
+from fastmlp.layers.residual import Residual
 
 __all__ = ["Layer", "Dense", "Maxout", "Activation", "Identity", "Sigmoid", "Tanh", "ReLU",
            "LeakyReLU", "PReLU", "ELU", "Softplus", "ArcTan", "HardTanh", "Step", "SiLU",
-           "GELU", "Softmax"]
+           "GELU", "Softmax", "Dropout", "GaussianNoise", "Residual",
+           "BatchNorm", "LayerNorm"]

@@ -32,7 +32,7 @@ class Activation(Layer):
     def code(self):
         return ACT_CODES[self.name]
 
-    def core_desc(self, offsets):
+    def core_desc(self, ctx):
         return dict(kind=LayerKind.K_ACT, act=self.code, alpha=self.alpha,
                     n_in=self.n_in, n_out=self.n_out)
 
@@ -175,9 +175,9 @@ class PReLU(Layer):
     def init_params(self, rng, next_activation=None):
         self.weight[...] = self.init
 
-    def core_desc(self, offsets):
+    def core_desc(self, ctx):
         return dict(kind=LayerKind.K_PRELU, n_in=self.n_in, n_out=self.n_out,
-                    pieces=self.num_parameters, w_off=offsets["weight"])
+                    pieces=self.num_parameters, w_off=ctx.offsets(self)["weight"])
 
     def forward(self, X, training=False):
         self._cache = X
@@ -200,7 +200,7 @@ class Softmax(Layer):
     softmax with the loss stably; this layer is for outputs meant as probabilities.
     """
 
-    def core_desc(self, offsets):
+    def core_desc(self, ctx):
         return dict(kind=LayerKind.K_SOFTMAX, n_in=self.n_in, n_out=self.n_out)
 
     def forward(self, X, training=False):

@@ -41,10 +41,33 @@ class Layer:
     def init_params(self, rng, next_activation=None):
         """Initialize the parameter views in place (called once, by the model)."""
 
-    def core_desc(self, offsets):
-        """The compiled-core descriptor of this layer (a dict), given the arena offset of
-        each parameter; None for layers that run in Python."""
+    def buffer_specs(self):
+        """List of ``(name, shape, initial value)`` of non-trainable state (running
+        statistics), kept in the model's ``buffers`` arena."""
+        return []
+
+    def children(self):
+        """Layers contained in this one (``Residual``); the model owns their parameters."""
+        return []
+
+    def bind_shared(self):
+        """Called once every layer of the model has its views: take views of another
+        layer's parameters (tied weights)."""
+
+    def core_desc(self, ctx):
+        """The compiled-core descriptor of this layer (a dict of ``LayerDesc`` fields);
+        None for layers that run in Python. ``ctx.offsets(self)`` maps each parameter and
+        buffer name to its offset, ``ctx.index(self)`` is the layer's index in the model."""
         return None
+
+    def core_descs(self, ctx):
+        """The list of descriptors this layer compiles to (one, or a bracket of several for
+        containers), or None when it must run in Python."""
+        desc = self.core_desc(ctx)
+        if desc is None:
+            return None
+        desc.setdefault("stream", ctx.index(self))
+        return [desc]
 
     # -- computation (NumPy path) --------------------------------------------------------
     def forward(self, X, training=False):

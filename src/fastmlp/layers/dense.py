@@ -1,6 +1,6 @@
 """Fully connected layers: Dense (with a fused activation) and Maxout."""
 from fastmlp import init as initializers
-from fastmlp._plan import LayerKind
+from fastmlp._plan import LayerFlag, LayerKind
 from fastmlp._validation import check_positive_int
 from fastmlp.layers.activations import activation_from_name
 from fastmlp.layers.base import Layer
@@ -21,6 +21,16 @@ class Dense(Layer):
         Glorot otherwise. Biases start at 0.
     bias : bool
         Whether the layer has the bias ``b``.
+    regularizer : Penalty or None
+        A penalty on this layer's weights only (e.g. ``L2Penalty(1e-4)``), added to the
+        loss by the Trainer.
+    constraint : Constraint or None
+        Applied to ``W`` after every update (e.g. ``MaxNorm(3.0)``).
+    tied_to : Dense or None
+        Share that layer's weight matrix instead of owning one (parameter tying); its
+        gradient receives the contributions of both uses. With ``transpose=True`` this
+        layer uses its transpose, as the decoder of a tied autoencoder:
+        ``Dense(256, 784, tied_to=encoder, transpose=True)`` for ``encoder = Dense(784, 256)``.
 
     Notes
     -----
@@ -28,13 +38,34 @@ class Dense(Layer):
     ``dX = dZ Wᵀ``. ``W``, ``b``, ``dW``, ``db`` are views into the model's arena.
     """
 
-    def __init__(self, n_in, n_out, activation=None, init="auto", bias=True):
+    def __init__(self, n_in, n_out, activation=None, init="auto", bias=True, regularizer=None,
+                 constraint=None, tied_to=None, transpose=False):
         super().__init__()
         self.n_in = check_positive_int(n_in, "n_in")
         self.n_out = check_positive_int(n_out, "n_out")
         self.activation = activation_from_name(activation)
         self.init = initializers.check_init(init)
         self.bias = bool(bias)
+        if regularizer is not None and not callable(getattr(regularizer, "_ranges", None)):
+            raise TypeError(f"regularizer must be a fastmlp penalty, got {regularizer!r}")
+        if constraint is not None and not callable(getattr(constraint, "_range", None)):
+            raise TypeError(f"constraint must be a fastmlp constraint, got {constraint!r}")
+        self.regularizer, self.constraint = regularizer, constraint
+        self.tied_to, self.transpose = tied_to, bool(transpose)
+        if tied_to is not None:
+            if not isinstance(tied_to, Dense) or tied_to.tied_to is not None:
+                raise ValueError(f"tied_to must be a Dense layer that owns its weights, got "
+                                 f"{tied_to!r}")
+            want = (n_out, n_in) if transpose else (n_in, n_out)
+            have = (tied_to.n_in, tied_to.n_out)
+            if want != have:
+                raise ValueError(f"tied_to={tied_to!r} has weights of shape {have}; this layer "
+                                 f"needs {want}" + (" (transposed)" if transpose else ""))
+        elif transpose:
+            raise ValueError("transpose=True needs tied_to")
+        if tied_to is not None and constraint is not None:
+            raise ValueError("a tied layer cannot have its own constraint: set it on the layer "
+                             "that owns the weights (tied_to)")
 
     @property
     def activation_name(self):
@@ -46,22 +77,32 @@ class Dense(Layer):
         return self.n_out
 
     def param_specs(self):
-        specs = [("W", (self.n_in, self.n_out), "weight")]
+        specs = [] if self.tied_to is not None else [("W", (self.n_in, self.n_out), "weight")]
         if self.bias:
             specs.append(("b", (self.n_out,), "bias"))
         return specs
 
+    def bind_shared(self):
+        if self.tied_to is not None:
+            if self.tied_to._model is not self._model:
+                raise ValueError(f"tied_to={self.tied_to!r} must belong to the same model")
+            src = self.tied_to
+            self.W, self.dW = (src.W.T, src.dW.T) if self.transpose else (src.W, src.dW)
+
     def init_params(self, rng, next_activation=None):
-        act = self.activation.name if self.activation.name != "identity" else next_activation
-        scheme = initializers.resolve(self.init, act)
-        initializers.initialize(scheme, self.W, self.n_in, self.n_out, rng)
+        if self.tied_to is None:
+            act = self.activation.name if self.activation.name != "identity" else next_activation
+            scheme = initializers.resolve(self.init, act)
+            initializers.initialize(scheme, self.W, self.n_in, self.n_out, rng)
         if self.bias:
             self.b[...] = 0
 
-    def core_desc(self, offsets):
+    def core_desc(self, ctx):
+        owner = self.tied_to if self.tied_to is not None else self
         return dict(kind=LayerKind.K_DENSE, act=self.activation.code,
                     alpha=self.activation.alpha, n_in=self.n_in, n_out=self.n_out,
-                    w_off=offsets["W"], b_off=offsets.get("b", -1))
+                    w_off=ctx.offsets(owner)["W"], b_off=ctx.offsets(self).get("b", -1),
+                    flags=LayerFlag.F_TRANS_W if self.transpose else 0)
 
     def forward(self, X, training=False):
         Z, A = ref_layers.dense_forward(X, self.W, self.b if self.bias else None,
@@ -84,6 +125,8 @@ class Dense(Layer):
             args.append(f"activation={self.activation.name!r}")
         if not self.bias:
             args.append("bias=False")
+        if self.tied_to is not None:
+            args.append("tied" + (", transpose=True" if self.transpose else ""))
         return f"Dense({', '.join(args)})"
 
 
@@ -121,7 +164,8 @@ class Maxout(Layer):
         if self.bias:
             self.b[...] = 0
 
-    def core_desc(self, offsets):
+    def core_desc(self, ctx):
+        offsets = ctx.offsets(self)
         return dict(kind=LayerKind.K_MAXOUT, n_in=self.n_in, n_out=self.n_out,
                     pieces=self.pieces, w_off=offsets["W"], b_off=offsets.get("b", -1))
 

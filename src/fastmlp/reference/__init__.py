@@ -2,6 +2,6 @@
 
 A whole model runs on it with ``Sequential(..., backend="numpy")``.
 """
-from fastmlp.reference import activations, layers, losses, optim
+from fastmlp.reference import activations, layers, losses, norm, optim, regularize, rng
 
-__all__ = ["activations", "layers", "losses", "optim"]
+__all__ = ["activations", "layers", "losses", "norm", "optim", "regularize", "rng"]

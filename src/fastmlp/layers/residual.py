@@ -1,0 +1,73 @@
+"""Skip connections: Residual(*layers) computes x + f(x)."""
+from fastmlp._plan import LayerKind
+from fastmlp.layers.base import Layer
+
+
+class Residual(Layer):
+    """``y = x + f(x)`` where f is the given layers applied in order (He et al., 2016).
+
+    The layers must keep the width (checked when the model is built). The gradient is
+    the sum of both paths: ``dX = dY + f'(x)ᵀ dY``.
+
+    Examples
+    --------
+    >>> block = Residual(Dense(64, 64, activation="relu"), Dense(64, 64))
+    """
+
+    def __init__(self, *layers):
+        super().__init__()
+        if not layers:
+            raise ValueError("Residual needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Residual layers[{i}] must be a fastmlp Layer, got "
+                                f"{type(layer).__name__}")
+        self.layers = list(layers)
+
+    def children(self):
+        return self.layers
+
+    def build(self, n_in):
+        width = n_in
+        for i, layer in enumerate(self.layers):
+            try:
+                width = layer.build(width)
+            except ValueError as exc:
+                raise ValueError(f"Residual layers[{i}]: {exc}") from None
+        if width != n_in:
+            raise ValueError(f"Residual layers must keep the width: they map {n_in} features "
+                             f"to {width}, so x + f(x) is undefined")
+        self.n_in = self.n_out = n_in
+        return n_in
+
+    def core_descs(self, ctx):
+        inner = []
+        for layer in self.layers:
+            descs = layer.core_descs(ctx)
+            if descs is None:
+                return None            # a Python layer inside: the whole block runs in Python
+            inner.extend(descs)
+        n = self.n_in
+        begin = dict(kind=LayerKind.K_RES_BEGIN, n_in=n, n_out=n, _res_begin=True)
+        end = dict(kind=LayerKind.K_RES_END, n_in=n, n_out=n, _res_end=True)
+        return [begin] + inner + [end]
+
+    def forward(self, X, training=False):
+        out = X
+        for layer in self.layers:
+            out = layer.forward(out, training=training)
+        self._cache = True
+        return X + out
+
+    def backward(self, dY):
+        self._need_cache()
+        g = dY
+        for layer in reversed(self.layers):
+            g = layer.backward(g)
+        return dY + g
+
+    def __repr__(self):
+        return f"Residual({', '.join(map(repr, self.layers))})"
+
+    def n_params(self):
+        return sum(layer.n_params() for layer in self.layers)
