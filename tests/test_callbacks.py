@@ -199,8 +199,9 @@ def test_learning_rate_change_reaches_the_fused_loop(rng):
         np.testing.assert_array_equal(snaps[2], snaps[0])
 # -- divergence: FloatingPointError or TerminateOnNaN ---------------------------------------
 def _diverge_by_hand(lr, X, y):
-    """The low-level loop (float32, batches of 10, no shuffling) until the loss is not
-    finite: (epoch, step, weights then, weights at the start of that epoch)."""
+    """The low-level loop (float32, batches of 10, no shuffling) until the loss or its
+    gradient is not finite (fit stops before an update with a non-finite gradient):
+    (epoch, step, weights then, weights at the start of that epoch)."""
     m, opt, loss = fm.Sequential([fm.Dense(3, 1)], seed=0), fm.SGD(lr=lr), fm.MSELoss()
     for epoch in range(60):
         start = m.get_weights()
@@ -210,6 +211,8 @@ def _diverge_by_hand(lr, X, y):
                 return epoch, s // 10, m.get_weights(), start
             m.zero_grad()
             m.backward(loss.grad(out, y[s:s + 10]))
+            if not np.isfinite(m.grads).all():
+                return epoch, s // 10, m.get_weights(), start
             opt.step(m)
     raise AssertionError("did not diverge")
 

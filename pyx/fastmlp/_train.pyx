@@ -8,7 +8,7 @@ Nothing is allocated per step; Python regains control after each chunk.
 import numpy as np
 
 from cython cimport floating
-from libc.math cimport isfinite
+from libc.math cimport NAN, isfinite
 from libc.string cimport memcpy, memset
 
 from fastmlp._losses cimport LossSpec, loss_value_grad, mean_scale
@@ -65,7 +65,18 @@ ctypedef struct Progress:
     double loss_sum              # Σ over steps of (batch loss × batch rows)
     Py_ssize_t rows              # rows seen
     Py_ssize_t steps             # steps completed
-    Py_ssize_t bad_step          # index (in the chunk) of a step with a non-finite loss, or -1
+    Py_ssize_t bad_step          # index (in the chunk) of a step with a non-finite loss or
+                                 # gradient, or -1; the run stops before that step's update
+    double bad_value             # that step's loss
+
+
+cdef bint all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
+    """True when no element is NaN or ±inf (x − x is 0 exactly for finite x)."""
+    cdef Py_ssize_t i
+    cdef floating acc = 0
+    for i in range(n):
+        acc += x[i] - x[i]
+    return acc == 0
 
 
 cdef void gather(const Data* d, const long long* idx, Py_ssize_t B,
@@ -112,12 +123,16 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
                                 <floating*> d.wb if d.weights != NULL else NULL,
                                 gb, B, mean_scale(spec, B))
         if not isfinite(value):
-            out.bad_step = step
+            out.bad_step, out.bad_value = step, value
             return
         memset(grads, 0, n_params * sizeof(floating))
         plan_backward(ex, xb, gb, NULL)
         if d.n_pen:
             value += penalties_apply(d.pen, d.n_pen, params, grads)
+        if not isfinite(value) or not all_finite(grads, n_params):
+            # the update would leave finite weights for non-finite ones: stop before it
+            out.bad_step, out.bad_value = step, value if not isfinite(value) else NAN
+            return
         opt_apply(opt, params, grads, n_params)
         if d.n_con:
             constraints_apply(d.con, d.n_con, params)
@@ -245,18 +260,18 @@ cdef class Runner:
         """Train on the rows ``perm`` (int64, C-contiguous, values in [0, n_rows)) in order,
         in batches of ``batch_size``, with the optimizer ``binding`` (family, hyper, states, t).
 
-        Returns ``(loss_sum, rows, steps, bad_step)``: Σ batch loss × batch rows, rows and
-        steps done, and the index of the step whose loss was not finite (-1 if none; the
-        run stops before that step's update).
+        Returns ``(loss_sum, rows, steps, bad_step, bad_value)``: Σ batch loss × batch rows,
+        rows and steps done, the index of the step whose loss or gradient was not finite
+        (-1 if none; the run stops before that step's update) and its loss.
         """
         cdef Progress prog
         cdef float ftag = 0
         cdef double dtag = 0
         cdef const long long[::1] p = _check_perm(perm, self.n_rows)
         self._bind(binding)
-        prog.loss_sum, prog.rows, prog.steps, prog.bad_step = 0.0, 0, 0, -1
+        prog.loss_sum, prog.rows, prog.steps, prog.bad_step, prog.bad_value = 0.0, 0, 0, -1, 0.0
         if p.shape[0] == 0:
-            return 0.0, 0, 0, -1
+            return 0.0, 0, 0, -1, 0.0
         self.plan.ready = False
         self.plan.ex.training = True
         with nogil:
@@ -266,7 +281,7 @@ cdef class Runner:
             else:
                 run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, &p[0], p.shape[0],
                           self.batch_size, &prog, &dtag)
-        return prog.loss_sum, prog.rows, prog.steps, prog.bad_step
+        return prog.loss_sum, prog.rows, prog.steps, prog.bad_step, prog.bad_value
 
     cdef int _bind(self, binding) except -1:
         family, hyper, states, t = binding

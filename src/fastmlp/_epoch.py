@@ -103,6 +103,8 @@ class EpochLoop:
                 raise NonFiniteLoss(done_steps, bad)
             if on_chunk is not None:
                 on_chunk(done_steps, done_rows, loss_sum)
+                if self.trainer.stop_training:    # asked by a per-step callback
+                    break
                 if steps_per_chunk is None:   # aim at one refresh per REFRESH_SECONDS
                     per_step = (time.perf_counter() - t0) / max(steps, 1)
                     chunk = int(min(max(REFRESH_SECONDS / max(per_step, 1e-9), 1), n_steps))
@@ -114,10 +116,10 @@ class EpochLoop:
             binding = self.optimizer._fused_binding(self.model)
             plan = self.model._stages[0][1]
             plan.rng_step = self.model.rng_step
-            loss_sum, rows, steps, bad_step = self.runner.run(part, binding)
+            loss_sum, rows, steps, bad_step, bad_value = self.runner.run(part, binding)
             self.model.rng_step = plan.rng_step
             self.optimizer._advance(steps)
-            return loss_sum, rows, steps, (float("nan") if bad_step >= 0 else None)
+            return loss_sum, rows, steps, (bad_value if bad_step >= 0 else None)
         return self._python_steps(part)
 
     def _python_steps(self, part):
@@ -142,6 +144,8 @@ class EpochLoop:
             model.backward(grad)
             for term in self.penalties:
                 term.add_grad(model)
+            if not np.isfinite(model.grads).all():    # as the core: stop before the update
+                return loss_sum, rows, steps, float("nan")
             self.optimizer.step(model)
             for constraint, layer, _ in self.constraints:
                 constraint.apply(layer.W, backend=model.backend)

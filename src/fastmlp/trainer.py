@@ -10,6 +10,7 @@ from fastmlp._progress import Progress
 from fastmlp._validation import as_float_matrix
 from fastmlp.data import split_indices
 from fastmlp.history import History
+from fastmlp.layers.norm import BatchNorm
 from fastmlp.metrics import get_metric, link
 
 #: Rows per forward call in evaluate/predict (bounds the workspace, not the result).
@@ -52,7 +53,7 @@ class Trainer:
             if not (callable(reg) and hasattr(reg, "add_grad")):
                 raise TypeError(f"regularizers must be penalties such as L2Penalty(1e-4), "
                                 f"got {reg!r}")
-        self.metrics = [get_metric(m) for m in metrics]
+        self.metrics = _unique_names([get_metric(m) for m in metrics])
         self.seed = model.seed if seed is None else seed
         self._rng = np.random.default_rng(self.seed)
         self.history = None
@@ -119,6 +120,8 @@ class Trainer:
         targets = self._targets(y, X.shape[0])
         weights = self._row_weights(sample_weight, class_weight, targets)
         train_idx, val = self._split(X, targets, validation_data, validation_split)
+        _check_batchnorm_batches(self.model, train_idx.shape[0], batch_size,
+                                 getattr(self.optimizer, "full_batch", False))
         callbacks = list(callbacks)
         for cb in callbacks:
             if not isinstance(cb, cbks.Callback):
@@ -164,6 +167,7 @@ class Trainer:
         self.stop_training = False
         for cb in callbacks:
             cb.on_train_begin({})
+        train_rows = None
         for epoch in range(epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, {})
@@ -178,9 +182,15 @@ class Trainer:
             except NonFiniteLoss as bad:
                 self._handle_nonfinite(bad, epoch, before, terminate_on_nan, progress)
                 break
+            except BaseException:       # KeyboardInterrupt included: the bar must not linger
+                progress.close()
+                raise
             logs = {"loss": train_loss}
-            logs.update(self._metric_logs(X[train_idx] if self.metrics else None,
-                                          targets[train_idx] if self.metrics else None, ""))
+            if self.metrics and train_rows is None:   # copied once per fit, when needed
+                train_rows = (X, targets) if train_idx.shape[0] == X.shape[0] else \
+                    (X[train_idx], targets[train_idx])
+            if self.metrics:
+                logs.update(self._metric_logs(train_rows[0], train_rows[1], ""))
             if val is not None:
                 logs.update(self.evaluate(val[0], val[1], _prepared=True, prefix="val_"))
             logs["lr"] = lr
@@ -248,8 +258,9 @@ class Trainer:
         if not np.isfinite(self.model.params).all():
             self.model.set_weights(before)          # the last finite weights we know
         self.stop_training = True
-        msg = (f"loss became {bad.value} at epoch {epoch + 1}, step {bad.step + 1}; "
-               f"training stopped and the model holds the last finite weights")
+        msg = (f"the loss or its gradient became non-finite (loss = {bad.value}) at epoch "
+               f"{epoch + 1}, step {bad.step + 1}; training stopped and the model holds the "
+               f"last finite weights")
         progress.close()
         if not terminate_on_nan:
             raise FloatingPointError(msg)
@@ -310,6 +321,33 @@ def _class_labels(targets, n_out):
     if targets.shape[1] == 1:
         return (targets[:, 0] > 0.5).astype(np.int64), 2
     return targets.argmax(axis=1), targets.shape[1]
+
+
+def _check_batchnorm_batches(model, n_rows, batch_size, full_batch):
+    """BatchNorm needs at least 2 rows per training batch (the variance of one row is
+    undefined; torch refuses it too): refuse a fit whose last batch would have 1 row."""
+    if n_rows == 0 or not any(isinstance(layer, BatchNorm) for layer in model.flat_layers):
+        return
+    size = n_rows if full_batch else min(batch_size, n_rows)
+    if n_rows % size != 1 and size != 1:
+        return
+    if n_rows == 1:
+        raise ValueError("BatchNorm needs at least 2 rows per training batch, but there is "
+                         "1 training row")
+    raise ValueError(f"batch_size={batch_size} leaves a training batch of 1 row "
+                     f"({n_rows} training rows); BatchNorm needs at least 2 rows per "
+                     f"training batch: choose another batch_size")
+
+
+def _unique_names(metrics):
+    """Callables without a name (lambdas) get distinct keys: metric, metric_2, ..."""
+    seen, out = {}, []
+    for name, fn in metrics:
+        if name == "<lambda>":
+            name = "metric"
+        seen[name] = seen.get(name, 0) + 1
+        out.append((name if seen[name] == 1 else f"{name}_{seen[name]}", fn))
+    return out
 
 
 def _check_int(value, name, low):
