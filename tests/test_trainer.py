@@ -77,7 +77,7 @@ def test_fit_history_evaluate_predict(rng):
 
 
 def test_evaluate_predict_in_chunks_and_zero_epochs(rng):
-    n = fm.trainer.EVAL_CHUNK * 2 + 7
+    n = fm.sequential.PREDICT_CHUNK * 2 + 7
     X = rng.normal(size=(n, 3))
     model = fm.Sequential([fm.Dense(3, 5, activation="relu"), fm.Dense(5, 1)], dtype="float64")
     tr = fm.Trainer(model, fm.MSELoss(), "sgd", metrics=["mse"])

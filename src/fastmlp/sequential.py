@@ -5,10 +5,12 @@ import threading
 import numpy as np
 
 from fastmlp._plan import Plan
-from fastmlp._validation import as_float_matrix, check_dtype
+from fastmlp._validation import as_float_matrix, check_dtype, check_positive_int
 from fastmlp.layers.base import Layer
 
 BACKENDS = ("core", "numpy")
+#: Rows per compiled call in predict (bounds the workspace, not the result).
+PREDICT_CHUNK = 1024
 
 
 class Sequential:
@@ -65,6 +67,8 @@ class Sequential:
         self._build_shapes()
         self._build_arena()
         self._last_batch = None
+        self._local = threading.local()
+        self._python_lock = threading.Lock()
         self.backend = backend
         self._train_lock = threading.Lock()
 
@@ -136,6 +140,7 @@ class Sequential:
             raise ValueError(f"backend must be one of {BACKENDS}, got {value!r}")
         self._backend = value
         self._stages = self._compile_stages()
+        self._stages_version = getattr(self, "_stages_version", 0) + 1
         self._last_batch = None
 
     def _compile_stages(self):
@@ -173,6 +178,39 @@ class Sequential:
             raise ValueError(f"weights must have shape ({n},), got {w.shape}")
         self.params[...] = w[:self.params.shape[0]]
         self.buffers[...] = w[self.params.shape[0]:]
+
+    # -- configuration and interop (the work is in fastmlp._config and fastmlp.io) ------------
+    def get_config(self):
+        """The architecture as JSON data: layer configs, dtype, seed, the dropout RNG key
+        and counter, backend. :meth:`from_config` rebuilds the model (fresh weights)."""
+        from fastmlp._config import model_config
+        return model_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """A new model from :meth:`get_config` (same seed: same initial weights).
+        ``custom_objects``: ``{name: class}`` for user layers. ValueError on a bad config."""
+        from fastmlp._config import model_from_config
+        return model_from_config(config, custom_objects, cls=cls)
+
+    def to_torch_state_dict(self):
+        """Parameters as the ``state_dict`` of the matching ``torch.nn.Sequential`` (NumPy
+        arrays): ``"<i>.weight"`` is Wᵀ of shape (n_out, n_in), ``"<i>.bias"`` b, and a
+        PReLU's slopes are ``"<i>.weight"``. ``i`` is the module's position in the torch
+        Sequential: the layer's position in ``layers``, where a Dense with a fused
+        activation counts as two modules (Linear, then the activation). Only Dense, PReLU
+        and parameter-free layers are supported (ValueError naming any other)."""
+        from fastmlp.io import to_torch_state_dict
+        return to_torch_state_dict(self)
+
+    @classmethod
+    def from_torch_state_dict(cls, state, layers, dtype=None, seed=None, backend="core"):
+        """A model of ``layers`` (in torch module order, as :meth:`to_torch_state_dict`
+        numbers them) with the weights of a torch state dict (NumPy arrays or tensors),
+        transposed into the arena. ``dtype`` defaults to float64 when every weight is
+        float64, else float32."""
+        from fastmlp.io import from_torch_state_dict
+        return from_torch_state_dict(cls, state, layers, dtype, seed, backend)
 
     @property
     def is_fused(self):
@@ -231,9 +269,36 @@ class Sequential:
         """Set every parameter gradient to 0 (one pass over the arena)."""
         self.grads.fill(0)
 
-    def predict(self, X):
-        """Network outputs in evaluation mode (no dropout, running statistics)."""
-        return self.forward(X, training=False)
+    def predict(self, X, batch_size=PREDICT_CHUNK):
+        """Network outputs in evaluation mode (no dropout, running statistics).
+
+        Thread-safe: each thread runs its own compiled plans (workspaces), without the GIL,
+        so concurrent predictions on one model run in parallel and equal serial ones; it
+        does not disturb the caches of :meth:`forward`. Rows are processed ``batch_size``
+        at a time, which bounds the workspace.
+        """
+        X = as_float_matrix(X, self.dtype, "X", self.n_in)
+        batch_size = check_positive_int(batch_size, "batch_size")
+        stages = self._thread_stages()
+        out = np.empty((X.shape[0], self.n_out), dtype=self.dtype)
+        for start in range(0, X.shape[0], batch_size):
+            h = X[start:start + batch_size]
+            for kind, stage in stages:
+                if kind == "core":
+                    h = stage.forward(h, False)
+                else:      # Python layers keep their cache on the layer: one thread at a time
+                    with self._python_lock:
+                        h = self._python_forward(stage, h, False)
+            out[start:start + batch_size] = h
+        return out
+
+    def _thread_stages(self):
+        """This thread's copy of the compiled stages (built on first use)."""
+        local = self._local
+        if getattr(local, "version", None) != self._stages_version:
+            local.stages = self._compile_stages()
+            local.version = self._stages_version
+        return local.stages
 
     __call__ = forward
 

@@ -13,8 +13,6 @@ from fastmlp.history import History
 from fastmlp.layers.norm import BatchNorm
 from fastmlp.metrics import get_metric, link
 
-#: Rows per forward call in evaluate/predict (bounds the workspace, not the result).
-EVAL_CHUNK = 1024
 
 
 class Trainer:
@@ -268,10 +266,8 @@ class Trainer:
 
     # -- evaluation -------------------------------------------------------------------------
     def _outputs(self, X):
-        """Network outputs in evaluation mode, computed EVAL_CHUNK rows at a time."""
-        parts = [self.model.forward(X[i:i + EVAL_CHUNK], training=False)
-                 for i in range(0, X.shape[0], EVAL_CHUNK)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        """Network outputs in evaluation mode (``model.predict``: chunked, thread-safe)."""
+        return self.model.predict(X)
 
     def _metric_logs(self, X, targets, prefix, outputs=None):
         if not self.metrics or X is None:

@@ -1,0 +1,91 @@
+"""Thread safety: concurrent predict, training in threads, determinism."""
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import fastmlp as fm
+
+
+class PyScale(fm.Layer):
+    """A Python layer (per-layer dispatch path)."""
+
+    def forward(self, X, training=False):
+        return 2.0 * X
+
+    def backward(self, dY):
+        return 2.0 * dY
+
+
+@pytest.mark.parametrize("python_layer", [False, True])
+def test_concurrent_predict_equals_serial(rng, python_layer):
+    layers = [fm.Dense(20, 64, activation="relu"), fm.BatchNorm(64), fm.Dropout(0.5)]
+    layers += [PyScale()] if python_layer else []
+    layers += [fm.Dense(64, 5)]
+    model = fm.Sequential(layers, seed=0)
+    fm.Trainer(model, fm.CrossEntropyLoss(), fm.Adam()).fit(
+        rng.normal(size=(200, 20)), rng.integers(0, 5, 200), epochs=1, verbose=0)
+    inputs = [rng.normal(size=(int(n), 20)) for n in rng.integers(1, 3000, size=32)]
+    serial = [model.predict(X) for X in inputs]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(model.predict, inputs))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_predict_does_not_disturb_backward(rng):
+    model = fm.Sequential([fm.Dense(4, 8, activation="tanh"), fm.Dense(8, 2)], seed=0)
+    X = rng.normal(size=(5, 4))
+    model.forward(X, training=True)
+    model.predict(rng.normal(size=(7, 4)))             # a different batch in between
+    dX = model.backward(np.ones((5, 2)))               # still the gradient of X's forward
+    ref = fm.Sequential([fm.Dense(4, 8, activation="tanh"), fm.Dense(8, 2)], seed=0)
+    ref.forward(X, training=True)
+    np.testing.assert_array_equal(dX, ref.backward(np.ones((5, 2))))
+
+
+def _train(seed, X, y):
+    model = fm.Sequential([fm.Dense(32, 64, activation="relu"), fm.Dense(64, 64,
+                           activation="relu"), fm.Dense(64, 4)], seed=seed)
+    fm.Trainer(model, fm.CrossEntropyLoss(), fm.Adam(lr=1e-3)).fit(
+        X, y, epochs=3, batch_size=16, verbose=0)
+    return model.params.copy()
+
+
+def test_two_models_train_in_two_threads_as_serially(rng):
+    X = rng.normal(size=(512, 32)).astype(np.float32)
+    y = rng.integers(0, 4, 512)
+    serial = [_train(s, X, y) for s in (1, 2)]
+    with ThreadPoolExecutor(2) as pool:
+        threaded = list(pool.map(lambda s: _train(s, X, y), (1, 2)))
+    for a, b in zip(serial, threaded):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_same_seed_same_weights_bit_identical(rng):
+    X = rng.normal(size=(300, 32)).astype(np.float32)
+    y = rng.integers(0, 4, 300)
+    np.testing.assert_array_equal(_train(7, X, y), _train(7, X, y))
+
+
+def test_fit_while_training_elsewhere_is_refused(rng):
+    model = fm.Sequential([fm.Dense(8, 4)], seed=0)
+    X, y = rng.normal(size=(64, 8)), rng.integers(0, 4, 64)
+    started, release = threading.Event(), threading.Event()
+
+    def hold(epoch, logs):
+        started.set()
+        release.wait(10)
+
+    tr = fm.Trainer(model, fm.CrossEntropyLoss(), fm.SGD())
+    t = threading.Thread(target=tr.fit, args=(X, y), kwargs=dict(
+        epochs=1, verbose=0, callbacks=[fm.LambdaCallback(on_epoch_end=hold)]))
+    t.start()
+    assert started.wait(10)
+    try:
+        with pytest.raises(RuntimeError, match="already being trained"):
+            fm.Trainer(model, fm.CrossEntropyLoss(), fm.SGD()).fit(X, y, verbose=0)
+    finally:
+        release.set()
+        t.join()
