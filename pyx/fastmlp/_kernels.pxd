@@ -6,7 +6,7 @@ from libc.string cimport memcpy, memset
 
 from fastmlp._activations cimport act_forward, act_backward, FM_IDENTITY
 from fastmlp._blas cimport gemm
-from fastmlp._plan cimport LayerDesc, K_MAXOUT, F_TRANS_W
+from fastmlp._plan cimport LayerDesc, K_MAXOUT, F_ACCUM_W, F_TRANS_W
 
 cdef extern from "fastmlp/rng.h" nogil:
     double fm_uniform(unsigned long long seed, unsigned int stream, unsigned long long step,
@@ -33,22 +33,26 @@ cdef inline void dense_forward(const LayerDesc* d, const floating* X, const floa
 
 
 cdef inline void dense_backward(const LayerDesc* d, const floating* X, const floating* P,
-                                floating* G, floating* dZ, floating* dX,
-                                Py_ssize_t B) noexcept nogil:
+                                floating* G, floating* dZ, floating* dX, Py_ssize_t B,
+                                bint fresh) noexcept nogil:
     """From dZ (B, n_cols): dW += Xᵀ dZ, db += Σ_rows dZ, dX = dZ Wᵀ (when dX != NULL).
-    Gradients accumulate (beta = 1), so tied uses of one W add up in its slot."""
+    With ``fresh`` the gradients are written instead of added (no zeroing pass needed),
+    except where F_ACCUM_W marks a W slot another use wrote first (tied weights)."""
     cdef Py_ssize_t n_cols = d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
     cdef Py_ssize_t i, j
     cdef floating* db
     cdef bint tw = d.flags & F_TRANS_W
+    cdef floating beta = 0 if fresh and not (d.flags & F_ACCUM_W) else 1
     if tw:   # the slot holds Wᵀ (n_cols, n_in): it receives dZᵀ X
         gemm(True, False, <int> n_cols, <int> d.n_in, <int> B, <floating> 1, dZ,
-             <int> n_cols, X, <int> d.n_in, <floating> 1, G + d.w_off, <int> d.n_in)
+             <int> n_cols, X, <int> d.n_in, beta, G + d.w_off, <int> d.n_in)
     else:
         gemm(True, False, <int> d.n_in, <int> n_cols, <int> B, <floating> 1, X,
-             <int> d.n_in, dZ, <int> n_cols, <floating> 1, G + d.w_off, <int> n_cols)
+             <int> d.n_in, dZ, <int> n_cols, beta, G + d.w_off, <int> n_cols)
     if d.b_off >= 0:
         db = G + d.b_off
+        if fresh:
+            memset(db, 0, n_cols * sizeof(floating))
         for i in range(B):
             for j in range(n_cols):
                 db[j] += dZ[i * n_cols + j]

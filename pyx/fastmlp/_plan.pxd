@@ -18,6 +18,7 @@ cpdef enum LayerKind:
 cpdef enum LayerFlag:
     F_TRANS_W = 1    # K_DENSE: the arena slot holds W transposed (a tied layer)
     F_AFFINE = 2     # K_BATCHNORM / K_LAYERNORM: learnable scale and shift
+    F_ACCUM_W = 4    # K_DENSE: another use of this W slot is written first in backward
 
 ctypedef struct LayerDesc:
     int kind
@@ -55,10 +56,12 @@ ctypedef struct Exec:
     unsigned long long seed  # RNG key of dropout / noise
     unsigned long long step  # RNG counter: training forward passes so far
     bint training            # training-mode forward (dropout, noise, batch statistics)
+    bint fresh_grads         # backward writes the gradients instead of adding to them
 
 cdef void plan_forward(const Exec* e, const floating* X) noexcept nogil
 cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
                         floating* dX) noexcept nogil
+cdef void zero_small_grads(const Exec* e, floating* G) noexcept nogil
 
 
 cdef class Plan:

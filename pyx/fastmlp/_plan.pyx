@@ -7,7 +7,7 @@ scratch buffers. Layer parameters and gradients are read/written in the flat are
 import numpy as np
 
 from cython cimport floating
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from fastmlp._activations cimport act_backward, act_forward, FM_IDENTITY, FM_N_ACT
 from fastmlp._norm cimport (NormArgs, batchnorm_backward, batchnorm_backward_eval,
@@ -113,6 +113,20 @@ cdef void plan_forward(const Exec* e, const floating* X) noexcept nogil:
         inp = A
 
 
+cdef void zero_small_grads(const Exec* e, floating* G) noexcept nogil:
+    """Zero the gradient slots that kernels accumulate into (PReLU slopes, normalization
+    scale and shift): with fresh_grads the dense ones are overwritten by their GEMM."""
+    cdef Py_ssize_t i
+    cdef const LayerDesc* d
+    for i in range(e.n_layers):
+        d = &e.layers[i]
+        if d.kind == K_PRELU:
+            memset(G + d.w_off, 0, d.pieces * sizeof(floating))
+        elif (d.kind == K_BATCHNORM or d.kind == K_LAYERNORM) and d.flags & F_AFFINE:
+            memset(G + d.w_off, 0, d.n_out * sizeof(floating))
+            memset(G + d.b_off, 0, d.n_out * sizeof(floating))
+
+
 cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
                         floating* dX) noexcept nogil:
     """Backpropagate dY (batch, n_out of the last layer) after plan_forward on X.
@@ -133,6 +147,8 @@ cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
     cdef Py_ssize_t n
     cdef const LayerDesc* last = &e.layers[e.n_layers - 1]
     memcpy(g_cur, dY, B * last.n_out * sizeof(floating))
+    if e.fresh_grads:
+        zero_small_grads(e, G)
     for i in range(e.n_layers - 1, -1, -1):
         d = &e.layers[i]
         n = B * d.n_out
@@ -142,10 +158,10 @@ cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
             if d.act != FM_IDENTITY:
                 act_backward(d.act, d.alpha, block(e, d.z_col, W), block(e, d.a_col, W),
                              g_cur, g_cur, n)
-            dense_backward(d, inp, P, G, g_cur, dst, B)
+            dense_backward(d, inp, P, G, g_cur, dst, B, e.fresh_grads)
         elif d.kind == K_MAXOUT:
             maxout_scatter(block(e, d.z_col, W), g_cur, g_wide, B, d.n_out, d.pieces)
-            dense_backward(d, inp, P, G, g_wide, dst, B)
+            dense_backward(d, inp, P, G, g_wide, dst, B, e.fresh_grads)
         elif d.kind == K_PRELU:
             prelu_backward(inp, P + d.w_off, G + d.w_off, d.pieces, g_cur, dst, B, d.n_out)
         elif d.kind == K_BATCHNORM or d.kind == K_LAYERNORM:
@@ -228,6 +244,7 @@ cdef class Plan:
         for i, spec in enumerate(descs):
             self.descs[i] = _desc_from_dict(spec, params.shape[0], n_buf)
         _check_links(self.descs, self.n_layers)
+        _mark_shared_weights(self.descs, self.n_layers)
         self.ex.layers = self.descs
         self.ex.n_layers = self.n_layers
         self.ex.n_params = params.shape[0]
@@ -242,6 +259,7 @@ cdef class Plan:
         self.ex.seed = seed
         self.ex.step = 0
         self.ex.training = False
+        self.ex.fresh_grads = False
         self.capacity = 0
         self.ready = False
 
@@ -368,6 +386,16 @@ cdef _assign_columns(Exec* ex, LayerDesc* descs):
         widest = max(widest, d.n_out * (d.pieces if d.kind == K_MAXOUT else 1), d.n_in)
     ex.work_cols = col
     ex.scratch_cols = widest
+
+
+cdef _mark_shared_weights(LayerDesc* d, Py_ssize_t n):
+    """Flag F_ACCUM_W on every dense use of a W slot but the first one backward meets."""
+    seen = set()
+    for i in range(n - 1, -1, -1):
+        if d[i].kind == K_DENSE or d[i].kind == K_MAXOUT:
+            if d[i].w_off in seen:
+                d[i].flags |= F_ACCUM_W
+            seen.add(d[i].w_off)
 
 
 cdef _check_links(LayerDesc* d, Py_ssize_t n):

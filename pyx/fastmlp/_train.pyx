@@ -125,8 +125,7 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
         if not isfinite(value):
             out.bad_step, out.bad_value = step, value
             return
-        memset(grads, 0, n_params * sizeof(floating))
-        plan_backward(ex, xb, gb, NULL)
+        plan_backward(ex, xb, gb, NULL)    # fresh_grads: writes, no zeroing pass
         if d.n_pen:
             value += penalties_apply(d.pen, d.n_pen, params, grads)
         if not isfinite(value) or not all_finite(grads, n_params):
@@ -274,6 +273,7 @@ cdef class Runner:
             return 0.0, 0, 0, -1, 0.0
         self.plan.ready = False
         self.plan.ex.training = True
+        self.plan.ex.fresh_grads = True
         with nogil:
             if self.plan.f32:
                 run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, &p[0], p.shape[0],
@@ -281,6 +281,7 @@ cdef class Runner:
             else:
                 run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, &p[0], p.shape[0],
                           self.batch_size, &prog, &dtag)
+        self.plan.ex.fresh_grads = False
         return prog.loss_sum, prog.rows, prog.steps, prog.bad_step, prog.bad_value
 
     cdef int _bind(self, binding) except -1:

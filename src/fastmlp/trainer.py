@@ -1,4 +1,5 @@
 """Trainer: Keras-grade ``fit`` / ``evaluate`` / ``predict`` on top of the fused core."""
+import contextlib
 import numbers
 import time
 
@@ -32,6 +33,8 @@ class Trainer:
         Reported per epoch on the training data and, with validation data, as ``val_*``.
     seed : int or None
         Seed of the shuffling and of the validation split (default: the model's seed).
+    n_threads : int or None
+        Threads of the BLAS pool during fit (None: the BLAS default, all cores).
 
     Examples
     --------
@@ -41,8 +44,12 @@ class Trainer:
     ...                       callbacks=[fm.EarlyStopping(patience=5)])
     """
 
-    def __init__(self, model, loss, optimizer, regularizers=(), metrics=(), seed=None):
+    def __init__(self, model, loss, optimizer, regularizers=(), metrics=(), seed=None,
+                 n_threads=None):
         from fastmlp.optim import get_optimizer
+        if n_threads is not None:
+            _check_int(n_threads, "n_threads", 1)
+        self.n_threads = n_threads
         self.model = model
         self.loss = loss
         self.optimizer = get_optimizer(optimizer)
@@ -128,8 +135,9 @@ class Trainer:
             raise RuntimeError("this model is already being trained (in another thread); "
                                "train one model from one thread at a time")
         try:
-            return self._fit(X, targets, weights, train_idx, val, epochs, batch_size, shuffle,
-                             callbacks, verbose)
+            with _blas_threads(self.n_threads):
+                return self._fit(X, targets, weights, train_idx, val, epochs, batch_size,
+                                 shuffle, callbacks, verbose)
         finally:
             self.model._train_lock.release()
 
@@ -333,6 +341,15 @@ def _check_batchnorm_batches(model, n_rows, batch_size, full_batch):
     raise ValueError(f"batch_size={batch_size} leaves a training batch of 1 row "
                      f"({n_rows} training rows); BatchNorm needs at least 2 rows per "
                      f"training batch: choose another batch_size")
+
+
+def _blas_threads(n_threads):
+    """Limit the BLAS thread pool during fit (None: leave it as it is). On a busy machine
+    one thread per process is often much faster than a pool fighting for the cores."""
+    if n_threads is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=n_threads, user_api="blas")
 
 
 def _unique_names(metrics):
