@@ -8,6 +8,7 @@ from fastmlp.callbacks import (Callback, CSVLogger, EarlyStopping, LambdaCallbac
                                LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
                                TerminateOnNaN)
 from fastmlp.data import Standardizer, one_hot, train_val_test_split
+from fastmlp.ensemble import Ensemble
 from fastmlp.gradcheck import gradient_check
 from fastmlp.history import History
 from fastmlp.layers import (ELU, GELU, Activation, ArcTan, BatchNorm, Dense, Dropout,
@@ -21,8 +22,19 @@ from fastmlp.optim import (BFGS, LBFGS, SGD, Adadelta, Adagrad, Adam, AdamW, Gra
                            Newton, Optimizer, RMSprop, clip_grad_norm, get_optimizer)
 from fastmlp.sequential import Sequential
 from fastmlp.trainer import Trainer
+from fastmlp.io import load, save
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # the scikit-learn estimators are imported on first use: importing scikit-learn
+    # doubles the time of ``import fastmlp``
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from fastmlp import estimators
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'fastmlp' has no attribute {name!r}")
+
 
 __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "Sigmoid",
            "Tanh", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softplus", "ArcTan", "HardTanh",
@@ -34,6 +46,6 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "clip_grad_norm", "get_optimizer", "GradientDescent", "LBFGS", "BFGS", "Newton",
            "Trainer", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
            "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger",
-           "LambdaCallback",
-           "train_val_test_split", "one_hot", "Standardizer",
+           "LambdaCallback", "Ensemble", "MLPClassifier", "MLPRegressor",
+           "train_val_test_split", "one_hot", "Standardizer", "save", "load",
            "callbacks", "metrics", "reference", "regularizers", "schedules"]

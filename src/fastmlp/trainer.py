@@ -11,6 +11,7 @@ from fastmlp._progress import Progress
 from fastmlp._validation import as_float_matrix
 from fastmlp.data import split_indices
 from fastmlp.history import History
+from fastmlp.layers.noise import Dropout, GaussianNoise
 from fastmlp.layers.norm import BatchNorm
 from fastmlp.metrics import get_metric, link
 
@@ -127,6 +128,7 @@ class Trainer:
         train_idx, val = self._split(X, targets, validation_data, validation_split)
         _check_batchnorm_batches(self.model, train_idx.shape[0], batch_size,
                                  getattr(self.optimizer, "full_batch", False))
+        _check_deterministic(self.model, self.optimizer)
         callbacks = list(callbacks)
         for cb in callbacks:
             if not isinstance(cb, cbks.Callback):
@@ -325,6 +327,19 @@ def _class_labels(targets, n_out):
     if targets.shape[1] == 1:
         return (targets[:, 0] > 0.5).astype(np.int64), 2
     return targets.argmax(axis=1), targets.shape[1]
+
+
+def _check_deterministic(model, optimizer):
+    """Full-batch solvers search along lines of one objective: a layer drawing new noise at
+    every evaluation makes it random (L-BFGS then stops early, claiming convergence)."""
+    if not getattr(optimizer, "full_batch", False):
+        return
+    for layer in model.flat_layers:
+        if (isinstance(layer, Dropout) and layer.p > 0) or \
+                (isinstance(layer, GaussianNoise) and layer.std > 0):
+            raise ValueError(f"optimizer={optimizer!r} needs a deterministic objective, but "
+                             f"{layer!r} draws new noise at every evaluation: use a "
+                             "mini-batch optimizer (e.g. Adam) or remove the layer")
 
 
 def _check_batchnorm_batches(model, n_rows, batch_size, full_batch):

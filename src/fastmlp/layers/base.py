@@ -69,6 +69,13 @@ class Layer:
         desc.setdefault("stream", ctx.index(self))
         return [desc]
 
+    def get_config(self):
+        """The constructor arguments as JSON values: ``type(self)(**config)`` rebuilds the
+        layer (used by ``fastmlp.save``). The default reads each argument back from the
+        attribute of the same name; override when they differ."""
+        from fastmlp._config import constructor_config
+        return constructor_config(self)
+
     # -- computation (NumPy path) --------------------------------------------------------
     def forward(self, X, training=False):
         """Return the layer's output for X (batch, n_in); keep what backward needs."""

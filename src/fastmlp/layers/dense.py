@@ -66,10 +66,24 @@ class Dense(Layer):
         if tied_to is not None and constraint is not None:
             raise ValueError("a tied layer cannot have its own constraint: set it on the layer "
                              "that owns the weights (tied_to)")
+        if tied_to is not None and regularizer is not None:
+            raise ValueError("a tied layer cannot have its own regularizer (it owns no weight "
+                             "matrix): set it on the layer that owns the weights (tied_to)")
 
     @property
     def activation_name(self):
         return self.activation.name
+
+    def get_config(self):
+        """Constructor arguments as JSON: nested objects as their configs, ``tied_to`` as
+        the index of that layer in the model's ``flat_layers``."""
+        from fastmlp._config import layer_index, to_config
+        return dict(n_in=self.n_in, n_out=self.n_out, activation=to_config(self.activation),
+                    init=self.init, bias=self.bias,
+                    regularizer=None if self.regularizer is None else to_config(self.regularizer),
+                    constraint=None if self.constraint is None else to_config(self.constraint),
+                    tied_to=None if self.tied_to is None else layer_index(self.tied_to),
+                    transpose=self.transpose)
 
     def build(self, n_in):
         if n_in != self.n_in:

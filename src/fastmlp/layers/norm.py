@@ -75,6 +75,9 @@ class BatchNorm(_Norm):
         super().__init__(n, eps, affine)
         self.momentum = _check_real(momentum, "momentum", 0.0, 1.0)
 
+    def get_config(self):
+        return dict(n=self.n_out, momentum=self.momentum, eps=self.eps, affine=self.affine)
+
     def buffer_specs(self):
         # the core keeps 1/std of the last forward right after the running statistics
         n = self.n_out
@@ -108,6 +111,9 @@ class LayerNorm(_Norm):
 
     def __init__(self, n, eps=1e-5, elementwise_affine=True):
         super().__init__(n, eps, elementwise_affine)
+
+    def get_config(self):
+        return dict(n=self.n_out, eps=self.eps, elementwise_affine=self.affine)
 
     def core_desc(self, ctx):
         return self._desc(ctx, LayerKind.K_LAYERNORM)

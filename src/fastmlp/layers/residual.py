@@ -23,9 +23,16 @@ class Residual(Layer):
                 raise TypeError(f"Residual layers[{i}] must be a fastmlp Layer, got "
                                 f"{type(layer).__name__}")
         self.layers = list(layers)
+        # a block that starts with Dense knows its width: it may open a model
+        self.n_in = self.n_out = layers[0].n_in
 
     def children(self):
         return self.layers
+
+    def get_config(self):
+        """``{"layers": [config of each inner layer]}``."""
+        from fastmlp._config import to_config
+        return {"layers": [to_config(layer) for layer in self.layers]}
 
     def build(self, n_in):
         width = n_in
