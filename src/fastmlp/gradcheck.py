@@ -4,9 +4,11 @@ import numpy as np
 from fastmlp._validation import as_float_matrix
 
 
-def _rel_err(analytic, numeric):
-    """max |a − n| / max(max |a|, max |n|): the error relative to the tensor's scale."""
-    scale = max(np.abs(analytic).max(initial=0.0), np.abs(numeric).max(initial=0.0))
+def _rel_err(analytic, numeric, floor):
+    """max |a − n| / max(max |a|, max |n|, floor): the error relative to the tensor's scale,
+    or to ``floor`` for a tensor whose gradient is (close to) zero, where central
+    differences only measure rounding noise."""
+    scale = max(np.abs(analytic).max(initial=0.0), np.abs(numeric).max(initial=0.0), floor)
     if scale == 0.0:
         return 0.0
     return float(np.abs(analytic - numeric).max() / scale)
@@ -19,9 +21,12 @@ def gradient_check(model, loss, X, y, eps=1e-6, check_input=True):
     the numeric gradient is ``(L(θ_i + eps) − L(θ_i − eps)) / (2 eps)`` with
     ``L = loss(model.forward(X, training=True), y)``. Errors are measured per parameter
     tensor (each W, each b, the input) relative to that tensor's largest gradient,
-    ``max |analytic − numeric| / max(max |analytic|, max |numeric|)``, and the largest over
-    tensors is returned. Backprop is right when this is small (< 1e-6 in float64 for
-    smooth functions away from kinks such as ReLU's 0).
+    ``max |analytic − numeric| / max(max |analytic|, max |numeric|, floor)``, and the
+    largest over tensors is returned. The floor, ``1e-3 · max(1, |L|)``, keeps a tensor
+    whose true gradient is zero (a bias right before a BatchNorm) from being judged on the
+    rounding noise of the differences (about 1e-16·|L|/eps). Backprop is right when the
+    result is small (< 1e-6 in float64 for smooth functions away from kinks such as
+    ReLU's 0).
 
     Parameters
     ----------
@@ -61,6 +66,7 @@ def gradient_check(model, loss, X, y, eps=1e-6, check_input=True):
 
     model.zero_grad()
     out = model.forward(X, training=True)
+    floor = 1e-3 * max(1.0, abs(float(loss(out, y))))
     dX = model.backward(loss.grad(out, y))
     analytic = model.grads.copy()
     numeric = _numeric_grad(objective, model.params, eps)
@@ -68,9 +74,9 @@ def gradient_check(model, loss, X, y, eps=1e-6, check_input=True):
     for p in model.param_info:
         size = int(np.prod(p["shape"], dtype=np.int64))
         sl = slice(p["offset"], p["offset"] + size)
-        errors.append(_rel_err(analytic[sl], numeric[sl]))
+        errors.append(_rel_err(analytic[sl], numeric[sl], floor))
     if check_input:
-        errors.append(_rel_err(dX, _numeric_grad(objective, X, eps)))
+        errors.append(_rel_err(dX, _numeric_grad(objective, X, eps), floor))
     model.forward(X, training=True)  # leave caches consistent with the analytic gradient
     return max(errors, default=0.0)
 
