@@ -82,7 +82,10 @@ class Trainer:
         n = targets.shape[0]
         w = None
         if sample_weight is not None:
-            w = np.asarray(sample_weight, dtype=np.float64)
+            try:
+                w = np.asarray(sample_weight, dtype=np.float64)
+            except (ValueError, TypeError) as exc:
+                raise TypeError(f"sample_weight must be numbers, one per row: {exc}") from None
             if w.shape != (n,):
                 raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
             if not np.isfinite(w).all() or (w < 0).any():
