@@ -5,8 +5,8 @@ import numpy as np
 
 
 def run(epochs=100, batch_size=32, plot="digits_curves.png", seed=0, verbose=1):
-    """Train 64-128-64-10 (ReLU, Adam, early stopping) on sklearn's 8x8 digits and print
-    the test accuracy. Returns 0 when it reaches 95 %, 1 otherwise."""
+    """Train 64-256-128-10 (ReLU, dropout, Adam, early stopping) on sklearn's 8x8 digits
+    and print the test accuracy. Returns 0 when it reaches 95 %, 1 otherwise."""
     from sklearn.datasets import load_digits
 
     import fastmlp as fm
@@ -19,9 +19,10 @@ def run(epochs=100, batch_size=32, plot="digits_curves.png", seed=0, verbose=1):
     scaler = fm.Standardizer().fit(X_train)          # statistics of the training rows only
     X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
 
-    model = fm.Sequential([fm.Dense(64, 128, activation="relu"),
-                           fm.Dense(128, 64, activation="relu"),
-                           fm.Dense(64, 10)], dtype="float32", seed=seed)
+    model = fm.Sequential([fm.Dense(64, 256, activation="relu"),
+                           fm.Dropout(0.2),
+                           fm.Dense(256, 128, activation="relu"),
+                           fm.Dense(128, 10)], dtype="float32", seed=seed)
     print(f"fastmlp demo: {X.shape[0]} handwritten digits (8x8): {len(X_train)} for training "
           f"(15 % of them held out for validation), {len(X_test)} for the test")
     print(model)
@@ -29,7 +30,7 @@ def run(epochs=100, batch_size=32, plot="digits_curves.png", seed=0, verbose=1):
     t0 = time.perf_counter()
     history = trainer.fit(X_train, y_train, epochs=epochs, batch_size=batch_size,
                           validation_split=0.15, verbose=verbose,
-                          callbacks=[fm.EarlyStopping(monitor="val_loss", patience=10,
+                          callbacks=[fm.EarlyStopping(monitor="val_loss", patience=20,
                                                       verbose=1)])
     seconds = time.perf_counter() - t0
     result = trainer.evaluate(X_test, y_test)
