@@ -28,6 +28,20 @@ def check_positive_int(value, name):
     return int(value)
 
 
+def as_numeric(a, name):
+    """``np.asarray(a)`` for numbers only: strings, objects and complex numbers raise
+    TypeError, ragged lists ValueError, both naming the argument."""
+    if isinstance(a, (str, bytes)):
+        raise TypeError(f"{name} must be a numeric array, got a string")
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} could not be read as an array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers (bool, int or float), got dtype {arr.dtype}")
+    return arr
+
+
 def as_float_matrix(X, dtype, name="X", n_cols=None, allow_nonfinite=False):
     """Convert X to a C-contiguous 2-D array of ``dtype``, safely.
 
@@ -35,14 +49,7 @@ def as_float_matrix(X, dtype, name="X", n_cols=None, allow_nonfinite=False):
     arrays (converted, never modified). Refuses strings, objects, complex numbers, other
     ranks, empty batches, a wrong column count and (unless allowed) NaN or inf.
     """
-    if isinstance(X, (str, bytes)):
-        raise TypeError(f"{name} must be a numeric array, got a string")
-    try:
-        arr = np.asarray(X)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name} could not be read as an array: {exc}") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers (bool, int or float), got dtype {arr.dtype}")
+    arr = as_numeric(X, name)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {arr.ndim}-D "
                          f"with shape {arr.shape}")

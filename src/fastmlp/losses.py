@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike
 
 from fastmlp._losses import LossCode, value_and_grad_memview
 from fastmlp._validation import as_float_matrix
+from fastmlp._validation import as_numeric as _as_numeric
 
 __all__ = ["Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss",
            "CrossEntropyLoss", "MultiMarginLoss"]
@@ -26,18 +27,6 @@ __all__ = ["Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss",
 def _working_dtype(pred):
     """float32 stays float32; everything else (float16, ints, bools, lists) is float64."""
     return np.float32 if getattr(pred, "dtype", None) == np.float32 else np.float64
-
-
-def _as_numeric(a, name):
-    if isinstance(a, (str, bytes)):
-        raise TypeError(f"{name} must be a numeric array, got a string")
-    try:
-        arr = np.asarray(a)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name} could not be read as an array: {exc}") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers (bool, int or float), got dtype {arr.dtype}")
-    return arr
 
 
 def _check_sample_weight(sample_weight, n, dtype):
