@@ -1,73 +1,50 @@
-"""One training epoch (Adam): the fused core vs the NumPy reference vs PyTorch CPU.
+"""One training epoch on the MNIST shape: the fused core vs the NumPy reference vs PyTorch
+CPU, with the NumPy GEMM-only time of the same steps beside them.
 
-MNIST shape: 784-512-256-10 ReLU, softmax cross-entropy, 20,000 rows; tiny: 2-16-16-1 tanh,
-MSE, 2,000 rows at batch 8. The data are random (the work per epoch does not depend on it).
+784-512-256-10 ReLU, softmax cross-entropy, Adam(lr=1e-3); 20,000 random rows (the work per
+epoch does not depend on the values) at batch 32, 128 and 256, float32 and float64.
+
+- core / numpy: ``Trainer.fit(X, y, epochs=1, verbose=0)`` — shuffled; the per-fit input
+  checks are included, as a user calling fit pays them;
+- torch: a shuffled epoch of ``zero_grad()``, forward, loss, ``backward()``, ``step()``,
+  batches gathered by index as fastmlp does;
+- gemm-only: the matrix products of those steps by NumPy alone (forward A·W per layer,
+  backward Aᵀ·dZ per layer and dZ·Wᵀ but for the first layer), into preallocated arrays.
+  ``gemm-only / core`` is the share of a step the BLAS needs: how close the step is to the
+  machine's limit. (fastmlp calls scipy's OpenBLAS, NumPy its own copy: same version
+  family, same kernels on this machine — see ``threadpoolctl.threadpool_info()``.)
 """
-import numpy as np
 import pytest
 
-import fastmlp as fm
+from fastmlp import bench
 
-CASES = {
-    "mnist-b32": ([784, 512, 256, 10], "relu", 20_000, 32),
-    "mnist-b256": ([784, 512, 256, 10], "relu", 20_000, 256),
-    "tiny-b8": ([2, 16, 16, 1], "tanh", 2_000, 8),
-}
+ROWS = 20_000
+BATCHES = [32, 128, 256]
+DTYPES = ["float32", "float64"]
 
 
-def _data(sizes, n, rng, dtype=np.float32):
-    X = rng.normal(size=(n, sizes[0])).astype(dtype)
-    if sizes[-1] == 1:
-        return X, rng.normal(size=(n, 1)).astype(dtype)
-    return X, rng.integers(0, sizes[-1], size=n)
-
-
-def _model(sizes, act, backend, dtype="float32"):
-    layers = [fm.Dense(a, b, activation=act if i < len(sizes) - 2 else None)
-              for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
-    return fm.Sequential(layers, dtype=dtype, seed=0, backend=backend)
+def _group(batch, dtype):
+    return f"epoch mnist b{batch} {dtype} ({ROWS:,} rows)"
 
 
 @pytest.mark.parametrize("backend", ["core", "numpy"])
-@pytest.mark.parametrize("case", list(CASES))
-def test_epoch(benchmark, case, backend, rng):
-    sizes, act, n, batch = CASES[case]
-    X, y = _data(sizes, n, rng)
-    model = _model(sizes, act, backend)
-    loss = fm.MSELoss() if sizes[-1] == 1 else fm.CrossEntropyLoss()
-    trainer = fm.Trainer(model, loss, fm.Adam(lr=1e-3))
-    benchmark.group = f"epoch {case}"
-    benchmark.name = backend
-    rounds = 1 if backend == "numpy" else 3
-    benchmark.pedantic(trainer.fit, args=(X, y), kwargs=dict(epochs=1, batch_size=batch,
-                                                             verbose=0),
-                       rounds=rounds, iterations=1, warmup_rounds=1)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch", BATCHES)
+def test_epoch(timed, batch, dtype, backend):
+    work = bench.fastmlp_epoch("mnist", backend, dtype, batch=batch, n_rows=ROWS)
+    timed(_group(batch, dtype), backend, work, 1, "epoch",
+          rounds=1 if backend == "numpy" else 3)
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_epoch_torch(benchmark, case, rng, torch):
-    sizes, act, n, batch = CASES[case]
-    X, y = _data(sizes, n, rng)
-    mods = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        mods.append(torch.nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            mods.append(torch.nn.ReLU() if act == "relu" else torch.nn.Tanh())
-    net = torch.nn.Sequential(*mods)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loss_fn = torch.nn.MSELoss() if sizes[-1] == 1 else torch.nn.CrossEntropyLoss()
-    Xt = torch.from_numpy(X)
-    yt = torch.from_numpy(y if y.dtype != np.int64 else y.astype(np.int64))
-    gen = torch.Generator().manual_seed(0)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch", BATCHES)
+def test_epoch_torch(timed, batch, dtype, torch):
+    work = bench.torch_train("mnist", dtype, batch=batch, n_rows=ROWS)
+    timed(_group(batch, dtype), "torch", work, 1, "epoch", rounds=3)
 
-    def epoch():
-        perm = torch.randperm(n, generator=gen)
-        for s in range(0, n, batch):
-            idx = perm[s:s + batch]
-            opt.zero_grad()
-            loss_fn(net(Xt[idx]), yt[idx]).backward()
-            opt.step()
 
-    benchmark.group = f"epoch {case}"
-    benchmark.name = "torch"
-    benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=1)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch", BATCHES)
+def test_epoch_gemm_only(timed, batch, dtype):
+    work = bench.gemm_only("mnist", dtype, batch=batch, n_rows=ROWS)
+    timed(_group(batch, dtype), "gemm-only", work, 1, "epoch", rounds=3)

@@ -1,21 +1,13 @@
-"""Forward + backward of one batch: compiled core vs NumPy reference (vs PyTorch)."""
+"""Forward + backward of one batch (no loss, no update): compiled core vs NumPy reference
+(vs PyTorch), float32. ``model.forward(X, training=True)`` then ``model.backward(g)``, through
+the public per-call API (its input checks included)."""
 import numpy as np
 import pytest
 
-import fastmlp as fm
+from fastmlp import bench
 
-SHAPES = {
-    "mnist": ([784, 512, 256, 10], "relu"),
-    "tiny": ([2, 16, 16, 1], "tanh"),
-}
 CASES = [("mnist", 32), ("mnist", 256), ("tiny", 8)]
-
-
-def make_model(shape, backend, dtype="float32"):
-    sizes, act = SHAPES[shape]
-    layers = [fm.Dense(a, b, activation=act if i < len(sizes) - 2 else None)
-              for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
-    return fm.Sequential(layers, dtype=dtype, seed=0, backend=backend)
+IDS = [f"{s}-b{b}" for s, b in CASES]
 
 
 def step(model, X, g):
@@ -25,9 +17,9 @@ def step(model, X, g):
 
 
 @pytest.mark.parametrize("backend", ["core", "numpy"])
-@pytest.mark.parametrize("shape,batch", CASES, ids=[f"{s}-b{b}" for s, b in CASES])
+@pytest.mark.parametrize("shape,batch", CASES, ids=IDS)
 def test_forward_backward(benchmark, shape, batch, backend, rng):
-    model = make_model(shape, backend)
+    model = bench.model(shape, backend)
     X = rng.normal(size=(batch, model.n_in)).astype(np.float32)
     g = rng.normal(size=(batch, model.n_out)).astype(np.float32)
     benchmark.group = f"fwd+bwd {shape} batch {batch}"
@@ -35,15 +27,10 @@ def test_forward_backward(benchmark, shape, batch, backend, rng):
     benchmark(step, model, X, g)
 
 
-@pytest.mark.parametrize("shape,batch", CASES, ids=[f"{s}-b{b}" for s, b in CASES])
+@pytest.mark.parametrize("shape,batch", CASES, ids=IDS)
 def test_forward_backward_torch(benchmark, shape, batch, rng, torch):
-    sizes, act = SHAPES[shape]
-    mods = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        mods.append(torch.nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            mods.append(torch.nn.ReLU() if act == "relu" else torch.nn.Tanh())
-    net = torch.nn.Sequential(*mods)
+    net = bench.torch_model(torch, shape)
+    sizes = bench.SHAPES[shape][0]
     X = torch.from_numpy(rng.normal(size=(batch, sizes[0])).astype(np.float32))
     g = torch.from_numpy(rng.normal(size=(batch, sizes[-1])).astype(np.float32))
 

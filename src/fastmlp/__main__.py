@@ -14,11 +14,25 @@ def main(argv=None):
                       help="where to save the learning curves (PNG; needs matplotlib)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
+    bench = sub.add_parser("bench", help="time fastmlp against the NumPy reference and "
+                                         "PyTorch (when installed); prints one table")
+    bench.add_argument("--quick", action="store_true",
+                       help="fewer repetitions and smaller epochs (under 2 minutes)")
+    bench.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    bench.add_argument("--only", default=None, metavar="TEXT",
+                       help="run only the cases whose name contains TEXT (e.g. 'mnist')")
+    bench.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="limit BLAS and PyTorch to N threads (default: BLAS as "
+                            "configured, PyTorch 2)")
     args = parser.parse_args(argv)
     if args.command == "demo":
         from fastmlp.demo import run
         return run(epochs=args.epochs, batch_size=args.batch_size, plot=args.plot,
                    seed=args.seed, verbose=args.verbose)
+    if args.command == "bench":
+        from fastmlp.bench import run
+        run(quick=args.quick, torch=not args.no_torch, only=args.only, threads=args.threads)
+        return 0
     return 2
 
 
