@@ -89,3 +89,30 @@ def test_fit_while_training_elsewhere_is_refused(rng):
     finally:
         release.set()
         t.join()
+
+
+@pytest.mark.parametrize("python_layer", [False, True], ids=["fused", "python"])
+def test_keyboard_interrupt_leaves_a_consistent_model(rng, python_layer):
+    """Ctrl-C arrives between steps (the fused loop returns to Python between chunks):
+    the model holds the weights after the last completed step, History the completed
+    epochs, and training can go on."""
+    X, y = rng.normal(size=(64, 8)), rng.integers(0, 4, 64)
+    layers = [fm.Dense(8, 16, activation="relu")] + ([PyScale()] if python_layer else [])
+    model = fm.Sequential(layers + [fm.Dense(16, 4)], seed=0)
+    trainer = fm.Trainer(model, fm.CrossEntropyLoss(), fm.SGD(lr=0.1))
+    trainer.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    snapshots = []
+
+    def interrupt(step, logs):
+        snapshots.append(model.get_weights())
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(X, y, epochs=3, batch_size=8, verbose=1,
+                    callbacks=[fm.LambdaCallback(on_batch_end=interrupt)])
+    np.testing.assert_array_equal(model.get_weights(), snapshots[-1])
+    assert np.isfinite(model.params).all() and len(trainer.history) == 0
+    assert not model._train_lock.locked()
+    history = trainer.fit(X, y, epochs=1, batch_size=8, verbose=0)     # goes on
+    assert len(history) == 1 and np.isfinite(history["loss"][0])
