@@ -124,6 +124,19 @@ def _check_positive(value, name):
     return value
 
 
+def _iteration_end(solver, model, it, loss, n_fev, on_iteration):
+    """Count iteration ``it``, report it, and return the run's result when it should end
+    (gradient norm <= tol, or on_iteration asked to stop); None to go on."""
+    solver.step_count += 1
+    gnorm = _gnorm(model.grads)
+    stop = on_iteration(it, loss)
+    if gnorm <= solver.tol:
+        return _result(it + 1, True, "gradient norm <= tol", loss, n_fev)
+    if stop:
+        return _result(it + 1, False, "stopped by on_iteration", loss, n_fev)
+    return None
+
+
 def _gnorm(grads):
     """max |g_i| (scipy's ``gtol`` norm), in float64."""
     return float(np.max(np.abs(grads), initial=0.0))
@@ -270,13 +283,9 @@ class GradientDescent(FullBatchSolver):
                 return _result(it, False, f"the loss became {new}: step undone (lr too "
                                f"large?)", loss, n_fev)
             loss = new
-            self.step_count += 1
-            gnorm = _gnorm(model.grads)
-            stop = on_iteration(it, loss)
-            if gnorm <= self.tol:
-                return _result(it + 1, True, "gradient norm <= tol", loss, n_fev)
-            if stop:
-                return _result(it + 1, False, "stopped by on_iteration", loss, n_fev)
+            done = _iteration_end(self, model, it, loss, n_fev, on_iteration)
+            if done is not None:
+                return done
         return _result(max_iter, False, "max_iter reached", loss, n_fev)
 
 

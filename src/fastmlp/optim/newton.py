@@ -6,7 +6,7 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from fastmlp.optim.base import check_nonneg
 from fastmlp.optim.fullbatch import (FullBatchSolver, _check_int, _check_positive, _gnorm,
-                                     _result, check_size)
+                                     _iteration_end, _result, check_size)
 
 __all__ = ["Newton", "hessian"]
 
@@ -127,13 +127,9 @@ class Newton(FullBatchSolver):
                                "minimum to working precision?)", loss, n_fev + 1)
             loss = new
             lam = lam / 10 if lam / 10 >= lam_min else 0.0
-            self.step_count += 1
-            gnorm = _gnorm(model.grads)
-            stop = on_iteration(it, loss)
-            if gnorm <= self.tol:
-                return _result(it + 1, True, "gradient norm <= tol", loss, n_fev)
-            if stop:
-                return _result(it + 1, False, "stopped by on_iteration", loss, n_fev)
+            done = _iteration_end(self, model, it, loss, n_fev, on_iteration)
+            if done is not None:
+                return done
         return _result(max_iter, False, "max_iter reached", loss, n_fev)
 
 
