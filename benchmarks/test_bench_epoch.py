@@ -11,8 +11,11 @@ epoch does not depend on the values) at batch 32, 128 and 256, float32 and float
 - gemm-only: the matrix products of those steps by NumPy alone (forward A·W per layer,
   backward Aᵀ·dZ per layer and dZ·Wᵀ but for the first layer), into preallocated arrays.
   ``gemm-only / core`` is the share of a step the BLAS needs: how close the step is to the
-  machine's limit. (fastmlp calls scipy's OpenBLAS, NumPy its own copy: same version
-  family, same kernels on this machine — see ``threadpoolctl.threadpool_info()``.)
+  machine's limit;
+- gemm-only-core-blas: the same products through fastmlp's GEMM wrapper
+  (``fastmlp._blas.gemm_memview``), i.e. with the OpenBLAS build scipy ships, which the
+  core calls (NumPy ships another build; see ``threadpoolctl.threadpool_info()``). The gap
+  core − gemm-only-core-blas is fastmlp's own non-GEMM time.
 """
 import pytest
 
@@ -43,8 +46,10 @@ def test_epoch_torch(timed, batch, dtype, torch):
     timed(_group(batch, dtype), "torch", work, 1, "epoch", rounds=3)
 
 
+@pytest.mark.parametrize("blas", ["numpy", "core"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch", BATCHES)
-def test_epoch_gemm_only(timed, batch, dtype):
-    work = bench.gemm_only("mnist", dtype, batch=batch, n_rows=ROWS)
-    timed(_group(batch, dtype), "gemm-only", work, 1, "epoch", rounds=3)
+def test_epoch_gemm_only(timed, batch, dtype, blas):
+    work = bench.gemm_only("mnist", dtype, batch=batch, n_rows=ROWS, blas=blas)
+    name = "gemm-only" if blas == "numpy" else "gemm-only-core-blas"
+    timed(_group(batch, dtype), name, work, 1, "epoch", rounds=3)

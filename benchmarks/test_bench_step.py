@@ -48,7 +48,11 @@ def test_wide_step_torch(timed, torch):
           rounds=3)
 
 
-def test_wide_gemm_only(timed):
-    work = bench.gemm_only("wide", batch=256, n_rows=256 * WIDE_STEPS)
-    timed(f"step wide b256 ({WIDE_STEPS} steps/call)", "gemm-only", work, WIDE_STEPS, "step",
+@pytest.mark.parametrize("blas", ["numpy", "core"])
+def test_wide_gemm_only(timed, blas):
+    """The step's matrix products alone: by NumPy, and through the core's GEMM wrapper (the
+    BLAS build scipy ships); see test_bench_epoch.py."""
+    work = bench.gemm_only("wide", batch=256, n_rows=256 * WIDE_STEPS, blas=blas)
+    name = "gemm-only" if blas == "numpy" else "gemm-only-core-blas"
+    timed(f"step wide b256 ({WIDE_STEPS} steps/call)", name, work, WIDE_STEPS, "step",
           rounds=3)

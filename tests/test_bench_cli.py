@@ -35,7 +35,7 @@ def test_run_returns_rows_and_works_without_torch(monkeypatch):
     assert [r["case"] for r in rows] == ["mnist epoch b256 f32"]
     r = rows[0]
     assert r["fastmlp_s"] > 0 and r["vs_numpy"] > 0 and r["gemm_share"] > 0
-    assert r["vs_torch"] is None
+    assert r["vs_torch"] is None and r["gemm_core_share"] > 0
     assert "mnist epoch b256 f32" in out.getvalue() and "GEMM share" in out.getvalue()
 
 
@@ -56,12 +56,13 @@ def test_case_names_are_unique():
     lambda: bench.fastmlp_steps("tiny", "numpy", batch=4, n_steps=3),
     lambda: bench.fastmlp_epoch("small", batch=16, n_rows=40),
     lambda: bench.gemm_only("mnist", batch=8, n_rows=20),
+    lambda: bench.gemm_only("mnist", "float64", batch=8, n_rows=20, blas="core"),
     lambda: bench.optimizer_steps("adam", "core", n_calls=1),
     lambda: bench.optimizer_steps("sgd", "ufunc", n_calls=2),
     lambda: bench.predictions("core", 1),
     lambda: bench.two_models(True, n_rows=64),
-], ids=["steps-core", "steps-numpy", "epoch", "gemm-only", "optim-core", "optim-ufunc",
-        "predict", "threads"])
+], ids=["steps-core", "steps-numpy", "epoch", "gemm-only", "gemm-only-core", "optim-core",
+        "optim-ufunc", "predict", "threads"])
 def test_work_functions_run(make):
     make()()
 
