@@ -58,6 +58,17 @@ def as_float_matrix(X, dtype, name="X", n_cols=None, allow_nonfinite=False):
     if n_cols is not None and arr.shape[1] != n_cols:
         raise ValueError(f"{name} has {arr.shape[1]} features (columns), expected {n_cols}")
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not allow_nonfinite and not np.isfinite(arr).all():
+    if not allow_nonfinite and not _all_finite(arr):
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
+
+
+#: Rows checked at a time by _all_finite (bounds the temporary boolean array).
+_FINITE_CHUNK_ROWS = 4096
+
+
+def _all_finite(arr):
+    """True when a 2-D array has no NaN or ±inf, checked a block of rows at a time so a
+    large data set is never shadowed by a full boolean copy."""
+    return all(np.isfinite(arr[i:i + _FINITE_CHUNK_ROWS]).all()
+               for i in range(0, arr.shape[0], _FINITE_CHUNK_ROWS))
