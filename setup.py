@@ -10,6 +10,13 @@ Build rules:
 - ``-fopenmp-simd -fno-math-errno`` let GCC vectorize exp/tanh through glibc's libmvec
   (``#pragma omp declare simd`` in the headers). Never ``-ffast-math``: it would set
   flush-to-zero for the whole process.
+- ``-fno-wrapv`` undoes the ``-fwrapv`` that Python's own CFLAGS pass to extensions: with
+  it GCC keeps a loop counter it could otherwise fold away, runs out of registers in the
+  GEMM micro-kernel and spills an accumulator (measured: 35 instead of 55 GFLOP/s). No
+  code here relies on signed overflow wrapping.
+- ``-ffp-contract=off``: no implicit a*b+c -> FMA contraction, so the elementwise kernels
+  round exactly like their NumPy twins on every ISA (the AVX2 clones of the optimizer
+  loops included); the GEMM asks for its FMAs explicitly.
 - Generated ``.c`` files are build outputs and are never committed.
 """
 import os
@@ -49,7 +56,8 @@ def _compiler_accepts(flag):
 
 
 def _flags():
-    compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+    compile_args = ["-O3", "-fno-wrapv", "-ffp-contract=off", "-fno-math-errno",
+                    "-fno-trapping-math"]
     link_args = []
     if sys.platform != "win32" and _compiler_accepts("-fopenmp-simd"):
         compile_args.append("-fopenmp-simd")

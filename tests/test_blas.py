@@ -29,3 +29,106 @@ def test_gemm_rejects_wrong_dtype_and_layout():
         gemm_memview(np.ones((2, 2), dtype=np.float32), np.ones((2, 2)), np.ones((2, 2)))
     with pytest.raises(ValueError):
         gemm_memview(np.ones((2, 3)).T, np.ones((2, 2)), np.ones((3, 2)))
+
+
+# --- fastmlp's own GEMM (include/fastmlp/gemm.h) -------------------------------------------
+from fastmlp import _blas  # noqa: E402
+
+native = pytest.mark.skipif(not _blas.native_available(),
+                            reason="this CPU has no AVX2/FMA: GEMMs go to BLAS")
+
+
+@pytest.fixture
+def gemm_threads():
+    """Run a test at a thread setting, restoring the caller's afterwards."""
+    saved = _blas.get_num_threads()
+    yield _blas.set_num_threads
+    _blas.set_num_threads(saved)
+
+
+@pytest.fixture(params=["native", "blas"])
+def backend(request):
+    """Both GEMM paths: the own kernels and scipy's BLAS."""
+    if request.param == "native" and not _blas.native_available():
+        pytest.skip("no AVX2/FMA on this CPU")
+    saved = _blas.use_native()
+    _blas.use_native(request.param == "native")
+    yield request.param
+    _blas.use_native(saved)
+
+
+def _check_gemm(m, n, k, trans_a, trans_b, alpha, beta, dtype, rng):
+    a = rng.normal(size=(k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.normal(size=(n, k) if trans_b else (k, n)).astype(dtype)
+    c0 = rng.normal(size=(m, n)).astype(dtype)
+    A, B = (a.T if trans_a else a).astype(np.float64), (b.T if trans_b else b).astype(np.float64)
+    expect = alpha * (A @ B) + (beta * c0 if beta else 0.0)
+    c = np.full_like(c0, np.nan) if beta == 0 else c0.copy()   # beta = 0 never reads C
+    gemm_memview(a, b, c, trans_a, trans_b, alpha=alpha, beta=beta)
+    # error relative to Σ|a||b|, the scale of the rounding of each dot product
+    scale = float((np.abs(A) @ np.abs(B)).max() * max(abs(alpha), 1) + abs(beta) * np.abs(c0).max())
+    assert rel_err(c, expect, scale=scale) < RTOL[dtype], (m, n, k, trans_a, trans_b)
+
+
+# Shapes that reach every path: each row-tile height (1..6 rows and the 4/5-row splits),
+# partial column panels, K across a KC block edge (256), an A large enough to be packed
+# (> 1024 rows), N across an NC block (512 / 256), and MLP-like products.
+SHAPES = [(1, 1, 1), (2, 3, 1), (5, 17, 3), (7, 16, 9), (8, 15, 257), (11, 33, 2),
+          (32, 512, 100), (100, 10, 300), (13, 600, 40), (1030, 20, 7), (70, 9, 1030)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True),
+                                             (True, True)])
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_gemm_paths_match_numpy(backend, dtype, trans_a, trans_b, m, n, k, rng):
+    _check_gemm(m, n, k, trans_a, trans_b, 1.0, 0.0, dtype, rng)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alpha,beta", [(0.5, 0.0), (1.0, 1.0), (-2.0, 0.25), (0.0, 1.0)])
+def test_gemm_alpha_beta(backend, dtype, alpha, beta, rng):
+    for m, n, k in [(6, 16, 5), (9, 21, 300)]:
+        _check_gemm(m, n, k, True, False, alpha, beta, dtype, rng)
+
+
+@native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,n,k,trans_a", [(64, 700, 300, False), (900, 64, 200, True)])
+def test_gemm_threads_split_gives_the_serial_result(gemm_threads, dtype, m, n, k, trans_a, rng):
+    """Large enough to be split over threads (along N, then along M): each element is the
+    same dot product in the same order, so the result is bit-identical."""
+    a = rng.normal(size=(k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.normal(size=(k, n)).astype(dtype)
+    out = []
+    for threads in (1, 2, 3):
+        gemm_threads(threads)
+        c = np.empty((m, n), dtype)
+        gemm_memview(a, b, c, trans_a=trans_a)
+        out.append(c)
+    np.testing.assert_array_equal(out[0], out[1])
+    np.testing.assert_array_equal(out[0], out[2])
+    A = a.T if trans_a else a
+    assert rel_err(out[0], A.astype(np.float64) @ b) < RTOL[dtype] * 10
+
+
+def test_gemm_reads_strided_rows(backend, rng):
+    """Row strides larger than the row (a column block of a bigger matrix, as the core's
+    workspace gives) are honoured for every operand."""
+    big_a, big_b = rng.normal(size=(40, 50)), rng.normal(size=(50, 60))
+    big_c = np.zeros((40, 70))
+    from fastmlp._blas import gemm_strided_for_tests as gemm_strided
+    gemm_strided(big_a, big_b, big_c, 33, 29, 21)
+    expect = big_a[:33, :21] @ big_b[:21, :29]
+    assert rel_err(big_c[:33, :29], expect) < 1e-12
+    assert not big_c[:, 29:].any() and not big_c[33:].any()
+
+
+def test_thread_setting_is_per_thread(gemm_threads):
+    import threading
+    gemm_threads(1)
+    seen = []
+    t = threading.Thread(target=lambda: (_blas.set_num_threads(3), seen.append(_blas.get_num_threads())))
+    t.start()
+    t.join()
+    assert seen == [3] and _blas.get_num_threads() == 1

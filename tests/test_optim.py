@@ -149,6 +149,52 @@ def test_core_kernel_matches_reference(cls, hyper, n, dtype, rng):
         assert rel_err(buf, opt_ref.state[name]) < RTOL[dtype], name
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cls,hyper", CASES, ids=IDS)
+def test_threaded_update_equals_serial_and_reference(cls, hyper, dtype, rng):
+    """An arena large enough to be split over threads (> 2 x 32768 elements, odd length)
+    gets exactly the serial result, which is exactly the reference's: every element is
+    the same expression, and the build does not contract a*b+c into FMAs."""
+    from fastmlp import _blas
+    n = 3 * 2**15 + 11
+    p0 = rng.normal(size=n).astype(dtype)
+    grads_seq = [rng.normal(size=n).astype(dtype) for _ in range(3)]
+    saved, out = _blas.get_num_threads(), []
+    try:
+        for threads in (1, 2, 3):
+            _blas.set_num_threads(threads)
+            model = Arena(p0.copy())
+            out.append(run(cls(**hyper), model, grads_seq))
+    finally:
+        _blas.set_num_threads(saved)
+    ref = run(cls(**hyper), Arena(p0.copy(), "numpy"), grads_seq)
+    np.testing.assert_array_equal(out[0], out[1])
+    np.testing.assert_array_equal(out[0], out[2])
+    np.testing.assert_array_equal(out[0], ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_all_finite_finds_every_position(dtype, threads):
+    from fastmlp import _blas
+    n = 3 * 2**15 + 5
+    saved = _blas.get_num_threads()
+    _blas.set_num_threads(threads)
+    try:
+        x = np.ones(n, dtype)
+        assert _optim.all_finite_memview(x)
+        for i in (0, 17, n // 2, n - 1):
+            for bad in (np.nan, np.inf, -np.inf):
+                y = x.copy()
+                y[i] = bad
+                assert not _optim.all_finite_memview(y), (i, bad)
+        big = np.full(n, np.finfo(dtype).max, dtype)
+        assert _optim.all_finite_memview(big)      # finite, even if a sum would overflow
+        assert _optim.all_finite_memview(x[:0])
+    finally:
+        _blas.set_num_threads(saved)
+
+
 def test_sgd_first_step_sets_buffer_to_grad():
     model = Arena(np.zeros(3))
     model.grads[...] = [1.0, -2.0, 3.0]

@@ -1,11 +1,32 @@
-"""Row-major GEMM on top of ``scipy.linalg.cython_blas`` (the BLAS scipy links).
+"""Row-major GEMM: fastmlp's own kernels (``include/fastmlp/gemm.h``), or scipy's BLAS.
 
-BLAS is column-major; a row-major ``C = op(A) op(B)`` is the column-major
-``Cᵀ = op(B)ᵀ op(A)ᵀ``, i.e. the same call with A and B (and m and n) swapped.
-Dimensions are LP64 ``int``: callers check they are < 2**31 at the Python boundary.
+The own kernels (AVX2 + FMA, BLIS-style packing, OpenMP over the larger dimension) run
+when the CPU has AVX2 and FMA; otherwise, on other architectures, and if their packing
+buffer cannot be allocated, the call goes to ``scipy.linalg.cython_blas``. BLAS is
+column-major; a row-major ``C = op(A) op(B)`` is the column-major ``Cᵀ = op(B)ᵀ op(A)ᵀ``,
+i.e. the same call with A and B (and m and n) swapped. Dimensions are LP64 ``int``:
+callers check they are < 2**31 at the Python boundary.
+
+Threads: a GEMM called from a thread uses up to ``get_num_threads()`` OpenMP threads (a
+per-thread setting; by default OpenMP's, i.e. ``OMP_NUM_THREADS`` or the available cores),
+and only for products large enough to pay for them.
 """
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+cdef extern from "fastmlp/gemm.h" nogil:
+    int fm_gemm_native()
+    void fm_gemm_set_threads(int n)
+    int fm_gemm_get_threads()
+    int fm_gemm_f32(int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
+                    const float* a, Py_ssize_t lda, const float* b, Py_ssize_t ldb,
+                    float beta, float* c, Py_ssize_t ldc, int threads)
+    int fm_gemm_f64(int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
+                    const double* a, Py_ssize_t lda, const double* b, Py_ssize_t ldb,
+                    double beta, double* c, Py_ssize_t ldc, int threads)
+
+cdef bint _NATIVE_OK = fm_gemm_native()
+cdef bint _use_native = _NATIVE_OK
 
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
@@ -15,6 +36,15 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
 
     Contract: lda/ldb/ldc are row strides in elements; m, n, k > 0.
     """
+    if _use_native:
+        if floating is float:
+            if fm_gemm_f32(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                           fm_gemm_get_threads()) == 0:
+                return
+        else:
+            if fm_gemm_f64(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                           fm_gemm_get_threads()) == 0:
+                return
     cdef char ta = b"T" if trans_a else b"N"
     cdef char tb = b"T" if trans_b else b"N"
     if floating is float:
@@ -23,6 +53,36 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> b, &ldb, <double*> a, &lda,
               &beta, c, &ldc)
+
+
+cdef int num_threads() noexcept nogil:
+    return fm_gemm_get_threads()
+
+
+def native_available():
+    """True when this CPU runs fastmlp's own GEMM kernels (x86-64 with AVX2 and FMA)."""
+    return bool(_NATIVE_OK)
+
+
+def use_native(flag=None):
+    """Return whether GEMMs use fastmlp's own kernels; with ``flag``, set it first (False:
+    always scipy's BLAS, for comparisons; True is ignored where the kernels cannot run).
+    Process-wide; meant for tests and benchmarks."""
+    global _use_native
+    if flag is not None:
+        _use_native = bool(flag) and _NATIVE_OK
+    return bool(_use_native)
+
+
+def set_num_threads(int n):
+    """Threads the core (GEMM, optimizer updates) may use when called from the current
+    thread (``n <= 0``: OpenMP's default). Other threads keep their own setting."""
+    fm_gemm_set_threads(n)
+
+
+def get_num_threads():
+    """Threads the core may use when called from the current thread."""
+    return fm_gemm_get_threads()
 
 
 def gemm_memview(floating[:, ::1] a, floating[:, ::1] b, floating[:, ::1] c,
@@ -42,8 +102,20 @@ def gemm_memview(floating[:, ::1] a, floating[:, ::1] b, floating[:, ::1] c,
         # BLAS with k == 0 only scales C; do it here to keep the kernel's contract simple.
         for i in range(m):
             for j in range(n):
-                c[i, j] = <floating> (beta * c[i, j])
+                c[i, j] = <floating> (beta * c[i, j]) if beta != 0 else 0
         return
     with nogil:
         gemm(trans_a, trans_b, m, n, k, <floating> alpha, &a[0, 0], a.shape[1],
              &b[0, 0], b.shape[1], <floating> beta, &c[0, 0], c.shape[1])
+
+
+def gemm_strided_for_tests(double[:, ::1] a, double[:, ::1] b, double[:, ::1] c,
+                           int m, int n, int k):
+    """Test wrapper: ``c[:m, :n] = a[:m, :k] @ b[:k, :n]`` with the full arrays' row
+    strides (the operands are blocks of larger matrices)."""
+    if not (0 < m <= min(a.shape[0], c.shape[0]) and 0 < k <= min(a.shape[1], b.shape[0])
+            and 0 < n <= min(b.shape[1], c.shape[1])):
+        raise ValueError("block sizes do not fit the arrays")
+    with nogil:
+        gemm(False, False, m, n, k, 1.0, &a[0, 0], a.shape[1], &b[0, 0], b.shape[1], 0.0,
+             &c[0, 0], c.shape[1])

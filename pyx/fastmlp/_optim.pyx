@@ -1,27 +1,40 @@
 """Optimizer update kernels over the flat parameter arena (torch.optim update rules).
 
-One kernel per family; Adam and AdamW are one kernel (``decoupled``), SGD with or without
-momentum/Nesterov is one kernel. Every kernel is a single fused pass over contiguous memory;
+One kernel per family (C, ``include/fastmlp/optim.h``); Adam and AdamW are one kernel
+(``decoupled``), SGD with or without momentum/Nesterov is one kernel. Every kernel is a
+single fused pass over contiguous memory, split over the core's threads for large arenas;
 the step-dependent scalars are computed by the caller (``*_prepare``) and passed in the
 hyperparameter struct. The ``*_memview`` functions are thin wrappers used by the tests and by
 ``fastmlp.optim``; ``fastmlp.reference.optim`` holds their NumPy twins (same signatures).
 """
 from cython cimport floating
-from libc.math cimport sqrt, sqrtf, pow
+from libc.math cimport sqrt, pow
 
+from fastmlp._blas cimport num_threads
 
-cdef inline floating _sqrt(floating x) noexcept nogil:
-    if floating is float:
-        return sqrtf(x)
-    else:
-        return sqrt(x)
-
-
-cdef inline floating _lerp(floating a, floating b, floating w) noexcept nogil:
-    """a + w (b - a), evaluated as torch.lerp does (exact at both ends)."""
-    if w < 0.5:
-        return a + w * (b - a)
-    return b - (b - a) * (1 - w)
+cdef extern from "fastmlp/optim.h" nogil:
+    void fm_sgd_f32(float* p, const float* g, float* buf, Py_ssize_t n, const SGDHyper* h,
+                    int threads)
+    void fm_sgd_f64(double* p, const double* g, double* buf, Py_ssize_t n,
+                    const SGDHyper* h, int threads)
+    void fm_adagrad_f32(float* p, const float* g, float* s, Py_ssize_t n,
+                        const AdagradHyper* h, int threads)
+    void fm_adagrad_f64(double* p, const double* g, double* s, Py_ssize_t n,
+                        const AdagradHyper* h, int threads)
+    void fm_rmsprop_f32(float* p, const float* g, float* sq, float* avg, float* buf,
+                        Py_ssize_t n, const RMSpropHyper* h, int threads)
+    void fm_rmsprop_f64(double* p, const double* g, double* sq, double* avg, double* buf,
+                        Py_ssize_t n, const RMSpropHyper* h, int threads)
+    void fm_adadelta_f32(float* p, const float* g, float* sq, float* acc, Py_ssize_t n,
+                         const AdadeltaHyper* h, int threads)
+    void fm_adadelta_f64(double* p, const double* g, double* sq, double* acc, Py_ssize_t n,
+                         const AdadeltaHyper* h, int threads)
+    void fm_adam_f32(float* p, const float* g, float* m, float* v, float* vmax,
+                     Py_ssize_t n, const AdamHyper* h, int threads)
+    void fm_adam_f64(double* p, const double* g, double* m, double* v, double* vmax,
+                     Py_ssize_t n, const AdamHyper* h, int threads)
+    int fm_all_finite_f32(const float* x, Py_ssize_t n, int threads)
+    int fm_all_finite_f64(const double* x, Py_ssize_t n, int threads)
 
 
 # --- step-dependent scalars (the caller's side of the kernel contract) ---------------------
@@ -39,72 +52,27 @@ cdef void adam_prepare(AdamHyper* h, Py_ssize_t t) noexcept nogil:
     h.bc2_sqrt = sqrt(1.0 - pow(h.beta2, <double> t))
 
 
-# --- kernels ------------------------------------------------------------------------------
+# --- kernels (the rules are written out in include/fastmlp/optim_template.h) ----------------
 
 cdef void sgd_step(floating* params, const floating* grads, floating* buf,
                    Py_ssize_t n, const SGDHyper* h) noexcept nogil:
     """d = g + wd p; b = d (first step) or mu b + (1 - dampening) d;
     p -= lr (d + mu b) with Nesterov, else p -= lr b. Without buf: p -= lr d.
     Contract: h.first is set by the caller (sgd_prepare)."""
-    cdef floating lr = <floating> h.lr, wd = <floating> h.weight_decay
-    cdef floating mu = <floating> h.momentum, keep = <floating> (1.0 - h.dampening)
-    cdef floating d, b
-    cdef Py_ssize_t i
-    if buf == NULL:
-        for i in range(n):
-            params[i] -= lr * (grads[i] + wd * params[i])
-        return
-    for i in range(n):
-        d = grads[i] + wd * params[i]
-        b = d if h.first else mu * buf[i] + keep * d
-        buf[i] = b
-        params[i] -= lr * (d + mu * b if h.nesterov else b)
+    if floating is float:
+        fm_sgd_f32(params, grads, buf, n, h, num_threads())
+    else:
+        fm_sgd_f64(params, grads, buf, n, h, num_threads())
 
 
 cdef void adagrad_step(floating* params, const floating* grads, floating* state_sum,
                        Py_ssize_t n, const AdagradHyper* h) noexcept nogil:
     """d = g + wd p; s += d²; p -= clr d / (√s + eps).
     Contract: h.clr = lr / (1 + (t - 1) lr_decay) is computed by the caller."""
-    cdef floating clr = <floating> h.clr, wd = <floating> h.weight_decay
-    cdef floating eps = <floating> h.eps
-    cdef floating d, s
-    cdef Py_ssize_t i
-    for i in range(n):
-        d = grads[i] + wd * params[i]
-        s = state_sum[i] + d * d
-        state_sum[i] = s
-        params[i] -= clr * (d / (_sqrt(s) + eps))
-
-
-cdef enum:
-    _CENTERED = 1
-    _MOMENTUM = 2
-
-
-cdef inline void _rmsprop(floating* params, const floating* grads, floating* square_avg,
-                          floating* grad_avg, floating* buf, Py_ssize_t n,
-                          const RMSpropHyper* h, int mode) noexcept nogil:
-    """The RMSprop loop for one constant ``mode`` (inlined per mode: conditional stores
-    would otherwise keep GCC from vectorizing)."""
-    cdef floating lr = <floating> h.lr, wd = <floating> h.weight_decay
-    cdef floating alpha = <floating> h.alpha, w = <floating> (1.0 - h.alpha)
-    cdef floating eps = <floating> h.eps, mu = <floating> h.momentum
-    cdef floating d, v, m, a
-    cdef Py_ssize_t i
-    for i in range(n):
-        d = grads[i] + wd * params[i]
-        v = square_avg[i] * alpha + w * (d * d)
-        square_avg[i] = v
-        if mode & _CENTERED:
-            m = _lerp(grad_avg[i], d, w)
-            grad_avg[i] = m
-            v = v - m * m
-        a = _sqrt(v) + eps
-        if mode & _MOMENTUM:
-            buf[i] = mu * buf[i] + d / a
-            params[i] -= lr * buf[i]
-        else:
-            params[i] -= lr * (d / a)
+    if floating is float:
+        fm_adagrad_f32(params, grads, state_sum, n, h, num_threads())
+    else:
+        fm_adagrad_f64(params, grads, state_sum, n, h, num_threads())
 
 
 cdef void rmsprop_step(floating* params, const floating* grads, floating* square_avg,
@@ -113,14 +81,10 @@ cdef void rmsprop_step(floating* params, const floating* grads, floating* square
     """d = g + wd p; v = α v + (1 − α) d²; centered: m = lerp(m, d, 1 − α), v̂ = v − m²;
     a = √v̂ + eps; momentum: b = μ b + d / a, p -= lr b; else p -= lr d / a.
     Contract: no step-dependent scalars; grad_avg NULL = not centered, buf NULL = no momentum."""
-    if grad_avg != NULL and buf != NULL:
-        _rmsprop(params, grads, square_avg, grad_avg, buf, n, h, _CENTERED | _MOMENTUM)
-    elif grad_avg != NULL:
-        _rmsprop(params, grads, square_avg, grad_avg, buf, n, h, _CENTERED)
-    elif buf != NULL:
-        _rmsprop(params, grads, square_avg, grad_avg, buf, n, h, _MOMENTUM)
+    if floating is float:
+        fm_rmsprop_f32(params, grads, square_avg, grad_avg, buf, n, h, num_threads())
     else:
-        _rmsprop(params, grads, square_avg, grad_avg, buf, n, h, 0)
+        fm_rmsprop_f64(params, grads, square_avg, grad_avg, buf, n, h, num_threads())
 
 
 cdef void adadelta_step(floating* params, const floating* grads, floating* square_avg,
@@ -128,18 +92,10 @@ cdef void adadelta_step(floating* params, const floating* grads, floating* squar
                         const AdadeltaHyper* h) noexcept nogil:
     """d = g + wd p; v = ρ v + (1 − ρ) d²; δ = √(u + eps) / √(v + eps) · d;
     u = ρ u + (1 − ρ) δ²; p -= lr δ.  Contract: no step-dependent scalars."""
-    cdef floating lr = <floating> h.lr, wd = <floating> h.weight_decay
-    cdef floating rho = <floating> h.rho, w = <floating> (1.0 - h.rho)
-    cdef floating eps = <floating> h.eps
-    cdef floating d, v, delta
-    cdef Py_ssize_t i
-    for i in range(n):
-        d = grads[i] + wd * params[i]
-        v = square_avg[i] * rho + w * (d * d)
-        square_avg[i] = v
-        delta = _sqrt(acc_delta[i] + eps) / _sqrt(v + eps) * d
-        acc_delta[i] = acc_delta[i] * rho + w * (delta * delta)
-        params[i] -= lr * delta
+    if floating is float:
+        fm_adadelta_f32(params, grads, square_avg, acc_delta, n, h, num_threads())
+    else:
+        fm_adadelta_f64(params, grads, square_avg, acc_delta, n, h, num_threads())
 
 
 cdef void adam_step(floating* params, const floating* grads, floating* exp_avg,
@@ -149,25 +105,18 @@ cdef void adam_step(floating* params, const floating* grads, floating* exp_avg,
     m = lerp(m, d, 1 − β1); v = β2 v + (1 − β2) d²; amsgrad: v̄ = max(v̄, v) used for v;
     p -= step_size · m / (√v / bc2_sqrt + eps).
     Contract: h.step_size = lr / (1 − β1ᵗ), h.bc2_sqrt = √(1 − β2ᵗ) by the caller."""
-    cdef floating wd = 0 if h.decoupled else <floating> h.weight_decay
-    cdef floating decay = <floating> (1.0 - h.lr * h.weight_decay) if h.decoupled else 1
-    cdef floating w1 = <floating> (1.0 - h.beta1), beta2 = <floating> h.beta2
-    cdef floating w2 = <floating> (1.0 - h.beta2), eps = <floating> h.eps
-    cdef floating step_size = <floating> h.step_size, bc2 = <floating> h.bc2_sqrt
-    cdef floating d, m, v, p
-    cdef Py_ssize_t i
-    for i in range(n):
-        p = params[i] * decay
-        d = grads[i] + wd * p
-        m = _lerp(exp_avg[i], d, w1)
-        exp_avg[i] = m
-        v = exp_avg_sq[i] * beta2 + w2 * (d * d)
-        exp_avg_sq[i] = v
-        if max_exp_avg_sq != NULL:
-            if max_exp_avg_sq[i] > v:
-                v = max_exp_avg_sq[i]
-            max_exp_avg_sq[i] = v
-        params[i] = p - step_size * (m / (_sqrt(v) / bc2 + eps))
+    if floating is float:
+        fm_adam_f32(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, n, h, num_threads())
+    else:
+        fm_adam_f64(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, n, h, num_threads())
+
+
+cdef bint all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
+    """True when no element is NaN or ±inf."""
+    if floating is float:
+        return fm_all_finite_f32(x, n, num_threads())
+    else:
+        return fm_all_finite_f64(x, n, num_threads())
 
 
 cdef double sq_norm(const floating* x, Py_ssize_t n) noexcept nogil:
@@ -304,6 +253,16 @@ def adam_step_memview(floating[::1] params, const floating[::1] grads,
     with nogil:
         adam_prepare(&h, step)
         adam_step(&params[0], &grads[0], &exp_avg[0], &exp_avg_sq[0], vmax, n, &h)
+
+
+def all_finite_memview(const floating[::1] x):
+    """True when no element is NaN or ±inf."""
+    cdef bint ok = True
+    if x.shape[0] == 0:
+        return ok
+    with nogil:
+        ok = all_finite(&x[0], x.shape[0])
+    return ok
 
 
 def sq_norm_memview(const floating[::1] x):

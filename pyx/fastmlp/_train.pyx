@@ -13,7 +13,7 @@ from libc.string cimport memcpy, memset
 
 from fastmlp._losses cimport LossSpec, loss_value_grad, mean_scale
 from fastmlp._optim cimport (adadelta_step, adagrad_prepare, adagrad_step, adam_prepare,
-                             adam_step, rmsprop_step, sgd_prepare, sgd_step)
+                             adam_step, all_finite, rmsprop_step, sgd_prepare, sgd_step)
 from fastmlp._plan cimport Exec, Plan, plan_backward, plan_forward
 from fastmlp._regularize cimport (ConstraintRange, PenaltyRange, constraints_apply,
                                   penalties_apply)
@@ -68,15 +68,6 @@ ctypedef struct Progress:
     Py_ssize_t bad_step          # index (in the chunk) of a step with a non-finite loss or
                                  # gradient, or -1; the run stops before that step's update
     double bad_value             # that step's loss
-
-
-cdef bint all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
-    """True when no element is NaN or ±inf (x − x is 0 exactly for finite x)."""
-    cdef Py_ssize_t i
-    cdef floating acc = 0
-    for i in range(n):
-        acc += x[i] - x[i]
-    return acc == 0
 
 
 cdef void gather(const Data* d, const long long* idx, Py_ssize_t B,

@@ -1,0 +1,225 @@
+/* fastmlp's own GEMM: row-major C = alpha op(A) op(B) + beta C for float32 and float64.
+ *
+ * Why not only BLAS: the products of MLP training are thin (one side is the batch, 1 to a
+ * few hundred rows). OpenBLAS spends much of such a call packing and, with threads, in its
+ * pool; and it cannot fuse our epilogue. This is the BLIS design, small enough to read:
+ *
+ *   for jc in N by NC:            B panel  (KC x NC)  packed once, lives in L3/L2
+ *     for pc in K by KC:
+ *       pack B panel
+ *       for ic in M by MC:        A block  (MC x KC)  packed, lives in L2
+ *         pack A block
+ *         for jr in NC by NR:     B micro-panel (KC x NR) stays in L1
+ *           for ir in MC by MR:   micro-kernel: an MR x NR tile of C in 12 ymm registers
+ *
+ * An A with at most FM_A_DIRECT_MAX rows (the batch side of an MLP product) is not
+ * packed: the micro-kernel reads it in place with its row and column strides.
+ * Packed panels are zero-padded to whole MR / NR tiles; edge tiles are computed in full
+ * and only their valid part is stored. beta == 0 never reads C (C may hold garbage).
+ *
+ * Threads: fm_gemm_* splits the larger of M and N into contiguous ranges, one per OpenMP
+ * thread, each an independent serial GEMM with its own packing buffers (no barriers). The
+ * number of threads is min(requested, work / FM_GEMM_MIN_WORK): small products stay on
+ * the calling thread. Buffers belong to the calling thread (a pthread key frees them when
+ * the thread ends) and are sized once, for FM_GEMM_MAX_THREADS ranges at most.
+ *
+ * The kernels use AVX2 + FMA through function attributes, so the module itself is built
+ * for the baseline ISA; fm_gemm_native() says whether this CPU can run them (callers fall
+ * back to BLAS otherwise, and on other architectures).
+ */
+#ifndef FASTMLP_GEMM_H
+#define FASTMLP_GEMM_H
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) \
+    && !defined(FASTMLP_NO_NATIVE_GEMM)
+#define FM_GEMM_X86 1
+#include <immintrin.h>
+#include <pthread.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Rows of op(A) up to which the micro-kernel reads A in place instead of packing it:
+ * measured on Zen 3, reading in place was faster for every MLP shape up to 1024 rows
+ * (e.g. 256x512x784: 65 vs 53 GFLOP/s on one core); packing wins back on larger ones. */
+#ifndef FM_A_DIRECT_MAX
+#define FM_A_DIRECT_MAX 1024
+#endif
+
+/* Multiply-adds below which a product stays on one thread (~20 us of work per thread). */
+#define FM_GEMM_MIN_WORK (1 << 20)
+#define FM_GEMM_MAX_THREADS 64
+
+/* Threads a GEMM may use when called from the current thread; 0 means "OpenMP's default"
+ * (omp_get_max_threads(): OMP_NUM_THREADS or the available cores). */
+static __thread int fm_gemm_threads_setting = 0;
+
+static void fm_gemm_set_threads(int n) { fm_gemm_threads_setting = n > 0 ? n : 0; }
+
+static int fm_gemm_get_threads(void) {
+#ifdef _OPENMP
+    int n = fm_gemm_threads_setting > 0 ? fm_gemm_threads_setting : omp_get_max_threads();
+#else
+    int n = 1;
+#endif
+    return n < 1 ? 1 : (n > FM_GEMM_MAX_THREADS ? FM_GEMM_MAX_THREADS : n);
+}
+
+/* How many threads a product of m x n x k multiply-adds gets (1 without OpenMP). */
+static int fm_gemm_plan_threads(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int threads) {
+    double work = (double)m * (double)n * (double)k;
+    int by_work = (int)(work / FM_GEMM_MIN_WORK);
+    int t = threads < by_work ? threads : by_work;
+#ifndef _OPENMP
+    t = 1;
+#endif
+    return t < 1 ? 1 : t;
+}
+
+#ifdef FM_GEMM_X86
+
+#define FM_TARGET __attribute__((target("avx2,fma")))
+
+static int fm_gemm_native(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+/* --- the calling thread's packing buffer ------------------------------------------------ */
+typedef struct { size_t bytes; void* data; } fm_gemm_buf;
+
+static pthread_key_t fm_gemm_key;
+static pthread_once_t fm_gemm_key_once = PTHREAD_ONCE_INIT;
+
+static void fm_gemm_buf_free(void* p) {
+    fm_gemm_buf* b = (fm_gemm_buf*)p;
+    if (b) { free(b->data); free(b); }
+}
+
+static void fm_gemm_key_make(void) { (void)pthread_key_create(&fm_gemm_key, fm_gemm_buf_free); }
+
+/* A 64-byte aligned buffer of at least `bytes` owned by this thread, or NULL. */
+static void* fm_gemm_buffer(size_t bytes) {
+    fm_gemm_buf* b;
+    void* data = NULL;
+    if (pthread_once(&fm_gemm_key_once, fm_gemm_key_make) != 0) return NULL;
+    b = (fm_gemm_buf*)pthread_getspecific(fm_gemm_key);
+    if (b && b->bytes >= bytes) return b->data;
+    if (posix_memalign(&data, 64, bytes) != 0) return NULL;
+    if (!b) {
+        b = (fm_gemm_buf*)calloc(1, sizeof(fm_gemm_buf));
+        if (!b || pthread_setspecific(fm_gemm_key, b) != 0) { free(b); free(data); return NULL; }
+    }
+    free(b->data);
+    b->data = data;
+    b->bytes = bytes;
+    return data;
+}
+
+/* Transposed-B micro-panels: dst[p NR + j] = src[j lds + p] for NR rows j of the source
+ * and kc steps p, through 8x8 (float) / 4x4 (double) register transposes. */
+FM_TARGET static void fm_pack_bt_panel_f32(const float* src, ptrdiff_t lds, ptrdiff_t kc,
+                                           float* restrict dst) {
+    ptrdiff_t p = 0;
+    for (; p + 8 <= kc; p += 8)
+        for (int h = 0; h < 16; h += 8) {
+            const float* s = src + h * lds + p;
+            __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds);
+            __m256 r2 = _mm256_loadu_ps(s + 2 * lds), r3 = _mm256_loadu_ps(s + 3 * lds);
+            __m256 r4 = _mm256_loadu_ps(s + 4 * lds), r5 = _mm256_loadu_ps(s + 5 * lds);
+            __m256 r6 = _mm256_loadu_ps(s + 6 * lds), r7 = _mm256_loadu_ps(s + 7 * lds);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float* d = dst + p * 16 + h;
+            _mm256_store_ps(d + 0 * 16, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_store_ps(d + 1 * 16, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_store_ps(d + 2 * 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_store_ps(d + 3 * 16, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_store_ps(d + 4 * 16, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_store_ps(d + 5 * 16, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_store_ps(d + 6 * 16, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_store_ps(d + 7 * 16, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+    for (; p < kc; p++)
+        for (int j = 0; j < 16; j++) dst[p * 16 + j] = src[j * lds + p];
+}
+
+FM_TARGET static void fm_pack_bt_panel_f64(const double* src, ptrdiff_t lds, ptrdiff_t kc,
+                                           double* restrict dst) {
+    ptrdiff_t p = 0;
+    for (; p + 4 <= kc; p += 4)
+        for (int h = 0; h < 8; h += 4) {
+            const double* s = src + h * lds + p;
+            __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + lds);
+            __m256d r2 = _mm256_loadu_pd(s + 2 * lds), r3 = _mm256_loadu_pd(s + 3 * lds);
+            __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+            __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+            double* d = dst + p * 8 + h;
+            _mm256_store_pd(d + 0 * 8, _mm256_permute2f128_pd(t0, t2, 0x20));
+            _mm256_store_pd(d + 1 * 8, _mm256_permute2f128_pd(t1, t3, 0x20));
+            _mm256_store_pd(d + 2 * 8, _mm256_permute2f128_pd(t0, t2, 0x31));
+            _mm256_store_pd(d + 3 * 8, _mm256_permute2f128_pd(t1, t3, 0x31));
+        }
+    for (; p < kc; p++)
+        for (int j = 0; j < 8; j++) dst[p * 8 + j] = src[j * lds + p];
+}
+
+/* float32: 6 x 16 tiles (two 8-float vectors per row). */
+#define FM_T float
+#define FM_NAME(x) x##_f32
+#define FM_MR 6
+#define FM_NR 16
+#define FM_KC 256
+#define FM_MC 144
+#define FM_NC 512
+#define FMV __m256
+#define FMV_ZERO _mm256_setzero_ps
+#define FMV_LOAD _mm256_load_ps
+#define FMV_LOADU _mm256_loadu_ps
+#define FMV_STOREU _mm256_storeu_ps
+#define FMV_SET1 _mm256_set1_ps
+#define FMV_FMA _mm256_fmadd_ps
+#define FMV_MUL _mm256_mul_ps
+#include "gemm_template.h"
+
+/* float64: 6 x 8 tiles (two 4-double vectors per row); the same bytes per panel. */
+#define FM_T double
+#define FM_NAME(x) x##_f64
+#define FM_MR 6
+#define FM_NR 8
+#define FM_KC 256
+#define FM_MC 72
+#define FM_NC 256
+#define FMV __m256d
+#define FMV_ZERO _mm256_setzero_pd
+#define FMV_LOAD _mm256_load_pd
+#define FMV_LOADU _mm256_loadu_pd
+#define FMV_STOREU _mm256_storeu_pd
+#define FMV_SET1 _mm256_set1_pd
+#define FMV_FMA _mm256_fmadd_pd
+#define FMV_MUL _mm256_mul_pd
+#include "gemm_template.h"
+
+#else  /* not x86-64 with GCC/clang: the callers use BLAS */
+
+static int fm_gemm_native(void) { return 0; }
+static int fm_gemm_f32(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
+                       const float* a, ptrdiff_t lda, const float* b, ptrdiff_t ldb,
+                       float beta, float* c, ptrdiff_t ldc, int threads) { return -1; }
+static int fm_gemm_f64(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
+                       const double* a, ptrdiff_t lda, const double* b, ptrdiff_t ldb,
+                       double beta, double* c, ptrdiff_t ldc, int threads) { return -1; }
+
+#endif
+#endif

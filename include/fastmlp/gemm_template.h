@@ -1,0 +1,232 @@
+/* Instantiated by gemm.h once per type. FM_T: element type; FM_NAME(x): adds the type
+ * suffix; FM_MR x FM_NR: the register tile (NR = two vectors); FM_KC, FM_MC, FM_NC: the
+ * cache blocks; FMV*: the AVX2 vector type and intrinsics. No include guard: the end of
+ * this file undefines all of them, ready for the next type. */
+
+#define FM_VL (FM_NR / 2)
+
+/* A rows x NR tile (rows <= MR): C[0:rows, 0:nr] = alpha * A Bp + beta * C over kc steps.
+ * A(r, p) = A[r rs_a + p cs_a] (packed: rs_a = 1, cs_a = rows; or straight from the
+ * caller's matrix); Bp holds kc groups of NR values (64-byte aligned, zero-padded).
+ * Only the valid rows x nr part of C is read or written. Inlined with a constant `rows`,
+ * so every height gets its own fully unrolled loop. */
+FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
+        const int rows, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a, ptrdiff_t cs_a,
+        const FM_T* restrict Bp, FM_T* restrict C, ptrdiff_t ldc, FM_T alpha, FM_T beta,
+        ptrdiff_t nr) {
+    FMV c[FM_MR][2];
+    const FM_T* a[FM_MR];
+    for (int r = 0; r < rows; r++) {
+        c[r][0] = FMV_ZERO();
+        c[r][1] = FMV_ZERO();
+        a[r] = A + r * rs_a;
+    }
+    for (ptrdiff_t p = 0, off = 0; p < kc; p++, off += cs_a) {
+        FMV b0 = FMV_LOAD(Bp), b1 = FMV_LOAD(Bp + FM_VL);
+        for (int r = 0; r < rows; r++) {
+            FMV x = FMV_SET1(a[r][off]);
+            c[r][0] = FMV_FMA(x, b0, c[r][0]);
+            c[r][1] = FMV_FMA(x, b1, c[r][1]);
+        }
+        Bp += FM_NR;
+    }
+    FMV va = FMV_SET1(alpha), vb = FMV_SET1(beta);
+    if (nr == FM_NR) {
+        for (int r = 0; r < rows; r++) {
+            FM_T* row = C + r * ldc;
+            FMV x0 = FMV_MUL(va, c[r][0]), x1 = FMV_MUL(va, c[r][1]);
+            if (beta != 0) {
+                x0 = FMV_FMA(vb, FMV_LOADU(row), x0);
+                x1 = FMV_FMA(vb, FMV_LOADU(row + FM_VL), x1);
+            }
+            FMV_STOREU(row, x0);
+            FMV_STOREU(row + FM_VL, x1);
+        }
+        return;
+    }
+    FM_T tile[FM_NR] __attribute__((aligned(64)));
+    for (int r = 0; r < rows; r++) {
+        FMV_STOREU(tile, c[r][0]);
+        FMV_STOREU(tile + FM_VL, c[r][1]);
+        for (ptrdiff_t j = 0; j < nr; j++) {
+            FM_T x = alpha * tile[j];
+            C[r * ldc + j] = beta != 0 ? x + beta * C[r * ldc + j] : x;
+        }
+    }
+}
+
+/* fm_tile for a run-time height 1 <= rows <= MR. */
+FM_TARGET static void FM_NAME(fm_ukernel)(ptrdiff_t rows, ptrdiff_t kc, const FM_T* A,
+                                          ptrdiff_t rs_a, ptrdiff_t cs_a, const FM_T* Bp,
+                                          FM_T* C, ptrdiff_t ldc, FM_T alpha, FM_T beta,
+                                          ptrdiff_t nr) {
+    switch (rows) {
+    case 6: FM_NAME(fm_tile)(6, kc, A, rs_a, cs_a, Bp, C, ldc, alpha, beta, nr); break;
+    case 5: FM_NAME(fm_tile)(5, kc, A, rs_a, cs_a, Bp, C, ldc, alpha, beta, nr); break;
+    case 4: FM_NAME(fm_tile)(4, kc, A, rs_a, cs_a, Bp, C, ldc, alpha, beta, nr); break;
+    case 3: FM_NAME(fm_tile)(3, kc, A, rs_a, cs_a, Bp, C, ldc, alpha, beta, nr); break;
+    case 2: FM_NAME(fm_tile)(2, kc, A, rs_a, cs_a, Bp, C, ldc, alpha, beta, nr); break;
+    default: FM_NAME(fm_tile)(1, kc, A, rs_a, cs_a, Bp, C, ldc, alpha, beta, nr); break;
+    }
+}
+
+/* Height of the next row tile when `rem` rows are left: 6 while that leaves >= 6, then
+ * split what is left into tiles of 4 to 6 rows where possible. A tile of r rows costs
+ * max(r, 4) FMA cycles per step (FMA latency 4, two pipes), so 32 rows = 6+6+6+6+4+4
+ * wastes nothing where 6+6+6+6+6+2 wastes a tenth. */
+static inline ptrdiff_t FM_NAME(fm_tile_rows)(ptrdiff_t rem) {
+    return rem <= FM_MR ? rem : (rem < 2 * FM_MR ? (rem + 1) / 2 : FM_MR);
+}
+
+/* Pack the block op(A)[i0:i0+mc, p0:p0+kc] into row panels of fm_tile_rows heights h
+ * (p-major inside a panel: element (r, p) at p h + r; the panel of row ir starts at
+ * ir kc). op(A)(i, p) = ta ? A[p lda + i] : A[i lda + p]. */
+FM_TARGET static void FM_NAME(fm_pack_a)(int ta, const FM_T* A, ptrdiff_t lda, ptrdiff_t i0,
+                                         ptrdiff_t p0, ptrdiff_t mc, ptrdiff_t kc,
+                                         FM_T* restrict Ap) {
+    for (ptrdiff_t ir = 0, h; ir < mc; ir += h) {
+        h = FM_NAME(fm_tile_rows)(mc - ir);
+        FM_T* dst = Ap + ir * kc;
+        if (ta) {
+            for (ptrdiff_t p = 0; p < kc; p++) {
+                const FM_T* src = A + (p0 + p) * lda + i0 + ir;
+                for (ptrdiff_t r = 0; r < h; r++) dst[p * h + r] = src[r];
+            }
+        } else {
+            for (ptrdiff_t r = 0; r < h; r++) {
+                const FM_T* src = A + (i0 + ir + r) * lda + p0;
+                for (ptrdiff_t p = 0; p < kc; p++) dst[p * h + r] = src[p];
+            }
+        }
+    }
+}
+
+/* Pack the panel op(B)[p0:p0+kc, j0:j0+nc] into NR-column micro-panels (p-major inside a
+ * panel), zero-padding the last one. op(B)(p, j) = tb ? B[j ldb + p] : B[p ldb + j]. */
+FM_TARGET static void FM_NAME(fm_pack_b)(int tb, const FM_T* B, ptrdiff_t ldb, ptrdiff_t p0,
+                                         ptrdiff_t j0, ptrdiff_t kc, ptrdiff_t nc,
+                                         FM_T* restrict Bp) {
+    for (ptrdiff_t jr = 0; jr < nc; jr += FM_NR) {
+        ptrdiff_t cols = nc - jr < FM_NR ? nc - jr : FM_NR;
+        FM_T* dst = Bp + jr * kc;
+        if (tb && cols == FM_NR) {
+            FM_NAME(fm_pack_bt_panel)(B + (j0 + jr) * ldb + p0, ldb, kc, dst);
+        } else if (tb) {
+            for (ptrdiff_t j = 0; j < FM_NR; j++) {
+                const FM_T* src = B + (j0 + jr + j) * ldb + p0;
+                for (ptrdiff_t p = 0; p < kc; p++) dst[p * FM_NR + j] = j < cols ? src[p] : 0;
+            }
+        } else {
+            for (ptrdiff_t p = 0; p < kc; p++) {
+                const FM_T* src = B + (p0 + p) * ldb + j0 + jr;
+                if (cols == FM_NR) {
+                    FMV_STOREU(dst + p * FM_NR, FMV_LOADU(src));
+                    FMV_STOREU(dst + p * FM_NR + FM_VL, FMV_LOADU(src + FM_VL));
+                } else {
+                    for (ptrdiff_t j = 0; j < FM_NR; j++) dst[p * FM_NR + j] = j < cols ? src[j] : 0;
+                }
+            }
+        }
+    }
+}
+
+/* One thread's GEMM (see gemm.h for the loop nest). buf: MC*KC + KC*NC elements. A is
+ * packed only when it has more than FM_A_DIRECT_MAX rows. */
+FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdiff_t n,
+                                              ptrdiff_t k, FM_T alpha, const FM_T* A,
+                                              ptrdiff_t lda, const FM_T* B, ptrdiff_t ldb,
+                                              FM_T beta, FM_T* C, ptrdiff_t ldc, FM_T* buf) {
+    FM_T* Ap = buf;
+    FM_T* Bp = buf + FM_MC * FM_KC;
+    const int pack_a = m > FM_A_DIRECT_MAX;
+    for (ptrdiff_t jc = 0; jc < n; jc += FM_NC) {
+        ptrdiff_t nc = n - jc < FM_NC ? n - jc : FM_NC;
+        for (ptrdiff_t pc = 0; pc < k; pc += FM_KC) {
+            ptrdiff_t kc = k - pc < FM_KC ? k - pc : FM_KC;
+            FM_T bet = pc == 0 ? beta : (FM_T)1;
+            FM_NAME(fm_pack_b)(tb, B, ldb, pc, jc, kc, nc, Bp);
+            for (ptrdiff_t ic = 0; ic < m; ic += FM_MC) {
+                ptrdiff_t mc = m - ic < FM_MC ? m - ic : FM_MC;
+                if (pack_a) FM_NAME(fm_pack_a)(ta, A, lda, ic, pc, mc, kc, Ap);
+                for (ptrdiff_t jr = 0; jr < nc; jr += FM_NR) {
+                    ptrdiff_t nr = nc - jr < FM_NR ? nc - jr : FM_NR;
+                    for (ptrdiff_t ir = 0, h; ir < mc; ir += h) {
+                        h = FM_NAME(fm_tile_rows)(mc - ir);
+                        FM_T* Ct = C + (ic + ir) * ldc + jc + jr;
+                        if (pack_a)
+                            FM_NAME(fm_ukernel)(h, kc, Ap + ir * kc, 1, h, Bp + jr * kc, Ct,
+                                                ldc, alpha, bet, nr);
+                        else if (ta)
+                            FM_NAME(fm_ukernel)(h, kc, A + pc * lda + ic + ir, 1, lda,
+                                                Bp + jr * kc, Ct, ldc, alpha, bet, nr);
+                        else
+                            FM_NAME(fm_ukernel)(h, kc, A + (ic + ir) * lda + pc, lda, 1,
+                                                Bp + jr * kc, Ct, ldc, alpha, bet, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C, row-major with row strides lda, ldb,
+ * ldc; on up to `threads` threads. Returns 0, or -1 when the packing buffer could not be
+ * allocated (nothing was written: the caller falls back to BLAS).
+ * Contract: fm_gemm_native() is true; m, n, k >= 0; the strides fit the shapes. */
+static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                            FM_T alpha, const FM_T* A, ptrdiff_t lda, const FM_T* B,
+                            ptrdiff_t ldb, FM_T beta, FM_T* C, ptrdiff_t ldc, int threads) {
+    const size_t per = (size_t)FM_MC * FM_KC + (size_t)FM_KC * FM_NC;
+    if (m <= 0 || n <= 0) return 0;
+    if (k <= 0) {   /* C = beta C */
+        for (ptrdiff_t i = 0; i < m; i++)
+            for (ptrdiff_t j = 0; j < n; j++) C[i * ldc + j] = beta != 0 ? beta * C[i * ldc + j] : 0;
+        return 0;
+    }
+    int split_n = n >= m;
+    ptrdiff_t len = split_n ? n : m, unit = split_n ? FM_NR : FM_MR;
+    ptrdiff_t units = (len + unit - 1) / unit;
+    int t = fm_gemm_plan_threads(m, n, k, threads);
+    if (t > units) t = (int)units;
+    FM_T* buf = (FM_T*)fm_gemm_buffer((size_t)t * per * sizeof(FM_T));
+    if (!buf) return -1;
+    if (t == 1) {
+        FM_NAME(fm_gemm_serial)(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, buf);
+        return 0;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(t)
+    {
+        ptrdiff_t id = omp_get_thread_num(), nt = omp_get_num_threads();
+        ptrdiff_t share = (units + nt - 1) / nt * unit;
+        ptrdiff_t s = id * share, e = s + share < len ? s + share : len;
+        if (s < e) {
+            if (split_n)
+                FM_NAME(fm_gemm_serial)(ta, tb, m, e - s, k, alpha, A, lda,
+                                        tb ? B + s * ldb : B + s, ldb, beta, C + s, ldc,
+                                        buf + id * per);
+            else
+                FM_NAME(fm_gemm_serial)(ta, tb, e - s, n, k, alpha, ta ? A + s : A + s * lda,
+                                        lda, B, ldb, beta, C + s * ldc, ldc, buf + id * per);
+        }
+    }
+#endif
+    return 0;
+}
+
+#undef FM_VL
+#undef FM_T
+#undef FM_NAME
+#undef FM_MR
+#undef FM_NR
+#undef FM_KC
+#undef FM_MC
+#undef FM_NC
+#undef FMV
+#undef FMV_ZERO
+#undef FMV_LOAD
+#undef FMV_LOADU
+#undef FMV_STOREU
+#undef FMV_SET1
+#undef FMV_FMA
+#undef FMV_MUL

@@ -1,0 +1,95 @@
+/* Optimizer updates over the flat parameter arena (torch.optim rules), float32 and float64.
+ *
+ * One kernel per family, written once in optim_template.h. Each update is a single pass
+ * over contiguous memory; `threads` > 1 splits it into contiguous chunks, one per OpenMP
+ * thread, when the arena is large enough to pay for them (FM_PAR_GRAIN elements a
+ * thread). Every element is computed by the same expression whatever the split, so the
+ * result does not depend on the thread count.
+ *
+ * Vectorization: on x86-64 Linux with GCC/clang the chunk loops are compiled twice
+ * (target_clones: AVX2 and the baseline) and the loader picks the one this CPU runs.
+ * The module is built with -ffp-contract=off, so neither clone fuses a*b+c into an FMA:
+ * both round exactly like the NumPy reference (sqrt and division are IEEE in every ISA).
+ *
+ * The hyperparameter structs (optim_hyper.h) hold the step-dependent scalars too, which
+ * the caller computes for step t (see fastmlp/_optim.pyx).
+ */
+#ifndef FASTMLP_OPTIM_H
+#define FASTMLP_OPTIM_H
+
+#include <math.h>
+#include <stddef.h>
+#include "optim_hyper.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) \
+    && (!defined(__clang__) || __clang_major__ >= 14) && !defined(FASTMLP_NO_CLONES)
+#define FM_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define FM_CLONES
+#endif
+
+/* Elements a thread must get before an update is split (~15 us of Adam). */
+#define FM_PAR_GRAIN (1 << 15)
+
+static inline int fm_par_threads(ptrdiff_t n, int threads) {
+#ifdef _OPENMP
+    ptrdiff_t by_size = n / FM_PAR_GRAIN;
+    int t = threads < by_size ? threads : (int)by_size;
+    return t < 1 ? 1 : t;
+#else
+    (void)n; (void)threads;
+    return 1;
+#endif
+}
+
+/* Pointer p + off, NULL staying NULL (offsetting NULL is undefined behaviour). */
+#define FM_OFF(p, off) ((p) ? (p) + (off) : (p))
+
+/* Run CALL with `lo`, `len` bound to contiguous chunks of [0, n) (multiples of 64
+ * elements but the last), one per thread. */
+#ifdef _OPENMP
+#define FM_CHUNKED(n, threads, CALL)                                              \
+    do {                                                                          \
+        int t_ = fm_par_threads((n), (threads));                                  \
+        if (t_ <= 1) {                                                            \
+            ptrdiff_t lo = 0, len = (n);                                          \
+            CALL;                                                                 \
+        } else {                                                                  \
+            _Pragma("omp parallel num_threads(t_)")                               \
+            {                                                                     \
+                ptrdiff_t nt_ = omp_get_num_threads();                            \
+                ptrdiff_t share_ = (((n) + nt_ - 1) / nt_ + 63) / 64 * 64;        \
+                ptrdiff_t lo = omp_get_thread_num() * share_;                     \
+                ptrdiff_t len = lo >= (n) ? 0 : ((n) - lo < share_ ? (n) - lo : share_); \
+                if (len > 0) { CALL; }                                            \
+            }                                                                     \
+        }                                                                         \
+    } while (0)
+#else
+#define FM_CHUNKED(n, threads, CALL)                                              \
+    do { ptrdiff_t lo = 0, len = (n); (void)(threads); CALL; } while (0)
+#endif
+
+/* bad = 1 from any thread (every writer writes the same value). */
+#define FM_ATOMIC_SET(flag) _Pragma("omp atomic write") flag = 1
+
+#define FM_T double
+#define FM_NAME(x) x##_f64
+#define FMM_SQRT sqrt
+#include "optim_template.h"
+#undef FM_T
+#undef FM_NAME
+#undef FMM_SQRT
+
+#define FM_T float
+#define FM_NAME(x) x##_f32
+#define FMM_SQRT sqrtf
+#include "optim_template.h"
+#undef FM_T
+#undef FM_NAME
+#undef FMM_SQRT
+
+#endif

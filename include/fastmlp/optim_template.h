@@ -1,0 +1,206 @@
+/* Instantiated by optim.h once per type: FM_T is the element type, FM_NAME(x) adds the
+ * type suffix, FMM_SQRT is sqrt of that type. No include guard.
+ *
+ * Each family: a chunk kernel over n elements (cloned per ISA) and the public update
+ * that runs it over the arena in chunks. A NULL state pointer switches a feature off. */
+
+/* torch.lerp(a, b, w) = a + w (b - a) for w < 0.5, else b - (b - a)(1 - w); the branch is
+ * on the constant w, so callers hoist it out of their loops (LO: w < 0.5). */
+#define FM_LERP(LO, a, b, w) ((LO) ? (a) + (w) * ((b) - (a)) : (b) - ((b) - (a)) * ((FM_T)1 - (w)))
+
+/* d = g + wd p; without buf: p -= lr d. With buf: b = d on the first step, else
+ * mu b + (1 - dampening) d; p -= lr (d + mu b) (Nesterov) or lr b. */
+FM_CLONES static void FM_NAME(fm_sgd_chunk)(FM_T* restrict p, const FM_T* restrict g,
+                                            FM_T* restrict buf, ptrdiff_t n,
+                                            const fm_sgd_hyper* h) {
+    const FM_T lr = (FM_T)h->lr, wd = (FM_T)h->weight_decay, mu = (FM_T)h->momentum;
+    const FM_T keep = (FM_T)(1.0 - h->dampening);
+    if (!buf) {
+        for (ptrdiff_t i = 0; i < n; i++) p[i] -= lr * (g[i] + wd * p[i]);
+    } else if (h->first && h->nesterov) {
+        for (ptrdiff_t i = 0; i < n; i++) {
+            FM_T d = g[i] + wd * p[i];
+            buf[i] = d;
+            p[i] -= lr * (d + mu * d);
+        }
+    } else if (h->first) {
+        for (ptrdiff_t i = 0; i < n; i++) {
+            FM_T d = g[i] + wd * p[i];
+            buf[i] = d;
+            p[i] -= lr * d;
+        }
+    } else if (h->nesterov) {
+        for (ptrdiff_t i = 0; i < n; i++) {
+            FM_T d = g[i] + wd * p[i];
+            FM_T b = mu * buf[i] + keep * d;
+            buf[i] = b;
+            p[i] -= lr * (d + mu * b);
+        }
+    } else {
+        for (ptrdiff_t i = 0; i < n; i++) {
+            FM_T d = g[i] + wd * p[i];
+            FM_T b = mu * buf[i] + keep * d;
+            buf[i] = b;
+            p[i] -= lr * b;
+        }
+    }
+}
+
+/* d = g + wd p; s += d^2; p -= clr d / (sqrt(s) + eps). */
+FM_CLONES static void FM_NAME(fm_adagrad_chunk)(FM_T* restrict p, const FM_T* restrict g,
+                                                FM_T* restrict sum, ptrdiff_t n,
+                                                const fm_adagrad_hyper* h) {
+    const FM_T clr = (FM_T)h->clr, wd = (FM_T)h->weight_decay, eps = (FM_T)h->eps;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        FM_T d = g[i] + wd * p[i];
+        FM_T s = sum[i] + d * d;
+        sum[i] = s;
+        p[i] -= clr * (d / (FMM_SQRT(s) + eps));
+    }
+}
+
+/* d = g + wd p; v = alpha v + (1 - alpha) d^2; centered (avg): m = lerp(m, d, 1 - alpha),
+ * v' = v - m^2; a = sqrt(v') + eps; momentum (buf): b = mu b + d / a, p -= lr b;
+ * else p -= lr d / a. One loop per combination, so each vectorizes. */
+#define FM_RMSPROP_LOOP(CENTERED, MOMENTUM)                                       \
+    for (ptrdiff_t i = 0; i < n; i++) {                                           \
+        FM_T d = g[i] + wd * p[i];                                                \
+        FM_T v = sq[i] * alpha + w * (d * d);                                     \
+        sq[i] = v;                                                                \
+        if (CENTERED) {                                                           \
+            FM_T m = FM_LERP(lo, avg[i], d, w);                                   \
+            avg[i] = m;                                                           \
+            v = v - m * m;                                                        \
+        }                                                                         \
+        FM_T a = FMM_SQRT(v) + eps;                                               \
+        if (MOMENTUM) {                                                           \
+            buf[i] = mu * buf[i] + d / a;                                         \
+            p[i] -= lr * buf[i];                                                  \
+        } else {                                                                  \
+            p[i] -= lr * (d / a);                                                 \
+        }                                                                         \
+    }
+
+FM_CLONES static void FM_NAME(fm_rmsprop_chunk)(FM_T* restrict p, const FM_T* restrict g,
+                                                FM_T* restrict sq, FM_T* restrict avg,
+                                                FM_T* restrict buf, ptrdiff_t n,
+                                                const fm_rmsprop_hyper* h) {
+    const FM_T lr = (FM_T)h->lr, wd = (FM_T)h->weight_decay, alpha = (FM_T)h->alpha;
+    const FM_T w = (FM_T)(1.0 - h->alpha), eps = (FM_T)h->eps, mu = (FM_T)h->momentum;
+    const int lo = w < (FM_T)0.5;
+    if (avg && buf)
+        FM_RMSPROP_LOOP(1, 1)
+    else if (avg)
+        FM_RMSPROP_LOOP(1, 0)
+    else if (buf)
+        FM_RMSPROP_LOOP(0, 1)
+    else
+        FM_RMSPROP_LOOP(0, 0)
+}
+#undef FM_RMSPROP_LOOP
+
+/* d = g + wd p; v = rho v + (1 - rho) d^2; delta = sqrt(u + eps) / sqrt(v + eps) d;
+ * u = rho u + (1 - rho) delta^2; p -= lr delta. */
+FM_CLONES static void FM_NAME(fm_adadelta_chunk)(FM_T* restrict p, const FM_T* restrict g,
+                                                 FM_T* restrict sq, FM_T* restrict acc,
+                                                 ptrdiff_t n, const fm_adadelta_hyper* h) {
+    const FM_T lr = (FM_T)h->lr, wd = (FM_T)h->weight_decay, rho = (FM_T)h->rho;
+    const FM_T w = (FM_T)(1.0 - h->rho), eps = (FM_T)h->eps;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        FM_T d = g[i] + wd * p[i];
+        FM_T v = sq[i] * rho + w * (d * d);
+        sq[i] = v;
+        FM_T delta = FMM_SQRT(acc[i] + eps) / FMM_SQRT(v + eps) * d;
+        acc[i] = acc[i] * rho + w * (delta * delta);
+        p[i] -= lr * delta;
+    }
+}
+
+/* Adam: d = g + wd p. AdamW (decoupled): d = g after p *= 1 - lr wd.
+ * m = lerp(m, d, 1 - beta1); v = beta2 v + (1 - beta2) d^2; amsgrad (vmax): v = max(vmax, v)
+ * kept in vmax; p -= step_size m / (sqrt(v) / bc2_sqrt + eps). */
+#define FM_ADAM_LOOP(LO, AMSGRAD)                                                 \
+    for (ptrdiff_t i = 0; i < n; i++) {                                           \
+        FM_T q = p[i] * decay;                                                    \
+        FM_T d = g[i] + wd * q;                                                   \
+        FM_T mi = FM_LERP(LO, m[i], d, w1);                                       \
+        m[i] = mi;                                                                \
+        FM_T vi = v[i] * beta2 + w2 * (d * d);                                    \
+        v[i] = vi;                                                                \
+        if (AMSGRAD) {                                                            \
+            vi = vmax[i] > vi ? vmax[i] : vi;                                     \
+            vmax[i] = vi;                                                         \
+        }                                                                         \
+        p[i] = q - step_size * (mi / (FMM_SQRT(vi) / bc2 + eps));                 \
+    }
+
+FM_CLONES static void FM_NAME(fm_adam_chunk)(FM_T* restrict p, const FM_T* restrict g,
+                                             FM_T* restrict m, FM_T* restrict v,
+                                             FM_T* restrict vmax, ptrdiff_t n,
+                                             const fm_adam_hyper* h) {
+    const FM_T wd = h->decoupled ? (FM_T)0 : (FM_T)h->weight_decay;
+    const FM_T decay = h->decoupled ? (FM_T)(1.0 - h->lr * h->weight_decay) : (FM_T)1;
+    const FM_T w1 = (FM_T)(1.0 - h->beta1), beta2 = (FM_T)h->beta2;
+    const FM_T w2 = (FM_T)(1.0 - h->beta2), eps = (FM_T)h->eps;
+    const FM_T step_size = (FM_T)h->step_size, bc2 = (FM_T)h->bc2_sqrt;
+    const int lo = w1 < (FM_T)0.5;
+    if (lo && vmax)
+        FM_ADAM_LOOP(1, 1)
+    else if (lo)
+        FM_ADAM_LOOP(1, 0)
+    else if (vmax)
+        FM_ADAM_LOOP(0, 1)
+    else
+        FM_ADAM_LOOP(0, 0)
+}
+#undef FM_ADAM_LOOP
+
+/* 1 when no element is NaN or +-inf (x - x is 0 exactly for finite x, NaN otherwise);
+ * the sum may be reordered (omp simd), it only has to stay 0 or become NaN. */
+FM_CLONES static int FM_NAME(fm_all_finite_chunk)(const FM_T* x, ptrdiff_t n) {
+    FM_T acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (ptrdiff_t i = 0; i < n; i++) acc += x[i] - x[i];
+    return acc == 0;
+}
+
+#undef FM_LERP
+
+/* --- the updates: the chunk kernels over the whole arena on up to `threads` threads --- */
+
+static void FM_NAME(fm_sgd)(FM_T* p, const FM_T* g, FM_T* buf, ptrdiff_t n,
+                            const fm_sgd_hyper* h, int threads) {
+    FM_CHUNKED(n, threads, FM_NAME(fm_sgd_chunk)(p + lo, g + lo, FM_OFF(buf, lo), len, h));
+}
+
+static void FM_NAME(fm_adagrad)(FM_T* p, const FM_T* g, FM_T* sum, ptrdiff_t n,
+                                const fm_adagrad_hyper* h, int threads) {
+    FM_CHUNKED(n, threads, FM_NAME(fm_adagrad_chunk)(p + lo, g + lo, sum + lo, len, h));
+}
+
+static void FM_NAME(fm_rmsprop)(FM_T* p, const FM_T* g, FM_T* sq, FM_T* avg, FM_T* buf,
+                                ptrdiff_t n, const fm_rmsprop_hyper* h, int threads) {
+    FM_CHUNKED(n, threads, FM_NAME(fm_rmsprop_chunk)(p + lo, g + lo, sq + lo,
+                                                     FM_OFF(avg, lo), FM_OFF(buf, lo),
+                                                     len, h));
+}
+
+static void FM_NAME(fm_adadelta)(FM_T* p, const FM_T* g, FM_T* sq, FM_T* acc, ptrdiff_t n,
+                                 const fm_adadelta_hyper* h, int threads) {
+    FM_CHUNKED(n, threads, FM_NAME(fm_adadelta_chunk)(p + lo, g + lo, sq + lo, acc + lo,
+                                                      len, h));
+}
+
+static void FM_NAME(fm_adam)(FM_T* p, const FM_T* g, FM_T* m, FM_T* v, FM_T* vmax,
+                             ptrdiff_t n, const fm_adam_hyper* h, int threads) {
+    FM_CHUNKED(n, threads, FM_NAME(fm_adam_chunk)(p + lo, g + lo, m + lo, v + lo,
+                                                  FM_OFF(vmax, lo), len, h));
+}
+
+static int FM_NAME(fm_all_finite)(const FM_T* x, ptrdiff_t n, int threads) {
+    int bad = 0;
+    FM_CHUNKED(n, threads, if (!FM_NAME(fm_all_finite_chunk)(x + lo, len)) {
+        FM_ATOMIC_SET(bad);
+    });
+    return !bad;
+}
