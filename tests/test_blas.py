@@ -40,10 +40,10 @@ native = pytest.mark.skipif(not _blas.native_available(),
 
 @pytest.fixture
 def gemm_threads():
-    """Run a test at a thread setting, restoring the caller's afterwards."""
-    saved = _blas.get_num_threads()
-    yield _blas.set_num_threads
-    _blas.set_num_threads(saved)
+    """Set this thread's core threads within a test, restoring its override afterwards."""
+    saved = _blas.thread_override()
+    yield lambda n: _blas.set_num_threads(n, this_thread_only=True)
+    _blas.set_num_threads(saved, this_thread_only=True)
 
 
 @pytest.fixture(params=["native", "blas"])
@@ -124,11 +124,31 @@ def test_gemm_reads_strided_rows(backend, rng):
     assert not big_c[:, 29:].any() and not big_c[33:].any()
 
 
-def test_thread_setting_is_per_thread(gemm_threads):
+def test_thread_settings_override_default_per_thread(gemm_threads):
+    """A thread's override wins over the process default, in that thread only."""
     import threading
+
+    import fastmlp as fm
+
+    def other(seen):
+        seen.append(fm.get_num_threads())
+        _blas.set_num_threads(3, this_thread_only=True)
+        seen.append(fm.get_num_threads())
     gemm_threads(1)
-    seen = []
-    t = threading.Thread(target=lambda: (_blas.set_num_threads(3), seen.append(_blas.get_num_threads())))
-    t.start()
-    t.join()
-    assert seen == [3] and _blas.get_num_threads() == 1
+    try:
+        fm.set_num_threads(2)
+        seen = []
+        t = threading.Thread(target=other, args=(seen,))
+        t.start()
+        t.join()
+        assert seen == [2, 3] and fm.get_num_threads() == 1
+        with fm.limit_threads(4):
+            assert fm.get_num_threads() == 4
+        assert fm.get_num_threads() == 1
+    finally:
+        fm.set_num_threads(None)
+    with pytest.raises(ValueError, match="n_threads"):
+        with fm.limit_threads(0):
+            pass
+    with pytest.raises(TypeError, match="n"):
+        fm.set_num_threads(1.5)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fastmlp import _optim
+from fastmlp.threads import limit_threads
 from fastmlp.optim import (SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop,
                            clip_grad_norm, get_optimizer)
 from helpers import RTOL, rel_err
@@ -155,18 +156,13 @@ def test_threaded_update_equals_serial_and_reference(cls, hyper, dtype, rng):
     """An arena large enough to be split over threads (> 2 x 32768 elements, odd length)
     gets exactly the serial result, which is exactly the reference's: every element is
     the same expression, and the build does not contract a*b+c into FMAs."""
-    from fastmlp import _blas
     n = 3 * 2**15 + 11
     p0 = rng.normal(size=n).astype(dtype)
     grads_seq = [rng.normal(size=n).astype(dtype) for _ in range(3)]
-    saved, out = _blas.get_num_threads(), []
-    try:
-        for threads in (1, 2, 3):
-            _blas.set_num_threads(threads)
-            model = Arena(p0.copy())
-            out.append(run(cls(**hyper), model, grads_seq))
-    finally:
-        _blas.set_num_threads(saved)
+    out = []
+    for threads in (1, 2, 3):
+        with limit_threads(threads):
+            out.append(run(cls(**hyper), Arena(p0.copy()), grads_seq))
     ref = run(cls(**hyper), Arena(p0.copy(), "numpy"), grads_seq)
     np.testing.assert_array_equal(out[0], out[1])
     np.testing.assert_array_equal(out[0], out[2])
@@ -176,11 +172,8 @@ def test_threaded_update_equals_serial_and_reference(cls, hyper, dtype, rng):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_all_finite_finds_every_position(dtype, threads):
-    from fastmlp import _blas
     n = 3 * 2**15 + 5
-    saved = _blas.get_num_threads()
-    _blas.set_num_threads(threads)
-    try:
+    with limit_threads(threads):
         x = np.ones(n, dtype)
         assert _optim.all_finite_memview(x)
         for i in (0, 17, n // 2, n - 1):
@@ -191,8 +184,6 @@ def test_all_finite_finds_every_position(dtype, threads):
         big = np.full(n, np.finfo(dtype).max, dtype)
         assert _optim.all_finite_memview(big)      # finite, even if a sum would overflow
         assert _optim.all_finite_memview(x[:0])
-    finally:
-        _blas.set_num_threads(saved)
 
 
 def test_sgd_first_step_sets_buffer_to_grad():

@@ -69,6 +69,29 @@ def test_same_seed_same_weights_bit_identical(rng):
     np.testing.assert_array_equal(_train(7, X, y), _train(7, X, y))
 
 
+@pytest.mark.skipif(not fm._blas.native_available(),
+                    reason="without AVX2/FMA the GEMMs are BLAS's, whose sums may depend on "
+                           "its thread count")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_thread_count_does_not_change_the_weights(rng, dtype):
+    """The core's products and updates are large enough here to be split over threads
+    (GEMMs of 96 x 512 x 256 multiply-adds, an arena of 300k parameters); each element is
+    the same expression in the same order whatever the split, so 1, 2 and 3 threads give
+    bit-identical weights (the fused path; with BLAS GEMMs this is not promised)."""
+    X = rng.normal(size=(480, 256)).astype(dtype)
+    y = rng.integers(0, 10, 480)
+    weights = []
+    for n_threads in (1, 2, 3):
+        model = fm.Sequential([fm.Dense(256, 512, activation="relu"), fm.Dropout(0.2),
+                               fm.Dense(512, 256, activation="tanh"), fm.Dense(256, 10)],
+                              dtype=dtype, seed=3)
+        fm.Trainer(model, fm.CrossEntropyLoss(), fm.Adam(lr=1e-3), n_threads=n_threads).fit(
+            X, y, epochs=2, batch_size=96, verbose=0)
+        weights.append(model.params.copy())
+    np.testing.assert_array_equal(weights[0], weights[1])
+    np.testing.assert_array_equal(weights[0], weights[2])
+
+
 def test_fit_while_training_elsewhere_is_refused(rng):
     model = fm.Sequential([fm.Dense(8, 4)], seed=0)
     X, y = rng.normal(size=(64, 8)), rng.integers(0, 4, 64)

@@ -55,17 +55,28 @@
 #define FM_GEMM_MIN_WORK (1 << 20)
 #define FM_GEMM_MAX_THREADS 64
 
-/* Threads a GEMM may use when called from the current thread; 0 means "OpenMP's default"
- * (omp_get_max_threads(): OMP_NUM_THREADS or the available cores). */
-static __thread int fm_gemm_threads_setting = 0;
+/* Threads the core's kernels may use: this thread's override if set, else the process
+ * default if set, else OpenMP's default (omp_get_max_threads(): OMP_NUM_THREADS or the
+ * available cores). 0 means "not set". The process default is read from other threads,
+ * hence the atomics. */
+static int fm_threads_default = 0;
+static __thread int fm_threads_override = 0;
 
-static void fm_gemm_set_threads(int n) { fm_gemm_threads_setting = n > 0 ? n : 0; }
+static void fm_set_threads(int n, int this_thread_only) {
+    if (n < 0) n = 0;
+    if (this_thread_only)
+        fm_threads_override = n;
+    else
+        __atomic_store_n(&fm_threads_default, n, __ATOMIC_RELAXED);
+}
 
-static int fm_gemm_get_threads(void) {
+static int fm_get_threads(void) {
+    int n = fm_threads_override;
+    if (n == 0) n = __atomic_load_n(&fm_threads_default, __ATOMIC_RELAXED);
 #ifdef _OPENMP
-    int n = fm_gemm_threads_setting > 0 ? fm_gemm_threads_setting : omp_get_max_threads();
+    if (n == 0) n = omp_get_max_threads();
 #else
-    int n = 1;
+    n = 1;
 #endif
     return n < 1 ? 1 : (n > FM_GEMM_MAX_THREADS ? FM_GEMM_MAX_THREADS : n);
 }

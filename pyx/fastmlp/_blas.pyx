@@ -7,17 +7,19 @@ column-major; a row-major ``C = op(A) op(B)`` is the column-major ``Cᵀ = op(B)
 i.e. the same call with A and B (and m and n) swapped. Dimensions are LP64 ``int``:
 callers check they are < 2**31 at the Python boundary.
 
-Threads: a GEMM called from a thread uses up to ``get_num_threads()`` OpenMP threads (a
-per-thread setting; by default OpenMP's, i.e. ``OMP_NUM_THREADS`` or the available cores),
-and only for products large enough to pay for them.
+Threads: a GEMM called from a thread uses up to ``get_num_threads()`` OpenMP threads (the
+thread's override, else the process default, else OpenMP's: ``OMP_NUM_THREADS`` or the
+available cores), and only for products large enough to pay for them. The result does not
+depend on the number of threads: each element is the same dot product in the same order.
 """
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 cdef extern from "fastmlp/gemm.h" nogil:
     int fm_gemm_native()
-    void fm_gemm_set_threads(int n)
-    int fm_gemm_get_threads()
+    void fm_set_threads(int n, int this_thread_only)
+    int fm_get_threads()
+    int fm_threads_override
     int fm_gemm_f32(int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
                     const float* a, Py_ssize_t lda, const float* b, Py_ssize_t ldb,
                     float beta, float* c, Py_ssize_t ldc, int threads)
@@ -39,11 +41,11 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
     if _use_native:
         if floating is float:
             if fm_gemm_f32(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                           fm_gemm_get_threads()) == 0:
+                           fm_get_threads()) == 0:
                 return
         else:
             if fm_gemm_f64(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                           fm_gemm_get_threads()) == 0:
+                           fm_get_threads()) == 0:
                 return
     cdef char ta = b"T" if trans_a else b"N"
     cdef char tb = b"T" if trans_b else b"N"
@@ -56,7 +58,7 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
 
 
 cdef int num_threads() noexcept nogil:
-    return fm_gemm_get_threads()
+    return fm_get_threads()
 
 
 def native_available():
@@ -74,16 +76,21 @@ def use_native(flag=None):
     return bool(_use_native)
 
 
-def set_num_threads(int n):
-    """Threads the core (GEMM, optimizer updates) may use when called from the current
-    thread (``n <= 0``: OpenMP's default). Other threads keep their own setting."""
-    fm_gemm_set_threads(n)
+def set_num_threads(int n, bint this_thread_only=False):
+    """Threads the core's kernels (GEMM, optimizer updates) may use; ``n <= 0`` unsets.
+    By default this sets the process-wide default; with ``this_thread_only`` it sets an
+    override for the calling thread (other threads keep theirs)."""
+    fm_set_threads(n, this_thread_only)
 
 
 def get_num_threads():
     """Threads the core may use when called from the current thread."""
-    return fm_gemm_get_threads()
+    return fm_get_threads()
 
+
+def thread_override():
+    """The calling thread's override (0: none), to restore it later."""
+    return fm_threads_override
 
 def gemm_memview(floating[:, ::1] a, floating[:, ::1] b, floating[:, ::1] c,
                  bint trans_a=False, bint trans_b=False,

@@ -21,6 +21,7 @@ from fastmlp.losses import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Lo
 from fastmlp.optim import (BFGS, LBFGS, SGD, Adadelta, Adagrad, Adam, AdamW, GradientDescent,
                            Newton, Optimizer, RMSprop, clip_grad_norm, get_optimizer)
 from fastmlp.sequential import Sequential
+from fastmlp.threads import get_num_threads, limit_threads, set_num_threads
 from fastmlp.trainer import Trainer
 from fastmlp.io import load, save
 
@@ -48,4 +49,5 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger",
            "LambdaCallback", "Ensemble", "MLPClassifier", "MLPRegressor",
            "train_val_test_split", "one_hot", "Standardizer", "save", "load",
+           "set_num_threads", "get_num_threads", "limit_threads",
            "callbacks", "metrics", "reference", "regularizers", "schedules"]

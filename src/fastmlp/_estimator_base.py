@@ -20,7 +20,7 @@ from fastmlp.layers import BatchNorm, Dense, Dropout
 from fastmlp.layers.activations import ACTIVATION_LAYERS
 from fastmlp.optim import OPTIMIZERS
 from fastmlp.sequential import Sequential
-from fastmlp.trainer import _blas_threads
+from fastmlp.threads import limit_threads
 
 #: Solvers that train on mini-batches (``partial_fit`` needs one of them).
 STOCHASTIC = tuple(name for name, cls in OPTIMIZERS.items()
@@ -211,7 +211,7 @@ class BaseMLP(BaseEstimator):
                              dtype=np.dtype(self._arch["dtype"]).type)
 
     def _threads(self):
-        return _blas_threads(self.n_threads)
+        return limit_threads(self.n_threads)
 
     # -- fit -----------------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental=False):

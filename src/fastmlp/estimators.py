@@ -96,7 +96,8 @@ _PARAMETERS = """
         Precision of the network. None follows scikit-learn: float32 data trains in
         float32, anything else in float64.
     n_threads : int or None, default=None
-        Limit the BLAS threads during fit and predict (threadpoolctl); None: no limit.
+        Threads of the core (and of the BLAS pools) during fit and predict; None: the
+        process setting (``fm.set_num_threads``, by default all cores).
 """
 
 _DIFFERENCES = """

@@ -1,5 +1,4 @@
 """Trainer: Keras-grade ``fit`` / ``evaluate`` / ``predict`` on top of the fused core."""
-import contextlib
 import numbers
 import time
 
@@ -14,6 +13,7 @@ from fastmlp.history import History
 from fastmlp.layers.noise import Dropout, GaussianNoise
 from fastmlp.layers.norm import BatchNorm
 from fastmlp.metrics import get_metric, link
+from fastmlp.threads import limit_threads
 
 
 
@@ -35,7 +35,9 @@ class Trainer:
     seed : int or None
         Seed of the shuffling and of the validation split (default: the model's seed).
     n_threads : int or None
-        Threads of the BLAS pool during fit (None: the BLAS default, all cores).
+        Threads of the core (and of the BLAS pools) during fit; None: the process setting
+        (``fm.set_num_threads``, by default all cores). On a machine whose other cores
+        are busy, 1 is often much faster than threads waiting for each other.
 
     Examples
     --------
@@ -140,7 +142,7 @@ class Trainer:
             raise RuntimeError("this model is already being trained (in another thread); "
                                "train one model from one thread at a time")
         try:
-            with _blas_threads(self.n_threads):
+            with limit_threads(self.n_threads):
                 return self._fit(X, targets, weights, train_idx, val, epochs, batch_size,
                                  shuffle, callbacks, verbose)
         finally:
@@ -359,15 +361,6 @@ def _check_batchnorm_batches(model, n_rows, batch_size, full_batch):
     raise ValueError(f"batch_size={batch_size} leaves a training batch of 1 row "
                      f"({n_rows} training rows); BatchNorm needs at least 2 rows per "
                      f"training batch: choose another batch_size")
-
-
-def _blas_threads(n_threads):
-    """Limit the BLAS thread pool during fit (None: leave it as it is). On a busy machine
-    one thread per process is often much faster than a pool fighting for the cores."""
-    if n_threads is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=n_threads, user_api="blas")
 
 
 def _unique_names(metrics):
