@@ -3,7 +3,8 @@
 Build rules:
 - Every module in ``MODULES`` is ``pyx/fastmlp/<name>.pyx`` and becomes the extension
   ``fastmlp.<name>``; its ``.pxd`` (if any) is what other modules cimport.
-- Inline C kernels live in ``include/fastmlp/`` and are found through ``include_dirs``.
+- Inline C kernels live in ``include/fastmlp/`` and are found through ``include_dirs``
+  (with NumPy's headers: the hot entry points take arrays through its C API).
 - BLAS comes from ``scipy.linalg.cython_blas`` (no link step of our own).
 - OpenMP is used when the compiler accepts ``-fopenmp``; otherwise the build is serial
   (Cython guards ``prange`` with ``#ifdef _OPENMP``).
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -77,7 +79,7 @@ def extensions():
         Extension(
             f"fastmlp.{name}",
             [f"pyx/fastmlp/{name}.pyx"],
-            include_dirs=["include"],
+            include_dirs=["include", numpy.get_include()],
             libraries=["m"],
             extra_compile_args=compile_args,
             extra_link_args=link_args,

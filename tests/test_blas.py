@@ -152,3 +152,22 @@ def test_thread_settings_override_default_per_thread(gemm_threads):
             pass
     with pytest.raises(TypeError, match="n"):
         fm.set_num_threads(1.5)
+
+
+@native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_gemm_rows_do_not_depend_on_the_batch(dtype, trans_b, rng):
+    """Row i of op(A) B is bit-identical whether it is computed alone (the streaming path
+    of 1-2 rows), in a small batch (tiles reading B in place) or in a large one (packed
+    tiles): every path accumulates each element in the same order. So a model predicts a
+    row the same alone or in any batch."""
+    m, n, k = 40, 300, 600          # k spans three KC blocks, n a partial column panel
+    a = rng.normal(size=(m, k)).astype(dtype)
+    b = rng.normal(size=(n, k) if trans_b else (k, n)).astype(dtype)
+    full = np.empty((m, n), dtype)
+    gemm_memview(a, b, full, trans_b=trans_b)
+    for size in (1, 2, 3, 5, 6, 7, 13):
+        part = np.empty((size, n), dtype)
+        gemm_memview(np.ascontiguousarray(a[7:7 + size]), b, part, trans_b=trans_b)
+        np.testing.assert_array_equal(part, full[7:7 + size], err_msg=f"{size} rows")

@@ -235,3 +235,20 @@ def test_gradient_check_zero_gradient_tensor(rng):
     X, y = rng.normal(size=(8, 3)), np.array([0, 1] * 4)
     assert np.abs(m.forward(X, training=True)).max() > 0
     assert fm.gradient_check(m, fm.CrossEntropyLoss(), X, y) < 1e-6
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predict_chunks_and_single_rows_agree(rng, dtype):
+    """predict equals forward in evaluation mode, whatever the chunk size; and (with the
+    own GEMM kernels, which accumulate every element in one order) a row predicted alone
+    is bit-identical to the same row inside a batch."""
+    model = fm.Sequential([fm.Dense(300, 64, activation="relu"), fm.BatchNorm(64),
+                           fm.Dropout(0.3), fm.Dense(64, 7, activation="tanh")],
+                          dtype=dtype, seed=2)
+    X = rng.normal(size=(50, 300)).astype(dtype)
+    full = model.forward(X, training=False)
+    for chunk in (1, 3, 16, 50, 1000):
+        np.testing.assert_array_equal(model.predict(X, batch_size=chunk), full)
+    if fm._blas.native_available():
+        for i in (0, 17, 49):
+            np.testing.assert_array_equal(model.predict(X[i:i + 1])[0], full[i])

@@ -30,6 +30,7 @@
 #ifndef FASTMLP_GEMM_H
 #define FASTMLP_GEMM_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,12 +48,19 @@
 /* Rows of op(A) up to which the micro-kernel reads A in place instead of packing it:
  * measured on Zen 3, reading in place was faster for every MLP shape up to 1024 rows
  * (e.g. 256x512x784: 65 vs 53 GFLOP/s on one core); packing wins back on larger ones. */
+/* Products of at most this many rows with a non-transposed B stream B row by row
+ * (fm_gemm_rows) instead of tiling it: they are bound by reading B. */
+#ifndef FM_ROWS_MAX
+#define FM_ROWS_MAX 2
+#endif
+
 #ifndef FM_A_DIRECT_MAX
 #define FM_A_DIRECT_MAX 1024
 #endif
 
-/* Multiply-adds below which a product stays on one thread (~20 us of work per thread). */
-#define FM_GEMM_MIN_WORK (1 << 20)
+/* Work below which a product stays on one thread (~15 us of work per thread), counted in
+ * multiply-adds plus 16 per element of B: a product of a few rows is bound by reading B. */
+#define FM_GEMM_MIN_WORK (1 << 19)
 #define FM_GEMM_MAX_THREADS 64
 
 /* Threads the core's kernels may use: this thread's override if set, else the process
@@ -83,7 +91,7 @@ static int fm_get_threads(void) {
 
 /* How many threads a product of m x n x k multiply-adds gets (1 without OpenMP). */
 static int fm_gemm_plan_threads(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int threads) {
-    double work = (double)m * (double)n * (double)k;
+    double work = ((double)m + 16.0) * (double)n * (double)k;
     int by_work = (int)(work / FM_GEMM_MIN_WORK);
     int t = threads < by_work ? threads : by_work;
 #ifndef _OPENMP
@@ -202,6 +210,7 @@ FM_TARGET static void fm_pack_bt_panel_f64(const double* src, ptrdiff_t lds, ptr
 #define FMV_SET1 _mm256_set1_ps
 #define FMV_FMA _mm256_fmadd_ps
 #define FMV_MUL _mm256_mul_ps
+#define FMS_FMA fmaf
 #include "gemm_template.h"
 
 /* float64: 6 x 8 tiles (two 4-double vectors per row); the same bytes per panel. */
@@ -220,6 +229,7 @@ FM_TARGET static void fm_pack_bt_panel_f64(const double* src, ptrdiff_t lds, ptr
 #define FMV_SET1 _mm256_set1_pd
 #define FMV_FMA _mm256_fmadd_pd
 #define FMV_MUL _mm256_mul_pd
+#define FMS_FMA fma
 #include "gemm_template.h"
 
 #else  /* not x86-64 with GCC/clang: the callers use BLAS */

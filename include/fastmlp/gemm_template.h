@@ -7,13 +7,14 @@
 
 /* A rows x NR tile (rows <= MR): C[0:rows, 0:nr] = alpha * A Bp + beta * C over kc steps.
  * A(r, p) = A[r rs_a + p cs_a] (packed: rs_a = 1, cs_a = rows; or straight from the
- * caller's matrix); Bp holds kc groups of NR values (64-byte aligned, zero-padded).
- * Only the valid rows x nr part of C is read or written. Inlined with a constant `rows`,
- * so every height gets its own fully unrolled loop. */
+ * caller's matrix); Bp holds kc rows of NR values, ldb_p apart (packed: NR, zero-padded;
+ * or the caller's B with its row stride, then nr == NR). Only the valid rows x nr part
+ * of C is read or written. Inlined with a constant `rows`, so every height gets its own
+ * fully unrolled loop. */
 FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
         const int rows, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a, ptrdiff_t cs_a,
-        const FM_T* restrict Bp, FM_T* restrict C, ptrdiff_t ldc, FM_T alpha, FM_T beta,
-        ptrdiff_t nr) {
+        const FM_T* restrict Bp, ptrdiff_t ldb_p, FM_T* restrict C, ptrdiff_t ldc,
+        FM_T alpha, FM_T beta, ptrdiff_t nr) {
     FMV c[FM_MR][2];
     const FM_T* a[FM_MR];
     for (int r = 0; r < rows; r++) {
@@ -22,13 +23,13 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
         a[r] = A + r * rs_a;
     }
     for (ptrdiff_t p = 0, off = 0; p < kc; p++, off += cs_a) {
-        FMV b0 = FMV_LOAD(Bp), b1 = FMV_LOAD(Bp + FM_VL);
+        FMV b0 = FMV_LOADU(Bp), b1 = FMV_LOADU(Bp + FM_VL);
         for (int r = 0; r < rows; r++) {
             FMV x = FMV_SET1(a[r][off]);
             c[r][0] = FMV_FMA(x, b0, c[r][0]);
             c[r][1] = FMV_FMA(x, b1, c[r][1]);
         }
-        Bp += FM_NR;
+        Bp += ldb_p;
     }
     FMV va = FMV_SET1(alpha), vb = FMV_SET1(beta);
     if (nr == FM_NR) {
@@ -49,8 +50,8 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
         FMV_STOREU(tile, c[r][0]);
         FMV_STOREU(tile + FM_VL, c[r][1]);
         for (ptrdiff_t j = 0; j < nr; j++) {
-            FM_T x = alpha * tile[j];
-            C[r * ldc + j] = beta != 0 ? x + beta * C[r * ldc + j] : x;
+            FM_T x = alpha * tile[j];     /* as the full tile: one rounding of beta C + x */
+            C[r * ldc + j] = beta != 0 ? FMS_FMA(beta, C[r * ldc + j], x) : x;
         }
     }
 }
@@ -58,15 +59,21 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
 /* fm_tile for a run-time height 1 <= rows <= MR. */
 FM_TARGET static void FM_NAME(fm_ukernel)(ptrdiff_t rows, ptrdiff_t kc, const FM_T* A,
                                           ptrdiff_t rs_a, ptrdiff_t cs_a, const FM_T* Bp,
-                                          FM_T* C, ptrdiff_t ldc, FM_T alpha, FM_T beta,
-                                          ptrdiff_t nr) {
+                                          ptrdiff_t ldb_p, FM_T* C, ptrdiff_t ldc, FM_T alpha,
+                                          FM_T beta, ptrdiff_t nr) {
     switch (rows) {
-    case 6: FM_NAME(fm_tile)(6, kc, A, rs_a, cs_a, Bp, C, ldc, alpha, beta, nr); break;
-    case 5: FM_NAME(fm_tile)(5, kc, A, rs_a, cs_a, Bp, C, ldc, alpha, beta, nr); break;
-    case 4: FM_NAME(fm_tile)(4, kc, A, rs_a, cs_a, Bp, C, ldc, alpha, beta, nr); break;
-    case 3: FM_NAME(fm_tile)(3, kc, A, rs_a, cs_a, Bp, C, ldc, alpha, beta, nr); break;
-    case 2: FM_NAME(fm_tile)(2, kc, A, rs_a, cs_a, Bp, C, ldc, alpha, beta, nr); break;
-    default: FM_NAME(fm_tile)(1, kc, A, rs_a, cs_a, Bp, C, ldc, alpha, beta, nr); break;
+    case 6: FM_NAME(fm_tile)(6, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
+             break;
+    case 5: FM_NAME(fm_tile)(5, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
+             break;
+    case 4: FM_NAME(fm_tile)(4, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
+             break;
+    case 3: FM_NAME(fm_tile)(3, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
+             break;
+    case 2: FM_NAME(fm_tile)(2, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
+             break;
+    default: FM_NAME(fm_tile)(1, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
+             break;
     }
 }
 
@@ -130,38 +137,116 @@ FM_TARGET static void FM_NAME(fm_pack_b)(int tb, const FM_T* B, ptrdiff_t ldb, p
     }
 }
 
+/* A product of at most FM_ROWS_MAX rows with a non-transposed B, B streamed row by row
+ * (read once, sequentially: the bandwidth-bound case, e.g. predicting one row). The
+ * partial sums of each KC block of steps live in T (rows x NC, L1/L2) and accumulate in
+ * the tile kernel's order, then are stored its way: every element equals what the tile
+ * path computes. */
+FM_TARGET static void FM_NAME(fm_gemm_rows)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_T alpha,
+                                            const FM_T* A, ptrdiff_t rs_a, ptrdiff_t cs_a,
+                                            const FM_T* B, ptrdiff_t ldb, FM_T beta,
+                                            FM_T* C, ptrdiff_t ldc, FM_T* restrict T) {
+    FMV va = FMV_SET1(alpha);
+    for (ptrdiff_t jc = 0; jc < n; jc += FM_NC) {
+        ptrdiff_t nc = n - jc < FM_NC ? n - jc : FM_NC, nv = nc / FM_VL * FM_VL;
+        for (ptrdiff_t pc = 0; pc < k; pc += FM_KC) {
+            ptrdiff_t kc = k - pc < FM_KC ? k - pc : FM_KC;
+            FM_T bet = pc == 0 ? beta : (FM_T)1;
+            FMV vb = FMV_SET1(bet);
+            memset(T, 0, (size_t)(m * nc) * sizeof(FM_T));
+            ptrdiff_t p = pc;
+            for (; p + 4 <= pc + kc; p += 4) {    /* four B rows per pass over T */
+                const FM_T* b = B + p * ldb + jc;
+                for (ptrdiff_t r = 0; r < m; r++) {
+                    FM_T* t = T + r * nc;
+                    const FM_T* ar = A + r * rs_a + p * cs_a;
+                    FM_T s0 = ar[0], s1 = ar[cs_a], s2 = ar[2 * cs_a], s3 = ar[3 * cs_a];
+                    FMV a0 = FMV_SET1(s0), a1 = FMV_SET1(s1), a2 = FMV_SET1(s2), a3 = FMV_SET1(s3);
+                    ptrdiff_t j = 0;
+                    for (; j < nv; j += FM_VL) {
+                        if (r == 0 && j % (64 / sizeof(FM_T)) == 0)   /* 8 rows ahead */
+                            for (int u = 8; u < 12; u++)
+                                _mm_prefetch((const char*)(b + u * ldb + j), _MM_HINT_T0);
+                        FMV x = FMV_FMA(a0, FMV_LOADU(b + j), FMV_LOADU(t + j));
+                        x = FMV_FMA(a1, FMV_LOADU(b + ldb + j), x);
+                        x = FMV_FMA(a2, FMV_LOADU(b + 2 * ldb + j), x);
+                        FMV_STOREU(t + j, FMV_FMA(a3, FMV_LOADU(b + 3 * ldb + j), x));
+                    }
+                    for (; j < nc; j++)
+                        t[j] = FMS_FMA(s3, b[3 * ldb + j], FMS_FMA(s2, b[2 * ldb + j],
+                               FMS_FMA(s1, b[ldb + j], FMS_FMA(s0, b[j], t[j]))));
+                }
+            }
+            for (; p < pc + kc; p++) {
+                const FM_T* b = B + p * ldb + jc;
+                for (ptrdiff_t r = 0; r < m; r++) {
+                    FM_T* t = T + r * nc;
+                    FM_T ar = A[r * rs_a + p * cs_a];
+                    FMV a = FMV_SET1(ar);
+                    ptrdiff_t j = 0;
+                    for (; j < nv; j += FM_VL)
+                        FMV_STOREU(t + j, FMV_FMA(a, FMV_LOADU(b + j), FMV_LOADU(t + j)));
+                    for (; j < nc; j++) t[j] = FMS_FMA(ar, b[j], t[j]);
+                }
+            }
+            for (ptrdiff_t r = 0; r < m; r++) {
+                const FM_T* t = T + r * nc;
+                FM_T* c = C + r * ldc + jc;
+                ptrdiff_t j = 0;
+                for (; j < nv; j += FM_VL) {
+                    FMV x = FMV_MUL(va, FMV_LOADU(t + j));
+                    if (bet != 0) x = FMV_FMA(vb, FMV_LOADU(c + j), x);
+                    FMV_STOREU(c + j, x);
+                }
+                for (; j < nc; j++) {
+                    FM_T x = alpha * t[j];
+                    c[j] = bet != 0 ? FMS_FMA(bet, c[j], x) : x;
+                }
+            }
+        }
+    }
+}
+
 /* One thread's GEMM (see gemm.h for the loop nest). buf: MC*KC + KC*NC elements. A is
- * packed only when it has more than FM_A_DIRECT_MAX rows. */
+ * packed only when it has more than FM_A_DIRECT_MAX rows; with direct_b (a non-transposed
+ * B and at most MR rows in the whole product: each B value is used once) the whole
+ * column panels of B are read in place too. Packed or not, every element of C is
+ * accumulated in the same order, so the choice never changes a result. */
 FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdiff_t n,
                                               ptrdiff_t k, FM_T alpha, const FM_T* A,
                                               ptrdiff_t lda, const FM_T* B, ptrdiff_t ldb,
-                                              FM_T beta, FM_T* C, ptrdiff_t ldc, FM_T* buf) {
+                                              FM_T beta, FM_T* C, ptrdiff_t ldc, int direct_b,
+                                              FM_T* buf) {
     FM_T* Ap = buf;
     FM_T* Bp = buf + FM_MC * FM_KC;
     const int pack_a = m > FM_A_DIRECT_MAX;
     for (ptrdiff_t jc = 0; jc < n; jc += FM_NC) {
         ptrdiff_t nc = n - jc < FM_NC ? n - jc : FM_NC;
+        ptrdiff_t n_full = direct_b ? nc / FM_NR * FM_NR : 0;   /* columns read in place */
         for (ptrdiff_t pc = 0; pc < k; pc += FM_KC) {
             ptrdiff_t kc = k - pc < FM_KC ? k - pc : FM_KC;
             FM_T bet = pc == 0 ? beta : (FM_T)1;
-            FM_NAME(fm_pack_b)(tb, B, ldb, pc, jc, kc, nc, Bp);
+            if (n_full < nc)
+                FM_NAME(fm_pack_b)(tb, B, ldb, pc, jc + n_full, kc, nc - n_full, Bp + n_full * kc);
             for (ptrdiff_t ic = 0; ic < m; ic += FM_MC) {
                 ptrdiff_t mc = m - ic < FM_MC ? m - ic : FM_MC;
                 if (pack_a) FM_NAME(fm_pack_a)(ta, A, lda, ic, pc, mc, kc, Ap);
                 for (ptrdiff_t jr = 0; jr < nc; jr += FM_NR) {
                     ptrdiff_t nr = nc - jr < FM_NR ? nc - jr : FM_NR;
+                    const FM_T* Bt = jr < n_full ? B + pc * ldb + jc + jr : Bp + jr * kc;
+                    ptrdiff_t ldbt = jr < n_full ? ldb : FM_NR;
                     for (ptrdiff_t ir = 0, h; ir < mc; ir += h) {
                         h = FM_NAME(fm_tile_rows)(mc - ir);
                         FM_T* Ct = C + (ic + ir) * ldc + jc + jr;
                         if (pack_a)
-                            FM_NAME(fm_ukernel)(h, kc, Ap + ir * kc, 1, h, Bp + jr * kc, Ct,
-                                                ldc, alpha, bet, nr);
+                            FM_NAME(fm_ukernel)(h, kc, Ap + ir * kc, 1, h, Bt, ldbt, Ct, ldc,
+                                                alpha, bet, nr);
                         else if (ta)
-                            FM_NAME(fm_ukernel)(h, kc, A + pc * lda + ic + ir, 1, lda,
-                                                Bp + jr * kc, Ct, ldc, alpha, bet, nr);
+                            FM_NAME(fm_ukernel)(h, kc, A + pc * lda + ic + ir, 1, lda, Bt,
+                                                ldbt, Ct, ldc, alpha, bet, nr);
                         else
-                            FM_NAME(fm_ukernel)(h, kc, A + (ic + ir) * lda + pc, lda, 1,
-                                                Bp + jr * kc, Ct, ldc, alpha, bet, nr);
+                            FM_NAME(fm_ukernel)(h, kc, A + (ic + ir) * lda + pc, lda, 1, Bt,
+                                                ldbt, Ct, ldc, alpha, bet, nr);
                     }
                 }
             }
@@ -183,15 +268,22 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
             for (ptrdiff_t j = 0; j < n; j++) C[i * ldc + j] = beta != 0 ? beta * C[i * ldc + j] : 0;
         return 0;
     }
-    int split_n = n >= m;
+    const int rows = !tb && m <= FM_ROWS_MAX;  /* paths are decided for the whole product */
+    const int direct_b = !tb && m <= FM_MR;
+    int split_n = n >= m || direct_b;
     ptrdiff_t len = split_n ? n : m, unit = split_n ? FM_NR : FM_MR;
     ptrdiff_t units = (len + unit - 1) / unit;
     int t = fm_gemm_plan_threads(m, n, k, threads);
     if (t > units) t = (int)units;
     FM_T* buf = (FM_T*)fm_gemm_buffer((size_t)t * per * sizeof(FM_T));
     if (!buf) return -1;
+    const ptrdiff_t rs_a = ta ? 1 : lda, cs_a = ta ? lda : 1;
     if (t == 1) {
-        FM_NAME(fm_gemm_serial)(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, buf);
+        if (rows)
+            FM_NAME(fm_gemm_rows)(m, n, k, alpha, A, rs_a, cs_a, B, ldb, beta, C, ldc, buf);
+        else
+            FM_NAME(fm_gemm_serial)(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc,
+                                    direct_b, buf);
         return 0;
     }
 #ifdef _OPENMP
@@ -201,13 +293,17 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
         ptrdiff_t share = (units + nt - 1) / nt * unit;
         ptrdiff_t s = id * share, e = s + share < len ? s + share : len;
         if (s < e) {
-            if (split_n)
+            if (rows)
+                FM_NAME(fm_gemm_rows)(m, e - s, k, alpha, A, rs_a, cs_a, B + s, ldb, beta,
+                                      C + s, ldc, buf + id * per);
+            else if (split_n)
                 FM_NAME(fm_gemm_serial)(ta, tb, m, e - s, k, alpha, A, lda,
                                         tb ? B + s * ldb : B + s, ldb, beta, C + s, ldc,
-                                        buf + id * per);
+                                        direct_b, buf + id * per);
             else
                 FM_NAME(fm_gemm_serial)(ta, tb, e - s, n, k, alpha, ta ? A + s : A + s * lda,
-                                        lda, B, ldb, beta, C + s * ldc, ldc, buf + id * per);
+                                        lda, B, ldb, beta, C + s * ldc, ldc, direct_b,
+                                        buf + id * per);
         }
     }
 #endif
@@ -230,3 +326,4 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
 #undef FMV_SET1
 #undef FMV_FMA
 #undef FMV_MUL
+#undef FMS_FMA

@@ -7,6 +7,7 @@ the step-dependent scalars are computed by the caller (``*_prepare``) and passed
 hyperparameter struct. The ``*_memview`` functions are thin wrappers used by the tests and by
 ``fastmlp.optim``; ``fastmlp.reference.optim`` holds their NumPy twins (same signatures).
 """
+cimport numpy as cnp
 from cython cimport floating
 from libc.math cimport sqrt, pow
 
@@ -253,6 +254,30 @@ def adam_step_memview(floating[::1] params, const floating[::1] grads,
     with nogil:
         adam_prepare(&h, step)
         adam_step(&params[0], &grads[0], &exp_avg[0], &exp_avg_sq[0], vmax, n, &h)
+
+
+cnp.import_array()
+
+
+def array_is_finite(cnp.ndarray x):
+    """True when the C-contiguous float32/float64 array x (any shape) has no NaN or ±inf.
+    The entry point of the input checks: no memoryview, no temporary."""
+    if not cnp.PyArray_IS_C_CONTIGUOUS(x):
+        raise ValueError("x must be C-contiguous")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef void* data = cnp.PyArray_DATA(x)
+    cdef bint ok = True
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    if n == 0:
+        return True
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            ok = all_finite(<const float*> data, n)
+        else:
+            ok = all_finite(<const double*> data, n)
+    return ok
 
 
 def all_finite_memview(const floating[::1] x):

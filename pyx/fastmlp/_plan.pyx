@@ -187,6 +187,22 @@ cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
         g_next = tmp
 
 
+cdef void _predict(Exec* e, const floating* X, floating* out, Py_ssize_t n, Py_ssize_t chunk,
+                   Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
+    """Evaluation-mode forward of n rows, chunk rows at a time, each chunk's output copied
+    to out. Contract: the workspace holds min(chunk, n) rows; e.training is False."""
+    cdef Py_ssize_t start, B
+    cdef const LayerDesc* last = &e.layers[e.n_layers - 1]
+    start = 0
+    while start < n:
+        B = min(chunk, n - start)
+        e.batch = B
+        plan_forward(e, X + start * n_in)
+        memcpy(out + start * n_out, <floating*> e.work + B * last.a_col,
+               B * n_out * sizeof(floating))
+        start += B
+
+
 # --- the Python-facing plan ----------------------------------------------------------------
 from libc.stdlib cimport malloc, free
 
@@ -311,6 +327,31 @@ cdef class Plan:
         self.x_ref = X
         self.ready = True
         return self.output().copy()
+
+    def predict(self, X, Py_ssize_t chunk):
+        """Evaluation-mode outputs of X (n, n_in), ``chunk`` rows at a time, in one call
+        without the GIL; returns a new (n, n_out) array. Leaves nothing for backward."""
+        cdef const float[:, ::1] xf
+        cdef const double[:, ::1] xd
+        cdef float[:, ::1] of
+        cdef double[:, ::1] od
+        self._check_input(X, "X", self.n_in)
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        cdef Py_ssize_t n = X.shape[0]
+        self.reserve(min(chunk, n))
+        self.ready = False
+        self.ex.training = False
+        out = np.empty((n, self.n_out), dtype=self.dtype)
+        if self.f32:
+            xf, of = X, out
+            with nogil:
+                _predict(&self.ex, &xf[0, 0], &of[0, 0], n, chunk, self.n_in, self.n_out)
+        else:
+            xd, od = X, out
+            with nogil:
+                _predict(&self.ex, &xd[0, 0], &od[0, 0], n, chunk, self.n_in, self.n_out)
+        return out
 
     def output(self):
         """The last forward's output: a view into the workspace (overwritten by the next call)."""
