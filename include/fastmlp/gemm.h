@@ -45,9 +45,10 @@
 #include <omp.h>
 #endif
 
-/* Rows of op(A) up to which the micro-kernel reads A in place instead of packing it:
- * measured on Zen 3, reading in place was faster for every MLP shape up to 1024 rows
- * (e.g. 256x512x784: 65 vs 53 GFLOP/s on one core); packing wins back on larger ones. */
+/* Rows of op(A) up to which the micro-kernel reads a non-transposed A in place instead of
+ * packing it (measured on Zen 3: as fast or faster for the batch side of MLP products up
+ * to 1024 rows; packing wins back on larger ones). A transposed A (Xᵀ in dW = Xᵀ dZ) is
+ * read in place only up to MC rows: beyond, its row stride costs a TLB miss per step. */
 /* Products of at most this many rows with a non-transposed B stream B row by row
  * (fm_gemm_rows) instead of tiling it: they are bound by reading B. */
 #ifndef FM_ROWS_MAX
@@ -192,6 +193,62 @@ FM_TARGET static void fm_pack_bt_panel_f64(const double* src, ptrdiff_t lds, ptr
         }
     for (; p < kc; p++)
         for (int j = 0; j < 8; j++) dst[p * 8 + j] = src[j * lds + p];
+}
+
+/* op(A) row panels of h <= 6 rows (element (r, p) at dst[p h + r]): src is op(A)(0, 0),
+ * row r at src + r lda (ta = 0) or step p at src + p lda (ta = 1). float32 goes through
+ * 8x8 register transposes; each group of h values is written with a full 8-wide store
+ * whose 8 - h extra lanes the next store overwrites (the very last one is masked, so
+ * nothing past the panel is touched). */
+FM_TARGET static inline void fm_tr8x8_ps(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+FM_TARGET static void fm_pack_a_panel_f32(int ta, const float* src, ptrdiff_t lda,
+                                          ptrdiff_t h, ptrdiff_t kc, float* restrict dst) {
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)h),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    ptrdiff_t p = 0;
+    if (ta) {
+        for (; p + 1 < kc; p++) _mm256_storeu_ps(dst + p * h, _mm256_maskload_ps(src + p * lda, mask));
+        _mm256_maskstore_ps(dst + p * h, mask, _mm256_maskload_ps(src + p * lda, mask));
+        return;
+    }
+    for (; p + 8 <= kc; p += 8) {
+        __m256 r[8];
+        for (int q = 0; q < 8; q++)
+            r[q] = q < h ? _mm256_loadu_ps(src + q * lda + p) : _mm256_setzero_ps();
+        fm_tr8x8_ps(r);
+        for (int q = 0; q < 8; q++) {
+            if (p + q + 1 < kc)
+                _mm256_storeu_ps(dst + (p + q) * h, r[q]);
+            else
+                _mm256_maskstore_ps(dst + (p + q) * h, mask, r[q]);
+        }
+    }
+    for (; p < kc; p++)
+        for (ptrdiff_t r = 0; r < h; r++) dst[p * h + r] = src[r * lda + p];
+}
+
+FM_TARGET static void fm_pack_a_panel_f64(int ta, const double* src, ptrdiff_t lda,
+                                          ptrdiff_t h, ptrdiff_t kc, double* restrict dst) {
+    for (ptrdiff_t p = 0; p < kc; p++)
+        for (ptrdiff_t r = 0; r < h; r++) dst[p * h + r] = ta ? src[p * lda + r] : src[r * lda + p];
 }
 
 /* float32: 6 x 16 tiles (two 8-float vectors per row). */

@@ -21,6 +21,9 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
         c[r][0] = FMV_ZERO();
         c[r][1] = FMV_ZERO();
         a[r] = A + r * rs_a;
+        /* C's tile is written after the loop: have its lines on the way meanwhile */
+        _mm_prefetch((const char*)(C + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char*)(C + r * ldc + FM_NR - 1), _MM_HINT_T0);
     }
     for (ptrdiff_t p = 0, off = 0; p < kc; p++, off += cs_a) {
         FMV b0 = FMV_LOADU(Bp), b1 = FMV_LOADU(Bp + FM_VL);
@@ -77,6 +80,14 @@ FM_TARGET static void FM_NAME(fm_ukernel)(ptrdiff_t rows, ptrdiff_t kc, const FM
     }
 }
 
+/* The K block: at most KC, and the K blocks of one product as even as possible (784 =
+ * 4 x 196, not 3 x 256 + 16: a block of 16 steps would pass over all of C for little
+ * work). Every path blocks K this way, so they all round alike. */
+static inline ptrdiff_t FM_NAME(fm_k_block)(ptrdiff_t k) {
+    ptrdiff_t blocks = (k + FM_KC - 1) / FM_KC;
+    return (k + blocks - 1) / blocks;
+}
+
 /* Height of the next row tile when `rem` rows are left: 6 while that leaves >= 6, then
  * split what is left into tiles of 4 to 6 rows where possible. A tile of r rows costs
  * max(r, 4) FMA cycles per step (FMA latency 4, two pipes), so 32 rows = 6+6+6+6+4+4
@@ -93,46 +104,39 @@ FM_TARGET static void FM_NAME(fm_pack_a)(int ta, const FM_T* A, ptrdiff_t lda, p
                                          FM_T* restrict Ap) {
     for (ptrdiff_t ir = 0, h; ir < mc; ir += h) {
         h = FM_NAME(fm_tile_rows)(mc - ir);
-        FM_T* dst = Ap + ir * kc;
-        if (ta) {
-            for (ptrdiff_t p = 0; p < kc; p++) {
-                const FM_T* src = A + (p0 + p) * lda + i0 + ir;
-                for (ptrdiff_t r = 0; r < h; r++) dst[p * h + r] = src[r];
-            }
-        } else {
-            for (ptrdiff_t r = 0; r < h; r++) {
-                const FM_T* src = A + (i0 + ir + r) * lda + p0;
-                for (ptrdiff_t p = 0; p < kc; p++) dst[p * h + r] = src[p];
-            }
-        }
+        const FM_T* src = ta ? A + p0 * lda + i0 + ir : A + (i0 + ir) * lda + p0;
+        FM_NAME(fm_pack_a_panel)(ta, src, lda, h, kc, Ap + ir * kc);
     }
 }
 
 /* Pack the panel op(B)[p0:p0+kc, j0:j0+nc] into NR-column micro-panels (p-major inside a
- * panel), zero-padding the last one. op(B)(p, j) = tb ? B[j ldb + p] : B[p ldb + j]. */
+ * panel), zero-padding the last one. op(B)(p, j) = tb ? B[j ldb + p] : B[p ldb + j].
+ * Both read B along its rows (sequential, as the prefetchers like): a non-transposed B
+ * one row p at a time across all panels, a transposed one 16 (8) rows at a time. */
 FM_TARGET static void FM_NAME(fm_pack_b)(int tb, const FM_T* B, ptrdiff_t ldb, ptrdiff_t p0,
                                          ptrdiff_t j0, ptrdiff_t kc, ptrdiff_t nc,
                                          FM_T* restrict Bp) {
-    for (ptrdiff_t jr = 0; jr < nc; jr += FM_NR) {
-        ptrdiff_t cols = nc - jr < FM_NR ? nc - jr : FM_NR;
-        FM_T* dst = Bp + jr * kc;
-        if (tb && cols == FM_NR) {
-            FM_NAME(fm_pack_bt_panel)(B + (j0 + jr) * ldb + p0, ldb, kc, dst);
-        } else if (tb) {
-            for (ptrdiff_t j = 0; j < FM_NR; j++) {
-                const FM_T* src = B + (j0 + jr + j) * ldb + p0;
-                for (ptrdiff_t p = 0; p < kc; p++) dst[p * FM_NR + j] = j < cols ? src[p] : 0;
+    const ptrdiff_t n_full = nc / FM_NR * FM_NR, cols = nc - n_full;
+    if (!tb) {
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            const FM_T* src = B + (p0 + p) * ldb + j0;
+            FM_T* dst = Bp + p * FM_NR;
+            for (ptrdiff_t jr = 0; jr < n_full; jr += FM_NR) {
+                FMV_STOREU(dst + jr * kc, FMV_LOADU(src + jr));
+                FMV_STOREU(dst + jr * kc + FM_VL, FMV_LOADU(src + jr + FM_VL));
             }
-        } else {
-            for (ptrdiff_t p = 0; p < kc; p++) {
-                const FM_T* src = B + (p0 + p) * ldb + j0 + jr;
-                if (cols == FM_NR) {
-                    FMV_STOREU(dst + p * FM_NR, FMV_LOADU(src));
-                    FMV_STOREU(dst + p * FM_NR + FM_VL, FMV_LOADU(src + FM_VL));
-                } else {
-                    for (ptrdiff_t j = 0; j < FM_NR; j++) dst[p * FM_NR + j] = j < cols ? src[j] : 0;
-                }
-            }
+            for (ptrdiff_t j = 0; j < FM_NR && cols; j++)
+                dst[n_full * kc + j] = j < cols ? src[n_full + j] : 0;
+        }
+        return;
+    }
+    for (ptrdiff_t jr = 0; jr < n_full; jr += FM_NR)
+        FM_NAME(fm_pack_bt_panel)(B + (j0 + jr) * ldb + p0, ldb, kc, Bp + jr * kc);
+    if (cols) {
+        FM_T* dst = Bp + n_full * kc;
+        for (ptrdiff_t j = 0; j < FM_NR; j++) {
+            const FM_T* src = B + (j0 + n_full + j) * ldb + p0;
+            for (ptrdiff_t p = 0; p < kc; p++) dst[p * FM_NR + j] = j < cols ? src[p] : 0;
         }
     }
 }
@@ -149,8 +153,8 @@ FM_TARGET static void FM_NAME(fm_gemm_rows)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
     FMV va = FMV_SET1(alpha);
     for (ptrdiff_t jc = 0; jc < n; jc += FM_NC) {
         ptrdiff_t nc = n - jc < FM_NC ? n - jc : FM_NC, nv = nc / FM_VL * FM_VL;
-        for (ptrdiff_t pc = 0; pc < k; pc += FM_KC) {
-            ptrdiff_t kc = k - pc < FM_KC ? k - pc : FM_KC;
+        for (ptrdiff_t pc = 0, kcb = FM_NAME(fm_k_block)(k); pc < k; pc += kcb) {
+            ptrdiff_t kc = k - pc < kcb ? k - pc : kcb;
             FM_T bet = pc == 0 ? beta : (FM_T)1;
             FMV vb = FMV_SET1(bet);
             memset(T, 0, (size_t)(m * nc) * sizeof(FM_T));
@@ -208,7 +212,7 @@ FM_TARGET static void FM_NAME(fm_gemm_rows)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
 }
 
 /* One thread's GEMM (see gemm.h for the loop nest). buf: MC*KC + KC*NC elements. A is
- * packed only when it has more than FM_A_DIRECT_MAX rows; with direct_b (a non-transposed
+ * packed only when it is large (see FM_A_DIRECT_MAX); with direct_b (a non-transposed
  * B and at most MR rows in the whole product: each B value is used once) the whole
  * column panels of B are read in place too. Packed or not, every element of C is
  * accumulated in the same order, so the choice never changes a result. */
@@ -219,12 +223,12 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
                                               FM_T* buf) {
     FM_T* Ap = buf;
     FM_T* Bp = buf + FM_MC * FM_KC;
-    const int pack_a = m > FM_A_DIRECT_MAX;
+    const int pack_a = m > FM_A_DIRECT_MAX || (ta && m > FM_MC);
     for (ptrdiff_t jc = 0; jc < n; jc += FM_NC) {
         ptrdiff_t nc = n - jc < FM_NC ? n - jc : FM_NC;
         ptrdiff_t n_full = direct_b ? nc / FM_NR * FM_NR : 0;   /* columns read in place */
-        for (ptrdiff_t pc = 0; pc < k; pc += FM_KC) {
-            ptrdiff_t kc = k - pc < FM_KC ? k - pc : FM_KC;
+        for (ptrdiff_t pc = 0, kcb = FM_NAME(fm_k_block)(k); pc < k; pc += kcb) {
+            ptrdiff_t kc = k - pc < kcb ? k - pc : kcb;
             FM_T bet = pc == 0 ? beta : (FM_T)1;
             if (n_full < nc)
                 FM_NAME(fm_pack_b)(tb, B, ldb, pc, jc + n_full, kc, nc - n_full, Bp + n_full * kc);

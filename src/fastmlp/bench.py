@@ -1,9 +1,11 @@
 """``python -m fastmlp bench``: fastmlp next to the NumPy reference and PyTorch, in one table.
 
 Every case is built once as a *work function* that does a fixed amount of work (a number of
-training steps, one epoch, a number of predictions) when called. The timer calls it once to
-warm up, then ``repeat`` times, and reports the median (``time.perf_counter``) divided by
-the units the call holds. The pytest-benchmark suite in ``benchmarks/`` times the very same
+training steps, one epoch, a number of predictions) when called. The timer runs
+``repeat`` rounds in which every implementation of the case takes a turn (in a rotating
+order: on a shared machine whose speed drifts, all of them see the same drift; each turn
+is a pause, a warm-up call and the timed call, see ``measure_interleaved``), and reports
+the medians (``time.perf_counter``) divided by the units the call holds. The pytest-benchmark suite in ``benchmarks/`` times the very same
 work functions, so the table and the suite measure one thing.
 
 Ratios are *competitor time / fastmlp time*: above 1, fastmlp is faster. "GEMM share" is
@@ -298,6 +300,32 @@ def measure(work, repeat=5, warmup=1):
     return float(np.median(times))
 
 
+#: Pause before each implementation's turn in an interleaved measurement: thread pools
+#: spin for a while after their last job (OpenBLAS's for ~0.1 s) and would steal cores
+#: from the next implementation.
+SETTLE_S = 0.5
+
+
+def measure_interleaved(works, repeat=5):
+    """Median seconds of each work function in ``works`` (name -> function), timed in
+    rounds. In every round each function takes its turn, in an order rotated from round
+    to round: a pause (``SETTLE_S``, the previous turn's spinning threads go to sleep),
+    one untimed call (its caches and thread pool warm again), one timed call. A change in
+    the machine's speed (other tenants, clock) then hits every implementation alike, and
+    none runs on the leftovers of another."""
+    names = list(works)
+    times = {name: [] for name in names}
+    for r in range(repeat):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            time.sleep(SETTLE_S)
+            works[name]()
+            t0 = time.perf_counter()
+            works[name]()
+            times[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(ts)) for name, ts in times.items()}
+
+
 class Case(NamedTuple):
     """One row of the table. ``work`` maps an implementation ("fastmlp", "numpy", "torch",
     "gemm"; "gemm-core", "ufunc" and "serial" feed the note) to a builder of its work
@@ -382,13 +410,13 @@ def _run(quick, torch_ok, only, file):
     for case in cases(quick):
         if only and only not in case.name:
             continue
-        t = {}
-        for impl, build in case.work.items():
-            if impl == "torch" and not torch_ok:
-                continue
-            once = case.slow and impl == "numpy"
-            t[impl] = measure(build(), repeat=1 if once else case.repeat,
-                              warmup=0 if once else 1) / case.units
+        impls = {impl: build for impl, build in case.work.items()
+                 if torch_ok or impl != "torch"}
+        once = {"numpy"} if case.slow else set()     # the slow reference: one cold run
+        t = measure_interleaved({impl: build() for impl, build in impls.items()
+                                 if impl not in once}, repeat=case.repeat)
+        t.update({impl: measure(impls[impl](), repeat=1, warmup=0) for impl in once})
+        t = {impl: sec / case.units for impl, sec in t.items()}
         out.append(_row(case, t))
         print(_format_row(out[-1]), file=file, flush=True)
     return out
