@@ -1,4 +1,7 @@
 """Thread safety: concurrent predict, training in threads, determinism."""
+import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -139,3 +142,29 @@ def test_keyboard_interrupt_leaves_a_consistent_model(rng, python_layer):
     assert not model._train_lock.locked()
     history = trainer.fit(X, y, epochs=1, batch_size=8, verbose=0)     # goes on
     assert len(history) == 1 and np.isfinite(history["loss"][0])
+
+
+FORK_SCRIPT = """
+import os, sys
+import numpy as np
+import fastmlp as fm
+X = np.random.default_rng(0).normal(size=(600, 300)).astype(np.float32)
+model = fm.Sequential([fm.Dense(300, 512, activation="relu"), fm.Dense(512, 4)], seed=0)
+fm.set_num_threads(2)
+expect = model.predict(X)                 # large enough for a 2-thread team in the parent
+pid = os.fork()
+if pid == 0:                              # GNU OpenMP would hang here without the guard
+    ok = fm.get_num_threads() == 1 and np.array_equal(model.predict(X), expect)
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_forked_child_runs_single_threaded_and_does_not_hang():
+    """A child forked after the parent ran OpenMP teams (multiprocessing's fork start
+    method) must not enter a parallel region: GNU OpenMP deadlocks there. The core runs
+    single-threaded in such a child, with the same results."""
+    done = subprocess.run([sys.executable, "-c", FORK_SCRIPT], timeout=120)
+    assert done.returncode == 0

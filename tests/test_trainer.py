@@ -414,3 +414,34 @@ def test_regression_targets_and_evaluate_predict_checked(rng):
         tr.predict(np.full((2, 3), np.nan))
     with pytest.raises(TypeError, match="X"):
         tr.predict("abc")
+
+
+def _unaligned(a):
+    """A copy of ``a`` whose data starts one byte past an aligned address."""
+    buf = bytearray(a.nbytes + 1)
+    out = np.frombuffer(buf, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned and out.flags.c_contiguous
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unaligned_arrays_are_copied_before_the_core(rng, dtype):
+    """An unaligned but C-contiguous array of the right dtype is still copied (the core
+    reads through typed pointers); results equal those of the aligned array."""
+    X = rng.normal(size=(40, 6)).astype(dtype)
+    y = rng.integers(0, 3, 40)
+    w = rng.uniform(0.5, 1.5, 40)
+    fits = []
+    for conv in (lambda a: a, _unaligned):
+        model = fm.Sequential([fm.Dense(6, 8, activation="tanh"), fm.Dense(8, 3)],
+                              dtype=dtype, seed=1)
+        tr = fm.Trainer(model, fm.CrossEntropyLoss(), fm.Adam(lr=0.01))
+        tr.fit(conv(X), conv(y), epochs=2, batch_size=8, verbose=0, sample_weight=conv(w))
+        fits.append((model.params.copy(), model.predict(conv(X)), tr.evaluate(conv(X), conv(y))))
+    np.testing.assert_array_equal(fits[0][0], fits[1][0])
+    np.testing.assert_array_equal(fits[0][1], fits[1][1])
+    assert fits[0][2] == fits[1][2]
+    plan = model._thread_stages()[0][1]
+    with pytest.raises(TypeError, match="aligned"):
+        plan.predict(_unaligned(X), 8)

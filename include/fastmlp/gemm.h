@@ -44,6 +44,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
 
 /* Rows of op(A) up to which the micro-kernel reads a non-transposed A in place instead of
  * packing it (measured on Zen 3: as fast or faster for the batch side of MLP products up
@@ -79,7 +82,26 @@ static void fm_set_threads(int n, int this_thread_only) {
         __atomic_store_n(&fm_threads_default, n, __ATOMIC_RELAXED);
 }
 
+/* Set in a child process forked by a process that may have run OpenMP teams: GNU OpenMP
+ * hangs in the child's first parallel region (its pool's threads were not copied), so
+ * the child runs every kernel on its own thread. */
+static int fm_threads_forked = 0;
+
+static void fm_after_fork_in_child(void) { fm_threads_forked = 1; }
+
+/* Once per process, at import (_blas): arm fm_threads_forked. */
+static void fm_threads_init(void) {
+#if defined(_OPENMP) && (defined(__unix__) || defined(__APPLE__))
+    static int done = 0;
+    if (!done) {
+        done = 1;
+        (void)pthread_atfork(NULL, NULL, fm_after_fork_in_child);
+    }
+#endif
+}
+
 static int fm_get_threads(void) {
+    if (fm_threads_forked) return 1;
     int n = fm_threads_override;
     if (n == 0) n = __atomic_load_n(&fm_threads_default, __ATOMIC_RELAXED);
 #ifdef _OPENMP

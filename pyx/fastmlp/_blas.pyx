@@ -11,12 +11,15 @@ Threads: a GEMM called from a thread uses up to ``get_num_threads()`` OpenMP thr
 thread's override, else the process default, else OpenMP's: ``OMP_NUM_THREADS`` or the
 available cores), and only for products large enough to pay for them. The result does not
 depend on the number of threads: each element is the same dot product in the same order.
+A process forked after the parent may have used threads runs single-threaded (GNU OpenMP
+hangs in a forked child's first parallel region).
 """
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 cdef extern from "fastmlp/gemm.h" nogil:
     int fm_gemm_native()
+    void fm_threads_init()
     void fm_set_threads(int n, int this_thread_only)
     int fm_get_threads()
     int fm_threads_override
@@ -27,6 +30,7 @@ cdef extern from "fastmlp/gemm.h" nogil:
                     const double* a, Py_ssize_t lda, const double* b, Py_ssize_t ldb,
                     double beta, double* c, Py_ssize_t ldc, int threads)
 
+fm_threads_init()
 cdef bint _NATIVE_OK = fm_gemm_native()
 cdef bint _use_native = _NATIVE_OK
 

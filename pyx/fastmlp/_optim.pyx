@@ -262,8 +262,8 @@ cnp.import_array()
 def array_is_finite(cnp.ndarray x):
     """True when the C-contiguous float32/float64 array x (any shape) has no NaN or ±inf.
     The entry point of the input checks: no memoryview, no temporary."""
-    if not cnp.PyArray_IS_C_CONTIGUOUS(x):
-        raise ValueError("x must be C-contiguous")
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_ISALIGNED(x)):
+        raise ValueError("x must be C-contiguous and aligned")
     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
     cdef int typenum = cnp.PyArray_TYPE(x)
     cdef void* data = cnp.PyArray_DATA(x)

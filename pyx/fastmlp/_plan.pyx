@@ -391,8 +391,8 @@ cdef class Plan:
 
     cdef int _check_input(self, X, str name, Py_ssize_t width) except -1:
         if not isinstance(X, np.ndarray) or X.dtype != self.dtype or X.ndim != 2 \
-                or not X.flags.c_contiguous:
-            raise TypeError(f"{name} must be a C-contiguous 2-D {self.dtype} array")
+                or not X.flags.c_contiguous or not X.flags.aligned:
+            raise TypeError(f"{name} must be a C-contiguous, aligned 2-D {self.dtype} array")
         if X.shape[1] != width:
             raise ValueError(f"{name} has {X.shape[1]} columns, expected {width}")
         if X.shape[0] < 1 or X.shape[0] >= 2**31:

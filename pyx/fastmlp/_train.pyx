@@ -295,8 +295,8 @@ cdef class Runner:
 
 cdef object _check_perm(perm, Py_ssize_t n_rows):
     if not (isinstance(perm, np.ndarray) and perm.dtype == np.int64 and perm.ndim == 1
-            and perm.flags.c_contiguous):
-        raise TypeError("perm must be a 1-D C-contiguous int64 array")
+            and perm.flags.c_contiguous and perm.flags.aligned):
+        raise TypeError("perm must be a 1-D C-contiguous, aligned int64 array")
     if perm.shape[0] and (perm.min() < 0 or perm.max() >= n_rows):
         raise ValueError(f"perm holds row indices outside [0, {n_rows})")
     return perm
@@ -305,8 +305,9 @@ cdef object _check_perm(perm, Py_ssize_t n_rows):
 cdef int _check_array(a, str name, dtype, int ndim, Py_ssize_t cols,
                       Py_ssize_t rows=-1) except -1:
     if not (isinstance(a, np.ndarray) and a.dtype == dtype and a.ndim == ndim
-            and a.flags.c_contiguous and a.size > 0):
-        raise TypeError(f"{name} must be a non-empty C-contiguous {ndim}-D {np.dtype(dtype)} array")
+            and a.flags.c_contiguous and a.flags.aligned and a.size > 0):
+        raise TypeError(f"{name} must be a non-empty C-contiguous, aligned {ndim}-D "
+                        f"{np.dtype(dtype)} array")
     if rows >= 0 and a.shape[0] != rows:
         raise ValueError(f"{name} has {a.shape[0]} rows, expected {rows}")
     if cols >= 0 and a.shape[1] != cols:

@@ -28,6 +28,7 @@ from sklearn.utils import shuffle as sk_shuffle
 from sklearn.utils.optimize import _check_optimize_result
 
 from fastmlp._epoch import EpochLoop, NonFiniteLoss
+from fastmlp._validation import contiguous
 from fastmlp.layers import BatchNorm
 from fastmlp.optim import OPTIMIZERS, SGD, get_optimizer, make_objective
 from fastmlp.regularizers import L2Penalty
@@ -99,7 +100,7 @@ class HalfPoissonLoss:
         t = t.reshape(-1, 1) if t.ndim == 1 else t
         if t.ndim != 2 or t.shape[1] != n_outputs:
             raise ValueError(f"target has shape {t.shape}, expected (n, {n_outputs})")
-        return np.ascontiguousarray(t)
+        return contiguous(t, t.dtype)
 
     def value_and_grad(self, pred, target, *, sample_weight=None):
         z = np.asarray(pred)

@@ -44,11 +44,18 @@ def as_numeric(a, name):
     return arr
 
 
+def contiguous(a, dtype):
+    """``a`` as a C-contiguous, aligned ndarray of ``dtype`` (a copy only when needed): what
+    the core's kernels may read through typed pointers. ``np.ascontiguousarray`` alone
+    keeps an unaligned buffer as it is."""
+    return np.require(np.asarray(a), dtype, ["C_CONTIGUOUS", "ALIGNED"])
+
+
 def as_float_matrix(X, dtype, name="X", n_cols=None, allow_nonfinite=False):
     """Convert X to a C-contiguous 2-D array of ``dtype``, safely.
 
-    Accepts lists, integer/bool/float16 arrays, Fortran-ordered, strided and read-only
-    arrays (converted, never modified). Refuses strings, objects, complex numbers, other
+    Accepts lists, integer/bool/float16 arrays, Fortran-ordered, strided, unaligned and
+    read-only arrays (converted, never modified). Refuses strings, objects, complex numbers, other
     ranks, empty batches, a wrong column count and (unless allowed) NaN or inf.
     """
     arr = as_numeric(X, name)
@@ -59,7 +66,7 @@ def as_float_matrix(X, dtype, name="X", n_cols=None, allow_nonfinite=False):
         raise ValueError(f"{name} has no rows (shape {arr.shape})")
     if n_cols is not None and arr.shape[1] != n_cols:
         raise ValueError(f"{name} has {arr.shape[1]} features (columns), expected {n_cols}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    arr = contiguous(arr, dtype)
     if not allow_nonfinite and not _all_finite(arr):
         raise ValueError(f"{name} contains NaN or infinity")
     return arr

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from fastmlp._losses import LossCode, value_and_grad_memview
-from fastmlp._validation import as_float_matrix
+from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp._validation import as_numeric as _as_numeric
 
 __all__ = ["Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss",
@@ -34,7 +34,7 @@ def _check_sample_weight(sample_weight, n, dtype):
     if w.shape != (n,):
         raise ValueError(f"sample_weight must have shape ({n},) (one weight per row of pred), "
                          f"got {w.shape}")
-    w = np.ascontiguousarray(w, dtype=dtype)
+    w = contiguous(w, dtype)
     if not np.isfinite(w).all():
         raise ValueError("sample_weight contains NaN or infinity")
     if (w < 0).any():
@@ -132,7 +132,7 @@ def _labels(arr, c):
     if lo < 0 or hi >= c:
         raise ValueError(f"target must hold class labels in [0, {c}) (pred has {c} columns), "
                          f"got {lo if lo < 0 else hi}")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return contiguous(arr, np.int64)
 
 
 def _check_float(value, name, low=-math.inf, high=math.inf, low_open=False):

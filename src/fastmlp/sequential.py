@@ -5,7 +5,7 @@ import threading
 import numpy as np
 
 from fastmlp._plan import Plan
-from fastmlp._validation import as_float_matrix, check_dtype, check_positive_int
+from fastmlp._validation import as_float_matrix, check_dtype, check_positive_int, contiguous
 from fastmlp.layers.base import Layer
 
 BACKENDS = ("core", "numpy")
@@ -237,7 +237,7 @@ class Sequential:
         return out
 
     def _python_forward(self, layer, X, training):
-        out = np.ascontiguousarray(layer.forward(X, training=training), dtype=self.dtype)
+        out = contiguous(layer.forward(X, training=training), self.dtype)
         if out.shape != (X.shape[0], layer.n_out):
             raise ValueError(f"{layer!r}.forward returned shape {out.shape}, expected "
                              f"{(X.shape[0], layer.n_out)}")
@@ -259,7 +259,7 @@ class Sequential:
             if kind == "core":
                 g = stage.backward(g)
             else:
-                g = np.ascontiguousarray(stage.backward(g), dtype=self.dtype)
+                g = contiguous(stage.backward(g), self.dtype)
                 if g.shape != (self._last_batch, stage.n_in):
                     raise ValueError(f"{stage!r}.backward returned shape {g.shape}, expected "
                                      f"{(self._last_batch, stage.n_in)}")

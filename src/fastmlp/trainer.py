@@ -7,7 +7,7 @@ import numpy as np
 from fastmlp import callbacks as cbks
 from fastmlp._epoch import EpochLoop, NonFiniteLoss, penalty_terms
 from fastmlp._progress import Progress
-from fastmlp._validation import as_float_matrix
+from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.data import split_indices
 from fastmlp.history import History
 from fastmlp.layers.noise import Dropout, GaussianNoise
@@ -107,7 +107,7 @@ class Trainer:
                     raise ValueError(f"class_weight[{k}] must be finite and >= 0, got {v}")
                 cw[k] = v
             w = cw[labels] if w is None else w * cw[labels]
-        return None if w is None else np.ascontiguousarray(w, dtype=self.model.dtype)
+        return None if w is None else contiguous(w, self.model.dtype)
 
     # -- fit ----------------------------------------------------------------------------------
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,

@@ -20,7 +20,7 @@ import numbers
 import numpy as np
 from scipy.optimize import minimize
 
-from fastmlp._validation import as_float_matrix
+from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.optim.base import _check_keys, _plain, check_lr, check_nonneg, model_arrays
 
 __all__ = ["FullBatchSolver", "GradientDescent", "LBFGS", "BFGS", "make_objective"]
@@ -101,7 +101,7 @@ def _row_weights(weights, n, dtype):
     w = np.asarray(weights)
     if w.shape != (n,):
         raise ValueError(f"weights must have shape ({n},), got {w.shape}")
-    w = np.ascontiguousarray(w, dtype=dtype)
+    w = contiguous(w, dtype)
     if not np.isfinite(w).all() or (w < 0).any():
         raise ValueError("weights must be finite and >= 0")
     return w
