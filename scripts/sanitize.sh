@@ -40,8 +40,9 @@ LIBASAN=$(gcc -print-file-name=libasan.so)
 LIBUBSAN=$(gcc -print-file-name=libubsan.so)
 rm -rf "$LOGS" && mkdir -p "$LOGS"
 if [ $# -eq 0 ]; then
-  set -- tests/test_layers.py tests/test_sequential.py tests/test_losses.py \
-         tests/test_trainer.py tests/test_layers_extra.py tests/test_io.py \
+  set -- tests/test_blas.py tests/test_optim.py tests/test_layers.py \
+         tests/test_sequential.py tests/test_losses.py tests/test_trainer.py \
+         tests/test_threads.py tests/test_layers_extra.py tests/test_io.py \
          tests/test_properties.py
 fi
 

@@ -493,3 +493,33 @@ def test_training_matches_reference(arch, opt, lr, n, batch_size, epochs, seed, 
         err = np.abs(wc - wr).max()
         assert err < 1e-9 * np.abs(wr).max() or err < 2 * lr * steps, opt
         assert rel_err(hist[0], hist[1]) < 1e-6
+
+
+# -- the own GEMM ---------------------------------------------------------------------------
+@settings(max_examples=examples(60), **SETTINGS)
+@given(m=st.integers(1, 150), n=st.integers(1, 150), k=st.integers(1, 600),
+       trans=st.sampled_from([(False, False), (True, False), (False, True), (True, True)]),
+       dtype=st.sampled_from(DTYPES), ab=st.sampled_from([(1.0, 0.0), (0.5, 1.0), (-1.0, 2.0)]),
+       threads=st.integers(1, 3), seed=st.integers(0, 2**31 - 1))
+def test_gemm_any_shape_matches_numpy_on_any_thread_count(m, n, k, trans, dtype, ab, threads,
+                                                          seed):
+    """Random shapes (every tile height and edge, K across block boundaries), transposes,
+    alpha/beta and thread counts: the core's GEMM equals float64 NumPy within rounding,
+    and the thread count never changes a bit of the result."""
+    from fastmlp import _blas
+    rng = np.random.default_rng(seed)
+    (ta, tb), (alpha, beta) = trans, ab
+    a = rng.normal(size=(k, m) if ta else (m, k)).astype(dtype)
+    b = rng.normal(size=(n, k) if tb else (k, n)).astype(dtype)
+    c0 = rng.normal(size=(m, n)).astype(dtype)
+    out = []
+    for t in (1, threads):
+        with fm.limit_threads(t):
+            c = c0.copy()
+            _blas.gemm_memview(a, b, c, ta, tb, alpha=alpha, beta=beta)
+            out.append(c)
+    np.testing.assert_array_equal(out[0], out[1])
+    A, B = (a.T if ta else a).astype(np.float64), (b.T if tb else b).astype(np.float64)
+    expect = alpha * (A @ B) + beta * c0
+    scale = float((np.abs(A) @ np.abs(B)).max() * abs(alpha) + abs(beta) * np.abs(c0).max())
+    assert rel_err(out[0], expect, scale=scale) < tol(dtype)
