@@ -22,8 +22,8 @@ def thread_limits():
         return
     from threadpoolctl import threadpool_limits
 
-    from fastmlp import bench
-    bench.TORCH_THREADS = int(THREADS)
+    from fastmlp import _bench_work
+    _bench_work.TORCH_THREADS = int(THREADS)
     with threadpool_limits(limits=int(THREADS)):
         yield
 
@@ -37,8 +37,8 @@ def rng():
 def torch():
     """PyTorch CPU, for comparisons only (``pip install torch==2.13.0``)."""
     torch = pytest.importorskip("torch", reason="PyTorch not installed: pip install torch==2.13.0")
-    from fastmlp.bench import TORCH_THREADS
-    torch.set_num_threads(TORCH_THREADS)
+    from fastmlp import _bench_work
+    torch.set_num_threads(_bench_work.TORCH_THREADS)
     return torch
 
 

@@ -72,3 +72,10 @@ def test_torch_work_functions_run():
     bench.torch_train("tiny", batch=4, n_rows=12, shuffle=False)()
     bench.optimizer_steps("sgd", "torch", n_calls=1)()
     bench.predictions("torch", 1)()
+
+
+def test_gemm_rows_compare_the_core_numpy_and_blas():
+    rows = bench.run(quick=True, torch=False, only="GEMM 32x512x784", file=io.StringIO())
+    assert len(rows) == 1
+    r = rows[0]
+    assert r["gemm_share"] > 0 and "scipy's BLAS" in r["note"]

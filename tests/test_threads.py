@@ -168,3 +168,55 @@ def test_forked_child_runs_single_threaded_and_does_not_hang():
     single-threaded in such a child, with the same results."""
     done = subprocess.run([sys.executable, "-c", FORK_SCRIPT], timeout=120)
     assert done.returncode == 0
+
+
+# --- the thread governor (include/fastmlp/governor.h), on synthetic machines ---------------
+def _trace(max_threads, per_step, windows):
+    from fastmlp._train import governor_trace
+    return governor_trace(max_threads, per_step, windows)
+
+
+def test_governor_keeps_all_threads_on_an_idle_machine():
+    """Two threads are faster: it stays there, and its probes of one thread thin out."""
+    trace = _trace(2, lambda w, t: {2: 1.0, 1: 1.6}[t], 400)
+    assert trace[:4] == [2, 2, 2, 2]
+    assert trace.count(1) <= 8            # probes, backing off to one per 256 windows
+    assert trace[-100:].count(1) <= 1
+
+
+def test_governor_drops_to_one_thread_when_a_core_is_busy():
+    """Measured on this 2-core machine with one core busy: 6.5 ms a step on 2 threads,
+    2.7 ms on 1. After its first probe it runs on one thread."""
+    trace = _trace(2, lambda w, t: {2: 6.5, 1: 2.7}[t], 100)
+    assert trace.index(1) == 4 and trace[4:].count(2) <= 5
+
+
+def test_governor_follows_a_change_of_load():
+    idle, busy = {2: 1.0, 1: 1.6}, {2: 6.5, 1: 2.7}
+    trace = _trace(2, lambda w, t: (busy if 20 <= w < 150 else idle)[t], 450)
+    assert trace[140:150].count(1) >= 9       # on one thread while the core was busy
+    assert trace[-50:].count(2) >= 49         # back on two once it was free again
+
+
+def test_governor_settles_on_the_best_count_of_many():
+    costs = {8: 4.0, 4: 2.0, 2: 1.5, 1: 2.0}
+    trace = _trace(8, lambda w, t: costs[t], 120)
+    assert trace[-40:].count(2) >= 38
+
+
+def test_governor_is_off_with_one_thread_or_a_fixed_count(rng):
+    assert set(_trace(1, lambda w, t: 1.0, 50)) == {1}
+    X, y = rng.normal(size=(64, 8)), rng.integers(0, 2, 64)
+    for n_threads, adaptive in ((None, True), (1, False)):
+        model = fm.Sequential([fm.Dense(8, 2)], seed=0)
+        tr = fm.Trainer(model, fm.CrossEntropyLoss(), fm.SGD(lr=0.1), n_threads=n_threads)
+        before = fm.get_num_threads()
+        tr.fit(X, y, epochs=2, batch_size=4, verbose=0)
+        assert fm.get_num_threads() == before           # the override is restored
+        from fastmlp._epoch import EpochLoop
+        loop = EpochLoop(tr, tr._inputs(X), tr._targets(y, 64), None, 4)
+        loop.run(np.arange(64, dtype=np.int64))
+        assert (loop.runner.governor is not None) == adaptive
+        if adaptive:
+            assert loop.runner.governor is tr._governor()          # kept across fits
+            assert loop.runner.governor.threads == fm.get_num_threads()

@@ -8,3 +8,6 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
 
 # Threads a core kernel may use when called from the current thread (set_num_threads).
 cdef int num_threads() noexcept nogil
+# The calling thread's override of that count (0: none), read and set without the GIL.
+cdef int thread_override_get() noexcept nogil
+cdef void thread_override_set(int n) noexcept nogil

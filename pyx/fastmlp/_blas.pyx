@@ -65,6 +65,14 @@ cdef int num_threads() noexcept nogil:
     return fm_get_threads()
 
 
+cdef int thread_override_get() noexcept nogil:
+    return fm_threads_override
+
+
+cdef void thread_override_set(int n) noexcept nogil:
+    fm_set_threads(n, 1)
+
+
 def native_available():
     """True when this CPU runs fastmlp's own GEMM kernels (x86-64 with AVX2 and FMA)."""
     return bool(_NATIVE_OK)

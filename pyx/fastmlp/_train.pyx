@@ -11,6 +11,7 @@ from cython cimport floating
 from libc.math cimport NAN, isfinite
 from libc.string cimport memcpy, memset
 
+from fastmlp._blas cimport num_threads, thread_override_get, thread_override_set
 from fastmlp._losses cimport LossSpec, loss_value_grad, mean_scale
 from fastmlp._optim cimport (adadelta_step, adagrad_prepare, adagrad_step, adam_prepare,
                              adam_step, all_finite, rmsprop_step, sgd_prepare, sgd_step)
@@ -18,6 +19,18 @@ from fastmlp._plan cimport Exec, Plan, plan_backward, plan_forward
 from fastmlp._regularize cimport (ConstraintRange, PenaltyRange, constraints_apply,
                                   penalties_apply)
 from fastmlp._regularize import constraint_table, penalty_table
+
+cdef extern from "fastmlp/governor.h" nogil:
+    ctypedef struct fm_governor:
+        int max_threads
+        int threads
+        int trial
+        int steps
+        double start
+    void fm_governor_init(fm_governor* g, int max_threads)
+    int fm_governor_next(fm_governor* g, double per_step)
+    int fm_governor_step(fm_governor* g)
+    int fm_governor_threads(const fm_governor* g)
 
 
 cdef void opt_apply(OptSlot* o, floating* params, const floating* grads,
@@ -90,9 +103,10 @@ cdef void gather(const Data* d, const long long* idx, Py_ssize_t B,
 
 cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
                     const long long* perm, Py_ssize_t n_perm, Py_ssize_t batch_size,
-                    Progress* out, floating* tag) noexcept nogil:
+                    Progress* out, fm_governor* gov, floating* tag) noexcept nogil:
     """Steps over perm[0:n_perm] in batches of batch_size (the last one may be smaller).
-    ``tag`` only selects the type. Stops before updating on a non-finite loss."""
+    ``tag`` only selects the type. Stops before updating on a non-finite loss. With a
+    governor (not NULL), the calling thread's core thread count follows its choices."""
     cdef Py_ssize_t start, B, step = 0, n_out = ex.layers[ex.n_layers - 1].n_out
     cdef Py_ssize_t n_params = ex.n_params
     cdef floating* xb = <floating*> d.xb
@@ -101,6 +115,7 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
     cdef floating* grads = <floating*> ex.grads
     cdef floating* pred
     cdef double value
+    cdef int threads
     start = 0
     while start < n_perm:
         B = min(batch_size, n_perm - start)
@@ -131,6 +146,10 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
         out.steps += 1
         step += 1
         start += B
+        if gov != NULL:
+            threads = fm_governor_step(gov)
+            if threads:
+                thread_override_set(threads)
 
 
 # --- the Python-facing runner --------------------------------------------------------------
@@ -163,6 +182,33 @@ cdef void _fill_hyper(OptSlot* o, dict h) except *:
         raise ValueError(f"unknown optimizer family {o.family}")
 
 
+cdef class Governor:
+    """Chooses the core's thread count of a training loop from its measured step times
+    (``include/fastmlp/governor.h``). One lives as long as its Trainer, so what it
+    learned carries over from fit to fit. Its maximum is the count in force at its first
+    run."""
+    cdef fm_governor g
+    cdef bint ready
+
+    def __reduce__(self):
+        return Governor, ()       # what it learned is about this machine, now: not kept
+
+    property threads:
+        """The count in use (None before the first run)."""
+        def __get__(self):
+            return fm_governor_threads(&self.g) if self.ready else None
+
+    cdef fm_governor* _start(self):
+        """The governor for a run, its window restarted: the time Python spent between
+        runs (callbacks, validation) is not a step's."""
+        if not self.ready:
+            fm_governor_init(&self.g, num_threads())
+            self.ready = True
+        self.g.start = 0.0
+        self.g.steps = 0
+        return &self.g
+
+
 cdef class Runner:
     """Runs training steps for one plan, one training set and one loss.
 
@@ -185,16 +231,21 @@ cdef class Runner:
     penalties, constraints : lists or None
         Rows ``(offset, n, l1, l2)`` and ``(kind, offset, n_in, n_out, value)`` (see
         ``fastmlp._regularize``), checked against the arena here.
+    governor : Governor or None
+        Lets the core's thread count follow the measured step times (results do not
+        depend on it); None: the count in force, fixed.
     """
     cdef Plan plan
     cdef Data data
     cdef LossSpec spec
     cdef OptSlot opt
     cdef object refs
+    cdef readonly Governor governor
     cdef readonly Py_ssize_t batch_size, n_rows
 
     def __init__(self, Plan plan, X, targets, labels, weights, dict loss_spec,
-                 Py_ssize_t batch_size, penalties=None, constraints=None):
+                 Py_ssize_t batch_size, penalties=None, constraints=None,
+                 Governor governor=None):
         dt = plan.dtype
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -214,6 +265,7 @@ cdef class Runner:
             raise ValueError(f"the loss expects {loss_spec['n_outputs']} outputs, the model "
                              f"gives {plan.n_out}")
         self.spec = loss_spec
+        self.governor = governor
         self.plan, self.n_rows = plan, n
         self.batch_size = min(batch_size, n)
         plan.reserve(self.batch_size)
@@ -265,14 +317,21 @@ cdef class Runner:
         self.plan.ready = False
         self.plan.ex.training = True
         self.plan.ex.fresh_grads = True
-        with nogil:
-            if self.plan.f32:
-                run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, &p[0], p.shape[0],
-                          self.batch_size, &prog, &ftag)
-            else:
-                run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, &p[0], p.shape[0],
-                          self.batch_size, &prog, &dtag)
-        self.plan.ex.fresh_grads = False
+        cdef fm_governor* gov = self.governor._start() if self.governor is not None else NULL
+        cdef int saved = thread_override_get()
+        if gov != NULL:
+            thread_override_set(fm_governor_threads(gov))
+        try:
+            with nogil:
+                if self.plan.f32:
+                    run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, &p[0],
+                              p.shape[0], self.batch_size, &prog, gov, &ftag)
+                else:
+                    run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, &p[0],
+                              p.shape[0], self.batch_size, &prog, gov, &dtag)
+        finally:
+            thread_override_set(saved)
+            self.plan.ex.fresh_grads = False
         return prog.loss_sum, prog.rows, prog.steps, prog.bad_step, prog.bad_value
 
     cdef int _bind(self, binding) except -1:
@@ -313,3 +372,17 @@ cdef int _check_array(a, str name, dtype, int ndim, Py_ssize_t cols,
     if cols >= 0 and a.shape[1] != cols:
         raise ValueError(f"{name} has {a.shape[1]} columns, expected {cols}")
     return 0
+
+
+def governor_trace(int max_threads, per_step, Py_ssize_t windows):
+    """Test wrapper: run the governor's decisions for ``windows`` windows on a machine
+    whose seconds per step at t threads are ``per_step(window_index, t)``; returns the
+    thread count of every window."""
+    cdef fm_governor g
+    fm_governor_init(&g, max_threads)
+    trace = []
+    for w in range(windows):
+        t = fm_governor_threads(&g)
+        trace.append(t)
+        fm_governor_next(&g, float(per_step(w, t)))
+    return trace

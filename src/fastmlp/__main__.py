@@ -17,12 +17,12 @@ def main(argv=None):
     bench = sub.add_parser("bench", help="time fastmlp against the NumPy reference and "
                                          "PyTorch (when installed); prints one table")
     bench.add_argument("--quick", action="store_true",
-                       help="fewer repetitions and smaller epochs (under 2 minutes)")
+                       help="fewer repetitions and smaller epochs (about 4 minutes)")
     bench.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     bench.add_argument("--only", default=None, metavar="TEXT",
                        help="run only the cases whose name contains TEXT (e.g. 'mnist')")
     bench.add_argument("--threads", type=int, default=None, metavar="N",
-                       help="limit BLAS and PyTorch to N threads (default: BLAS as "
+                       help="limit fastmlp, BLAS and PyTorch to N threads (default: as "
                             "configured, PyTorch 2)")
     args = parser.parse_args(argv)
     if args.command == "demo":

@@ -74,7 +74,8 @@ class EpochLoop:
             con = [c._range(off, layer.n_in, layer.n_out) for c, layer, off in self.constraints]
             self.runner = Runner(self.model._stages[0][1], X,
                                  None if labels is not None else targets, labels, weights,
-                                 self.loss._spec(self.model.n_out), batch_size, pen, con)
+                                 self.loss._spec(self.model.n_out), batch_size, pen, con,
+                                 trainer._governor())
 
     @property
     def fused(self):

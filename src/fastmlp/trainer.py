@@ -35,9 +35,10 @@ class Trainer:
     seed : int or None
         Seed of the shuffling and of the validation split (default: the model's seed).
     n_threads : int or None
-        Threads of the core (and of the BLAS pools) during fit; None: the process setting
-        (``fm.set_num_threads``, by default all cores). On a machine whose other cores
-        are busy, 1 is often much faster than threads waiting for each other.
+        Threads of the core (and of the BLAS pools) during fit. None: adaptive, up to the
+        process setting (``fm.set_num_threads``, by default all cores): the fused loop
+        measures its steps and moves to fewer threads when that is faster, as on a
+        machine whose other cores are busy. The count never changes the results.
 
     Examples
     --------
@@ -66,6 +67,16 @@ class Trainer:
         self._rng = np.random.default_rng(self.seed)
         self.history = None
         self.stop_training = False
+
+    def _governor(self):
+        """The thread governor of the fused loop (kept across fits), or None when
+        ``n_threads`` fixes the count."""
+        if self.n_threads is not None:
+            return None
+        if getattr(self, "_thread_governor", None) is None:
+            from fastmlp._train import Governor
+            self._thread_governor = Governor()
+        return self._thread_governor
 
     # -- data checks ------------------------------------------------------------------------
     def _inputs(self, X, name="X"):
