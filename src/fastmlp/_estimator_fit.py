@@ -142,7 +142,8 @@ def fit_stochastic(est, X, Y, sample_weight, incremental, rs):
     batch = _batch_size(est, n)
     obj = _Objective(est, Y, w, batch)
     trainer = Trainer(model, obj.loss, est._optimizer,
-                      regularizers=[obj.penalty] if obj.penalty is not None else [])
+                      regularizers=[obj.penalty] if obj.penalty is not None else [],
+                      n_threads=est.n_threads)
     loop = EpochLoop(trainer, X, obj.targets, obj.weights, batch)
     # BatchNorm cannot train on a batch of 1 row: such a last batch is left out
     drop_last = (n % batch or batch) == 1 and \

@@ -96,8 +96,9 @@ _PARAMETERS = """
         Precision of the network. None follows scikit-learn: float32 data trains in
         float32, anything else in float64.
     n_threads : int or None, default=None
-        Threads of the core (and of the BLAS pools) during fit and predict; None: the
-        process setting (``fm.set_num_threads``, by default all cores).
+        Threads of the core (and of the BLAS pools) during fit and predict; None: adaptive
+        during fit, up to the process setting (``fm.set_num_threads``, by default all
+        cores). The count never changes the results.
 """
 
 _DIFFERENCES = """
