@@ -122,9 +122,9 @@ def torch_train(shape, dtype="float32", batch=32, n_rows=20_000, shuffle=True):
 def gemm_only(shape, dtype="float32", batch=32, n_rows=20_000, blas="numpy"):
     """The matrix products of the training steps over ``n_rows`` rows (the last batch may be
     smaller), into preallocated arrays. ``blas="numpy"``: NumPy alone (``np.matmul(...,
-    out=)``, NumPy's OpenBLAS); ``"core"``: the same products through fastmlp's own GEMM
-    wrapper (``fastmlp._blas.gemm_memview``: the BLAS scipy links, which the core calls;
-    ``dW`` accumulates, as in the core)."""
+    out=)``, NumPy's OpenBLAS); ``"core"``: the same products through the core's GEMM
+    (``fastmlp._blas.gemm_memview``: its own kernels, or scipy's BLAS where they cannot
+    run), every product written fresh as in the fused step (beta = 0)."""
     sizes = SHAPES[shape][0]
     rng = np.random.default_rng(0)
     dt = np.dtype(dtype)
@@ -154,7 +154,7 @@ def gemm_only(shape, dtype="float32", batch=32, n_rows=20_000, blas="numpy"):
             for i, W in enumerate(Ws):
                 gemm(A[i][:B], W, A[i + 1][:B])
             for i in range(len(Ws) - 1, -1, -1):
-                gemm(A[i][:B], dZ[i][:B], dW[i], trans_a=True, beta=1.0)
+                gemm(A[i][:B], dZ[i][:B], dW[i], trans_a=True)
                 if i:
                     gemm(dZ[i][:B], Ws[i], dA[i][:B], trans_b=True)
     return run_core if blas == "core" else run_numpy

@@ -56,9 +56,9 @@ def measure(work, repeat=5, warmup=1):
 
 
 #: Pause before each implementation's turn in an interleaved measurement: thread pools
-#: spin for a while after their last job (OpenBLAS's for ~0.1 s) and would steal cores
+#: spin for a while after their last job (OpenBLAS's measured up to ~0.5-1 s) and would steal cores
 #: from the next implementation.
-SETTLE_S = 0.5
+SETTLE_S = 1.0
 
 
 def measure_interleaved(works, repeat=5):
