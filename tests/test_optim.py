@@ -172,7 +172,7 @@ def test_threaded_update_equals_serial_and_reference(cls, hyper, dtype, rng):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_all_finite_finds_every_position(dtype, threads):
-    n = 3 * 2**15 + 5
+    n = 3 * 2**18 + 5              # split over threads (2**18 elements a thread at least)
     with limit_threads(threads):
         x = np.ones(n, dtype)
         assert _optim.all_finite_memview(x)

@@ -199,6 +199,7 @@ static void FM_NAME(fm_adam)(FM_T* p, const FM_T* g, FM_T* m, FM_T* v, FM_T* vma
 
 static int FM_NAME(fm_all_finite)(const FM_T* x, ptrdiff_t n, int threads) {
     int bad = 0;
+    threads = fm_par_threads_grain(n, threads, FM_PAR_GRAIN_READ);
     FM_CHUNKED(n, threads, if (!FM_NAME(fm_all_finite_chunk)(x + lo, len)) {
         FM_ATOMIC_SET(bad);
     });
