@@ -1,8 +1,9 @@
 /* fastmlp's own GEMM: row-major C = alpha op(A) op(B) + beta C for float32 and float64.
  *
  * Why not only BLAS: the products of MLP training are thin (one side is the batch, 1 to a
- * few hundred rows). OpenBLAS spends much of such a call packing and, with threads, in its
- * pool; and it cannot fuse our epilogue. This is the BLIS design, small enough to read:
+ * few hundred rows). OpenBLAS spends much of such a call packing, and its thread pool
+ * both spins for a long time after a call and splits products that are too small. This
+ * is the BLIS design, small enough to read:
  *
  *   for jc in N by NC:            B panel  (KC x NC)  packed once, lives in L3/L2
  *     for pc in K by KC:
@@ -12,16 +13,19 @@
  *         for jr in NC by NR:     B micro-panel (KC x NR) stays in L1
  *           for ir in MC by MR:   micro-kernel: an MR x NR tile of C in 12 ymm registers
  *
- * An A with at most FM_A_DIRECT_MAX rows (the batch side of an MLP product) is not
- * packed: the micro-kernel reads it in place with its row and column strides.
- * Packed panels are zero-padded to whole MR / NR tiles; edge tiles are computed in full
- * and only their valid part is stored. beta == 0 never reads C (C may hold garbage).
+ * Shortcuts for MLP shapes: an A of at most FM_A_DIRECT_MAX rows (the batch side) is read
+ * in place by the micro-kernel; a product of at most MR rows reads B in place; one of at
+ * most FM_ROWS_MAX rows (a prediction) streams B row by row instead (fm_gemm_rows). Every
+ * path accumulates each element of C in the same order (K in the same blocks, each block
+ * summed from 0 by FMAs in order, then added to C the same way), so a path or thread
+ * count never changes a result. Packed panels are zero-padded to whole tiles; edge tiles
+ * are computed in full and only their valid part is stored. beta == 0 never reads C.
  *
  * Threads: fm_gemm_* splits the larger of M and N into contiguous ranges, one per OpenMP
- * thread, each an independent serial GEMM with its own packing buffers (no barriers). The
+ * thread, each an independent serial GEMM with its own packing buffer (no barriers). The
  * number of threads is min(requested, work / FM_GEMM_MIN_WORK): small products stay on
- * the calling thread. Buffers belong to the calling thread (a pthread key frees them when
- * the thread ends) and are sized once, for FM_GEMM_MAX_THREADS ranges at most.
+ * the calling thread. The buffers belong to the calling thread (grown as needed, freed by
+ * a pthread key destructor when the thread ends).
  *
  * The kernels use AVX2 + FMA through function attributes, so the module itself is built
  * for the baseline ISA; fm_gemm_native() says whether this CPU can run them (callers fall
@@ -39,7 +43,6 @@
     && !defined(FASTMLP_NO_NATIVE_GEMM)
 #define FM_GEMM_X86 1
 #include <immintrin.h>
-#include <pthread.h>
 #endif
 #ifdef _OPENMP
 #include <omp.h>
@@ -48,16 +51,16 @@
 #include <pthread.h>
 #endif
 
-/* Rows of op(A) up to which the micro-kernel reads a non-transposed A in place instead of
- * packing it (measured on Zen 3: as fast or faster for the batch side of MLP products up
- * to 1024 rows; packing wins back on larger ones). A transposed A (Xᵀ in dW = Xᵀ dZ) is
- * read in place only up to MC rows: beyond, its row stride costs a TLB miss per step. */
 /* Products of at most this many rows with a non-transposed B stream B row by row
  * (fm_gemm_rows) instead of tiling it: they are bound by reading B. */
 #ifndef FM_ROWS_MAX
 #define FM_ROWS_MAX 2
 #endif
 
+/* Rows of op(A) up to which the micro-kernel reads a non-transposed A in place instead of
+ * packing it (measured on Zen 3: as fast or faster for the batch side of MLP products up
+ * to 1024 rows; packing wins back on larger ones). A transposed A (Xᵀ in dW = Xᵀ dZ) is
+ * read in place only up to MC rows: beyond, its row stride costs a TLB miss per step. */
 #ifndef FM_A_DIRECT_MAX
 #define FM_A_DIRECT_MAX 1024
 #endif

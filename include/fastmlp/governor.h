@@ -97,6 +97,14 @@ static int fm_governor_step(fm_governor* g) {
     return fm_governor_next(g, per_step);
 }
 
+/* Drop the window in progress (its clock restarts at the next step): the time spent
+ * outside the loop between two runs (callbacks, validation) is no step's. A probe in
+ * progress carries on in the next window. */
+static void fm_governor_pause(fm_governor* g) {
+    g->steps = 0;
+    g->start = 0.0;
+}
+
 /* The setting in force (the probe's while one runs). */
 static int fm_governor_threads(const fm_governor* g) {
     return g->trial ? g->trial : g->threads;

@@ -22,12 +22,9 @@ from fastmlp._regularize import constraint_table, penalty_table
 
 cdef extern from "fastmlp/governor.h" nogil:
     ctypedef struct fm_governor:
-        int max_threads
-        int threads
-        int trial
-        int steps
-        double start
+        pass
     void fm_governor_init(fm_governor* g, int max_threads)
+    void fm_governor_pause(fm_governor* g)
     int fm_governor_next(fm_governor* g, double per_step)
     int fm_governor_step(fm_governor* g)
     int fm_governor_threads(const fm_governor* g)
@@ -199,13 +196,11 @@ cdef class Governor:
             return fm_governor_threads(&self.g) if self.ready else None
 
     cdef fm_governor* _start(self):
-        """The governor for a run, its window restarted: the time Python spent between
-        runs (callbacks, validation) is not a step's."""
+        """The governor for a run, its window restarted (fm_governor_pause)."""
         if not self.ready:
             fm_governor_init(&self.g, num_threads())
             self.ready = True
-        self.g.start = 0.0
-        self.g.steps = 0
+        fm_governor_pause(&self.g)
         return &self.g
 
 
