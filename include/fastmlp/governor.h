@@ -10,10 +10,11 @@
  * How: steps run in windows of FM_GOV_WINDOW; each window's time per step is measured.
  * Every `interval` windows one probe window runs with a different count (half as many,
  * or twice as many when at one thread); when it is at least 1/FM_GOV_GAIN faster than the
- * window just before it, that count becomes the setting. A probe that loses doubles the
- * interval (up to FM_GOV_MAX_INTERVAL): on an idle machine probing costs a fraction of a
- * percent; a probe that wins resets it, so a change of load is followed within a few
- * windows.
+ * mean of the windows just before and just after it (at the setting: a machine whose
+ * speed drifts then cannot fake a win), that count becomes the setting. A probe that
+ * loses doubles the interval (up to FM_GOV_MAX_INTERVAL): on an idle machine probing
+ * costs a fraction of a percent; a probe that wins resets it, so a change of load is
+ * followed within a few windows.
  */
 #ifndef FASTMLP_GOVERNOR_H
 #define FASTMLP_GOVERNOR_H
@@ -29,12 +30,15 @@ typedef struct {
     int max_threads;   /* most threads it may choose (1: the governor is off) */
     int threads;       /* the current setting */
     int trial;         /* threads of the probe window in progress, 0 when none */
+    int last_trial;    /* threads of the last probe */
+    int judging;       /* the window after a probe is in progress */
     int up;            /* direction of the next probe from a middle setting */
     int interval;      /* windows between probes */
     int countdown;     /* windows until the next probe */
     int steps;         /* steps in the window in progress */
     double start;      /* when that window started (seconds) */
     double base;       /* seconds per step of the last window at `threads` */
+    double probe;      /* seconds per step of the last probe window */
 } fm_governor;
 
 static double fm_gov_now(void) {
@@ -46,27 +50,32 @@ static double fm_gov_now(void) {
 static void fm_governor_init(fm_governor* g, int max_threads) {
     g->max_threads = max_threads < 1 ? 1 : max_threads;
     g->threads = g->max_threads;
-    g->trial = 0;
+    g->trial = g->last_trial = g->judging = 0;
     g->up = 0;
     g->interval = g->countdown = FM_GOV_MIN_INTERVAL;
     g->steps = 0;
     g->start = 0.0;
-    g->base = 0.0;
+    g->base = g->probe = 0.0;
 }
 
 /* The threads to use for the next window, given the seconds per step of the window that
  * just ended (which ran at g->trial threads if a probe was in progress, else g->threads). */
 static int fm_governor_next(fm_governor* g, double per_step) {
     if (g->max_threads <= 1) return 1;
-    if (g->trial) {                                /* a probe window just ended */
-        if (per_step < FM_GOV_GAIN * g->base) {
-            g->threads = g->trial;
-            g->base = per_step;
+    if (g->trial) {                     /* the probe ended: one more window at the setting */
+        g->probe = per_step;
+        g->trial = 0;
+        g->judging = 1;
+        return g->threads;
+    }
+    if (g->judging) {                   /* the window after the probe ended: decide */
+        g->judging = 0;
+        if (g->probe < FM_GOV_GAIN * 0.5 * (g->base + per_step)) {
+            g->threads = g->last_trial;
             g->interval = FM_GOV_MIN_INTERVAL;
         } else if (g->interval < FM_GOV_MAX_INTERVAL) {
             g->interval *= 2;
         }
-        g->trial = 0;
         g->countdown = g->interval;
         return g->threads;
     }
@@ -77,6 +86,7 @@ static int fm_governor_next(fm_governor* g, double per_step) {
     else g->up = !g->up;                           /* alternate in between */
     g->trial = g->up ? (2 * g->threads < g->max_threads ? 2 * g->threads : g->max_threads)
                      : g->threads / 2;
+    g->last_trial = g->trial;
     return g->trial;
 }
 
