@@ -4,6 +4,8 @@ adaptive thread governor (``n_threads=None``), and with the thread count fixed a
 at 1. The governor should run close to the fixed 1 and well ahead of the fixed 2, whose
 team waits at every barrier for the member parked behind the busy process.
 """
+import time
+
 import pytest
 
 from fastmlp import bench
@@ -20,3 +22,15 @@ def test_fit_with_a_core_busy(timed, busy, n_threads):
     work = bench.busy_fit(n_threads)
     timed("mnist epoch b32, one core busy", f"n_threads={n_threads}", work, 1, "epoch",
           rounds=5)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-thread", "split"])
+def test_input_check_with_a_core_busy(benchmark, busy, split):
+    """The finiteness check of a 20,000 x 32 float32 input (640,000 elements) at the start
+    of a call, the core's team asleep (10 ms idle before each round, as between two fits):
+    as fit and predict run it (one thread below 2**22 elements), and split over the core's
+    threads, which waits for the team member parked behind the busy process."""
+    work = bench.input_check(split, n_calls=1)
+    benchmark.group = "input check 20k x 32 f32 after 10 ms idle, one core busy"
+    benchmark.name = "split" if split else "one-thread"
+    benchmark.pedantic(work, setup=lambda: time.sleep(0.01), rounds=200, warmup_rounds=1)

@@ -186,6 +186,23 @@ def test_all_finite_finds_every_position(dtype, threads):
         assert _optim.all_finite_memview(x[:0])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_rows", [1, 1000, 2**22 // 64 + 3])   # the last one is split
+def test_input_check_finds_every_position(dtype, n_rows):
+    """array_is_finite (the entry of the input checks) runs on one thread below 2**22
+    elements and splits above: both find a bad value anywhere in a 2-D array."""
+    x = np.ones((n_rows, 64), dtype)
+    with limit_threads(2):
+        assert _optim.array_is_finite(x)
+        for i in {0, x.size // 2, x.size - 1}:
+            for bad in (np.nan, np.inf, -np.inf):
+                x.flat[i] = bad
+                assert not _optim.array_is_finite(x), (i, bad)
+                x.flat[i] = 1
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _optim.array_is_finite(np.ones((4, 4), dtype)[:, ::2])
+
+
 def test_sgd_first_step_sets_buffer_to_grad():
     model = Arena(np.zeros(3))
     model.grads[...] = [1.0, -2.0, 3.0]

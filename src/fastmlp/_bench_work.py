@@ -235,6 +235,19 @@ def busy_fit(n_threads, batch=32, n_rows=6_400):
     return lambda: tr.fit(X, y, epochs=1, batch_size=batch, verbose=0)
 
 
+def input_check(split, n_rows=20_000, n_cols=32, n_calls=10):
+    """``n_calls`` finiteness checks of an (n_rows, n_cols) float32 input: as ``fit`` and
+    ``predict`` check their input (``split=False``: one thread below 2**22 elements), or
+    split over the core's threads as the per-step gradient check is (2**18 elements a
+    thread at least)."""
+    from fastmlp import _optim
+    X = np.random.default_rng(0).standard_normal((n_rows, n_cols), dtype=np.float32)
+    if split:
+        flat = X.reshape(-1)
+        return lambda: [_optim.all_finite_memview(flat) for _ in range(n_calls)]
+    return lambda: [_optim.array_is_finite(X) for _ in range(n_calls)]
+
+
 # -- work functions: optimizer alone, inference ---------------------------------------------
 OPT_PARAMS = 1_000_000
 OPT_HYPER = {"sgd": dict(lr=0.01, momentum=0.9), "adam": dict(lr=1e-3)}

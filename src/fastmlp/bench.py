@@ -39,6 +39,7 @@ import fastmlp as fm
 from fastmlp import _bench_work as work
 from fastmlp._bench_work import (SHAPES, busy_core, busy_fit, data,  # noqa: F401
                                  fastmlp_epoch, fastmlp_steps, gemm_calls, gemm_only,
+                                 input_check,
                                  import_torch, model, optimizer_steps, predictions,
                                  torch_model, torch_train, trainer, two_models)
 
