@@ -30,8 +30,8 @@ typedef struct {
     int max_threads;   /* most threads it may choose (1: the governor is off) */
     int threads;       /* the current setting */
     int trial;         /* threads of the probe window in progress, 0 when none */
-    int last_trial;    /* threads of the last probe */
-    int judging;       /* the window after a probe is in progress */
+    int judged;        /* threads of the probe being judged (its next window runs at
+                          `threads`), 0 when none */
     int up;            /* direction of the next probe from a middle setting */
     int interval;      /* windows between probes */
     int countdown;     /* windows until the next probe */
@@ -50,7 +50,7 @@ static double fm_gov_now(void) {
 static void fm_governor_init(fm_governor* g, int max_threads) {
     g->max_threads = max_threads < 1 ? 1 : max_threads;
     g->threads = g->max_threads;
-    g->trial = g->last_trial = g->judging = 0;
+    g->trial = g->judged = 0;
     g->up = 0;
     g->interval = g->countdown = FM_GOV_MIN_INTERVAL;
     g->steps = 0;
@@ -64,18 +64,18 @@ static int fm_governor_next(fm_governor* g, double per_step) {
     if (g->max_threads <= 1) return 1;
     if (g->trial) {                     /* the probe ended: one more window at the setting */
         g->probe = per_step;
+        g->judged = g->trial;
         g->trial = 0;
-        g->judging = 1;
         return g->threads;
     }
-    if (g->judging) {                   /* the window after the probe ended: decide */
-        g->judging = 0;
+    if (g->judged) {                    /* the window after the probe ended: decide */
         if (g->probe < FM_GOV_GAIN * 0.5 * (g->base + per_step)) {
-            g->threads = g->last_trial;
+            g->threads = g->judged;
             g->interval = FM_GOV_MIN_INTERVAL;
         } else if (g->interval < FM_GOV_MAX_INTERVAL) {
             g->interval *= 2;
         }
+        g->judged = 0;
         g->countdown = g->interval;
         return g->threads;
     }
@@ -86,7 +86,6 @@ static int fm_governor_next(fm_governor* g, double per_step) {
     else g->up = !g->up;                           /* alternate in between */
     g->trial = g->up ? (2 * g->threads < g->max_threads ? 2 * g->threads : g->max_threads)
                      : g->threads / 2;
-    g->last_trial = g->trial;
     return g->trial;
 }
 

@@ -57,10 +57,11 @@ def model(shape, backend="core", dtype="float32", seed=0):
     return fm.Sequential(layers, dtype=dtype, seed=seed, backend=backend)
 
 
-def trainer(shape, backend="core", dtype="float32", seed=0):
+def trainer(shape, backend="core", dtype="float32", seed=0, n_threads=None):
     """A Trainer with Adam(lr=1e-3) and the shape's loss."""
     loss = fm.CrossEntropyLoss() if SHAPES[shape][2] == "ce" else fm.MSELoss()
-    return fm.Trainer(model(shape, backend, dtype, seed), loss, fm.Adam(lr=1e-3))
+    return fm.Trainer(model(shape, backend, dtype, seed), loss, fm.Adam(lr=1e-3),
+                      n_threads=n_threads)
 
 
 def torch_model(torch, shape, dtype="float32"):
@@ -230,8 +231,7 @@ def busy_fit(n_threads, batch=32, n_rows=6_400):
     """One epoch of the MNIST shape through ``Trainer.fit`` with ``n_threads`` (None: the
     adaptive thread governor). The Trainer lives across calls, as in a session of fits."""
     X, y = data("mnist", n_rows)
-    tr = fm.Trainer(model("mnist"), fm.CrossEntropyLoss(), fm.Adam(lr=1e-3),
-                    n_threads=n_threads)
+    tr = trainer("mnist", n_threads=n_threads)
     return lambda: tr.fit(X, y, epochs=1, batch_size=batch, verbose=0)
 
 

@@ -55,8 +55,9 @@ def as_float_matrix(X, dtype, name="X", n_cols=None, allow_nonfinite=False):
     """Convert X to a C-contiguous 2-D array of ``dtype``, safely.
 
     Accepts lists, integer/bool/float16 arrays, Fortran-ordered, strided, unaligned and
-    read-only arrays (converted, never modified). Refuses strings, objects, complex numbers, other
-    ranks, empty batches, a wrong column count and (unless allowed) NaN or inf.
+    read-only arrays (converted, never modified). Refuses strings, objects, complex
+    numbers, other ranks, empty batches, a wrong column count and (unless allowed) NaN or
+    inf.
     """
     arr = as_numeric(X, name)
     if arr.ndim != 2:

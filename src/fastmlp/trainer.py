@@ -67,13 +67,14 @@ class Trainer:
         self._rng = np.random.default_rng(self.seed)
         self.history = None
         self.stop_training = False
+        self._thread_governor = None
 
     def _governor(self):
         """The thread governor of the fused loop (kept across fits), or None when
         ``n_threads`` fixes the count."""
         if self.n_threads is not None:
             return None
-        if getattr(self, "_thread_governor", None) is None:
+        if self._thread_governor is None:
             from fastmlp._train import Governor
             self._thread_governor = Governor()
         return self._thread_governor
