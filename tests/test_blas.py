@@ -46,13 +46,33 @@ def gemm_threads():
     _blas.set_num_threads(saved, this_thread_only=True)
 
 
-@pytest.fixture(params=["native", "blas"])
-def backend(request):
-    """Both GEMM paths: the own kernels and scipy's BLAS."""
-    if request.param == "native" and not _blas.native_available():
-        pytest.skip("no AVX2/FMA on this CPU")
+ISAS = ("avx512", "avx2")
+
+
+def _isa_runs(isa):
+    return _blas.GEMM_ISAS.index(_blas.best_gemm_isa()) >= _blas.GEMM_ISAS.index(isa)
+
+
+@pytest.fixture
+def gemm_isa():
+    """Select a kernel family within a test (skips when this CPU cannot run it); the
+    default is restored afterwards."""
+    def use(isa):
+        if not _isa_runs(isa):
+            pytest.skip(f"this CPU cannot run the {isa} kernels")
+        assert _blas.set_gemm_isa(isa) == isa
+    yield use
+    _blas.set_gemm_isa(None)
+
+
+@pytest.fixture(params=ISAS + ("blas",))
+def backend(request, gemm_isa):
+    """Every GEMM path: each family of own kernels (those this CPU runs) and scipy's BLAS."""
     saved = _blas.use_native()
-    _blas.use_native(request.param == "native")
+    if request.param == "blas":
+        _blas.use_native(False)
+    else:
+        gemm_isa(request.param)
     yield request.param
     _blas.use_native(saved)
 
@@ -70,10 +90,11 @@ def _check_gemm(m, n, k, trans_a, trans_b, alpha, beta, dtype, rng):
     assert rel_err(c, expect, scale=scale) < RTOL[dtype], (m, n, k, trans_a, trans_b)
 
 
-# Shapes that reach every path: each row-tile height (1..6 rows and the 4/5-row splits),
-# partial column panels, K across a KC block edge (256), an A large enough to be packed
-# (> 1024 rows), N across an NC block (512 / 256), and MLP-like products.
+# Shapes that reach every path of both families: each row-tile height (1..8 rows and the
+# half-MR splits), partial column panels of 16 and 32, K across a KC block edge (256), an A
+# large enough to be packed (> 1024 rows), N across an NC block (512 / 256), MLP products.
 SHAPES = [(1, 1, 1), (2, 3, 1), (5, 17, 3), (7, 16, 9), (8, 15, 257), (11, 33, 2),
+          (12, 40, 5), (15, 70, 260), (16, 64, 31), (24, 100, 33),
           (32, 512, 100), (100, 10, 300), (13, 600, 40), (1030, 20, 7), (70, 9, 1030)]
 
 
@@ -94,10 +115,36 @@ def test_gemm_alpha_beta(backend, dtype, alpha, beta, rng):
 
 @native
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True),
+                                             (True, True)])
+def test_every_kernel_family_computes_the_same_bits(gemm_isa, dtype, trans_a, trans_b, rng):
+    """AVX-512 and AVX2 tiles differ in shape (8 x 32 vs 6 x 16 floats) but block K alike
+    and sum each element in the same order: every product, on every path (streamed rows,
+    B in place, packed tiles, threads), is bit-identical whichever family runs."""
+    if not _isa_runs("avx512"):
+        pytest.skip("this CPU cannot run the avx512 kernels: one family only")
+    for m, n, k in SHAPES + [(256, 784, 512), (784, 512, 32)]:
+        a = rng.normal(size=(k, m) if trans_a else (m, k)).astype(dtype)
+        b = rng.normal(size=(n, k) if trans_b else (k, n)).astype(dtype)
+        c0 = rng.normal(size=(m, n)).astype(dtype)
+        out = []
+        for isa in ISAS:
+            gemm_isa(isa)
+            c = c0.copy()
+            gemm_memview(a, b, c, trans_a, trans_b, alpha=0.75, beta=0.5)
+            out.append(c)
+        np.testing.assert_array_equal(out[0], out[1], err_msg=str((m, n, k)))
+
+
+@native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m,n,k,trans_a", [(64, 700, 300, False), (900, 64, 200, True)])
-def test_gemm_threads_split_gives_the_serial_result(gemm_threads, dtype, m, n, k, trans_a, rng):
+@pytest.mark.parametrize("isa", ISAS)
+def test_gemm_threads_split_gives_the_serial_result(gemm_threads, gemm_isa, isa, dtype, m, n,
+                                                    k, trans_a, rng):
     """Large enough to be split over threads (along N, then along M): each element is the
     same dot product in the same order, so the result is bit-identical."""
+    gemm_isa(isa)
     a = rng.normal(size=(k, m) if trans_a else (m, k)).astype(dtype)
     b = rng.normal(size=(k, n)).astype(dtype)
     out = []
@@ -157,17 +204,49 @@ def test_thread_settings_override_default_per_thread(gemm_threads):
 @native
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("trans_b", [False, True])
-def test_gemm_rows_do_not_depend_on_the_batch(dtype, trans_b, rng):
+@pytest.mark.parametrize("isa", ISAS)
+def test_gemm_rows_do_not_depend_on_the_batch(gemm_isa, isa, dtype, trans_b, rng):
     """Row i of op(A) B is bit-identical whether it is computed alone (the streaming path
     of 1-2 rows), in a small batch (tiles reading B in place) or in a large one (packed
     tiles): every path accumulates each element in the same order. So a model predicts a
     row the same alone or in any batch."""
+    gemm_isa(isa)
     m, n, k = 40, 300, 600          # k spans three KC blocks, n a partial column panel
     a = rng.normal(size=(m, k)).astype(dtype)
     b = rng.normal(size=(n, k) if trans_b else (k, n)).astype(dtype)
     full = np.empty((m, n), dtype)
     gemm_memview(a, b, full, trans_b=trans_b)
-    for size in (1, 2, 3, 5, 6, 7, 13):
+    for size in (1, 2, 3, 5, 6, 7, 8, 9, 13, 17):
         part = np.empty((size, n), dtype)
         gemm_memview(np.ascontiguousarray(a[7:7 + size]), b, part, trans_b=trans_b)
         np.testing.assert_array_equal(part, full[7:7 + size], err_msg=f"{size} rows")
+
+
+# --- the core's thread team (include/fastmlp/pool.h) ----------------------------------------
+@pytest.mark.parametrize("n,threads", [(1, 2), (2, 2), (7, 2), (64, 2), (1000, 3), (5, 1)])
+def test_pool_runs_every_chunk_exactly_once(n, threads):
+    for _ in range(20):
+        runs, slots = _blas.pool_run_for_tests(n, threads)
+        np.testing.assert_array_equal(runs, 1)
+        assert ((slots >= 0) & (slots < threads)).all()
+
+
+def test_pool_serves_concurrent_callers():
+    """Callers in several threads at once: one owns the team, the others run their chunks
+    alone; every chunk of every caller runs exactly once, and no caller waits forever."""
+    import threading
+    errors = []
+
+    def caller():
+        try:
+            for _ in range(200):
+                runs, _ = _blas.pool_run_for_tests(37, 2)
+                assert (runs == 1).all()
+        except AssertionError as e:
+            errors.append(e)
+    threads = [threading.Thread(target=caller) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads) and not errors

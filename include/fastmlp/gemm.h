@@ -11,7 +11,7 @@
  *       for ic in M by MC:        A block  (MC x KC)  packed, lives in L2
  *         pack A block
  *         for jr in NC by NR:     B micro-panel (KC x NR) stays in L1
- *           for ir in MC by MR:   micro-kernel: an MR x NR tile of C in 12 ymm registers
+ *           for ir in MC by MR:   micro-kernel: an MR x NR tile of C in registers
  *
  * Shortcuts for MLP shapes: an A of at most FM_A_DIRECT_MAX rows (the batch side) is read
  * in place by the micro-kernel; a product of at most MR rows reads B in place; one of at
@@ -21,15 +21,19 @@
  * count never changes a result. Packed panels are zero-padded to whole tiles; edge tiles
  * are computed in full and only their valid part is stored. beta == 0 never reads C.
  *
- * Threads: fm_gemm_* splits the larger of M and N into contiguous ranges, one per OpenMP
- * thread, each an independent serial GEMM with its own packing buffer (no barriers). The
+ * Threads: fm_gemm_* splits the larger of M and N into contiguous chunks, a few per
+ * thread, each an independent serial GEMM; the core's team (pool.h) claims them
+ * dynamically, so a thread the host parks delays a product by at most one chunk. The
  * number of threads is min(requested, work / FM_GEMM_MIN_WORK): small products stay on
- * the calling thread. The buffers belong to the calling thread (grown as needed, freed by
- * a pthread key destructor when the thread ends).
+ * the calling thread. The packing buffers (one per participant) belong to the calling
+ * thread (grown as needed, freed by a pthread key destructor when the thread ends).
  *
- * The kernels use AVX2 + FMA through function attributes, so the module itself is built
- * for the baseline ISA; fm_gemm_native() says whether this CPU can run them (callers fall
- * back to BLAS otherwise, and on other architectures).
+ * Kernels: two families, AVX2 + FMA (6 x 16 float tiles) and AVX-512 (8 x 32), each
+ * compiled through function attributes, so the module itself is built for the baseline
+ * ISA. The best one this CPU runs is chosen at import (fm_gemm_set_isa; FASTMLP_GEMM_ISA
+ * in the environment or fastmlp._blas.set_gemm_isa override it); both accumulate in the
+ * same order, so the choice never changes a result. fm_gemm_native() says whether either
+ * runs here (callers fall back to BLAS otherwise, and on other architectures).
  */
 #ifndef FASTMLP_GEMM_H
 #define FASTMLP_GEMM_H
@@ -50,6 +54,7 @@
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
 #endif
+#include "pool.h"
 
 /* Products of at most this many rows with a non-transposed B stream B row by row
  * (fm_gemm_rows) instead of tiling it: they are bound by reading B. */
@@ -69,6 +74,16 @@
  * multiply-adds plus 16 per element of B: a product of a few rows is bound by reading B. */
 #define FM_GEMM_MIN_WORK (1 << 19)
 #define FM_GEMM_MAX_THREADS 64
+
+/* Chunks per thread of a product split over threads (pool.h claims them dynamically):
+ * along N (columns of W: each chunk packs only its own part of B) and along M (each
+ * chunk packs all of B). */
+#ifndef FM_GEMM_CHUNKS_N
+#define FM_GEMM_CHUNKS_N 4
+#endif
+#ifndef FM_GEMM_CHUNKS_M
+#define FM_GEMM_CHUNKS_M 2
+#endif
 
 /* Threads the core's kernels may use: this thread's override if set, else the process
  * default if set, else OpenMP's default (omp_get_max_threads(): OMP_NUM_THREADS or the
@@ -128,12 +143,24 @@ static int fm_gemm_plan_threads(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int threa
 
 #ifdef FM_GEMM_X86
 
-#define FM_TARGET __attribute__((target("avx2,fma")))
+#define FM_AVX2 __attribute__((target("avx2,fma")))
+#define FM_AVX512 __attribute__((target("avx2,fma,avx512f,avx512vl,avx512bw,avx512dq")))
 
-static int fm_gemm_native(void) {
+/* The kernel families, best last: FM_ISA_NONE (callers use BLAS), AVX2 + FMA, AVX-512. */
+enum { FM_ISA_NONE = 0, FM_ISA_AVX2 = 1, FM_ISA_AVX512 = 2 };
+
+/* The best family this CPU (and its OS: the builtins check the saved register state)
+ * runs. */
+static int fm_gemm_cpu_isa(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return FM_ISA_NONE;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        return FM_ISA_AVX512;
+    return FM_ISA_AVX2;
 }
+
+static int fm_gemm_native(void) { return fm_gemm_cpu_isa() != FM_ISA_NONE; }
 
 /* --- the calling thread's packing buffer ------------------------------------------------ */
 typedef struct { size_t bytes; void* data; } fm_gemm_buf;
@@ -166,119 +193,16 @@ static void* fm_gemm_buffer(size_t bytes) {
     return data;
 }
 
-/* Transposed-B micro-panels: dst[p NR + j] = src[j lds + p] for NR rows j of the source
- * and kc steps p, through 8x8 (float) / 4x4 (double) register transposes. */
-FM_TARGET static void fm_pack_bt_panel_f32(const float* src, ptrdiff_t lds, ptrdiff_t kc,
-                                           float* restrict dst) {
-    ptrdiff_t p = 0;
-    for (; p + 8 <= kc; p += 8)
-        for (int h = 0; h < 16; h += 8) {
-            const float* s = src + h * lds + p;
-            __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds);
-            __m256 r2 = _mm256_loadu_ps(s + 2 * lds), r3 = _mm256_loadu_ps(s + 3 * lds);
-            __m256 r4 = _mm256_loadu_ps(s + 4 * lds), r5 = _mm256_loadu_ps(s + 5 * lds);
-            __m256 r6 = _mm256_loadu_ps(s + 6 * lds), r7 = _mm256_loadu_ps(s + 7 * lds);
-            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-            float* d = dst + p * 16 + h;
-            _mm256_store_ps(d + 0 * 16, _mm256_permute2f128_ps(u0, u4, 0x20));
-            _mm256_store_ps(d + 1 * 16, _mm256_permute2f128_ps(u1, u5, 0x20));
-            _mm256_store_ps(d + 2 * 16, _mm256_permute2f128_ps(u2, u6, 0x20));
-            _mm256_store_ps(d + 3 * 16, _mm256_permute2f128_ps(u3, u7, 0x20));
-            _mm256_store_ps(d + 4 * 16, _mm256_permute2f128_ps(u0, u4, 0x31));
-            _mm256_store_ps(d + 5 * 16, _mm256_permute2f128_ps(u1, u5, 0x31));
-            _mm256_store_ps(d + 6 * 16, _mm256_permute2f128_ps(u2, u6, 0x31));
-            _mm256_store_ps(d + 7 * 16, _mm256_permute2f128_ps(u3, u7, 0x31));
-        }
-    for (; p < kc; p++)
-        for (int j = 0; j < 16; j++) dst[p * 16 + j] = src[j * lds + p];
-}
+#include "gemm_pack.h"
 
-FM_TARGET static void fm_pack_bt_panel_f64(const double* src, ptrdiff_t lds, ptrdiff_t kc,
-                                           double* restrict dst) {
-    ptrdiff_t p = 0;
-    for (; p + 4 <= kc; p += 4)
-        for (int h = 0; h < 8; h += 4) {
-            const double* s = src + h * lds + p;
-            __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + lds);
-            __m256d r2 = _mm256_loadu_pd(s + 2 * lds), r3 = _mm256_loadu_pd(s + 3 * lds);
-            __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
-            __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
-            double* d = dst + p * 8 + h;
-            _mm256_store_pd(d + 0 * 8, _mm256_permute2f128_pd(t0, t2, 0x20));
-            _mm256_store_pd(d + 1 * 8, _mm256_permute2f128_pd(t1, t3, 0x20));
-            _mm256_store_pd(d + 2 * 8, _mm256_permute2f128_pd(t0, t2, 0x31));
-            _mm256_store_pd(d + 3 * 8, _mm256_permute2f128_pd(t1, t3, 0x31));
-        }
-    for (; p < kc; p++)
-        for (int j = 0; j < 8; j++) dst[p * 8 + j] = src[j * lds + p];
-}
-
-/* op(A) row panels of h <= 6 rows (element (r, p) at dst[p h + r]): src is op(A)(0, 0),
- * row r at src + r lda (ta = 0) or step p at src + p lda (ta = 1). float32 goes through
- * 8x8 register transposes; each group of h values is written with a full 8-wide store
- * whose 8 - h extra lanes the next store overwrites (the very last one is masked, so
- * nothing past the panel is touched). */
-FM_TARGET static inline void fm_tr8x8_ps(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
-FM_TARGET static void fm_pack_a_panel_f32(int ta, const float* src, ptrdiff_t lda,
-                                          ptrdiff_t h, ptrdiff_t kc, float* restrict dst) {
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)h),
-                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    ptrdiff_t p = 0;
-    if (ta) {
-        for (; p + 1 < kc; p++) _mm256_storeu_ps(dst + p * h, _mm256_maskload_ps(src + p * lda, mask));
-        _mm256_maskstore_ps(dst + p * h, mask, _mm256_maskload_ps(src + p * lda, mask));
-        return;
-    }
-    for (; p + 8 <= kc; p += 8) {
-        __m256 r[8];
-        for (int q = 0; q < 8; q++)
-            r[q] = q < h ? _mm256_loadu_ps(src + q * lda + p) : _mm256_setzero_ps();
-        fm_tr8x8_ps(r);
-        for (int q = 0; q < 8; q++) {
-            if (p + q + 1 < kc)
-                _mm256_storeu_ps(dst + (p + q) * h, r[q]);
-            else
-                _mm256_maskstore_ps(dst + (p + q) * h, mask, r[q]);
-        }
-    }
-    for (; p < kc; p++)
-        for (ptrdiff_t r = 0; r < h; r++) dst[p * h + r] = src[r * lda + p];
-}
-
-FM_TARGET static void fm_pack_a_panel_f64(int ta, const double* src, ptrdiff_t lda,
-                                          ptrdiff_t h, ptrdiff_t kc, double* restrict dst) {
-    for (ptrdiff_t p = 0; p < kc; p++)
-        for (ptrdiff_t r = 0; r < h; r++) dst[p * h + r] = ta ? src[p * lda + r] : src[r * lda + p];
-}
-
-/* float32: 6 x 16 tiles (two 8-float vectors per row). */
+/* Each (type, ISA) pair is one instantiation of gemm_template.h. Every pair blocks K in
+ * the same KC and accumulates each element of C in the same order, so the family in use
+ * never changes a result (tests compare them bit for bit). */
+/* float32, AVX2: 6 x 16 tiles (two 8-float vectors per row). */
 #define FM_T float
-#define FM_NAME(x) x##_f32
+#define FM_NAME(x) x##_f32_avx2
+#define FM_TNAME(x) x##_f32
+#define FM_TARGET FM_AVX2
 #define FM_MR 6
 #define FM_NR 16
 #define FM_KC 256
@@ -295,9 +219,11 @@ FM_TARGET static void fm_pack_a_panel_f64(int ta, const double* src, ptrdiff_t l
 #define FMS_FMA fmaf
 #include "gemm_template.h"
 
-/* float64: 6 x 8 tiles (two 4-double vectors per row); the same bytes per panel. */
+/* float64, AVX2: 6 x 8 tiles (two 4-double vectors per row); the same bytes per panel. */
 #define FM_T double
-#define FM_NAME(x) x##_f64
+#define FM_NAME(x) x##_f64_avx2
+#define FM_TNAME(x) x##_f64
+#define FM_TARGET FM_AVX2
 #define FM_MR 6
 #define FM_NR 8
 #define FM_KC 256
@@ -314,9 +240,115 @@ FM_TARGET static void fm_pack_a_panel_f64(int ta, const double* src, ptrdiff_t l
 #define FMS_FMA fma
 #include "gemm_template.h"
 
+/* float32, AVX-512: 8 x 32 tiles (two 16-float vectors per row: 16 of the 32 registers
+ * accumulate). On a CPU with full-width 512-bit FMA pipes (Zen 5, Intel server cores) a
+ * step does twice the AVX2 work; on Zen 4 (256-bit pipes) it halves the instructions. */
+#define FM_T float
+#define FM_NAME(x) x##_f32_avx512
+#define FM_TNAME(x) x##_f32
+#define FM_TARGET FM_AVX512
+#define FM_MR 8
+#define FM_NR 32
+#define FM_KC 256
+#define FM_MC 144
+#define FM_NC 512
+#define FMV __m512
+#define FMV_ZERO _mm512_setzero_ps
+#define FMV_LOAD _mm512_load_ps
+#define FMV_LOADU _mm512_loadu_ps
+#define FMV_STOREU _mm512_storeu_ps
+#define FMV_SET1 _mm512_set1_ps
+#define FMV_FMA _mm512_fmadd_ps
+#define FMV_MUL _mm512_mul_ps
+#define FMS_FMA fmaf
+#include "gemm_template.h"
+
+/* float64, AVX-512: 8 x 16 tiles (two 8-double vectors per row). */
+#define FM_T double
+#define FM_NAME(x) x##_f64_avx512
+#define FM_TNAME(x) x##_f64
+#define FM_TARGET FM_AVX512
+#define FM_MR 8
+#define FM_NR 16
+#define FM_KC 256
+#define FM_MC 72
+#define FM_NC 256
+#define FMV __m512d
+#define FMV_ZERO _mm512_setzero_pd
+#define FMV_LOAD _mm512_load_pd
+#define FMV_LOADU _mm512_loadu_pd
+#define FMV_STOREU _mm512_storeu_pd
+#define FMV_SET1 _mm512_set1_pd
+#define FMV_FMA _mm512_fmadd_pd
+#define FMV_MUL _mm512_mul_pd
+#define FMS_FMA fma
+#include "gemm_template.h"
+
+/* --- the family in use ------------------------------------------------------------------ */
+/* Chosen once at import (fm_gemm_set_isa(-1): the best this CPU runs, or the one the
+ * environment variable FASTMLP_GEMM_ISA names: "avx2", "avx512"), changed only by tests
+ * and benchmarks; read by every product. */
+static int fm_gemm_isa = FM_ISA_NONE;
+
+/* Use family `isa` (clamped to what this CPU runs; -1: the default); returns the one now
+ * in use. */
+static int fm_gemm_set_isa(int isa) {
+    int best = fm_gemm_cpu_isa();
+    if (isa < 0) {
+        const char* env = getenv("FASTMLP_GEMM_ISA");
+        isa = best;
+        if (env && strcmp(env, "avx2") == 0) isa = FM_ISA_AVX2;
+        else if (env && strcmp(env, "none") == 0) isa = FM_ISA_NONE;
+    }
+    if (isa > best) isa = best;
+    __atomic_store_n(&fm_gemm_isa, isa, __ATOMIC_RELAXED);
+    return isa;
+}
+
+static int fm_gemm_get_isa(void) { return __atomic_load_n(&fm_gemm_isa, __ATOMIC_RELAXED); }
+
+/* The register tile (rows, columns) of the family in use, for show_config. */
+static void fm_gemm_tile(int f64, int* mr, int* nr) {
+    int wide = fm_gemm_get_isa() == FM_ISA_AVX512;
+    *mr = wide ? 8 : 6;
+    *nr = (wide ? 32 : 16) / (f64 ? 2 : 1);
+}
+
+/* C[m, n] = alpha op(A) op(B) + beta C through the family in use; -1 when none runs here
+ * or the packing buffer could not be allocated (nothing written: the caller uses BLAS). */
+static int fm_gemm_f32(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
+                       const float* a, ptrdiff_t lda, const float* b, ptrdiff_t ldb,
+                       float beta, float* c, ptrdiff_t ldc, int threads) {
+    switch (fm_gemm_get_isa()) {
+    case FM_ISA_AVX512:
+        return fm_gemm_f32_avx512(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+    case FM_ISA_AVX2:
+        return fm_gemm_f32_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+    default:
+        return -1;
+    }
+}
+
+static int fm_gemm_f64(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
+                       const double* a, ptrdiff_t lda, const double* b, ptrdiff_t ldb,
+                       double beta, double* c, ptrdiff_t ldc, int threads) {
+    switch (fm_gemm_get_isa()) {
+    case FM_ISA_AVX512:
+        return fm_gemm_f64_avx512(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+    case FM_ISA_AVX2:
+        return fm_gemm_f64_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+    default:
+        return -1;
+    }
+}
+
 #else  /* not x86-64 with GCC/clang: the callers use BLAS */
 
+enum { FM_ISA_NONE = 0, FM_ISA_AVX2 = 1, FM_ISA_AVX512 = 2 };
 static int fm_gemm_native(void) { return 0; }
+static int fm_gemm_set_isa(int isa) { (void)isa; return FM_ISA_NONE; }
+static int fm_gemm_get_isa(void) { return FM_ISA_NONE; }
+static void fm_gemm_tile(int f64, int* mr, int* nr) { (void)f64; *mr = *nr = 0; }
 static int fm_gemm_f32(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                        const float* a, ptrdiff_t lda, const float* b, ptrdiff_t ldb,
                        float beta, float* c, ptrdiff_t ldc, int threads) { return -1; }

@@ -1,7 +1,9 @@
-/* Instantiated by gemm.h once per type. FM_T: element type; FM_NAME(x): adds the type
- * suffix; FM_MR x FM_NR: the register tile (NR = two vectors); FM_KC, FM_MC, FM_NC: the
- * cache blocks; FMV*: the AVX2 vector type and intrinsics. No include guard: the end of
- * this file undefines all of them, ready for the next type. */
+/* Instantiated by gemm.h once per (type, ISA). FM_T: element type; FM_NAME(x): adds the
+ * type and ISA suffix, FM_TNAME(x) the type suffix alone (the shared packers of
+ * gemm_pack.h); FM_TARGET: the ISA's function attribute; FM_MR x FM_NR: the register tile
+ * (NR = two vectors, MR <= 8); FM_KC, FM_MC, FM_NC: the cache blocks (KC is the same for
+ * every ISA: it fixes the accumulation order); FMV*: the vector type and intrinsics.
+ * No include guard: the end of this file undefines all of them, ready for the next one. */
 
 #define FM_VL (FM_NR / 2)
 
@@ -59,12 +61,18 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
     }
 }
 
-/* fm_tile for a run-time height 1 <= rows <= MR. */
+/* fm_tile for a run-time height 1 <= rows <= MR (<= 8). */
 FM_TARGET static void FM_NAME(fm_ukernel)(ptrdiff_t rows, ptrdiff_t kc, const FM_T* A,
                                           ptrdiff_t rs_a, ptrdiff_t cs_a, const FM_T* Bp,
                                           ptrdiff_t ldb_p, FM_T* C, ptrdiff_t ldc, FM_T alpha,
                                           FM_T beta, ptrdiff_t nr) {
     switch (rows) {
+#if FM_MR >= 8
+    case 8: FM_NAME(fm_tile)(8, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
+             break;
+    case 7: FM_NAME(fm_tile)(7, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
+             break;
+#endif
     case 6: FM_NAME(fm_tile)(6, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
              break;
     case 5: FM_NAME(fm_tile)(5, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
@@ -88,10 +96,10 @@ static inline ptrdiff_t FM_NAME(fm_k_block)(ptrdiff_t k) {
     return (k + blocks - 1) / blocks;
 }
 
-/* Height of the next row tile when `rem` rows are left: 6 while that leaves >= 6, then
- * split what is left into tiles of 4 to 6 rows where possible. A tile of r rows costs
- * max(r, 4) FMA cycles per step (FMA latency 4, two pipes), so 32 rows = 6+6+6+6+4+4
- * wastes nothing where 6+6+6+6+6+2 wastes a tenth. */
+/* Height of the next row tile when `rem` rows are left: MR while that leaves >= MR, then
+ * split what is left into two tiles of about half MR where possible. A tile of r rows
+ * costs max(r, 4) FMA cycles per step (FMA latency 4, two pipes), so with MR = 6, 32 rows
+ * = 6+6+6+6+4+4 wastes nothing where 6+6+6+6+6+2 wastes a tenth (MR = 8: 8+8+8+8). */
 static inline ptrdiff_t FM_NAME(fm_tile_rows)(ptrdiff_t rem) {
     return rem <= FM_MR ? rem : (rem < 2 * FM_MR ? (rem + 1) / 2 : FM_MR);
 }
@@ -105,7 +113,7 @@ FM_TARGET static void FM_NAME(fm_pack_a)(int ta, const FM_T* A, ptrdiff_t lda, p
     for (ptrdiff_t ir = 0, h; ir < mc; ir += h) {
         h = FM_NAME(fm_tile_rows)(mc - ir);
         const FM_T* src = ta ? A + p0 * lda + i0 + ir : A + (i0 + ir) * lda + p0;
-        FM_NAME(fm_pack_a_panel)(ta, src, lda, h, kc, Ap + ir * kc);
+        FM_TNAME(fm_pack_a_panel)(ta, src, lda, h, kc, Ap + ir * kc);
     }
 }
 
@@ -131,7 +139,7 @@ FM_TARGET static void FM_NAME(fm_pack_b)(int tb, const FM_T* B, ptrdiff_t ldb, p
         return;
     }
     for (ptrdiff_t jr = 0; jr < n_full; jr += FM_NR)
-        FM_NAME(fm_pack_bt_panel)(B + (j0 + jr) * ldb + p0, ldb, kc, Bp + jr * kc);
+        FM_TNAME(fm_pack_bt_panel)(B + (j0 + jr) * ldb + p0, ldb, kc, Bp + jr * kc, FM_NR);
     if (cols) {
         FM_T* dst = Bp + n_full * kc;
         for (ptrdiff_t j = 0; j < FM_NR; j++) {
@@ -258,10 +266,42 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
     }
 }
 
+/* A product split into chunks of `chunk` columns (split_n) or rows of C, each an
+ * independent serial GEMM with the packing buffer of the slot that runs it. */
+typedef struct {
+    int ta, tb, rows, split_n, direct_b;
+    ptrdiff_t m, n, k, lda, ldb, ldc, len, chunk;
+    FM_T alpha, beta;
+    const FM_T* A;
+    const FM_T* B;
+    FM_T* C;
+    FM_T* buf;
+    size_t per;
+} FM_NAME(fm_gemm_job);
+
+static void FM_NAME(fm_gemm_chunk)(void* arg, ptrdiff_t i, int slot) {
+    const FM_NAME(fm_gemm_job)* j = (const FM_NAME(fm_gemm_job)*)arg;
+    ptrdiff_t s = i * j->chunk, e = s + j->chunk < j->len ? s + j->chunk : j->len;
+    const ptrdiff_t rs_a = j->ta ? 1 : j->lda, cs_a = j->ta ? j->lda : 1;
+    FM_T* buf = j->buf + (size_t)slot * j->per;
+    if (s >= e) return;
+    if (j->rows)
+        FM_NAME(fm_gemm_rows)(j->m, e - s, j->k, j->alpha, j->A, rs_a, cs_a, j->B + s, j->ldb,
+                              j->beta, j->C + s, j->ldc, buf);
+    else if (j->split_n)
+        FM_NAME(fm_gemm_serial)(j->ta, j->tb, j->m, e - s, j->k, j->alpha, j->A, j->lda,
+                                j->tb ? j->B + s * j->ldb : j->B + s, j->ldb, j->beta,
+                                j->C + s, j->ldc, j->direct_b, buf);
+    else
+        FM_NAME(fm_gemm_serial)(j->ta, j->tb, e - s, j->n, j->k, j->alpha,
+                                j->ta ? j->A + s : j->A + s * j->lda, j->lda, j->B, j->ldb,
+                                j->beta, j->C + s * j->ldc, j->ldc, j->direct_b, buf);
+}
+
 /* C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C, row-major with row strides lda, ldb,
  * ldc; on up to `threads` threads. Returns 0, or -1 when the packing buffer could not be
  * allocated (nothing was written: the caller falls back to BLAS).
- * Contract: fm_gemm_native() is true; m, n, k >= 0; the strides fit the shapes. */
+ * Contract: this CPU runs the family; m, n, k >= 0; the strides fit the shapes. */
 static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                             FM_T alpha, const FM_T* A, ptrdiff_t lda, const FM_T* B,
                             ptrdiff_t ldb, FM_T beta, FM_T* C, ptrdiff_t ldc, int threads) {
@@ -272,51 +312,35 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
             for (ptrdiff_t j = 0; j < n; j++) C[i * ldc + j] = beta != 0 ? beta * C[i * ldc + j] : 0;
         return 0;
     }
-    const int rows = !tb && m <= FM_ROWS_MAX;  /* paths are decided for the whole product */
-    const int direct_b = !tb && m <= FM_MR;
-    int split_n = n >= m || direct_b;
-    ptrdiff_t len = split_n ? n : m, unit = split_n ? FM_NR : FM_MR;
-    ptrdiff_t units = (len + unit - 1) / unit;
+    FM_NAME(fm_gemm_job) job;
+    job.ta = ta, job.tb = tb, job.m = m, job.n = n, job.k = k, job.lda = lda, job.ldb = ldb;
+    job.ldc = ldc, job.alpha = alpha, job.beta = beta, job.A = A, job.B = B, job.C = C;
+    job.per = per;
+    job.rows = !tb && m <= FM_ROWS_MAX;  /* paths are decided for the whole product */
+    job.direct_b = !tb && m <= FM_MR;
+    job.split_n = n >= m || job.direct_b;
+    job.len = job.split_n ? n : m;
+    ptrdiff_t unit = job.split_n ? FM_NR : FM_MR;
+    ptrdiff_t units = (job.len + unit - 1) / unit;
     int t = fm_gemm_plan_threads(m, n, k, threads);
     if (t > units) t = (int)units;
-    FM_T* buf = (FM_T*)fm_gemm_buffer((size_t)t * per * sizeof(FM_T));
-    if (!buf) return -1;
-    const ptrdiff_t rs_a = ta ? 1 : lda, cs_a = ta ? lda : 1;
-    if (t == 1) {
-        if (rows)
-            FM_NAME(fm_gemm_rows)(m, n, k, alpha, A, rs_a, cs_a, B, ldb, beta, C, ldc, buf);
-        else
-            FM_NAME(fm_gemm_serial)(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc,
-                                    direct_b, buf);
-        return 0;
-    }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(t)
-    {
-        ptrdiff_t id = omp_get_thread_num(), nt = omp_get_num_threads();
-        ptrdiff_t share = (units + nt - 1) / nt * unit;
-        ptrdiff_t s = id * share, e = s + share < len ? s + share : len;
-        if (s < e) {
-            if (rows)
-                FM_NAME(fm_gemm_rows)(m, e - s, k, alpha, A, rs_a, cs_a, B + s, ldb, beta,
-                                      C + s, ldc, buf + id * per);
-            else if (split_n)
-                FM_NAME(fm_gemm_serial)(ta, tb, m, e - s, k, alpha, A, lda,
-                                        tb ? B + s * ldb : B + s, ldb, beta, C + s, ldc,
-                                        direct_b, buf + id * per);
-            else
-                FM_NAME(fm_gemm_serial)(ta, tb, e - s, n, k, alpha, ta ? A + s : A + s * lda,
-                                        lda, B, ldb, beta, C + s * ldc, ldc, direct_b,
-                                        buf + id * per);
-        }
-    }
-#endif
+    /* a few chunks a thread, so a thread the host parks holds back at most one of them;
+     * a chunk of rows packs all of B again, so those are fewer */
+    ptrdiff_t chunks = t == 1 ? 1 : (ptrdiff_t)t * (job.split_n ? FM_GEMM_CHUNKS_N : FM_GEMM_CHUNKS_M);
+    if (chunks > units) chunks = units;
+    job.chunk = (units + chunks - 1) / chunks * unit;
+    chunks = (job.len + job.chunk - 1) / job.chunk;
+    job.buf = (FM_T*)fm_gemm_buffer((size_t)t * per * sizeof(FM_T));
+    if (!job.buf) return -1;
+    fm_pool_run(t, chunks, FM_NAME(fm_gemm_chunk), &job);
     return 0;
 }
 
 #undef FM_VL
 #undef FM_T
 #undef FM_NAME
+#undef FM_TNAME
+#undef FM_TARGET
 #undef FM_MR
 #undef FM_NR
 #undef FM_KC

@@ -1,10 +1,11 @@
 /* Optimizer updates over the flat parameter arena (torch.optim rules), float32 and float64.
  *
  * One kernel per family, written once in optim_template.h. Each update is a single pass
- * over contiguous memory; `threads` > 1 splits it into contiguous chunks, one per OpenMP
- * thread, when the arena is large enough to pay for them (FM_PAR_GRAIN elements a
- * thread). Every element is computed by the same expression whatever the split, so the
- * result does not depend on the thread count.
+ * over contiguous memory; `threads` > 1 splits it into contiguous chunks (multiples of 64
+ * elements), a few per thread, claimed by the core's team (pool.h), when the arena is
+ * large enough to pay for them (FM_PAR_GRAIN elements a thread). Every element is
+ * computed by the same expression whatever the split, so the result does not depend on
+ * the thread count.
  *
  * Vectorization: on x86-64 Linux with GCC/clang the chunk loops are compiled twice
  * (target_clones: AVX2 and the baseline) and the loader picks the one this CPU runs.
@@ -20,9 +21,6 @@
 #include <math.h>
 #include <stddef.h>
 #include "optim_hyper.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) \
     && (!defined(__clang__) || __clang_major__ >= 14) && !defined(FASTMLP_NO_CLONES)
@@ -54,33 +52,25 @@ static inline int fm_par_threads(ptrdiff_t n, int threads) {
 /* Pointer p + off, NULL staying NULL (offsetting NULL is undefined behaviour). */
 #define FM_OFF(p, off) ((p) ? (p) + (off) : (p))
 
-/* Run CALL with `lo`, `len` bound to contiguous chunks of [0, n) (multiples of 64
- * elements but the last), one per thread. */
-#ifdef _OPENMP
-#define FM_CHUNKED(n, threads, CALL)                                              \
-    do {                                                                          \
-        int t_ = fm_par_threads((n), (threads));                                  \
-        if (t_ <= 1) {                                                            \
-            ptrdiff_t lo = 0, len = (n);                                          \
-            CALL;                                                                 \
-        } else {                                                                  \
-            _Pragma("omp parallel num_threads(t_)")                               \
-            {                                                                     \
-                ptrdiff_t nt_ = omp_get_num_threads();                            \
-                ptrdiff_t share_ = (((n) + nt_ - 1) / nt_ + 63) / 64 * 64;        \
-                ptrdiff_t lo = omp_get_thread_num() * share_;                     \
-                ptrdiff_t len = lo >= (n) ? 0 : ((n) - lo < share_ ? (n) - lo : share_); \
-                if (len > 0) { CALL; }                                            \
-            }                                                                     \
-        }                                                                         \
-    } while (0)
-#else
-#define FM_CHUNKED(n, threads, CALL)                                              \
-    do { ptrdiff_t lo = 0, len = (n); (void)(threads); CALL; } while (0)
+/* The core's thread team (pool.h, which lives in the _blas module: one team per
+ * process), handed over at import by fm_optim_use_pool; NULL: every pass runs on the
+ * caller. */
+#ifndef FM_TASK_FN_DEFINED
+#define FM_TASK_FN_DEFINED
+typedef void (*fm_task_fn)(void* ctx, ptrdiff_t chunk, int slot);
+typedef void (*fm_pool_run_fn)(int threads, ptrdiff_t n, fm_task_fn fn, void* ctx);
 #endif
+static fm_pool_run_fn fm_optim_pool = NULL;
 
-/* bad = 1 from any thread (every writer writes the same value). */
-#define FM_ATOMIC_SET(flag) _Pragma("omp atomic write") flag = 1
+static void fm_optim_use_pool(fm_pool_run_fn run) { fm_optim_pool = run; }
+
+/* Chunks per thread of a split pass (claimed dynamically: a parked thread holds back at
+ * most one). */
+#define FM_PAR_CHUNKS 4
+
+/* What a pass computes (the chunk kernel its job runs). */
+enum { FM_PASS_SGD, FM_PASS_ADAGRAD, FM_PASS_RMSPROP, FM_PASS_ADADELTA, FM_PASS_ADAM,
+       FM_PASS_FINITE };
 
 #define FM_T double
 #define FM_NAME(x) x##_f64

@@ -168,40 +168,96 @@ FM_CLONES static int FM_NAME(fm_all_finite_chunk)(const FM_T* x, ptrdiff_t n) {
 
 /* --- the updates: the chunk kernels over the whole arena on up to `threads` threads --- */
 
+/* One pass: which kernel, its operands (NULL where unused), and the split. */
+typedef struct {
+    int pass;
+    FM_T* p;
+    const FM_T* g;
+    FM_T* s0;
+    FM_T* s1;
+    FM_T* s2;
+    const void* h;
+    ptrdiff_t n, share;
+    int bad;               /* FM_PASS_FINITE: set by any chunk that finds a non-finite */
+} FM_NAME(fm_pass);
+
+static void FM_NAME(fm_pass_chunk)(void* arg, ptrdiff_t i, int slot) {
+    FM_NAME(fm_pass)* j = (FM_NAME(fm_pass)*)arg;
+    ptrdiff_t lo = i * j->share, len = j->n - lo < j->share ? j->n - lo : j->share;
+    (void)slot;
+    if (len <= 0) return;
+    FM_T* p = FM_OFF(j->p, lo);
+    const FM_T* g = j->g + lo;
+    switch (j->pass) {
+    case FM_PASS_SGD:
+        FM_NAME(fm_sgd_chunk)(p, g, FM_OFF(j->s0, lo), len, (const fm_sgd_hyper*)j->h);
+        break;
+    case FM_PASS_ADAGRAD:
+        FM_NAME(fm_adagrad_chunk)(p, g, j->s0 + lo, len, (const fm_adagrad_hyper*)j->h);
+        break;
+    case FM_PASS_RMSPROP:
+        FM_NAME(fm_rmsprop_chunk)(p, g, j->s0 + lo, FM_OFF(j->s1, lo), FM_OFF(j->s2, lo), len,
+                                  (const fm_rmsprop_hyper*)j->h);
+        break;
+    case FM_PASS_ADADELTA:
+        FM_NAME(fm_adadelta_chunk)(p, g, j->s0 + lo, j->s1 + lo, len,
+                                   (const fm_adadelta_hyper*)j->h);
+        break;
+    case FM_PASS_ADAM:
+        FM_NAME(fm_adam_chunk)(p, g, j->s0 + lo, j->s1 + lo, FM_OFF(j->s2, lo), len,
+                               (const fm_adam_hyper*)j->h);
+        break;
+    default:
+        if (!FM_NAME(fm_all_finite_chunk)(g, len)) __atomic_store_n(&j->bad, 1, __ATOMIC_RELAXED);
+    }
+}
+
+/* Run the pass over [0, n) on up to `threads` threads (grain: elements a thread must get). */
+static void FM_NAME(fm_pass_run)(FM_NAME(fm_pass)* j, int threads, ptrdiff_t grain) {
+    int t = fm_optim_pool ? fm_par_threads_grain(j->n, threads, grain) : 1;
+    j->bad = 0;
+    if (j->n <= 0) return;
+    ptrdiff_t chunks = t <= 1 ? 1 : (ptrdiff_t)t * FM_PAR_CHUNKS;
+    j->share = chunks == 1 ? j->n : ((j->n + chunks - 1) / chunks + 63) / 64 * 64;
+    chunks = (j->n + j->share - 1) / j->share;
+    if (chunks <= 1)
+        FM_NAME(fm_pass_chunk)(j, 0, 0);
+    else
+        fm_optim_pool(t, chunks, FM_NAME(fm_pass_chunk), j);
+}
+
 static void FM_NAME(fm_sgd)(FM_T* p, const FM_T* g, FM_T* buf, ptrdiff_t n,
                             const fm_sgd_hyper* h, int threads) {
-    FM_CHUNKED(n, threads, FM_NAME(fm_sgd_chunk)(p + lo, g + lo, FM_OFF(buf, lo), len, h));
+    FM_NAME(fm_pass) j = {FM_PASS_SGD, p, g, buf, NULL, NULL, h, n, 0, 0};
+    FM_NAME(fm_pass_run)(&j, threads, FM_PAR_GRAIN);
 }
 
 static void FM_NAME(fm_adagrad)(FM_T* p, const FM_T* g, FM_T* sum, ptrdiff_t n,
                                 const fm_adagrad_hyper* h, int threads) {
-    FM_CHUNKED(n, threads, FM_NAME(fm_adagrad_chunk)(p + lo, g + lo, sum + lo, len, h));
+    FM_NAME(fm_pass) j = {FM_PASS_ADAGRAD, p, g, sum, NULL, NULL, h, n, 0, 0};
+    FM_NAME(fm_pass_run)(&j, threads, FM_PAR_GRAIN);
 }
 
 static void FM_NAME(fm_rmsprop)(FM_T* p, const FM_T* g, FM_T* sq, FM_T* avg, FM_T* buf,
                                 ptrdiff_t n, const fm_rmsprop_hyper* h, int threads) {
-    FM_CHUNKED(n, threads, FM_NAME(fm_rmsprop_chunk)(p + lo, g + lo, sq + lo,
-                                                     FM_OFF(avg, lo), FM_OFF(buf, lo),
-                                                     len, h));
+    FM_NAME(fm_pass) j = {FM_PASS_RMSPROP, p, g, sq, avg, buf, h, n, 0, 0};
+    FM_NAME(fm_pass_run)(&j, threads, FM_PAR_GRAIN);
 }
 
 static void FM_NAME(fm_adadelta)(FM_T* p, const FM_T* g, FM_T* sq, FM_T* acc, ptrdiff_t n,
                                  const fm_adadelta_hyper* h, int threads) {
-    FM_CHUNKED(n, threads, FM_NAME(fm_adadelta_chunk)(p + lo, g + lo, sq + lo, acc + lo,
-                                                      len, h));
+    FM_NAME(fm_pass) j = {FM_PASS_ADADELTA, p, g, sq, acc, NULL, h, n, 0, 0};
+    FM_NAME(fm_pass_run)(&j, threads, FM_PAR_GRAIN);
 }
 
 static void FM_NAME(fm_adam)(FM_T* p, const FM_T* g, FM_T* m, FM_T* v, FM_T* vmax,
                              ptrdiff_t n, const fm_adam_hyper* h, int threads) {
-    FM_CHUNKED(n, threads, FM_NAME(fm_adam_chunk)(p + lo, g + lo, m + lo, v + lo,
-                                                  FM_OFF(vmax, lo), len, h));
+    FM_NAME(fm_pass) j = {FM_PASS_ADAM, p, g, m, v, vmax, h, n, 0, 0};
+    FM_NAME(fm_pass_run)(&j, threads, FM_PAR_GRAIN);
 }
 
 static int FM_NAME(fm_all_finite)(const FM_T* x, ptrdiff_t n, int threads) {
-    int bad = 0;
-    threads = fm_par_threads_grain(n, threads, FM_PAR_GRAIN_READ);
-    FM_CHUNKED(n, threads, if (!FM_NAME(fm_all_finite_chunk)(x + lo, len)) {
-        FM_ATOMIC_SET(bad);
-    });
-    return !bad;
+    FM_NAME(fm_pass) j = {FM_PASS_FINITE, NULL, x, NULL, NULL, NULL, NULL, n, 0, 0};
+    FM_NAME(fm_pass_run)(&j, threads, FM_PAR_GRAIN_READ);
+    return !j.bad;
 }

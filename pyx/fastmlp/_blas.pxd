@@ -11,3 +11,8 @@ cdef int num_threads() noexcept nogil
 # The calling thread's override of that count (0: none), read and set without the GIL.
 cdef int thread_override_get() noexcept nogil
 cdef void thread_override_set(int n) noexcept nogil
+
+# The core's thread team (include/fastmlp/pool.h): run fn(ctx, i, slot) for every chunk i in
+# [0, n) on up to `threads` threads, chunks claimed dynamically; one team per process.
+ctypedef void (*task_fn)(void* ctx, Py_ssize_t chunk, int slot) noexcept nogil
+cdef void pool_run(int threads, Py_ssize_t n, task_fn fn, void* ctx) noexcept nogil

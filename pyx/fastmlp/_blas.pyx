@@ -1,7 +1,8 @@
 """Row-major GEMM: fastmlp's own kernels (``include/fastmlp/gemm.h``), or scipy's BLAS.
 
-The own kernels (AVX2 + FMA, BLIS-style packing, OpenMP over the larger dimension) run
-when the CPU has AVX2 and FMA; otherwise, on other architectures, and if their packing
+The own kernels (AVX-512 or AVX2 + FMA, the best the CPU runs, chosen at import; BLIS-style
+packing, OpenMP over the larger dimension) run when the CPU has at least AVX2 and FMA;
+otherwise, on other architectures, and if their packing
 buffer cannot be allocated, the call goes to ``scipy.linalg.cython_blas``. BLAS is
 column-major; a row-major ``C = op(A) op(B)`` is the column-major ``Cᵀ = op(B)ᵀ op(A)ᵀ``,
 i.e. the same call with A and B (and m and n) swapped. Dimensions are LP64 ``int``:
@@ -18,7 +19,13 @@ from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 cdef extern from "fastmlp/gemm.h" nogil:
+    ctypedef void (*fm_task_fn)(void* ctx, Py_ssize_t chunk, int slot) noexcept nogil
+    void fm_pool_run(int threads, Py_ssize_t n, fm_task_fn fn, void* ctx)
+    int fm_pool_workers()
     int fm_gemm_native()
+    int fm_gemm_set_isa(int isa)
+    int fm_gemm_get_isa()
+    void fm_gemm_tile(int f64, int* mr, int* nr)
     void fm_threads_init()
     void fm_set_threads(int n, int this_thread_only)
     int fm_get_threads()
@@ -32,6 +39,10 @@ cdef extern from "fastmlp/gemm.h" nogil:
 
 fm_threads_init()
 cdef bint _NATIVE_OK = fm_gemm_native()
+fm_gemm_set_isa(-1)
+
+#: GEMM kernel families by code (gemm.h's FM_ISA_*).
+GEMM_ISAS = ("none", "avx2", "avx512")
 cdef bint _use_native = _NATIVE_OK
 
 
@@ -61,6 +72,10 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
               &beta, c, &ldc)
 
 
+cdef void pool_run(int threads, Py_ssize_t n, task_fn fn, void* ctx) noexcept nogil:
+    fm_pool_run(threads, n, <fm_task_fn> fn, ctx)
+
+
 cdef int num_threads() noexcept nogil:
     return fm_get_threads()
 
@@ -76,6 +91,77 @@ cdef void thread_override_set(int n) noexcept nogil:
 def native_available():
     """True when this CPU runs fastmlp's own GEMM kernels (x86-64 with AVX2 and FMA)."""
     return bool(_NATIVE_OK)
+
+
+def gemm_isa():
+    """The kernel family the core's GEMM uses: "avx512", "avx2" or "none" (scipy's BLAS)."""
+    return GEMM_ISAS[fm_gemm_get_isa()]
+
+
+def best_gemm_isa():
+    """The best kernel family this CPU runs (what ``set_gemm_isa(None)`` restores, unless
+    the environment variable ``FASTMLP_GEMM_ISA`` names another)."""
+    saved = fm_gemm_get_isa()
+    best = GEMM_ISAS[fm_gemm_set_isa(len(GEMM_ISAS))]
+    fm_gemm_set_isa(saved)
+    return best
+
+
+def set_gemm_isa(isa):
+    """Use the kernel family ``isa`` ("avx512", "avx2", "none"; None: the default chosen at
+    import) and return the one now in use: a family this CPU cannot run gives the best one
+    it can. Process-wide; meant for tests and benchmarks (every family computes the same
+    bits)."""
+    if isa is None:
+        return GEMM_ISAS[fm_gemm_set_isa(-1)]
+    if isa not in GEMM_ISAS:
+        raise ValueError(f"isa must be one of {GEMM_ISAS} or None, got {isa!r}")
+    return GEMM_ISAS[fm_gemm_set_isa(GEMM_ISAS.index(isa))]
+
+
+ctypedef struct _ChunkLog:
+    long long* runs      # runs[i]: times chunk i ran
+    int* slots           # slots[i]: the slot that ran it
+    double* spin         # busy work per chunk, so that several threads take part
+
+
+cdef void _log_chunk(void* ctx, Py_ssize_t i, int slot) noexcept nogil:
+    cdef _ChunkLog* log = <_ChunkLog*> ctx
+    cdef int r
+    for r in range(2000):
+        log.spin[i] += 1e-9 * r
+    log.runs[i] += 1
+    log.slots[i] = slot
+
+
+def pool_run_for_tests(Py_ssize_t n, int threads):
+    """Run ``n`` chunks on the core's team with up to ``threads`` threads; returns, per
+    chunk, how many times it ran and the slot that ran it (tests: each exactly once, slots
+    in [0, threads))."""
+    import numpy as np
+    runs = np.zeros(max(n, 1), np.int64)
+    slots = np.full(max(n, 1), -1, np.int32)
+    spin = np.zeros(max(n, 1), np.float64)
+    cdef long long[::1] r = runs
+    cdef int[::1] sl = slots
+    cdef double[::1] sp = spin
+    cdef _ChunkLog log
+    log.runs, log.slots, log.spin = &r[0], &sl[0], &sp[0]
+    with nogil:
+        fm_pool_run(threads, n, _log_chunk, &log)
+    return runs[:n], slots[:n]
+
+
+def pool_workers():
+    """Worker threads the core's team has started (0 until a kernel first splits)."""
+    return fm_pool_workers()
+
+
+def gemm_tile(dtype_is_f64=False):
+    """(rows, columns) of the register tile of the family in use ((0, 0): none)."""
+    cdef int mr, nr
+    fm_gemm_tile(dtype_is_f64, &mr, &nr)
+    return mr, nr
 
 
 def use_native(flag=None):

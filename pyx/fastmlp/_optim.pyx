@@ -11,9 +11,13 @@ cimport numpy as cnp
 from cython cimport floating
 from libc.math cimport sqrt, pow
 
-from fastmlp._blas cimport num_threads
+from fastmlp._blas cimport num_threads, pool_run
 
 cdef extern from "fastmlp/optim.h" nogil:
+    ctypedef void (*fm_task_fn)(void* ctx, Py_ssize_t chunk, int slot) noexcept nogil
+    ctypedef void (*fm_pool_run_fn)(int threads, Py_ssize_t n, fm_task_fn fn,
+                                    void* ctx) noexcept nogil
+    void fm_optim_use_pool(fm_pool_run_fn run)
     void fm_sgd_f32(float* p, const float* g, float* buf, Py_ssize_t n, const SGDHyper* h,
                     int threads)
     void fm_sgd_f64(double* p, const double* g, double* buf, Py_ssize_t n,
@@ -36,6 +40,9 @@ cdef extern from "fastmlp/optim.h" nogil:
                      Py_ssize_t n, const AdamHyper* h, int threads)
     int fm_all_finite_f32(const float* x, Py_ssize_t n, int threads)
     int fm_all_finite_f64(const double* x, Py_ssize_t n, int threads)
+
+
+fm_optim_use_pool(<fm_pool_run_fn> pool_run)   # split passes run on _blas's team
 
 
 # --- step-dependent scalars (the caller's side of the kernel contract) ---------------------

@@ -1,0 +1,184 @@
+/* The core's thread team: persistent workers that run "parallel for" jobs whose chunks
+ * are claimed one at a time from a shared counter, and a caller that never waits for a
+ * worker that has not started.
+ *
+ * Why not an OpenMP team: a parallel region splits its work statically and ends at a
+ * barrier, so every region waits for its slowest member. On a shared machine a vCPU is
+ * parked by the host for milliseconds at a time; a training step runs ~15 regions, and
+ * each waited for the parked thread (measured on 2 vCPUs: epochs of 0.35 s turning into
+ * 3-22 s for minutes). Here the caller works through the chunks itself and returns once
+ * every *claimed* chunk is done: a worker that arrives late finds nothing left and goes
+ * back to waiting. The cost of a parked worker is bounded by the one chunk it may hold.
+ *
+ * Protocol. `next` holds (generation << 32 | next chunk). The caller writes the job's
+ * fields, zeroes `done`, then publishes a new generation in `next` and in `gen`; a worker
+ * claims chunk i by a compare-and-swap from (g, i) to (g, i + 1), which fails once the
+ * caller has moved on to another job, so a worker never runs a chunk of a job that has
+ * ended. The caller returns when `done` == the chunk count. A chunk runs with a slot
+ * (0 for the caller, 1 + the worker's index), distinct among the job's participants:
+ * callers index per-participant scratch with it.
+ *
+ * One job at a time: a caller that finds the team busy (another thread's job, or a
+ * nested call from inside a chunk) runs its chunks alone, on its own thread. Workers spin
+ * for ~FM_POOL_SPIN pauses after a job (the next one of a training step follows within
+ * microseconds), then sleep on a condition variable. A forked child never uses the team
+ * (fm_threads_forked: its threads were not copied); the callers run alone there.
+ *
+ * Results never depend on which thread runs a chunk: the callers make every chunk an
+ * independent computation of a fixed part of the output.
+ */
+#ifndef FASTMLP_POOL_H
+#define FASTMLP_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef FM_TASK_FN_DEFINED
+#define FM_TASK_FN_DEFINED
+typedef void (*fm_task_fn)(void* ctx, ptrdiff_t chunk, int slot);
+typedef void (*fm_pool_run_fn)(int threads, ptrdiff_t n, fm_task_fn fn, void* ctx);
+#endif
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define FM_POOL_THREADS 1
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FM_PAUSE() _mm_pause()
+#else
+#define FM_PAUSE() ((void)0)
+#endif
+
+#define FM_POOL_MAX_WORKERS 63
+#define FM_POOL_SPIN (1 << 15)
+
+#ifdef FM_POOL_THREADS
+
+typedef struct {
+    uint64_t next;          /* (generation << 32) | next unclaimed chunk */
+    ptrdiff_t done;         /* chunks of the current job completed */
+    ptrdiff_t n;            /* the current job: chunk count, function, argument, */
+    fm_task_fn fn;
+    void* ctx;
+    int max_workers;        /* and how many workers may join it */
+    uint32_t gen;           /* generation of the current job (workers wait for a new one) */
+    int busy;               /* 1 while a caller owns the team */
+    int sleepers;           /* workers waiting on `wake` */
+    int started;            /* workers started */
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+} fm_pool_state;
+
+static fm_pool_state fm_pool = {0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0,
+                                PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+
+#define FM_LOAD(x) __atomic_load_n(&(x), __ATOMIC_SEQ_CST)
+#define FM_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
+
+/* Claim and run chunks of generation g until none is left (or the job has changed). */
+static void fm_pool_work(uint32_t g, int slot) {
+    for (;;) {
+        uint64_t v = FM_LOAD(fm_pool.next);
+        ptrdiff_t i = (ptrdiff_t)(v & 0xffffffffu);
+        if ((uint32_t)(v >> 32) != g || i >= FM_LOAD(fm_pool.n)) return;
+        fm_task_fn fn = FM_LOAD(fm_pool.fn);
+        void* ctx = FM_LOAD(fm_pool.ctx);
+        if (!__atomic_compare_exchange_n(&fm_pool.next, &v, v + 1, 0, __ATOMIC_SEQ_CST,
+                                         __ATOMIC_SEQ_CST))
+            continue;
+        /* the claim succeeded, so job g cannot have ended: fn and ctx were its own */
+        fn(ctx, i, slot);
+        __atomic_add_fetch(&fm_pool.done, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+static void* fm_pool_worker(void* arg) {
+    const int id = (int)(intptr_t)arg;
+    uint32_t seen = FM_LOAD(fm_pool.gen);
+    for (;;) {
+        uint32_t g;
+        int spins = 0;
+        while ((g = FM_LOAD(fm_pool.gen)) == seen && spins < FM_POOL_SPIN) {
+            FM_PAUSE();
+            spins++;
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&fm_pool.mu);
+            __atomic_add_fetch(&fm_pool.sleepers, 1, __ATOMIC_SEQ_CST);
+            while ((g = FM_LOAD(fm_pool.gen)) == seen) pthread_cond_wait(&fm_pool.wake, &fm_pool.mu);
+            __atomic_sub_fetch(&fm_pool.sleepers, 1, __ATOMIC_SEQ_CST);
+            pthread_mutex_unlock(&fm_pool.mu);
+        }
+        seen = g;
+        if (id < FM_LOAD(fm_pool.max_workers)) fm_pool_work(g, 1 + id);
+    }
+    return NULL;
+}
+
+/* Start workers until `want` run (called by the owner of the team); returns how many do. */
+static int fm_pool_grow(int want) {
+    if (want > FM_POOL_MAX_WORKERS) want = FM_POOL_MAX_WORKERS;
+    while (fm_pool.started < want) {
+        pthread_t t;
+        pthread_attr_t attr;
+        int ok;
+        if (pthread_attr_init(&attr) != 0) break;
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        ok = pthread_create(&t, &attr, fm_pool_worker, (void*)(intptr_t)fm_pool.started) == 0;
+        pthread_attr_destroy(&attr);
+        if (!ok) break;
+        fm_pool.started++;
+    }
+    return fm_pool.started;
+}
+
+/* Run fn(ctx, i, slot) for every chunk i in [0, n) on up to `threads` threads (the caller
+ * included) with slots in [0, threads); returns when all have run. */
+static void fm_pool_run(int threads, ptrdiff_t n, fm_task_fn fn, void* ctx) {
+    int expected = 0, workers;
+    if (n <= 0) return;
+    if (threads > n) threads = (int)n;
+    if (threads <= 1 || n > 0xffffffffL
+        || !__atomic_compare_exchange_n(&fm_pool.busy, &expected, 1, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST)) {
+        for (ptrdiff_t i = 0; i < n; i++) fn(ctx, i, 0);
+        return;
+    }
+    workers = fm_pool_grow(threads - 1);
+    FM_STORE(fm_pool.n, n);
+    FM_STORE(fm_pool.fn, fn);
+    FM_STORE(fm_pool.ctx, ctx);
+    FM_STORE(fm_pool.max_workers, workers < threads - 1 ? workers : threads - 1);
+    FM_STORE(fm_pool.done, 0);
+    uint32_t g = fm_pool.gen + 1;
+    FM_STORE(fm_pool.next, (uint64_t)g << 32);
+    FM_STORE(fm_pool.gen, g);
+    if (FM_LOAD(fm_pool.sleepers) > 0) {
+        pthread_mutex_lock(&fm_pool.mu);
+        pthread_cond_broadcast(&fm_pool.wake);
+        pthread_mutex_unlock(&fm_pool.mu);
+    }
+    fm_pool_work(g, 0);
+    while (FM_LOAD(fm_pool.done) < n) FM_PAUSE();   /* only chunks that others hold */
+    FM_STORE(fm_pool.busy, 0);
+}
+
+/* Workers started so far (for show_config and tests). */
+static int fm_pool_workers(void) { return FM_LOAD(fm_pool.started); }
+
+#undef FM_LOAD
+#undef FM_STORE
+
+#else  /* no threads here: every job runs on the caller */
+
+static void fm_pool_run(int threads, ptrdiff_t n, fm_task_fn fn, void* ctx) {
+    (void)threads;
+    for (ptrdiff_t i = 0; i < n; i++) fn(ctx, i, 0);
+}
+
+static int fm_pool_workers(void) { return 0; }
+
+#endif
+#endif
