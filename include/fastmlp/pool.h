@@ -94,9 +94,13 @@ static void fm_pool_work(uint32_t g, int slot) {
     }
 }
 
+/* The generation before a worker's first job (set before it starts: it must not miss a
+ * job published while it was starting). */
+static uint32_t fm_pool_first_gen[FM_POOL_MAX_WORKERS];
+
 static void* fm_pool_worker(void* arg) {
     const int id = (int)(intptr_t)arg;
-    uint32_t seen = FM_LOAD(fm_pool.gen);
+    uint32_t seen = fm_pool_first_gen[id];
     for (;;) {
         uint32_t g;
         int spins = 0;
@@ -125,6 +129,7 @@ static int fm_pool_grow(int want) {
         pthread_attr_t attr;
         int ok;
         if (pthread_attr_init(&attr) != 0) break;
+        fm_pool_first_gen[fm_pool.started] = fm_pool.gen;
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         ok = pthread_create(&t, &attr, fm_pool_worker, (void*)(intptr_t)fm_pool.started) == 0;
         pthread_attr_destroy(&attr);

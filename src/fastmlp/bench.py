@@ -62,13 +62,13 @@ def measure(work, repeat=5, warmup=1):
 SETTLE_S = 1.0
 
 
-def measure_interleaved(works, repeat=5):
-    """Median seconds of each work function in ``works`` (name -> function), timed in
-    rounds. In every round each function takes its turn, in an order rotated from round
-    to round: a pause (``SETTLE_S``, the previous turn's spinning threads go to sleep),
-    one untimed call (its caches and thread pool warm again), one timed call. A change in
-    the machine's speed (other tenants, clock) then hits every implementation alike, and
-    none runs on the leftovers of another."""
+def measure_rounds(works, repeat=5):
+    """Seconds of each work function in ``works`` (name -> function) in each of ``repeat``
+    rounds (name -> list). In every round each function takes its turn, in an order rotated
+    from round to round: a pause (``SETTLE_S``, the previous turn's spinning threads go to
+    sleep), one untimed call (its caches and thread pool warm again), one timed call. A
+    change in the machine's speed (other tenants, clock) then hits every implementation
+    alike, and none runs on the leftovers of another."""
     names = list(works)
     times = {name: [] for name in names}
     for r in range(repeat):
@@ -79,7 +79,19 @@ def measure_interleaved(works, repeat=5):
             t0 = time.perf_counter()
             works[name]()
             times[name].append(time.perf_counter() - t0)
-    return {name: float(np.median(ts)) for name, ts in times.items()}
+    return times
+
+
+def measure_interleaved(works, repeat=5):
+    """Median seconds of each work function, timed by ``measure_rounds``."""
+    return {name: float(np.median(ts)) for name, ts in measure_rounds(works, repeat).items()}
+
+
+def round_ratios(rounds, impl, base="fastmlp"):
+    """``(median, min, max)`` over the rounds of ``rounds[impl][r] / rounds[base][r]``: the
+    ratio of two implementations timed side by side in one round, and its spread."""
+    r = np.asarray(rounds[impl]) / np.asarray(rounds[base])
+    return float(np.median(r)), float(r.min()), float(r.max())
 
 
 class Case(NamedTuple):
