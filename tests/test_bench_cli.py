@@ -4,12 +4,14 @@ import io
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from fastmlp import bench
 from fastmlp.__main__ import main
 
-COLUMNS = ["case", "unit", "fastmlp", "vs numpy", "vs torch", "GEMM share"]
+COLUMNS = ["case", "unit", "fastmlp", "vs numpy", "vs torch", "vs jax", "vs onnxrt",
+           "GEMM share"]
 
 
 def test_cli_quick_prints_a_table():
@@ -24,7 +26,10 @@ def test_cli_quick_prints_a_table():
     rows = [line for line in lines if line.startswith("tiny step b8")]
     assert len(rows) == 1
     cells = rows[0].split()
-    assert cells[3] == "step" and cells[6].endswith("x") and cells[7] == "-"   # no torch
+    # "1.23x [1.10-1.40]": the median ratio over the rounds and its range
+    assert cells[3] == "step" and cells[6].endswith("x") and cells[7].startswith("[")
+    assert cells[8] == "-"   # no torch
+    assert "stability" not in proc.stdout    # --only selects the rows
 
 
 def test_run_returns_rows_and_works_without_torch(monkeypatch):
@@ -36,6 +41,8 @@ def test_run_returns_rows_and_works_without_torch(monkeypatch):
     r = rows[0]
     assert r["fastmlp_s"] > 0 and r["vs_numpy"] > 0 and r["gemm_share"] > 0
     assert r["vs_torch"] is None and r["gemm_core_share"] > 0
+    lo, hi = r["vs_numpy_range"]
+    assert lo <= r["vs_numpy"] <= hi
     assert "mnist epoch b256 f32" in out.getvalue() and "GEMM share" in out.getvalue()
 
 
@@ -79,3 +86,45 @@ def test_gemm_rows_compare_the_core_numpy_and_blas():
     assert len(rows) == 1
     r = rows[0]
     assert r["gemm_share"] > 0 and "scipy's BLAS" in r["note"]
+
+
+def test_round_ratios_pair_the_rounds():
+    rounds = {"fastmlp": [1.0, 2.0, 4.0], "jax": [2.0, 3.0, 4.0]}
+    assert bench.round_ratios(rounds, "jax") == (1.5, 1.0, 2.0)
+
+
+def test_stability_line_reports_max_over_min():
+    out = io.StringIO()
+    rows = bench.run(quick=True, torch=False, only="stability", file=out)
+    assert rows[-1]["max_over_min"] >= 1 and len(rows[-1]["epoch_s"]) == 8
+    assert "max/min" in out.getvalue()
+
+
+def test_jax_work_functions_run():
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    from fastmlp import _bench_peers as peers
+    peers.jax_train("small", batch=16, n_rows=64)()
+    peers.jax_train("tiny", "float64", batch=4, n_rows=16)()
+    peers.jax_steps("tiny4", batch=8, n_steps=3)()
+    peers.jax_predictions(3)()
+
+
+def test_onnx_runtime_predicts_what_fastmlp_predicts():
+    """The exported benchmark model is the same function (ONNX Runtime vs predict)."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from fastmlp import _bench_peers as peers
+    m = bench.model("mnist")
+    X, _ = bench.data("mnist", 7)
+    sess = ort.InferenceSession(peers.onnx_model(m).SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {"X": X})[0], m.predict(X), rtol=1e-5, atol=1e-5)
+    peers.ort_predictions(2, n_calls=2)()
+
+
+def test_missing_peer_is_left_out_with_the_reason(monkeypatch):
+    monkeypatch.setitem(sys.modules, "jax", None)
+    out = io.StringIO()
+    rows = bench.run(quick=True, torch=False, only="tiny4 step b8", file=out)
+    assert rows[0]["vs_jax"] is None and "jax left out" in out.getvalue()

@@ -314,13 +314,18 @@ static void fm_gemm_tile(int f64, int* mr, int* nr) {
     *nr = (wide ? 32 : 16) / (f64 ? 2 : 1);
 }
 
-/* C[m, n] = alpha op(A) op(B) + beta C through the family in use; -1 when none runs here
- * or the packing buffer could not be allocated (nothing written: the caller uses BLAS). */
+/* C[m, n] = alpha op(A) op(B) + beta C through the family in use (with AVX-512, products
+ * narrower than its tile go to the AVX2 kernels: the same bits, less padding); -1 when
+ * none runs here or the packing buffer could not be allocated (nothing written: the
+ * caller uses BLAS). */
 static int fm_gemm_f32(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                        const float* a, ptrdiff_t lda, const float* b, ptrdiff_t ldb,
                        float beta, float* c, ptrdiff_t ldc, int threads) {
     switch (fm_gemm_get_isa()) {
     case FM_ISA_AVX512:
+        if (n < 32) /* narrower than one 8 x 32 tile: the 6 x 16 ones waste less */
+            return fm_gemm_f32_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                                    threads);
         return fm_gemm_f32_avx512(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
     case FM_ISA_AVX2:
         return fm_gemm_f32_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
@@ -334,6 +339,9 @@ static int fm_gemm_f64(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, do
                        double beta, double* c, ptrdiff_t ldc, int threads) {
     switch (fm_gemm_get_isa()) {
     case FM_ISA_AVX512:
+        if (n < 16)
+            return fm_gemm_f64_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                                    threads);
         return fm_gemm_f64_avx512(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
     case FM_ISA_AVX2:
         return fm_gemm_f64_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);

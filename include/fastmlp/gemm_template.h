@@ -133,8 +133,10 @@ FM_TARGET static void FM_NAME(fm_pack_b)(int tb, const FM_T* B, ptrdiff_t ldb, p
                 FMV_STOREU(dst + jr * kc, FMV_LOADU(src + jr));
                 FMV_STOREU(dst + jr * kc + FM_VL, FMV_LOADU(src + jr + FM_VL));
             }
-            for (ptrdiff_t j = 0; j < FM_NR && cols; j++)
-                dst[n_full * kc + j] = j < cols ? src[n_full + j] : 0;
+            if (cols) {      /* the partial panel: its columns, then zeros */
+                memcpy(dst + n_full * kc, src + n_full, (size_t)cols * sizeof(FM_T));
+                memset(dst + n_full * kc + cols, 0, (size_t)(FM_NR - cols) * sizeof(FM_T));
+            }
         }
         return;
     }

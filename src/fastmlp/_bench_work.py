@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 
@@ -17,9 +18,15 @@ from fastmlp._epoch import EpochLoop
 #: name -> (layer sizes, hidden activation, loss: "mse" or "ce")
 SHAPES = {
     "tiny": ([2, 16, 16, 1], "tanh", "mse"),
+    "tiny4": ([2, 16, 16, 4], "tanh", "mse"),
     "mnist": ([784, 512, 256, 10], "relu", "ce"),
     "wide": ([1024, 2048, 2048, 1024], "relu", "mse"),
     "small": ([32, 64, 64, 4], "relu", "ce"),
+    # the sweep of untuned shapes: narrow to wide, tabular-like to MNIST-like
+    "tabular": ([20, 64, 32, 2], "relu", "ce"),
+    "medium": ([128, 256, 256, 10], "relu", "ce"),
+    "deep": ([256, 512, 512, 512, 512, 10], "relu", "ce"),
+    "regress": ([64, 1024, 1], "tanh", "mse"),
 }
 #: Threads PyTorch may use (the machines we compare on have 2 cores); ``run(threads=n)``
 #: and ``FASTMLP_BENCH_THREADS`` (read by benchmarks/conftest.py) change it.
@@ -159,6 +166,23 @@ def gemm_only(shape, dtype="float32", batch=32, n_rows=20_000, blas="numpy"):
                 if i:
                     gemm(dZ[i][:B], Ws[i], dA[i][:B], trans_b=True)
     return run_core if blas == "core" else run_numpy
+
+
+def epoch_times(shape="mnist", batch=32, epochs=8, n_rows=20_000, n_threads=None):
+    """Seconds of each of ``epochs`` consecutive epochs of one ``Trainer.fit`` (the
+    stability of a fit: max / min should stay near 1 on a quiet machine)."""
+    X, y = data(shape, n_rows)
+    tr = trainer(shape, n_threads=n_threads)
+    times = []
+
+    class Clock(fm.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t0)
+    tr.fit(X, y, epochs=epochs, batch_size=batch, verbose=0, callbacks=[Clock()])
+    return times
 
 
 def two_models(threaded, n_rows=20_000, batch=16, epochs=1):

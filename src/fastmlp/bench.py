@@ -1,12 +1,16 @@
-"""``python -m fastmlp bench``: fastmlp next to the NumPy reference and PyTorch, in one table.
+"""``python -m fastmlp bench``: fastmlp next to its NumPy reference, PyTorch, JAX and ONNX
+Runtime, in one table.
 
 Every case is built once as a *work function* that does a fixed amount of work (a number of
-training steps, one epoch, a number of predictions) when called. The timer runs
-``repeat`` rounds in which every implementation of the case takes a turn (in a rotating
-order: on a shared machine whose speed drifts, all of them see the same drift; each turn
-is a pause, a warm-up call and the timed call, see ``measure_interleaved``), and reports
-the medians (``time.perf_counter``) divided by the units the call holds. The pytest-benchmark suite in ``benchmarks/`` times the very same
-work functions, so the table and the suite measure one thing.
+training steps, one epoch, a number of predictions) when called (``_bench_cases``). The
+timer runs ``repeat`` rounds in which every implementation of the case takes a turn (in a
+rotating order: on a shared machine whose speed drifts, all of them see the same drift;
+each turn is a pause, a warm-up call and the timed call, see ``measure_rounds``). Times
+are medians over the rounds (``time.perf_counter``) divided by the units the call holds;
+each ratio is the median over the rounds of the two implementations' times *in the same
+round*, followed by its range over the rounds in brackets. The pytest-benchmark suite in
+``benchmarks/`` times the very same work functions, so the table and the suite measure one
+thing.
 
 Ratios are *competitor time / fastmlp time*: above 1, fastmlp is faster. "GEMM share" is
 the time NumPy alone takes for the matrix products of the same steps (forward ``A·W`` per
@@ -25,23 +29,25 @@ optimizer, checking the row indices) is shared by the steps. With the NumPy refe
 the per-step Python loop of the same module. PyTorch runs the usual ``zero_grad``, forward,
 loss, ``backward``, ``step`` on the same batches.
 
-PyTorch is optional: without it (or with ``torch=False``) its column reads "-".
+The peers are optional (``pip install ".[bench]"``): one that is not installed (or PyTorch
+with ``torch=False``) reads "-", and the line under the row says why. After the table, one
+fit of 8 epochs shows the spread of epoch times (max / min).
 """
 import contextlib
 import os
 import sys
 import time
-from typing import NamedTuple
 
 import numpy as np
 
 import fastmlp as fm
 from fastmlp import _bench_work as work
+from fastmlp._bench_cases import Case, cases  # noqa: F401
 from fastmlp._bench_work import (SHAPES, busy_core, busy_fit, data,  # noqa: F401
-                                 fastmlp_epoch, fastmlp_steps, gemm_calls, gemm_only,
-                                 input_check,
-                                 import_torch, model, optimizer_steps, predictions,
-                                 torch_model, torch_train, trainer, two_models)
+                                 epoch_times, fastmlp_epoch, fastmlp_steps, gemm_calls,
+                                 gemm_only, input_check, import_torch, model,
+                                 optimizer_steps, predictions, torch_model, torch_train,
+                                 trainer, two_models)
 
 # -- the quick table ------------------------------------------------------------------------
 def measure(work, repeat=5, warmup=1):
@@ -94,73 +100,9 @@ def round_ratios(rounds, impl, base="fastmlp"):
     return float(np.median(r)), float(r.min()), float(r.max())
 
 
-class Case(NamedTuple):
-    """One row of the table. ``work`` maps an implementation ("fastmlp", "numpy", "torch",
-    "gemm"; "gemm-core", "ufunc" and "serial" feed the note) to a builder of its work
-    function, which does ``units`` units per call. ``slow``: the NumPy reference runs once,
-    unwarmed. ``busy``: measured while another process keeps a core busy."""
-    name: str
-    unit: str
-    units: int
-    work: dict
-    repeat: int
-    slow: bool = False
-    busy: bool = False
-    note: str = ""
-
-
-def cases(quick=False):
-    """The table's rows (``Case``), smaller epochs and fewer repetitions when ``quick``."""
-    n_epoch, n_wide, n_thr = (2_000, 1, 5_000) if quick else (20_000, 3, 20_000)
-    rep = 3 if quick else 7
-    core = {"fastmlp": "core"}
-    rows = []
-    for b in (1, 8, 64):
-        rows.append(Case(f"tiny step b{b}", "step", 100, {
-            "fastmlp": lambda b=b: fastmlp_steps("tiny", batch=b, n_steps=100),
-            "numpy": lambda b=b: fastmlp_steps("tiny", "numpy", batch=b, n_steps=100),
-            "torch": lambda b=b: torch_train("tiny", batch=b, n_rows=100 * b, shuffle=False),
-        }, rep))
-    for dt in ("float32", "float64"):
-        for b in (32, 128, 256):
-            kw = dict(dtype=dt, batch=b, n_rows=n_epoch)
-            rows.append(Case(f"mnist epoch b{b} f{dt[5:]}", f"epoch/{n_epoch // 1000}k", 1, {
-                "fastmlp": lambda kw=kw: fastmlp_epoch("mnist", **kw),
-                "numpy": lambda kw=kw: fastmlp_epoch("mnist", "numpy", **kw),
-                "torch": lambda kw=kw: torch_train("mnist", **kw),
-                "gemm": lambda kw=kw: gemm_only("mnist", **kw),
-                "gemm-core": lambda kw=kw: gemm_only("mnist", blas="core", **kw),
-            }, 3, slow=not quick, note="gemm-core"))
-    rows.append(Case("wide step b256", "step", n_wide, {
-        "fastmlp": lambda: fastmlp_steps("wide", batch=256, n_steps=n_wide),
-        "numpy": lambda: fastmlp_steps("wide", "numpy", batch=256, n_steps=n_wide),
-        "torch": lambda: torch_train("wide", batch=256, n_rows=256 * n_wide, shuffle=False),
-        "gemm": lambda: gemm_only("wide", batch=256, n_rows=256 * n_wide),
-        "gemm-core": lambda: gemm_only("wide", batch=256, n_rows=256 * n_wide, blas="core"),
-    }, 3, note="gemm-core"))
-    for kind, label in (("sgd", "SGD-momentum"), ("adam", "Adam")):
-        rows.append(Case(f"{label} 1M params", "update", 10, {
-            impl: (lambda impl=impl, kind=kind: optimizer_steps(kind, core.get(impl, impl)))
-            for impl in ("fastmlp", "numpy", "ufunc", "torch")}, 2 * rep, note="ufunc"))
-    for n, calls in ((1, 200), (10_000, 1)):
-        rows.append(Case(f"predict mnist {n:,} row{'s' * (n > 1)}", "call", calls, {
-            impl: (lambda impl=impl, n=n, calls=calls:
-                   predictions(core.get(impl, impl), n, calls))
-            for impl in ("fastmlp", "numpy", "torch")}, 2 * rep, note=f"rows/s:{n}"))
-    rows.append(Case("2 small models, 2 threads", f"2 fits/{n_thr // 1000}k", 1, {
-        "fastmlp": lambda: two_models(True, n_thr), "serial": lambda: two_models(False, n_thr),
-    }, rep, note="serial"))
-    for label, (m, n, k, ta) in (("fwd b32", (32, 512, 784, False)),
-                                 ("dW b256", (784, 512, 256, True))):
-        rows.append(Case(f"GEMM {m}x{n}x{k} {label}", "call", 10, {
-            "fastmlp": lambda s=(m, n, k, ta): gemm_calls("core", *s),
-            "gemm": lambda s=(m, n, k, ta): gemm_calls("numpy", *s),
-            "blas": lambda s=(m, n, k, ta): gemm_calls("blas", *s),
-        }, 2 * rep, note="blas"))
-    rows.append(Case("mnist b32, a core busy", "epoch/6k", 1, {
-        "fastmlp": lambda: busy_fit(None), "fixed2": lambda: busy_fit(2),
-        "fixed1": lambda: busy_fit(1)}, rep, busy=True, note="fixed"))
-    return rows
+#: The peers, in the table's column order (implementations that raise ImportError when
+#: built are left out of their row: "-").
+PEERS = ("numpy", "torch", "jax", "onnxrt")
 
 
 def run(quick=False, torch=True, only=None, threads=None, file=None):
@@ -182,6 +124,20 @@ def run(quick=False, torch=True, only=None, threads=None, file=None):
         work.TORCH_THREADS = saved
 
 
+def _build(case, torch_ok):
+    """The work functions of a case (built: data made, models compiled), those of peers
+    that are not installed (or excluded) left out, with the reason."""
+    works, missing = {}, []
+    for impl, build in case.work.items():
+        if impl == "torch" and not torch_ok:
+            continue
+        try:
+            works[impl] = build()
+        except ImportError as e:
+            missing.append(f"{impl} left out: {e}")
+    return works, missing
+
+
 def _run(quick, torch_ok, only, file):
     out = []
     print(_header(quick, torch_ok), file=file, flush=True)
@@ -189,38 +145,66 @@ def _run(quick, torch_ok, only, file):
     for case in cases(quick):
         if only and only not in case.name:
             continue
-        impls = {impl: build for impl, build in case.work.items()
-                 if torch_ok or impl != "torch"}
-        once = {"numpy"} if case.slow else set()     # the slow reference: one cold run
+        works, missing = _build(case, torch_ok)
+        once = {"numpy"} & set(works) if case.slow else set()   # slow reference: one cold run
         with busy_core() if case.busy else contextlib.nullcontext():
-            t = measure_interleaved({impl: build() for impl, build in impls.items()
-                                     if impl not in once}, repeat=case.repeat)
-        t.update({impl: measure(impls[impl](), repeat=1, warmup=0) for impl in once})
-        t = {impl: sec / case.units for impl, sec in t.items()}
-        out.append(_row(case, t))
+            rounds = measure_rounds({impl: w for impl, w in works.items() if impl not in once},
+                                    repeat=case.repeat)
+        for impl in once:
+            rounds[impl] = [measure(works[impl], repeat=1, warmup=0)] * case.repeat
+        out.append(_row(case, {impl: [x / case.units for x in ts] for impl, ts in rounds.items()}))
         print(_format_row(out[-1]), file=file, flush=True)
+        for why in missing:
+            print(f"  ({why})", file=file, flush=True)
+    if not only or "stability" in only:
+        out.append(_stability(quick, file))
     return out
 
 
+def _stability(quick, file):
+    """8 consecutive epochs of one fit (MNIST shape, batch 32): max / min epoch time."""
+    times = epoch_times("mnist", 32, epochs=8, n_rows=2_000 if quick else 20_000)
+    spread = max(times) / min(times)
+    print(f"stability: 8 epochs of one fit, mnist b32: "
+          f"{' '.join(f'{1e3 * t:.0f}' for t in times)} ms; max/min {spread:.2f}",
+          file=file, flush=True)
+    return {"case": "stability mnist b32 8 epochs", "epoch_s": times, "max_over_min": spread}
+
+
 def _row(case, t):
-    f = t["fastmlp"]
-    ratio = lambda impl: t[impl] / f if impl in t else None
-    row = {"case": case.name, "unit": case.unit, "fastmlp_s": f, "vs_numpy": ratio("numpy"),
-           "vs_torch": ratio("torch"), "gemm_share": ratio("gemm"), "note": ""}
+    """Seconds per unit (medians over rounds) and ratios (median and range over rounds of
+    competitor / fastmlp, each round timed side by side)."""
+    med = {impl: float(np.median(ts)) for impl, ts in t.items()}
+    f = med["fastmlp"]
+    ratio = lambda impl: round_ratios(t, impl) if impl in t else None
+    row = {"case": case.name, "unit": case.unit, "fastmlp_s": f, "note": ""}
+    for impl in PEERS:
+        row[f"vs_{impl}"] = ratio(impl)[0] if impl in t else None
+        row[f"vs_{impl}_range"] = ratio(impl)[1:] if impl in t else None
+    row["gemm_share"] = ratio("gemm")[0] if "gemm" in t else None
     if case.note == "ufunc":
-        row["note"] = f"vs NumPy out= ufuncs: {ratio('ufunc'):.2f}x"
+        row["note"] = f"vs NumPy out= ufuncs: {ratio('ufunc')[0]:.2f}x"
     elif case.note.startswith("rows/s:"):
         row["note"] = f"{int(case.note[7:]) / f:,.0f} rows/s"
     elif case.note == "gemm-core":
-        row["gemm_core_share"] = ratio("gemm-core")
-        row["note"] = f"the core's own GEMMs alone: {100 * ratio('gemm-core'):.0f} % of a step"
+        row["gemm_core_share"] = ratio("gemm-core")[0]
+        row["note"] = f"the core's own GEMMs alone: {100 * ratio('gemm-core')[0]:.0f} % of a step"
+    elif case.note == "peak":
+        row["gflops"] = case.flops / f / 1e9
+        row["gemm_core_share"] = ratio("gemm-core")[0]
+        row["note"] = (f"{row['gflops']:.0f} GFLOP/s in the step; its GEMMs alone "
+                       f"{case.flops / med['gemm-core'] / 1e9:.0f} GFLOP/s")
+    elif case.note == "gflops":
+        row["gflops"] = case.flops / f / 1e9
+        row["note"] = (f"core {row['gflops']:.0f} GFLOP/s, NumPy "
+                       f"{case.flops / med['gemm'] / 1e9:.0f} GFLOP/s")
     elif case.note == "serial":
-        row["note"] = f"one after the other / threads: {ratio('serial'):.2f}x"
+        row["note"] = f"one after the other / threads: {ratio('serial')[0]:.2f}x"
     elif case.note == "blas":
-        row["note"] = f"vs the same call through scipy's BLAS: {ratio('blas'):.2f}x"
+        row["note"] = f"vs the same call through scipy's BLAS: {ratio('blas')[0]:.2f}x"
     elif case.note == "fixed":
-        row["note"] = (f"adaptive threads vs n_threads=2: {ratio('fixed2'):.2f}x, "
-                       f"vs n_threads=1: {ratio('fixed1'):.2f}x")
+        row["note"] = (f"adaptive threads vs n_threads=2: {ratio('fixed2')[0]:.2f}x, "
+                       f"vs n_threads=1: {ratio('fixed1')[0]:.2f}x")
     return row
 
 
@@ -249,13 +233,15 @@ def _fmt_time(s):
 
 
 def _format_row(row):
-    cols = "{:<28} {:<11} {:>10} {:>9} {:>9} {:>10}  {}"
+    cols = "{:<26} {:<10} {:>9} {:>18} {:>18} {:>18} {:>18} {:>10}  {}"
     if row is None:
-        head = cols.format("case", "unit", "fastmlp", "vs numpy", "vs torch", "GEMM share",
-                           "note")
+        head = cols.format("case", "unit", "fastmlp", "vs numpy", "vs torch", "vs jax",
+                           "vs onnxrt", "GEMM share", "note")
         return head + "\n" + "-" * len(head.rstrip())
-    ratio = lambda r: "-" if r is None else f"{r:.2f}x"
+
+    def ratio(impl):
+        r, rng = row[f"vs_{impl}"], row[f"vs_{impl}_range"]
+        return "-" if r is None else f"{r:.2f}x [{rng[0]:.2f}-{rng[1]:.2f}]"
     share = "-" if row["gemm_share"] is None else f"{100 * row['gemm_share']:.0f} %"
     return cols.format(row["case"], row["unit"], _fmt_time(row["fastmlp_s"]),
-                       ratio(row["vs_numpy"]), ratio(row["vs_torch"]), share,
-                       row["note"]).rstrip()
+                       *(ratio(impl) for impl in PEERS), share, row["note"]).rstrip()
