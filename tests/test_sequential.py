@@ -252,3 +252,17 @@ def test_predict_chunks_and_single_rows_agree(rng, dtype):
     if fm._blas.native_available():
         for i in (0, 17, 49):
             np.testing.assert_array_equal(model.predict(X[i:i + 1])[0], full[i])
+
+
+def test_named_parameters_through_a_residual():
+    """Issue 16, item 2: positions come from flat_layers, names from the path (torch's
+    ``"1.0.weight"`` style)."""
+    m = fm.Sequential([fm.Dense(4, 4, activation="relu"),
+                       fm.Residual(fm.Dense(4, 4, activation="tanh"), fm.PReLU()),
+                       fm.Dense(4, 2)], seed=0)
+    named = m.named_parameters()
+    assert [n for n, _ in named] == ["0.W", "0.b", "1.0.W", "1.0.b", "1.1.weight", "2.W", "2.b"]
+    assert named[2][1] is not None and named[2][1].shape == (4, 4)
+    assert np.shares_memory(named[2][1], m[1].layers[0].W)
+    assert sum(v.size for v in m.parameters()) == m.n_params
+    assert all(np.shares_memory(v, m.params) for v in m.parameters())

@@ -102,20 +102,52 @@ class Sequential:
         self.params = np.zeros(offset, dtype=self.dtype)
         self.grads = np.zeros(offset, dtype=self.dtype)
         self.buffers = np.zeros(boff, dtype=self.dtype)
-        for p in info:
+        for b in buf_info:
+            self.buffers[b["offset"]:b["offset"] + _size(b["shape"])] = \
+                np.broadcast_to(b["value"], b["shape"]).reshape(-1)
+        self._bind_views()
+        _init_sequence(self.layers, np.random.default_rng(self.seed))
+
+    def _bind_views(self):
+        """Give every layer its views of ``params``, ``grads`` and ``buffers``."""
+        for p in self.param_info:
             layer = self.flat_layers[p["layer"]]
             sl = slice(p["offset"], p["offset"] + _size(p["shape"]))
             setattr(layer, p["name"], self.params[sl].reshape(p["shape"]))
             setattr(layer, "d" + p["name"], self.grads[sl].reshape(p["shape"]))
-        for b in buf_info:
+        for b in self.buffer_info:
             view = self.buffers[b["offset"]:b["offset"] + _size(b["shape"])].reshape(b["shape"])
-            view[...] = b["value"]
             setattr(self.flat_layers[b["layer"]], b["name"], view)
         for layer in self.flat_layers:
             layer._model = self
         for layer in self.flat_layers:
             layer.bind_shared()
-        _init_sequence(self.layers, np.random.default_rng(self.seed))
+
+    # -- pickling and copy.deepcopy: exact, through the arenas -------------------------------
+    _TRANSIENT = ("_local", "_python_lock", "_train_lock", "_stages", "_last_batch")
+
+    def __getstate__(self):
+        """Everything but the locks, the per-thread plans and the compiled stages (rebuilt
+        on unpickling); the layers travel without their views, which are rebound."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
+        self._python_lock, self._train_lock = threading.Lock(), threading.Lock()
+        self._last_batch = None
+        self._unpickling = True
+        self._finish_unpickling()
+
+    def _finish_unpickling(self):
+        """Bind the views and compile, once every layer has its state back (a layer copied
+        alone brings its model along, and gets its own state after the model's)."""
+        if not self.__dict__.get("_unpickling") or \
+                not all("n_in" in layer.__dict__ for layer in self.flat_layers):
+            return
+        del self._unpickling
+        self._bind_views()
+        self.backend = self._backend             # compiles the stages
 
     @property
     def n_params(self):
@@ -315,9 +347,19 @@ class Sequential:
         return self.layers[i]
 
     def named_parameters(self):
-        """List of ``(name, view)``, names like ``"0.W"`` (layer index, parameter)."""
-        return [(f"{p['layer']}.{p['name']}", getattr(self.layers[p["layer"]], p["name"]))
-                for p in self.param_info]
+        """List of ``(name, view)``, in arena order. A name is the layer's path, then the
+        parameter: ``"0.W"`` for ``model[0].W``, ``"1.0.b"`` for the first layer inside
+        the container ``model[1]`` (a Residual or a nested Sequential), as torch names
+        its modules."""
+        paths = _layer_paths(self.layers)
+        return [(f"{paths[id(layer)]}.{p['name']}", getattr(layer, p["name"]))
+                for p in self.param_info
+                for layer in (self.flat_layers[p["layer"]],)]
+
+    def parameters(self):
+        """List of the parameter views (``layer.W``, ``layer.b``, ...), in arena order, as
+        ``torch.nn.Module.parameters()``; ``model.params`` is the same values as one array."""
+        return [view for _, view in self.named_parameters()]
 
     def __repr__(self):
         rows = [f"Sequential(dtype={self.dtype.name}, backend={self._backend!r}, "
@@ -338,6 +380,15 @@ def _flatten(layers):
     for layer in layers:
         out.append(layer)
         out.extend(_flatten(layer.children()))
+    return out
+
+
+def _layer_paths(layers, prefix=""):
+    """``{id(layer): "i.j..."}``: each layer's position, through containers."""
+    out = {}
+    for i, layer in enumerate(layers):
+        out[id(layer)] = f"{prefix}{i}"
+        out.update(_layer_paths(layer.children(), f"{prefix}{i}."))
     return out
 
 

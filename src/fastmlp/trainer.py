@@ -69,6 +69,11 @@ class Trainer:
         self.stop_training = False
         self._thread_governor = None
 
+    def __getstate__(self):
+        """Pickle (and ``copy.deepcopy``) everything but the thread governor, which holds
+        timings of this machine's run: a copy measures afresh."""
+        return {**self.__dict__, "_thread_governor": None}
+
     def _governor(self):
         """The thread governor of the fused loop (kept across fits), or None when
         ``n_threads`` fixes the count."""

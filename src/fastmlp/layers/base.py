@@ -91,6 +91,26 @@ class Layer:
             raise ValueError(f"{type(self).__name__}.backward called before forward")
         return self._cache
 
+    # -- pickling ----------------------------------------------------------------------------
+    def __getstate__(self):
+        """The layer's attributes without its views into a model's arenas (the model puts
+        them back when it is unpickled) and without the forward cache."""
+        state = dict(self.__dict__)
+        state["_cache"] = None
+        if self._model is not None:
+            for name, _, _ in self.param_specs():
+                state.pop(name, None)
+                state.pop("d" + name, None)
+            for name, _, _ in self.buffer_specs():
+                state.pop(name, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        model = state.get("_model")
+        if model is not None:           # a layer copied alone: its model may wait for it
+            model._finish_unpickling()
+
     # -- display ---------------------------------------------------------------------------
     def n_params(self):
         return int(sum(np.prod(shape, dtype=np.int64) for _, shape, _ in self.param_specs()))
