@@ -15,7 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from fastmlp._estimator_fit import fit_full_batch, fit_stochastic
+from fastmlp._estimator_fit import check_full_batch, fit_full_batch, fit_stochastic
 from fastmlp.layers import BatchNorm, Dense, Dropout
 from fastmlp.layers.activations import ACTIVATION_LAYERS
 from fastmlp.optim import OPTIMIZERS
@@ -216,6 +216,7 @@ class BaseMLP(BaseEstimator):
     # -- fit -----------------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental=False):
         self._validate_params()
+        check_full_batch(self)
         first_pass = "_model" not in self.__dict__ or not (self.warm_start or incremental)
         X, Y = self._validate_input(X, y, incremental, first_pass, self._fit_dtype(first_pass))
         if sparse.issparse(X):

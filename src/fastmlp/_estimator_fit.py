@@ -284,6 +284,27 @@ def _set_lr(opt, lr):
 
 # -- full-batch solvers ---------------------------------------------------------------------------
 
+def check_full_batch(est):
+    """A full-batch solver searches along lines of one objective: dropout, which draws new
+    masks at every evaluation, makes it random (the solver then stops early, claiming
+    convergence); the Trainer refuses the same (BatchNorm over the whole set is
+    deterministic and stays allowed)."""
+    if getattr(OPTIMIZERS[est.solver], "full_batch", False) and est.dropout > 0:
+        raise ValueError(f"dropout={est.dropout} draws new masks at every evaluation, but "
+                         f"solver={est.solver!r} needs a deterministic objective: use a "
+                         "mini-batch solver (solver='adam' or 'sgd') or dropout=0")
+
+
+def _check_dense_hessian(est, cls):
+    """Estimator-level advice for the solvers that store an n x n matrix."""
+    limit = getattr(cls(), "max_params", None)
+    n = est._model.n_params
+    if limit is not None and n > limit:
+        raise ValueError(f"solver={est.solver!r} stores a dense {n}x{n} matrix, but the "
+                         f"network has {n:,} parameters (at most {limit:,}): use "
+                         "solver='lbfgs', or fewer or smaller hidden_layer_sizes")
+
+
 def fit_full_batch(est, X, Y, sample_weight):
     """lbfgs as scikit-learn runs it (scipy's L-BFGS-B, gtol=tol, maxiter, maxfun), or one
     of fastmlp's other full-batch solvers, on the whole-training-set objective."""
@@ -296,6 +317,7 @@ def fit_full_batch(est, X, Y, sample_weight):
         _lbfgs(est, objective, obj)
         return
     cls = OPTIMIZERS[est.solver]
+    _check_dense_hessian(est, cls)
     hyper = {k: v for k, v in (("lr", est.learning_rate_init), ("tol", est.tol))
              if k in cls._checks}
     verbose = (lambda it, loss: print("Iteration %d, loss = %.8f" % (it + 1, loss)) or False) \

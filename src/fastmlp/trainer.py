@@ -33,7 +33,8 @@ class Trainer:
     metrics : sequence of str or callable
         Reported per epoch on the training data and, with validation data, as ``val_*``.
     seed : int or None
-        Seed of the shuffling and of the validation split (default: the model's seed).
+        Seed of the shuffling and of the validation split (default: the model's seed;
+        the split falls back on the model's RNG key when both are None).
     n_threads : int or None
         Threads of the core (and of the BLAS pools) during fit. None: adaptive, up to the
         process setting (``fm.set_num_threads``, by default all cores): the fused loop
@@ -134,7 +135,9 @@ class Trainer:
 
         Mini-batches sample rows without replacement: every training row is used exactly
         once per epoch (the last, partial batch included). ``validation_split`` holds out
-        that fraction of the rows (shuffled, and stratified for classification) by index;
+        that fraction of the rows (shuffled, and stratified for classification) by index,
+        the same rows on every fit of as many rows (the split is fixed by the trainer's
+        seed, or the model's RNG key, and the row count; Keras holds out the last rows);
         ``validation_data=(X_val, y_val)`` gives them explicitly. ``verbose``: 0 silent,
         1 a progress bar per epoch, 2 one line per epoch.
         """
@@ -179,8 +182,15 @@ class Trainer:
         strat = None
         if self.loss.is_classification:
             strat = _class_labels(targets, self.model.n_out)[0]
-        train_idx, val_idx = split_indices(n, validation_split, self._rng, strat)
+        train_idx, val_idx = split_indices(n, validation_split, self._split_rng(n), strat)
         return train_idx, (X[val_idx], targets[val_idx])
+
+    def _split_rng(self, n):
+        """The generator of ``validation_split``: fixed by the seed (the trainer's, else the
+        model's RNG key, which save/load keeps) and the number of rows, so every fit on the
+        same data, and a fit after a resume, holds out the same rows."""
+        key = self.seed if self.seed is not None else self.model.rng_seed
+        return np.random.default_rng([int(key) % 2**64, n])
 
     def _fit(self, X, targets, weights, train_idx, val, epochs, batch_size, shuffle,
              callbacks, verbose):
