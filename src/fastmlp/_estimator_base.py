@@ -131,8 +131,10 @@ class BaseMLP(BaseEstimator):
     @property
     def coefs_(self):
         """Weight matrices, ``coefs_[i]`` of shape (units[i], units[i + 1]): views into the
-        network's parameters (writing to them changes the model)."""
-        return [layer.W for layer in self._dense_layers()]
+        network's parameters (writing to them, or assigning ``coefs_[i] = W``, changes the
+        model). Set on an unfitted estimator, they are where ``partial_fit`` (or a
+        ``warm_start`` fit) starts, as in scikit-learn."""
+        return self._views("coefs_", "W")
 
     @coefs_.setter
     def coefs_(self, values):
@@ -141,11 +143,16 @@ class BaseMLP(BaseEstimator):
     @property
     def intercepts_(self):
         """Bias vectors, ``intercepts_[i]`` of shape (units[i + 1],): views, as coefs_."""
-        return [layer.b for layer in self._dense_layers()]
+        return self._views("intercepts_", "b")
 
     @intercepts_.setter
     def intercepts_(self, values):
         self._set_views("intercepts_", "b", values)
+
+    def _views(self, name, attr):
+        if "_model" not in self.__dict__ and "_pending_" + name in self.__dict__:
+            return self.__dict__["_pending_" + name]
+        return ArenaList(name, [getattr(layer, attr) for layer in self._dense_layers()])
 
     def _dense_layers(self):
         model = self.__dict__.get("_model")
@@ -154,16 +161,23 @@ class BaseMLP(BaseEstimator):
         return [layer for layer in model.layers if isinstance(layer, Dense)]
 
     def _set_views(self, name, attr, values):
-        layers = self._dense_layers()
+        if "_model" not in self.__dict__:       # kept until the first fit builds the model
+            self.__dict__["_pending_" + name] = list(values)
+            return
+        views = self._views(name, attr)
         values = list(values)
-        if len(values) != len(layers):
-            raise ValueError(f"{name} must hold {len(layers)} arrays, got {len(values)}")
-        for layer, value in zip(layers, values):
-            view = getattr(layer, attr)
-            value = np.asarray(value)
-            if value.shape != view.shape:
-                raise ValueError(f"{name}: expected shape {view.shape}, got {value.shape}")
-            view[...] = value
+        if len(values) != len(views):
+            raise ValueError(f"{name} must hold {len(views)} arrays, got {len(values)}")
+        for i, value in enumerate(values):
+            views[i] = value
+
+    def _take_pending_weights(self, use):
+        """Put the ``coefs_`` / ``intercepts_`` set before the first fit into the new
+        network (when ``use``: partial_fit or warm_start, as scikit-learn); forget them."""
+        for name, attr in (("coefs_", "W"), ("intercepts_", "b")):
+            values = self.__dict__.pop("_pending_" + name, None)
+            if use and values is not None:
+                self._set_views(name, attr, values)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -226,6 +240,7 @@ class BaseMLP(BaseEstimator):
         arch = self._architecture(X.shape[1], Y.shape[1], X.dtype)
         if first_pass:
             self._initialize(Y, arch, rs)
+            self._take_pending_weights(self.warm_start or incremental)
         elif {**arch, "seed": self._arch["seed"]} != self._arch:
             raise ValueError(f"warm_start and partial_fit need the network of the previous "
                              f"fit ({_describe(self._arch)}), got {_describe(arch)}; set "
@@ -332,6 +347,31 @@ class BaseMLP(BaseEstimator):
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+class ArenaList(list):
+    """``coefs_`` / ``intercepts_`` of a fitted estimator: the views into the network, where
+    ``coefs_[i] = W`` writes W into the network (scikit-learn's list of arrays semantics)."""
+
+    def __init__(self, name, views):
+        super().__init__(views)
+        self.name = name
+
+    def __setitem__(self, i, value):
+        if isinstance(i, slice):
+            raise TypeError(f"{self.name} takes one array at a time: {self.name}[i] = array")
+        view = list.__getitem__(self, i)
+        try:
+            value = np.asarray(value, dtype=view.dtype)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{self.name}[{i}] must be an array of numbers: {exc}") from None
+        if value.shape != view.shape:
+            raise ValueError(f"{self.name}[{i}]: expected shape {view.shape}, got "
+                             f"{value.shape}")
+        view[...] = value
+
+    def __reduce__(self):                       # copies and pickles are plain lists
+        return list, (list(self),)
+
 
 def build_model(arch):
     """The Sequential described by ``arch`` (see ``BaseMLP._architecture``)."""

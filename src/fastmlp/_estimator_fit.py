@@ -161,8 +161,8 @@ def fit_stochastic(est, X, Y, sample_weight, incremental, rs):
             try:
                 value = loop.run(sample_idx[:-1] if drop_last else sample_idx)
             except NonFiniteLoss:
-                raise ValueError(f"{_NON_FINITE} (The loss or its gradient became "
-                                 f"non-finite at iteration {est.n_iter_ + 1}.)") from None
+                _diverged(est)
+                break
             value = obj.report(value, 0.5 * (p0 + obj.penalty_value(model)))
             est.n_iter_ += 1
             est.loss_ = value
@@ -187,6 +187,21 @@ def fit_stochastic(est, X, Y, sample_weight, incremental, rs):
         warnings.warn("Training interrupted by user.")
     if est.early_stopping:
         model.set_weights(est._best_weights)
+
+
+def _diverged(est):
+    """The loss became non-finite: with early stopping, the epoch is recorded with a nan
+    score and training stops, the best weights then put back (scikit-learn runs on to the
+    same end); without, ValueError as scikit-learn's check of the weights."""
+    if not est.early_stopping:
+        raise ValueError(f"{_NON_FINITE} (The loss or its gradient became non-finite at "
+                         f"iteration {est.n_iter_ + 1}.)")
+    est.n_iter_ += 1
+    est.loss_ = np.nan
+    est.loss_curve_.append(np.nan)
+    est.validation_scores_.append(float("nan"))
+    if est.verbose:
+        print("Iteration %d, loss = nan: the loss diverged. Stopping." % est.n_iter_)
 
 
 def _bookkeeping(est):
