@@ -18,8 +18,9 @@ class Sequential:
 
     Parameters
     ----------
-    layers : list of Layer
-        The first layer must fix the input width (e.g. ``Dense`` or ``Maxout``).
+    *layers : Layer, or one list of Layer
+        ``Sequential([l1, l2])`` (Keras) or ``Sequential(l1, l2)`` (torch's
+        ``nn.Sequential``). The first layer must fix the input width (e.g. ``Dense``).
     dtype : {"float32", "float64"}
         Dtype of the parameters, of the computation and of the outputs.
     seed : int or None
@@ -40,8 +41,8 @@ class Sequential:
         into the arena and shape.
     """
 
-    def __init__(self, layers, dtype="float32", seed=None, backend="core"):
-        layers = list(layers) if not isinstance(layers, Layer) else [layers]
+    def __init__(self, *layers, dtype="float32", seed=None, backend="core"):
+        layers = _layer_list(layers)
         if not layers:
             raise ValueError("layers must hold at least one layer")
         for i, layer in enumerate(layers):
@@ -307,10 +308,12 @@ class Sequential:
         Thread-safe: each thread runs its own compiled plans (workspaces), without the GIL,
         so concurrent predictions on one model run in parallel and equal serial ones; it
         does not disturb the caches of :meth:`forward`. Rows are processed ``batch_size``
-        at a time, which bounds the workspace.
+        at a time, which bounds the workspace. No rows give an empty (0, n_out) array.
         """
-        X = as_float_matrix(X, self.dtype, "X", self.n_in)
+        X = as_float_matrix(X, self.dtype, "X", self.n_in, allow_empty=True)
         batch_size = check_positive_int(batch_size, "batch_size")
+        if X.shape[0] == 0:
+            return np.empty((0, self.n_out), dtype=self.dtype)
         stages = self._thread_stages()
         if len(stages) == 1 and stages[0][0] == "core":     # one GIL-free call for it all
             return stages[0][1].predict(X, batch_size)
@@ -368,6 +371,28 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             rows.append(f"  ({i}) {layer!r:<{width}}  params: {layer.n_params():>12,}")
         return "\n".join(rows)
+
+
+def _layer_list(args):
+    """The layers of ``Sequential(*args)``: the layers given one by one, or one list."""
+    if not args:
+        return []
+    if len(args) == 1 and not isinstance(args[0], Layer):
+        try:
+            return list(args[0])
+        except TypeError:
+            raise TypeError(f"layers must be Layer objects or one list of them, got "
+                            f"{type(args[0]).__name__}") from None
+    if isinstance(args[0], (list, tuple)):
+        raise TypeError(f"Sequential takes its layers, then keyword arguments: got "
+                        f"{args[1]!r:.60} as a second positional argument; write "
+                        "Sequential(layers, dtype=...) (dtype, seed and backend are keyword "
+                        "arguments)")
+    for i, arg in enumerate(args):
+        if not isinstance(arg, Layer):
+            raise TypeError(f"layers[{i}] must be a fastmlp Layer, got "
+                            f"{type(arg).__name__}: {arg!r:.60}")
+    return list(args)
 
 
 def _size(shape):

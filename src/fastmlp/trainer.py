@@ -334,8 +334,10 @@ class Trainer:
         return logs
 
     def predict(self, X):
-        """Network outputs (logits for classification losses) in evaluation mode."""
-        return self._outputs(self._inputs(X))
+        """Network outputs (logits for classification losses) in evaluation mode; an empty
+        (0, n_out) array for no rows."""
+        return self._outputs(as_float_matrix(X, self.model.dtype, "X", self.model.n_in,
+                                             allow_empty=True))
 
 
 def _chunk_hook(bar, batch_cbs, epoch):
