@@ -56,3 +56,98 @@ def test_validation_split_holds_out_the_same_rows_every_fit(tmp_path, seed):
     other = fm.Trainer(fm.Sequential([RowIds(5), fm.Dense(4, 3)], seed=1),
                        fm.CrossEntropyLoss(), fm.Adam(), seed=12345)
     assert _val_rows(other, X, y) != first          # fixed by the seed, not by accident
+
+
+def _clf(seed=0, n_in=4, n_out=3):
+    return fm.Sequential([fm.Dense(n_in, 8, activation="relu"), fm.Dense(8, n_out)], seed=seed)
+
+
+def _clf_data(n=60, seed=0, n_in=4):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_in))
+    return X, (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0.5)
+
+
+@pytest.mark.parametrize("loss,cls", [
+    (fm.CrossEntropyLoss, fm.CrossEntropyLoss),
+    ("categorical_crossentropy", fm.CrossEntropyLoss),
+    ("sparse_categorical_crossentropy", fm.CrossEntropyLoss),
+    ("cross_entropy", fm.CrossEntropyLoss), ("CrossEntropyLoss", fm.CrossEntropyLoss),
+    ("mse", fm.MSELoss), ("mean_squared_error", fm.MSELoss), ("mae", fm.L1Loss),
+    ("huber", fm.HuberLoss), ("binary_crossentropy", fm.BCEWithLogitsLoss),
+    (fm.MSELoss(), fm.MSELoss)])
+def test_loss_by_class_or_name(loss, cls):
+    """Item 9: losses take what the optimizer takes (name, class or instance)."""
+    t = fm.Trainer(_clf(), loss, "adam")
+    assert type(t.loss) is cls
+    assert type(fm.losses.get_loss(loss)) is cls
+
+
+def test_bad_loss_names_the_argument():
+    with pytest.raises(ValueError, match=r"unknown loss 'hinge_loss'.*mse"):
+        fm.Trainer(_clf(), "hinge_loss", "adam")
+    with pytest.raises(TypeError, match="loss must be"):
+        fm.Trainer(_clf(), 3, "adam")
+    with pytest.raises(TypeError, match="loss must be"):
+        fm.Trainer(_clf(), fm.Adam, "adam")
+
+
+def test_metrics_by_bare_string_callable_class_or_dict():
+    """Items 9, 10: a bare string is one metric; a dict names callables."""
+    X, y = _clf_data()
+    assert [n for n, _ in fm.Trainer(_clf(), "cross_entropy", "adam",
+                                     metrics="accuracy").metrics] == ["accuracy"]
+    t = fm.Trainer(_clf(), "cross_entropy", "adam", metrics={"share": lambda a, b: 0.5})
+    assert t.fit(X, y, verbose=0).history["share"] == [0.5]
+    with pytest.raises(ValueError, match="metrics"):
+        fm.Trainer(_clf(), "cross_entropy", "adam", metrics="acuracy")
+
+
+def test_integer_labels_of_shape_n_by_1():
+    """Item 11: (n, 1) class labels are read as (n,), as scikit-learn and Keras do."""
+    X, y = _clf_data()
+    a = fm.Trainer(_clf(), fm.CrossEntropyLoss(), fm.SGD(lr=0.1), metrics=["accuracy"], seed=0)
+    b = fm.Trainer(_clf(), fm.CrossEntropyLoss(), fm.SGD(lr=0.1), metrics=["accuracy"], seed=0)
+    ha = a.fit(X, y[:, None], epochs=2, verbose=0, validation_data=(X, y[:, None]))
+    hb = b.fit(X, y, epochs=2, verbose=0, validation_data=(X, y))
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert ha.history[key] == hb.history[key]
+    assert a.evaluate(X, y[:, None]) == b.evaluate(X, y)
+
+
+def test_named_custom_metric_restores(tmp_path):
+    """Item 13: a metric given a name is saved under it and restored by it."""
+    X, y = _clf_data()
+    f = lambda yt, p: float((p.argmax(1) == yt).mean())      # noqa: E731
+    t = fm.Trainer(_clf(), fm.CrossEntropyLoss(), fm.Adam(), metrics={"my_metric": f})
+    t.fit(X, y, verbose=0)
+    fm.save(t, tmp_path / "t.fmlp")
+    back = fm.load(tmp_path / "t.fmlp", custom_objects={"my_metric": f})
+    assert back.metrics == [("my_metric", f)]
+    anon = fm.Trainer(_clf(), fm.CrossEntropyLoss(), fm.Adam(), metrics=[f])
+    fm.save(anon, tmp_path / "a.fmlp")
+    with pytest.raises(ValueError, match=r"custom_objects=\{'metric'"):
+        fm.load(tmp_path / "a.fmlp", custom_objects={"my_metric": f})
+
+
+def test_checkpoint_path_checked_at_fit_start(tmp_path):
+    """Item 13: a {val_loss} path without validation data, or a missing directory, fails
+    before the first epoch trains, naming the user's path."""
+    X, y = _clf_data()
+    t = fm.Trainer(_clf(), fm.CrossEntropyLoss(), fm.Adam())
+    seen = []
+    spy = fm.LambdaCallback(on_epoch_begin=lambda e, logs: seen.append(e))
+    bad = fm.ModelCheckpoint(str(tmp_path / "m-{val_loss:.3f}.fmlp"), monitor="loss")
+    with pytest.raises(ValueError, match=r"val_loss.*validation"):
+        t.fit(X, y, epochs=2, verbose=0, callbacks=[spy, bad])
+    assert seen == []
+    missing = str(tmp_path / "nope" / "m.fmlp")
+    with pytest.raises(FileNotFoundError, match="nope"):
+        t.fit(X, y, epochs=1, verbose=0, callbacks=[fm.ModelCheckpoint(missing,
+                                                                          monitor="loss")])
+    with pytest.raises(FileNotFoundError) as info:
+        fm.save(t, missing)
+    assert missing in str(info.value) and ".tmp" not in str(info.value)
+    ok = fm.ModelCheckpoint(str(tmp_path / "m-{epoch}-{val_loss:.3f}.fmlp"))
+    t.fit(X, y, epochs=1, verbose=0, validation_split=0.2, callbacks=[ok])
+    assert len(list(tmp_path.glob("m-1-*.fmlp"))) == 1

@@ -10,6 +10,7 @@ import csv
 import inspect
 import math
 import os
+import string
 import warnings
 
 import numpy as np
@@ -22,6 +23,12 @@ class Callback:
 
     def set_trainer(self, trainer):
         self.trainer = trainer
+
+    @property
+    def params(self):
+        """The current fit's parameters (Keras): ``epochs``, ``verbose`` and ``log_keys``,
+        the keys of the logs ``on_epoch_end`` receives."""
+        return getattr(self.trainer, "fit_params", {})
 
     @property
     def wants_batches(self):
@@ -151,6 +158,26 @@ class ModelCheckpoint(_Monitor):
 
     def on_train_begin(self, logs=None):
         self.best = self._initial_best()
+        self._check_path(self.params.get("log_keys"))
+
+    def _check_path(self, keys):
+        """Fail before the first epoch trains: a field of ``path`` the logs will not hold,
+        or a directory that does not exist."""
+        fields = {f.split(".")[0].split("[")[0]
+                  for _, f, _, _ in string.Formatter().parse(self.path) if f}
+        if keys is not None:
+            missing = sorted(fields - set(keys) - {"epoch"})
+            if missing:
+                hint = (" (val_* values need validation data: pass validation_data or "
+                        "validation_split)" if any(m.startswith("val_") for m in missing)
+                        else "")
+                raise ValueError(f"ModelCheckpoint path {self.path!r} uses {missing}, which "
+                                 f"this fit does not log{hint}; it logs "
+                                 f"{['epoch'] + list(keys)}")
+        directory = os.path.dirname(self.path)
+        if directory and "{" not in directory and not os.path.isdir(directory):
+            raise FileNotFoundError(f"ModelCheckpoint: the directory of {self.path!r} does "
+                                    "not exist")
 
     def on_epoch_end(self, epoch, logs=None):
         from fastmlp.io import save

@@ -209,7 +209,12 @@ def _write_atomic(path, entries):
     """np.savez to a temporary file next to ``path``, fsync, rename over ``path``."""
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o666)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"cannot save to {path!r}: the directory {directory!r} does "
+                                "not exist") from None
     try:
         with open(fd, "wb") as f:
             np.savez(f, allow_pickle=False, **entries)

@@ -89,10 +89,37 @@ METRICS = {"accuracy": accuracy, "acc": accuracy, "top_k_accuracy": top_k_accura
            "mse": mse, "mae": mae, "r2": r2, "log_loss": log_loss}
 
 
+def get_metrics(metrics):
+    """``[(name, function), ...]`` from what a Trainer's ``metrics`` may be: one metric (a
+    name, a callable), a list of them, or a dict ``{name: metric}`` that names them (how
+    a lambda gets a name that save/load can use)."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, str) or callable(metrics):
+        return [get_metric(metrics)]
+    if isinstance(metrics, dict):
+        for name in metrics:
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"metrics dict keys must be names (str), got {name!r}")
+        return [(name, get_metric(m)[1]) for name, m in metrics.items()]
+    try:
+        return [get_metric(m) for m in metrics]
+    except TypeError:
+        raise TypeError(f"metrics must be a name, a callable, a list of them or a dict "
+                        f"{{name: metric}}, got {metrics!r:.80}") from None
+
+
 def get_metric(metric):
-    """``(name, function)`` for a metric name (``"top_3_accuracy"`` sets k) or callable."""
+    """``(name, function)`` for a metric name (``"top_3_accuracy"`` sets k), a callable
+    ``f(y_true, y_pred)``, or a class whose instances are such callables."""
+    if isinstance(metric, type):
+        try:
+            metric = metric()
+        except TypeError as exc:
+            raise TypeError(f"metric class {metric.__name__} must be constructible without "
+                            f"arguments: {exc}") from None
     if callable(metric):
-        return getattr(metric, "__name__", "metric"), metric
+        return getattr(metric, "__name__", type(metric).__name__), metric
     if isinstance(metric, str):
         if metric.startswith("top_") and metric.endswith("_accuracy") and metric[4:-9].isdigit():
             k = int(metric[4:-9])

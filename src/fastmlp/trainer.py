@@ -12,7 +12,8 @@ from fastmlp.data import split_indices
 from fastmlp.history import History
 from fastmlp.layers.noise import Dropout, GaussianNoise
 from fastmlp.layers.norm import BatchNorm
-from fastmlp.metrics import get_metric, link
+from fastmlp.losses import get_loss
+from fastmlp.metrics import get_metrics, link
 from fastmlp.threads import limit_threads
 
 
@@ -23,15 +24,18 @@ class Trainer:
     Parameters
     ----------
     model : Sequential
-    loss : Loss
-        e.g. ``CrossEntropyLoss()`` (the model outputs logits) or ``MSELoss()``.
-    optimizer : Optimizer
-        e.g. ``Adam(lr=1e-3)``; full-batch solvers (``LBFGS()``, ...) run one solver
-        iteration per epoch on the whole training set.
+    loss : Loss, Loss class or str
+        e.g. ``CrossEntropyLoss()`` (the model outputs logits) or ``MSELoss()``; a class or
+        a name (``"mse"``, ``"categorical_crossentropy"``, ...: see
+        :func:`fastmlp.losses.get_loss`).
+    optimizer : Optimizer, Optimizer class or str
+        e.g. ``Adam(lr=1e-3)`` or ``"adam"``; full-batch solvers (``LBFGS()``, ...) run one
+        solver iteration per epoch on the whole training set.
     regularizers : sequence
         Penalties added to the loss (see ``fastmlp.regularizers``).
-    metrics : sequence of str or callable
+    metrics : str, callable, sequence of them, or dict
         Reported per epoch on the training data and, with validation data, as ``val_*``.
+        A dict ``{name: metric}`` names them (a lambda is otherwise saved as "metric").
     seed : int or None
         Seed of the shuffling and of the validation split (default: the model's seed;
         the split falls back on the model's RNG key when both are None).
@@ -56,17 +60,19 @@ class Trainer:
             _check_int(n_threads, "n_threads", 1)
         self.n_threads = n_threads
         self.model = model
-        self.loss = loss
+        self.loss = get_loss(loss)
         self.optimizer = get_optimizer(optimizer)
         self.regularizers = list(regularizers)
         for reg in self.regularizers:
             if not (callable(reg) and hasattr(reg, "add_grad")):
                 raise TypeError(f"regularizers must be penalties such as L2Penalty(1e-4), "
                                 f"got {reg!r}")
-        self.metrics = _unique_names([get_metric(m) for m in metrics])
+        self.metrics = _unique_names(get_metrics(metrics))
         self.seed = model.seed if seed is None else seed
         self._rng = np.random.default_rng(self.seed)
         self.history = None
+        #: what the callbacks of the current fit may read (``Callback.params``, as Keras)
+        self.fit_params = {}
         self.stop_training = False
         self._thread_governor = None
 
@@ -90,6 +96,10 @@ class Trainer:
         return as_float_matrix(X, self.model.dtype, name, self.model.n_in)
 
     def _targets(self, y, n_rows, name="y"):
+        if self.loss.is_classification and self.model.n_out > 1:
+            arr = np.asarray(y)            # (n, 1) class labels, as scikit-learn and Keras
+            if arr.ndim == 2 and arr.shape[1] == 1:
+                y = arr[:, 0]
         try:
             t = self.loss._prepare_target(y, self.model.n_out, self.model.dtype)
         except (ValueError, TypeError) as exc:
@@ -158,6 +168,8 @@ class Trainer:
         for cb in callbacks:
             if not isinstance(cb, cbks.Callback):
                 raise TypeError(f"callbacks must be fastmlp Callback objects, got {cb!r}")
+        self.fit_params = {"epochs": epochs, "verbose": verbose,
+                           "log_keys": self._log_keys(val is not None)}
         if not self.model._train_lock.acquire(blocking=False):
             raise RuntimeError("this model is already being trained (in another thread); "
                                "train one model from one thread at a time")
@@ -167,6 +179,14 @@ class Trainer:
                                  shuffle, callbacks, verbose)
         finally:
             self.model._train_lock.release()
+
+    def _log_keys(self, validation):
+        """The keys of the logs each epoch of this fit hands to the callbacks."""
+        names = [name for name, _ in self.metrics]
+        keys = ["loss"] + names
+        if validation:
+            keys += ["val_loss"] + [f"val_{name}" for name in names]
+        return keys + ["lr", "epoch_time"]
 
     def _split(self, X, targets, validation_data, validation_split):
         n = X.shape[0]
