@@ -151,3 +151,56 @@ def test_checkpoint_path_checked_at_fit_start(tmp_path):
     ok = fm.ModelCheckpoint(str(tmp_path / "m-{epoch}-{val_loss:.3f}.fmlp"))
     t.fit(X, y, epochs=1, verbose=0, validation_split=0.2, callbacks=[ok])
     assert len(list(tmp_path.glob("m-1-*.fmlp"))) == 1
+
+
+def test_csv_logger_append_after_resume_continues_epochs(tmp_path):
+    """Item 15: appending to a log after a resume numbers the epochs on."""
+    import csv
+    X, y = _clf_data()
+    path = tmp_path / "log.csv"
+    t = fm.Trainer(_clf(), fm.CrossEntropyLoss(), fm.Adam())
+    t.fit(X, y, epochs=3, verbose=0, callbacks=[fm.CSVLogger(path)])
+    fm.save(t, tmp_path / "t.fmlp")
+    resumed = fm.load(tmp_path / "t.fmlp")
+    resumed.fit(X, y, epochs=2, verbose=0, callbacks=[fm.CSVLogger(path, append=True)])
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3, 4]
+    # with Keras' initial_epoch the trainer's numbers are kept as they are
+    fm.Trainer(_clf(), fm.CrossEntropyLoss(), fm.Adam()).fit(
+        X, y, epochs=7, initial_epoch=5, verbose=0, callbacks=[fm.CSVLogger(path, append=True)])
+    with open(path, newline="") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_initial_epoch_and_validation_freq():
+    """Item 18: Keras' fit(initial_epoch=, validation_freq=)."""
+    X, y = _clf_data()
+    t = fm.Trainer(_clf(), fm.CrossEntropyLoss(), fm.Adam())
+    seen = []
+    cb = fm.LambdaCallback(on_epoch_end=lambda e, logs: seen.append((e, "val_loss" in logs)))
+    h = t.fit(X, y, epochs=6, initial_epoch=2, validation_split=0.2, validation_freq=2,
+              verbose=0, callbacks=[cb])
+    assert seen == [(2, False), (3, True), (4, False), (5, True)]
+    assert h.epoch == [2, 3, 4, 5] and len(h.history["loss"]) == 4
+    seen.clear()
+    t.fit(X, y, epochs=3, validation_split=0.2, validation_freq=[1, 3], verbose=0,
+          callbacks=[cb])
+    assert seen == [(0, True), (1, False), (2, True)]
+    for bad, exc in [(dict(initial_epoch=-1), ValueError), (dict(initial_epoch=1.5), TypeError),
+                     (dict(validation_freq=0), ValueError),
+                     (dict(validation_freq="x"), TypeError)]:
+        with pytest.raises(exc, match=next(iter(bad))):
+            t.fit(X, y, epochs=2, verbose=0, **bad)
+
+
+def test_validation_data_with_sample_weights():
+    """Item 18: a 3-tuple (X_val, y_val, w_val) weights the validation loss."""
+    X, y = _clf_data()
+    t = fm.Trainer(_clf(), fm.CrossEntropyLoss(), fm.SGD(lr=0.0))
+    w = np.linspace(0, 2, X.shape[0])
+    h = t.fit(X, y, verbose=0, validation_data=(X, y, w))
+    assert h.history["val_loss"][0] == pytest.approx(t.evaluate(X, y, sample_weight=w)["loss"])
+    assert h.history["val_loss"][0] != pytest.approx(t.evaluate(X, y)["loss"])
+    with pytest.raises(ValueError, match="validation_data"):
+        t.fit(X, y, verbose=0, validation_data=(X,))

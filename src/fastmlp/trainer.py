@@ -140,7 +140,7 @@ class Trainer:
     # -- fit ----------------------------------------------------------------------------------
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
             validation_split=0.0, callbacks=(), verbose=1, sample_weight=None,
-            class_weight=None):
+            class_weight=None, initial_epoch=0, validation_freq=1):
         """Train for ``epochs`` passes over the data; returns the :class:`History`.
 
         Mini-batches sample rows without replacement: every training row is used exactly
@@ -148,10 +148,17 @@ class Trainer:
         that fraction of the rows (shuffled, and stratified for classification) by index,
         the same rows on every fit of as many rows (the split is fixed by the trainer's
         seed, or the model's RNG key, and the row count; Keras holds out the last rows);
-        ``validation_data=(X_val, y_val)`` gives them explicitly. ``verbose``: 0 silent,
-        1 a progress bar per epoch, 2 one line per epoch.
+        ``validation_data=(X_val, y_val)`` or ``(X_val, y_val, val_sample_weight)`` gives
+        them explicitly. ``verbose``: 0 silent, 1 a progress bar per epoch, 2 one line per
+        epoch. As Keras, ``initial_epoch`` is the epoch to start from (the epochs run are
+        ``initial_epoch, ..., epochs - 1``: resume a run with its numbering), and
+        ``validation_freq`` validates every k-th epoch (an int) or after the listed epochs
+        (counted from 1). ``class_weight`` is a dict ``{class index: weight}`` or
+        ``"balanced"`` (scikit-learn's ``n_rows / (n_classes * count)``).
         """
         _check_int(epochs, "epochs", 0)
+        _check_int(initial_epoch, "initial_epoch", 0)
+        validation_freq = _check_validation_freq(validation_freq)
         _check_int(batch_size, "batch_size", 1)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
@@ -168,7 +175,8 @@ class Trainer:
         for cb in callbacks:
             if not isinstance(cb, cbks.Callback):
                 raise TypeError(f"callbacks must be fastmlp Callback objects, got {cb!r}")
-        self.fit_params = {"epochs": epochs, "verbose": verbose,
+        self.fit_params = {"epochs": epochs, "initial_epoch": initial_epoch,
+                           "validation_freq": validation_freq, "verbose": verbose,
                            "log_keys": self._log_keys(val is not None)}
         if not self.model._train_lock.acquire(blocking=False):
             raise RuntimeError("this model is already being trained (in another thread); "
@@ -191,19 +199,22 @@ class Trainer:
     def _split(self, X, targets, validation_data, validation_split):
         n = X.shape[0]
         if validation_data is not None:
-            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-                raise ValueError("validation_data must be a tuple (X_val, y_val)")
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)):
+                raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, "
+                                 "y_val, val_sample_weight)")
             Xv = self._inputs(validation_data[0], "validation_data[0]")
-            return np.arange(n, dtype=np.int64), (Xv, self._targets(validation_data[1],
-                                                                    Xv.shape[0],
-                                                                    "validation_data[1]"))
+            yv = self._targets(validation_data[1], Xv.shape[0], "validation_data[1]")
+            wv = None
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                wv = self._row_weights(validation_data[2], None, yv)
+            return np.arange(n, dtype=np.int64), (Xv, yv, wv)
         if validation_split == 0.0:
             return np.arange(n, dtype=np.int64), None
         strat = None
         if self.loss.is_classification:
             strat = _class_labels(targets, self.model.n_out)[0]
         train_idx, val_idx = split_indices(n, validation_split, self._split_rng(n), strat)
-        return train_idx, (X[val_idx], targets[val_idx])
+        return train_idx, (X[val_idx], targets[val_idx], None)
 
     def _split_rng(self, n):
         """The generator of ``validation_split``: fixed by the seed (the trainer's, else the
@@ -228,7 +239,7 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_begin({})
         train_rows = None
-        for epoch in range(epochs):
+        for epoch in range(self.fit_params["initial_epoch"], epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, {})
             lr = float(getattr(self.optimizer, "lr", np.nan))
@@ -251,8 +262,7 @@ class Trainer:
                     (X[train_idx], targets[train_idx])
             if self.metrics:
                 logs.update(self._metric_logs(train_rows[0], train_rows[1], ""))
-            if val is not None:
-                logs.update(self.evaluate(val[0], val[1], _prepared=True, prefix="val_"))
+            logs.update(self._validation_logs(val, epoch))
             logs["lr"] = lr
             logs["epoch_time"] = time.perf_counter() - t0
             progress.end_epoch(bar, epoch, logs)
@@ -282,17 +292,18 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_begin({})
         clock = {"t0": time.perf_counter(), "lr": np.nan}
+        first = self.fit_params["initial_epoch"]
 
         def begin(epoch):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, {})
             clock.update(t0=time.perf_counter(), lr=float(getattr(self.optimizer, "lr", np.nan)))
 
-        def on_iteration(epoch, loss):
+        def on_iteration(iteration, loss):
+            epoch = first + iteration
             logs = {"loss": loss}          # the loss at the accepted iterate
             logs.update(self._metric_logs(Xt if self.metrics else None, tt, ""))
-            if val is not None:
-                logs.update(self.evaluate(val[0], val[1], _prepared=True, prefix="val_"))
+            logs.update(self._validation_logs(val, epoch))
             logs["lr"] = clock["lr"]
             logs["epoch_time"] = time.perf_counter() - clock["t0"]
             progress.end_epoch(progress.start_epoch(epoch), epoch, logs)
@@ -305,9 +316,10 @@ class Trainer:
                 begin(epoch + 1)
             return False
 
-        if epochs:
-            begin(0)
-        self.solver_result_ = self.optimizer.run(self.model, objective, epochs, on_iteration)
+        if epochs > first:
+            begin(first)
+        self.solver_result_ = self.optimizer.run(self.model, objective, max(epochs - first, 0),
+                                                 on_iteration)
         if not np.isfinite(self.solver_result_["loss"]):
             raise FloatingPointError(f"full-batch loss is {self.solver_result_['loss']}")
         for cb in callbacks:
@@ -325,6 +337,16 @@ class Trainer:
         if not terminate_on_nan:
             raise FloatingPointError(msg)
         print(f"TerminateOnNaN: {msg}")
+
+    def _validation_logs(self, val, epoch):
+        """``val_*`` logs of ``epoch`` (empty without validation data, or on an epoch that
+        ``validation_freq`` skips)."""
+        freq = self.fit_params.get("validation_freq", 1)
+        if val is None or not (epoch + 1 in freq if isinstance(freq, frozenset)
+                               else (epoch + 1) % freq == 0):
+            return {}
+        return self.evaluate(val[0], val[1], sample_weight=val[2], _prepared=True,
+                             prefix="val_")
 
     # -- evaluation -------------------------------------------------------------------------
     def _outputs(self, X):
@@ -421,6 +443,16 @@ def _unique_names(metrics):
         seen[name] = seen.get(name, 0) + 1
         out.append((name if seen[name] == 1 else f"{name}_{seen[name]}", fn))
     return out
+
+
+def _check_validation_freq(freq):
+    """An int >= 1, or the set of the epochs (counted from 1) to validate after."""
+    if isinstance(freq, (list, tuple, set, frozenset, range)):
+        for e in freq:
+            _check_int(e, "validation_freq entries", 1)
+        return frozenset(int(e) for e in freq)
+    _check_int(freq, "validation_freq", 1)
+    return int(freq)
 
 
 def _check_int(value, name, low):
