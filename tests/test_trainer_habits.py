@@ -204,3 +204,45 @@ def test_validation_data_with_sample_weights():
     assert h.history["val_loss"][0] != pytest.approx(t.evaluate(X, y)["loss"])
     with pytest.raises(ValueError, match="validation_data"):
         t.fit(X, y, verbose=0, validation_data=(X,))
+
+
+def test_class_weight_balanced_as_sklearn():
+    """Item 18: class_weight="balanced" weighs classes by n / (k * count)."""
+    from sklearn.utils.class_weight import compute_class_weight
+    X, y = _clf_data()
+    y = np.where(np.arange(y.shape[0]) < 40, 0, y)           # unbalanced
+    cw = compute_class_weight("balanced", classes=np.arange(3), y=y)
+    a = fm.Trainer(_clf(), fm.CrossEntropyLoss(), fm.SGD(lr=0.1), seed=0)
+    b = fm.Trainer(_clf(), fm.CrossEntropyLoss(), fm.SGD(lr=0.1), seed=0)
+    ha = a.fit(X, y, epochs=2, verbose=0, class_weight="balanced").history["loss"]
+    hb = b.fit(X, y, epochs=2, verbose=0, class_weight=dict(enumerate(cw))).history["loss"]
+    np.testing.assert_allclose(ha, hb, rtol=1e-6)
+    with pytest.raises(ValueError, match="class_weight"):
+        a.fit(X, y, verbose=0, class_weight="balance")
+
+
+def test_predict_proba():
+    """Item 18: Trainer.predict_proba gives the probabilities the loss means."""
+    X, y = _clf_data()
+    t = fm.Trainer(_clf(), fm.CrossEntropyLoss(), fm.Adam())
+    p = t.predict_proba(X)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(p.argmax(1), t.predict(X).argmax(1))
+    b = fm.Trainer(_clf(n_out=1), fm.BCEWithLogitsLoss(), fm.Adam())
+    np.testing.assert_allclose(b.predict_proba(X), 1 / (1 + np.exp(-b.predict(X))), rtol=1e-6)
+    with pytest.raises(TypeError, match="classification loss"):
+        fm.Trainer(_clf(), fm.MSELoss(), fm.Adam()).predict_proba(X)
+
+
+def test_model_summary(capsys):
+    """Item 18: Keras' model.summary(): layers, output shapes, parameter counts."""
+    m = fm.Sequential(fm.Dense(4, 8, activation="relu"), fm.Residual(fm.Dense(8, 8)),
+                      fm.Dropout(0.1), fm.Dense(8, 3))
+    m.summary()
+    out = capsys.readouterr().out
+    for text in ("Dense(4, 8, activation='relu')", "(None, 8)", "(None, 3)", "Residual",
+                 f"Total params: {m.n_params:,}", "Dropout"):
+        assert text in out
+    lines = []
+    m.summary(print_fn=lines.append)
+    assert "\n".join(lines) + "\n" == out

@@ -364,6 +364,23 @@ class Sequential:
         ``torch.nn.Module.parameters()``; ``model.params`` is the same values as one array."""
         return [view for _, view in self.named_parameters()]
 
+    def summary(self, print_fn=print):
+        """Print the layers as Keras' ``model.summary()``: each layer, its output shape and
+        its parameter count, then the totals. ``print_fn`` receives each line."""
+        rows = [(f"({i}) {layer!r}", f"(None, {layer.n_out})", f"{layer.n_params():,}")
+                for i, layer in enumerate(self.layers)]
+        head = ("Layer", "Output shape", "Param #")
+        widths = [max(len(r[c]) for r in rows + [head]) for c in range(3)]
+        rule = "-" * (sum(widths) + 4)
+        lines = [f"Sequential (dtype={self.dtype.name}, backend={self._backend!r})", rule,
+                 f"{head[0]:<{widths[0]}}  {head[1]:<{widths[1]}}  {head[2]:>{widths[2]}}",
+                 rule]
+        lines += [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows]
+        lines += [rule, f"Total params: {self.n_params:,}",
+                  f"Non-trainable buffers: {self.buffers.shape[0]:,}", rule]
+        for line in lines:
+            print_fn(line)
+
     def __repr__(self):
         rows = [f"Sequential(dtype={self.dtype.name}, backend={self._backend!r}, "
                 f"n_params={self.n_params:,})"]

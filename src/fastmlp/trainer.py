@@ -13,7 +13,7 @@ from fastmlp.history import History
 from fastmlp.layers.noise import Dropout, GaussianNoise
 from fastmlp.layers.norm import BatchNorm
 from fastmlp.losses import get_loss
-from fastmlp.metrics import get_metrics, link
+from fastmlp.metrics import call_metric, get_metrics, link
 from fastmlp.threads import limit_threads
 
 
@@ -121,12 +121,19 @@ class Trainer:
             if not np.isfinite(w).all() or (w < 0).any():
                 raise ValueError("sample_weight must be finite and >= 0")
         if class_weight is not None:
-            if not isinstance(class_weight, dict):
-                raise TypeError("class_weight must be a dict {class index: weight}")
+            if not (isinstance(class_weight, dict) or class_weight == "balanced"):
+                exc = ValueError if isinstance(class_weight, str) else TypeError
+                raise exc(f"class_weight must be a dict {{class index: weight}} or "
+                          f"'balanced', got {class_weight!r:.60}")
             if not self.loss.is_classification:
                 raise ValueError(f"class_weight needs a classification loss, not "
                                  f"{type(self.loss).__name__}")
             labels, n_classes = _class_labels(targets, self.model.n_out)
+            if class_weight == "balanced":     # scikit-learn's n / (k * count), present classes
+                counts = np.bincount(labels, minlength=n_classes)
+                present = np.flatnonzero(counts)
+                class_weight = {int(k): labels.shape[0] / (present.shape[0] * counts[k])
+                                for k in present}
             cw = np.ones(n_classes)
             for k, v in class_weight.items():
                 if not (isinstance(k, numbers.Integral) and 0 <= k < cw.shape[0]):
@@ -358,7 +365,9 @@ class Trainer:
             return {}
         out = self._outputs(X) if outputs is None else outputs
         pred = link(self.loss, out)
-        return {prefix + name: float(fn(targets, pred)) for name, fn in self.metrics}
+        classification = self.loss.is_classification
+        return {prefix + name: float(call_metric(fn, targets, pred, classification))
+                for name, fn in self.metrics}
 
     def evaluate(self, X, y, sample_weight=None, _prepared=False, prefix=""):
         """Loss and metrics on (X, y), in evaluation mode: ``{'loss': ..., 'accuracy': ...}``.
@@ -374,6 +383,15 @@ class Trainer:
         logs = {prefix + "loss": float(value)}
         logs.update(self._metric_logs(X, y, prefix, outputs=out))
         return logs
+
+    def predict_proba(self, X):
+        """Class probabilities (softmax of the logits for ``CrossEntropyLoss`` and
+        ``MultiMarginLoss``, sigmoid for ``BCEWithLogitsLoss``) in evaluation mode, as
+        Keras' ``predict`` of a softmax model. TypeError for a regression loss."""
+        if not self.loss.is_classification:
+            raise TypeError(f"predict_proba needs a classification loss, not "
+                            f"{type(self.loss).__name__}: use predict")
+        return link(self.loss, self.predict(X))
 
     def predict(self, X):
         """Network outputs (logits for classification losses) in evaluation mode; an empty
