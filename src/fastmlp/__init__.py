@@ -19,7 +19,8 @@ from fastmlp.regularizers import ElasticNet, L1Penalty, L2Penalty, MaxNorm, NonN
 from fastmlp.losses import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, Loss,
                             MSELoss, MultiMarginLoss)
 from fastmlp.optim import (BFGS, LBFGS, SGD, Adadelta, Adagrad, Adam, AdamW, GradientDescent,
-                           Newton, Optimizer, RMSprop, clip_grad_norm, get_optimizer)
+                           Newton, Optimizer, RMSprop, clip_grad_norm, clip_grad_value,
+                           get_optimizer)
 from fastmlp.sequential import Sequential
 from fastmlp.threads import get_num_threads, limit_threads, set_num_threads
 from fastmlp.trainer import Trainer
@@ -44,7 +45,7 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
            "MultiMarginLoss",
            "Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
-           "clip_grad_norm", "get_optimizer", "GradientDescent", "LBFGS", "BFGS", "Newton",
+           "clip_grad_norm", "clip_grad_value", "get_optimizer", "GradientDescent", "LBFGS", "BFGS", "Newton",
            "Trainer", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
            "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger",
            "LambdaCallback", "Ensemble", "MLPClassifier", "MLPRegressor",

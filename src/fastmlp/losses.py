@@ -324,7 +324,9 @@ LOSSES = {"mse": MSELoss, "mean_squared_error": MSELoss, "mse_loss": MSELoss,
 
 
 def get_loss(loss, **kwargs) -> Loss:
-    """A loss from an instance (returned as is), a class (instantiated with ``kwargs``) or
+    """A loss from an instance (returned as is, as is any object with the loss protocol,
+    such as ``loss.value_and_grad(pred, target)``), a class (instantiated with
+    ``kwargs``) or
     a name: a class name (``"CrossEntropyLoss"``) or one of ``LOSSES`` (Keras' and torch's
     names, case-insensitive), as :func:`fastmlp.optim.get_optimizer` takes optimizers.
 
@@ -333,7 +335,8 @@ def get_loss(loss, **kwargs) -> Loss:
     >>> get_loss("categorical_crossentropy")
     CrossEntropyLoss()
     """
-    if isinstance(loss, Loss):
+    if isinstance(loss, Loss) or (not isinstance(loss, (type, str)) and
+                                  callable(getattr(loss, "value_and_grad", None))):
         if kwargs:
             raise ValueError(f"arguments {sorted(kwargs)} given with a loss instance {loss!r}")
         return loss

@@ -72,6 +72,8 @@ class Sequential:
         self._python_lock = threading.Lock()
         self.backend = backend
         self._train_lock = threading.Lock()
+        #: the mode of ``model(X)`` (torch's ``Module.training``): True after construction
+        self.training = True
 
     # -- construction ------------------------------------------------------------------------
     def _build_shapes(self):
@@ -337,7 +339,24 @@ class Sequential:
             local.version = self._stages_version
         return local.stages
 
-    __call__ = forward
+    def __call__(self, X):
+        """``model(X)``: :meth:`forward` in the model's mode, as a torch module: training
+        (dropout and noise on, BatchNorm on batch statistics, its running statistics
+        updated) after construction or :meth:`train`, evaluation after :meth:`eval`.
+        :meth:`forward` takes the mode explicitly; :meth:`predict` always evaluates."""
+        return self.forward(X, training=self.training)
+
+    def train(self, mode=True):
+        """Set the mode of ``model(X)``: training (``mode=True``) or evaluation; returns the
+        model (torch's ``Module.train``). The Trainer and ``predict`` do not depend on it."""
+        if mode not in (True, False):
+            raise TypeError(f"train(mode) takes True or False, got {mode!r}")
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode for ``model(X)`` (``train(False)``); returns the model."""
+        return self.train(False)
 
     # -- container protocol and display ----------------------------------------------------
     def __len__(self):
