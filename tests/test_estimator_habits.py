@@ -103,3 +103,32 @@ def test_diverging_loss_with_early_stopping_does_not_raise():
     assert str(mlp.validation_scores_[-1]) == "nan"
     assert isinstance(mlp.validation_scores_[-1], float)
     assert all(np.isfinite(c).all() for c in mlp.coefs_)
+
+
+def _documented_activations():
+    """The activation names the estimators' docstring lists."""
+    import re
+    doc = MLPClassifier.__doc__
+    part = doc[doc.index("activation : str"):doc.index("solver : str")]
+    return sorted(set(re.findall(r'"([a-z_]+)"', part)))
+
+
+@pytest.mark.parametrize("activation", _documented_activations())
+def test_every_documented_activation_is_taken(digits, activation, tmp_path):
+    """Item 19: activation= takes what the docstring promises, prelu included."""
+    import fastmlp as fm
+    X, y = digits
+    clf = MLPClassifier((6,), activation=activation, max_iter=3, random_state=0).fit(X, y)
+    assert clf.score(X, y) >= 0
+    fm.save(clf, tmp_path / "c.fmlp")
+    np.testing.assert_array_equal(fm.load(tmp_path / "c.fmlp").predict_proba(X),
+                                  clf.predict_proba(X))
+
+
+def test_prelu_slopes_are_learned(digits):
+    X, y = digits
+    clf = MLPClassifier((6, 5), activation="prelu", batch_norm=True, max_iter=5,
+                        random_state=0).fit(X, y)
+    slopes = [layer.weight[0] for layer in clf._model.layers if type(layer).__name__ == "PReLU"]
+    assert len(slopes) == 2 and all(s != 0.25 for s in slopes)
+    assert len(clf.coefs_) == 3

@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastmlp._estimator_fit import check_full_batch, fit_full_batch, fit_stochastic
-from fastmlp.layers import BatchNorm, Dense, Dropout
+from fastmlp.layers import BatchNorm, Dense, Dropout, PReLU
 from fastmlp.layers.activations import ACTIVATION_LAYERS
 from fastmlp.optim import OPTIMIZERS
 from fastmlp.sequential import Sequential
@@ -39,7 +39,7 @@ class BaseMLP(BaseEstimator):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATION_LAYERS) | {"logistic"})],
+        "activation": [StrOptions(set(ACTIVATION_LAYERS) | {"logistic", "prelu"})],
         "solver": [StrOptions(set(OPTIMIZERS))],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
@@ -378,7 +378,10 @@ def build_model(arch):
     units, act = arch["units"], arch["activation"]
     layers = []
     for n_in, n_out in zip(units[:-2], units[1:-1]):
-        if arch["batch_norm"]:
+        if act == "prelu":                         # learnable slope: a layer of its own
+            layers += [Dense(n_in, n_out)] + [BatchNorm(n_out)] * arch["batch_norm"] + \
+                [PReLU()]
+        elif arch["batch_norm"]:
             layers += [Dense(n_in, n_out), BatchNorm(n_out), ACTIVATION_LAYERS[act]()]
         else:
             layers.append(Dense(n_in, n_out, activation=act))
@@ -409,14 +412,15 @@ def _check_arch(arch, weights):
             all(isinstance(u, int) and not isinstance(u, bool) and 0 < u < 2**31
                 for u in units)):
         raise ValueError(f"invalid layer units {str(units)[:100]}")
-    if arch["activation"] not in ACTIVATION_LAYERS or arch["dtype"] not in ("float32",
-                                                                            "float64"):
+    if arch["activation"] not in (*ACTIVATION_LAYERS, "prelu") or \
+            arch["dtype"] not in ("float32", "float64"):
         raise ValueError("invalid activation or dtype")
     if not (isinstance(arch["dropout"], float) and 0 <= arch["dropout"] < 1
             and isinstance(arch["batch_norm"], bool) and isinstance(arch["seed"], int)):
         raise ValueError("invalid dropout, batch_norm or seed")
     n = sum(a * b + b for a, b in zip(units[:-1], units[1:]))
     n += 5 * sum(units[1:-1]) if arch["batch_norm"] else 0    # γ, β; 3 statistics
+    n += len(units) - 2 if arch["activation"] == "prelu" else 0   # one slope per layer
     if weights.ndim != 1 or weights.shape[0] != n or weights.dtype != np.dtype(arch["dtype"]):
         raise ValueError(f"the weights ({weights.dtype}, {weights.shape}) do not fit the "
                          f"network ({n} {arch['dtype']} values)")
