@@ -246,3 +246,25 @@ def test_model_summary(capsys):
     lines = []
     m.summary(print_fn=lines.append)
     assert "\n".join(lines) + "\n" == out
+
+
+def test_train_loss_and_metrics_measured_the_same_way():
+    """Item 20: with metrics, the epoch's loss and metrics are both evaluation-mode values
+    on the training rows at the epoch's end; without, loss is the running training mean."""
+    X, y = _clf_data(n=80)
+    w = np.linspace(0.5, 1.5, X.shape[0])
+
+    def noisy():
+        return fm.Sequential(fm.Dense(4, 16, activation="relu"), fm.Dropout(0.5),
+                             fm.Dense(16, 3), seed=0)
+    t = fm.Trainer(noisy(), fm.CrossEntropyLoss(), fm.Adam(lr=1e-2), metrics=["accuracy"],
+                   regularizers=[fm.L2Penalty(1e-3)], seed=0)
+    h = t.fit(X, y, epochs=2, verbose=0, sample_weight=w).history
+    ev = t.evaluate(X, y, sample_weight=w)
+    assert h["loss"][-1] == pytest.approx(ev["loss"], rel=1e-6)
+    assert h["accuracy"][-1] == ev["accuracy"]
+    plain = fm.Trainer(noisy(), fm.CrossEntropyLoss(), fm.Adam(lr=1e-2),
+                       regularizers=[fm.L2Penalty(1e-3)], seed=0)
+    hp = plain.fit(X, y, epochs=2, verbose=0, sample_weight=w).history
+    assert hp["loss"][-1] != pytest.approx(plain.evaluate(X, y, sample_weight=w)["loss"],
+                                           rel=1e-3)          # the running mean, dropout on

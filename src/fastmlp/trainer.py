@@ -151,7 +151,10 @@ class Trainer:
         """Train for ``epochs`` passes over the data; returns the :class:`History`.
 
         Mini-batches sample rows without replacement: every training row is used exactly
-        once per epoch (the last, partial batch included). ``validation_split`` holds out
+        once per epoch (the last, partial batch included). Without metrics, the epoch's
+        ``loss`` is the running mean of its batch losses (training mode: dropout on); with
+        metrics, ``loss`` and the metrics are measured alike, in evaluation mode on the
+        training rows at the end of the epoch (the pass the metrics need anyway). ``validation_split`` holds out
         that fraction of the rows (shuffled, and stratified for classification) by index,
         the same rows on every fit of as many rows (the split is fixed by the trainer's
         seed, or the model's RNG key, and the row count; Keras holds out the last rows);
@@ -265,10 +268,12 @@ class Trainer:
                 raise
             logs = {"loss": train_loss}
             if self.metrics and train_rows is None:   # copied once per fit, when needed
-                train_rows = (X, targets) if train_idx.shape[0] == X.shape[0] else \
-                    (X[train_idx], targets[train_idx])
-            if self.metrics:
-                logs.update(self._metric_logs(train_rows[0], train_rows[1], ""))
+                train_rows = (X, targets, weights) if train_idx.shape[0] == X.shape[0] else \
+                    (X[train_idx], targets[train_idx],
+                     None if weights is None else weights[train_idx])
+            if self.metrics:      # loss and metrics alike: evaluation mode, at the epoch's end
+                logs.update(self.evaluate(train_rows[0], train_rows[1], _prepared=True,
+                                          sample_weight=train_rows[2]))
             logs.update(self._validation_logs(val, epoch))
             logs["lr"] = lr
             logs["epoch_time"] = time.perf_counter() - t0
