@@ -5,9 +5,9 @@ class History:
     """Per-epoch record of a fit: ``history.history["loss"][i]`` is epoch i's training loss.
 
     Keys: ``loss`` (the running mean of the epoch's batch losses; with metrics, the
-    evaluation-mode loss on the training rows at the epoch's end, as the metrics), ``val_loss`` and
-    ``val_<metric>`` when there is validation data, ``<metric>`` for each metric on the
-    training data, ``lr`` (learning rate used) and ``epoch_time`` (seconds).
+    evaluation-mode loss on the training rows at the epoch's end, as the metrics),
+    ``val_loss`` and ``val_<metric>`` when there is validation data, ``<metric>`` for each
+    metric on the training data, ``lr`` (learning rate used) and ``epoch_time`` (seconds).
     """
 
     def __init__(self):
