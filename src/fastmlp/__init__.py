@@ -25,6 +25,7 @@ from fastmlp.sequential import Sequential
 from fastmlp.threads import get_num_threads, limit_threads, set_num_threads
 from fastmlp.trainer import Trainer
 from fastmlp.io import load, save
+from fastmlp.interop import from_torch, to_torch
 
 __version__ = "0.1.0"
 
@@ -56,7 +57,7 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "Trainer", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
            "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger",
            "LambdaCallback", "Ensemble", "MLPClassifier", "MLPRegressor",
-           "train_val_test_split", "one_hot", "Standardizer", "save", "load",
+           "train_val_test_split", "one_hot", "Standardizer", "save", "load", "to_torch", "from_torch",
            "set_num_threads", "get_num_threads", "limit_threads",
-           "callbacks", "io", "losses", "metrics", "optim", "reference", "regularizers",
+           "callbacks", "interop", "io", "losses", "metrics", "optim", "reference", "regularizers",
            "schedules"]

@@ -229,13 +229,14 @@ class Sequential:
         return model_from_config(config, custom_objects, cls=cls)
 
     def to_torch_state_dict(self):
-        """Parameters as the ``state_dict`` of the matching ``torch.nn.Sequential`` (NumPy
-        arrays): ``"<i>.weight"`` is Wᵀ of shape (n_out, n_in), ``"<i>.bias"`` b, and a
-        PReLU's slopes are ``"<i>.weight"``. ``i`` is the module's position in the torch
-        Sequential: the layer's position in ``layers``, where a Dense with a fused
-        activation counts as two modules (Linear, then the activation). Only Dense, PReLU
-        and parameter-free layers are supported (ValueError naming any other)."""
-        from fastmlp.io import to_torch_state_dict
+        """Parameters and buffers as the ``state_dict`` of the matching
+        ``torch.nn.Sequential`` (NumPy arrays): ``"<i>.weight"`` is Wᵀ of shape (n_out,
+        n_in), ``"<i>.bias"`` b; PReLU, BatchNorm (running statistics included) and
+        LayerNorm as torch names them; a Residual's layers under ``"<i>.<j>."``. ``i`` is
+        the module's position in the torch Sequential: the layer's position in ``layers``,
+        where a Dense with a fused activation counts as two modules (Linear, then the
+        activation). See :mod:`fastmlp.interop` (ValueError naming an unsupported layer)."""
+        from fastmlp.interop import to_torch_state_dict
         return to_torch_state_dict(self)
 
     @classmethod
@@ -244,7 +245,7 @@ class Sequential:
         numbers them) with the weights of a torch state dict (NumPy arrays or tensors),
         transposed into the arena. ``dtype`` defaults to float64 when every weight is
         float64, else float32."""
-        from fastmlp.io import from_torch_state_dict
+        from fastmlp.interop import from_torch_state_dict
         return from_torch_state_dict(cls, state, layers, dtype, seed, backend)
 
     @property
