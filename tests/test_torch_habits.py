@@ -154,3 +154,61 @@ def test_new_schedules_validate_their_arguments():
         sched.step()
     with pytest.raises(ValueError, match="total_steps"):
         sched.step()
+
+
+class _PyIdentity(fm.Layer):
+    def forward(self, X, training=False):
+        return X
+
+    def backward(self, dY):
+        return dY
+
+
+def _frozen_model(python=False, seed=0):
+    layers = [fm.Dense(4, 8, activation="relu"), fm.BatchNorm(8), fm.Dense(8, 3)]
+    if python:
+        layers.insert(1, _PyIdentity())
+    m = fm.Sequential(layers, dtype="float64", seed=seed)
+    m[0].trainable = False
+    return m
+
+
+@pytest.mark.parametrize("optimizer", [lambda: fm.AdamW(lr=1e-2, weight_decay=0.1),
+                                       lambda: fm.SGD(lr=0.1, momentum=0.9)])
+def test_frozen_layers_stay_put_in_fit(rng, optimizer):
+    """layer.trainable = False: neither the fused step nor the Python one moves it (nor
+    weight decay), and both paths train the rest alike."""
+    X, y = rng.normal(size=(64, 4)), rng.integers(0, 3, 64)
+    fused, python = _frozen_model(), _frozen_model(python=True)
+    assert fused.is_fused and not python.is_fused
+    W0, b0 = fused[0].W.copy(), fused[0].b.copy()
+    for m in (fused, python):
+        fm.Trainer(m, "cross_entropy", optimizer(), seed=0).fit(X, y, epochs=2, batch_size=16,
+                                                                verbose=0)
+        np.testing.assert_array_equal(m[0].W, W0)
+        np.testing.assert_array_equal(m[0].b, b0)
+    assert not np.array_equal(fused[-1].W, _frozen_model()[-1].W)
+    np.testing.assert_allclose(fused[-1].W, python[-1].W, rtol=1e-10)
+    fused[0].trainable = True                      # thawed: it trains again
+    fm.Trainer(fused, "cross_entropy", optimizer(), seed=0).fit(X, y, verbose=0)
+    assert not np.array_equal(fused[0].W, W0)
+
+
+def test_frozen_layers_in_a_torch_style_loop_and_save(rng, tmp_path):
+    m = _frozen_model()
+    X, y = rng.normal(size=(16, 4)), rng.integers(0, 3, 16)
+    W0 = m[0].W.copy()
+    opt, loss = fm.Adam(lr=0.1, weight_decay=0.1), fm.CrossEntropyLoss()
+    for _ in range(3):
+        out = m(X)
+        m.zero_grad()
+        m.backward(loss.grad(out, y))
+        opt.step(m)
+    np.testing.assert_array_equal(m[0].W, W0)
+    fm.save(m, tmp_path / "m.fmlp")
+    back = fm.load(tmp_path / "m.fmlp")
+    assert back[0].trainable is False and back[2].trainable is True
+    with pytest.raises(TypeError, match="trainable"):
+        m[0].trainable = "no"
+    with pytest.raises(ValueError, match="frozen"):
+        fm.Trainer(m, "cross_entropy", fm.LBFGS()).fit(X, y, verbose=0)

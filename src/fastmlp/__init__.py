@@ -53,11 +53,13 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
            "MultiMarginLoss", "get_loss",
            "Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
-           "clip_grad_norm", "clip_grad_value", "get_optimizer", "GradientDescent", "LBFGS", "BFGS", "Newton",
+           "clip_grad_norm", "clip_grad_value", "get_optimizer", "GradientDescent", "LBFGS",
+           "BFGS", "Newton",
            "Trainer", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
            "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger",
            "LambdaCallback", "Ensemble", "MLPClassifier", "MLPRegressor",
-           "train_val_test_split", "one_hot", "Standardizer", "save", "load", "to_torch", "from_torch",
+           "train_val_test_split", "one_hot", "Standardizer", "save", "load", "to_torch",
+           "from_torch",
            "set_num_threads", "get_num_threads", "limit_threads",
-           "callbacks", "interop", "io", "losses", "metrics", "optim", "reference", "regularizers",
-           "schedules"]
+           "callbacks", "interop", "io", "losses", "metrics", "optim", "reference",
+           "regularizers", "schedules"]

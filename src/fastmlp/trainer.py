@@ -6,6 +6,7 @@ import numpy as np
 
 from fastmlp import callbacks as cbks
 from fastmlp._epoch import EpochLoop, NonFiniteLoss, penalty_terms
+from fastmlp._freeze import frozen_ranges
 from fastmlp._progress import Progress
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.data import split_indices
@@ -154,10 +155,11 @@ class Trainer:
         once per epoch (the last, partial batch included). Without metrics, the epoch's
         ``loss`` is the running mean of its batch losses (training mode: dropout on); with
         metrics, ``loss`` and the metrics are measured alike, in evaluation mode on the
-        training rows at the end of the epoch (the pass the metrics need anyway). ``validation_split`` holds out
-        that fraction of the rows (shuffled, and stratified for classification) by index,
-        the same rows on every fit of as many rows (the split is fixed by the trainer's
-        seed, or the model's RNG key, and the row count; Keras holds out the last rows);
+        training rows at the end of the epoch (the pass the metrics need anyway).
+        ``validation_split`` holds out that fraction of the rows (shuffled, and stratified
+        for classification) by index, the same rows on every fit of as many rows (the split
+        is fixed by the trainer's seed, or the model's RNG key, and the row count; Keras
+        holds out the last rows);
         ``validation_data=(X_val, y_val)`` or ``(X_val, y_val, val_sample_weight)`` gives
         them explicitly. ``verbose``: 0 silent, 1 a progress bar per epoch, 2 one line per
         epoch. As Keras, ``initial_epoch`` is the epoch to start from (the epochs run are
@@ -209,7 +211,8 @@ class Trainer:
     def _split(self, X, targets, validation_data, validation_split):
         n = X.shape[0]
         if validation_data is not None:
-            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)):
+            if not (isinstance(validation_data, (tuple, list))
+                    and len(validation_data) in (2, 3)):
                 raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, "
                                  "y_val, val_sample_weight)")
             Xv = self._inputs(validation_data[0], "validation_data[0]")
@@ -430,9 +433,13 @@ def _class_labels(targets, n_out):
 
 def _check_deterministic(model, optimizer):
     """Full-batch solvers search along lines of one objective: a layer drawing new noise at
-    every evaluation makes it random (L-BFGS then stops early, claiming convergence)."""
+    every evaluation makes it random (L-BFGS then stops early, claiming convergence). They
+    move the whole parameter vector, frozen layers included: refused too."""
     if not getattr(optimizer, "full_batch", False):
         return
+    if frozen_ranges(model):
+        raise ValueError(f"optimizer={optimizer!r} moves every parameter, but the model has "
+                         "frozen layers (trainable=False): use a mini-batch optimizer")
     for layer in model.flat_layers:
         if (isinstance(layer, Dropout) and layer.p > 0) or \
                 (isinstance(layer, GaussianNoise) and layer.std > 0):

@@ -16,6 +16,18 @@ class Layer:
     #: name of the activation this layer applies, used by init="auto" of the layer before
     activation_name = None
 
+    @property
+    def trainable(self):
+        """False freezes the layer (and a container's children): fit, the fused step and
+        ``optimizer.step`` leave its parameters as they are (Keras' ``trainable``)."""
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value):
+        if value is not True and value is not False:
+            raise TypeError(f"trainable must be True or False, got {value!r}")
+        self._trainable = value
+
     def __init__(self):
         self.n_in = None
         self.n_out = None
