@@ -212,3 +212,27 @@ def test_frozen_layers_in_a_torch_style_loop_and_save(rng, tmp_path):
         m[0].trainable = "no"
     with pytest.raises(ValueError, match="frozen"):
         fm.Trainer(m, "cross_entropy", fm.LBFGS()).fit(X, y, verbose=0)
+
+
+def test_nested_sequential(rng, tmp_path):
+    """torch's nested nn.Sequential: the inner model's layers, with their weights, become a
+    Chain of the outer one; fused, named by path, saved and restored."""
+    inner = fm.Sequential(fm.Dense(4, 8, activation="relu"), fm.BatchNorm(8), seed=3)
+    inner.buffers[:] = rng.random(inner.buffers.shape[0])
+    W, stats = inner[0].W.copy(), inner.buffers[:16].copy()     # running mean and var
+    X = rng.normal(size=(10, 4))
+    h = inner.predict(X)
+    outer = fm.Sequential(inner, fm.Dense(8, 2), seed=0)
+    assert isinstance(outer[0], fm.layers.Chain) and outer.is_fused
+    np.testing.assert_array_equal(outer[0][0].W, W)
+    np.testing.assert_array_equal(outer.buffers[:16], stats)
+    np.testing.assert_allclose(outer.predict(X), h @ outer[1].W + outer[1].b, rtol=1e-5)
+    assert [n for n, _ in outer.named_parameters()][:3] == ["0.0.W", "0.0.b", "0.1.weight"]
+    fm.Trainer(outer, "cross_entropy", "adam", seed=0).fit(X, rng.integers(0, 2, 10),
+                                                           verbose=0)
+    fm.save(outer, tmp_path / "o.fmlp")
+    back = fm.load(tmp_path / "o.fmlp")
+    np.testing.assert_array_equal(back.predict(X), outer.predict(X))
+    deeper = fm.Sequential(fm.Sequential(fm.Sequential(fm.Dense(3, 3)), fm.Tanh()),
+                           fm.Dense(3, 1))
+    assert deeper.n_params == 16 and len(deeper) == 2

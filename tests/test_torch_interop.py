@@ -197,7 +197,8 @@ def test_from_torch_reads_a_real_module(rng):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(),
                         fm.interop.torch_residual()(nn.Linear(8, 8), nn.GELU("tanh")),
-                        nn.LayerNorm(8), nn.Dropout(0.2), nn.Linear(8, 2)).double()
+                        nn.LayerNorm(8), nn.Dropout(0.2),
+                        nn.Sequential(nn.Linear(8, 4), nn.Tanh()), nn.Linear(4, 2)).double()
     X = torch.from_numpy(rng.normal(size=(32, 5)))
     net.train()
     for _ in range(3):                          # running statistics away from their init
@@ -206,7 +207,7 @@ def test_from_torch_reads_a_real_module(rng):
     model = fm.from_torch(net)
     assert model.dtype == np.float64 and model.training is False
     assert [type(layer).__name__ for layer in model] == [
-        "Dense", "BatchNorm", "ReLU", "Residual", "LayerNorm", "Dropout", "Dense"]
+        "Dense", "BatchNorm", "ReLU", "Residual", "LayerNorm", "Dropout", "Chain", "Dense"]
     with torch.no_grad():
         expected = net(X).numpy()
     assert rel_err(model.predict(X.numpy()), expected) < 1e-12

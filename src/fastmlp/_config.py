@@ -209,7 +209,7 @@ def layers_from_config(entries, custom_objects=None):
         if _is_residual(cls):
             children = config.get("layers")
             if not isinstance(children, list) or not children:
-                raise ValueError(f"{where}: Residual 'layers' must be a non-empty list")
+                raise ValueError(f"{where}: {cls.__name__} 'layers' must be a non-empty list")
             node["children"] = [walk(c, f"{where}.layers[{i}]", depth + 1)
                                 for i, c in enumerate(children)]
         return index
@@ -229,8 +229,9 @@ def layers_from_config(entries, custom_objects=None):
 
 
 def _is_residual(cls):
-    from fastmlp.layers import Residual
-    return issubclass(cls, Residual)
+    """A container (Residual, Chain): its config holds its layers'."""
+    from fastmlp.layers import Chain
+    return issubclass(cls, Chain)
 
 
 def _make_layer(node, make, n_nodes, custom_objects):

@@ -3,9 +3,9 @@ and (when torch imports) as a real torch module, both ways.
 
 Module layout (the keys of the state dict): each layer is one torch module at its position
 in ``layers``, except a Dense with a fused activation, which is two (``Linear``, then the
-activation), and a Residual, which is one module holding its layers as a nested
-``nn.Sequential`` (keys ``"<i>.<j>.weight"``) whose output is ``x + f(x)``
-(:func:`torch_residual` is its class). Parameters and buffers:
+activation), and a Residual or a Chain (a nested Sequential), which is one module holding
+its layers as a nested ``nn.Sequential`` (keys ``"<i>.<j>.weight"``), whose output is
+``x + f(x)`` for a Residual (:func:`torch_residual` is its class). Parameters and buffers:
 
 =============  ==========================================================================
 Dense          ``weight`` (Wᵀ, shape (n_out, n_in)), ``bias``
@@ -38,19 +38,19 @@ _TORCH_ACTIVATIONS = {
 def _layout(layers, prefix="", where="layers"):
     """``[(key prefix, layer, where)]`` in torch module order, Residuals opened (their
     children follow them with the prefix ``"<i>."``)."""
-    from fastmlp.layers import (Activation, BatchNorm, Dense, Dropout, LayerNorm, PReLU,
-                                Residual, Softmax)
+    from fastmlp.layers import (Activation, BatchNorm, Chain, Dense, Dropout, LayerNorm,
+                                PReLU, Softmax)
     out, index = [], 0
     for i, layer in enumerate(layers):
         here = f"{where}[{i}]"
         tied = isinstance(layer, Dense) and layer.tied_to is not None
-        known = (Dense, Activation, Softmax, Dropout, PReLU, BatchNorm, LayerNorm, Residual)
+        known = (Dense, Activation, Softmax, Dropout, PReLU, BatchNorm, LayerNorm, Chain)
         if tied or not isinstance(layer, known):
             raise ValueError(f"{here} ({layer!r}) has no counterpart in the PyTorch interop: "
-                             "Dense (untied), PReLU, BatchNorm, LayerNorm, Residual and "
-                             "parameter-free layers are supported")
+                             "Dense (untied), PReLU, BatchNorm, LayerNorm, Residual, Chain "
+                             "and parameter-free layers are supported")
         out.append((f"{prefix}{index}", layer, here))
-        if isinstance(layer, Residual):
+        if isinstance(layer, Chain):
             out += _layout(layer.layers, f"{prefix}{index}.", f"{here}.layers")
         fused = isinstance(layer, Dense) and layer.activation.name != "identity"
         index += 2 if fused else 1
@@ -171,8 +171,8 @@ def __getattr__(name):                   # unpickling a torch module that holds 
 
 def _module(layer, where):
     """The torch module(s) of one fastmlp layer."""
-    from fastmlp.layers import (Activation, BatchNorm, Dense, Dropout, LayerNorm, PReLU,
-                                Residual, Softmax)
+    from fastmlp.layers import (Activation, BatchNorm, Chain, Dense, Dropout, LayerNorm,
+                                PReLU, Residual, Softmax)
     nn = _torch().nn
     if isinstance(layer, Dense):
         mods = [nn.Linear(layer.n_in, layer.n_out, bias=layer.bias)]
@@ -183,9 +183,10 @@ def _module(layer, where):
             raise ValueError(f"{where} ({layer!r}) has no torch module")
         name, kwargs = _TORCH_ACTIVATIONS[layer.name]
         return [getattr(nn, name)(**kwargs(layer))]
-    if isinstance(layer, Residual):
-        return [torch_residual()(*[m for i, inner in enumerate(layer.layers)
-                                   for m in _module(inner, f"{where}.layers[{i}]")])]
+    if isinstance(layer, Chain):
+        cls = torch_residual() if isinstance(layer, Residual) else nn.Sequential
+        return [cls(*[m for i, inner in enumerate(layer.layers)
+                      for m in _module(inner, f"{where}.layers[{i}]")])]
     simple = {PReLU: lambda: nn.PReLU(layer.num_parameters),
               Softmax: lambda: nn.Softmax(dim=1), Dropout: lambda: nn.Dropout(layer.p),
               BatchNorm: lambda: nn.BatchNorm1d(layer.n_out, eps=layer.eps,
@@ -219,8 +220,9 @@ def _layer(mod, where):
     kind = type(mod).__name__
     if isinstance(mod, nn.Linear):
         return L.Dense(mod.in_features, mod.out_features, bias=mod.bias is not None)
-    if isinstance(mod, torch_residual()):
-        return L.Residual(*[_layer(m, f"{where}[{i}]") for i, m in enumerate(mod)])
+    if isinstance(mod, nn.Sequential):          # fastmlp's Residual, or a nested Sequential
+        cls = L.Residual if isinstance(mod, torch_residual()) else L.Chain
+        return cls(*[_layer(m, f"{where}[{i}]") for i, m in enumerate(mod)])
     if isinstance(mod, nn.BatchNorm1d) and mod.track_running_stats and mod.momentum is not None:
         return L.BatchNorm(mod.num_features, momentum=mod.momentum, eps=mod.eps,
                            affine=mod.affine)

@@ -4,6 +4,7 @@ import threading
 
 import numpy as np
 
+from fastmlp._nesting import adopt_nested, layer_list
 from fastmlp._plan import Plan
 from fastmlp._validation import as_float_matrix, check_dtype, check_positive_int, contiguous
 from fastmlp.layers.base import Layer
@@ -21,6 +22,9 @@ class Sequential:
     *layers : Layer, or one list of Layer
         ``Sequential([l1, l2])`` (Keras) or ``Sequential(l1, l2)`` (torch's
         ``nn.Sequential``). The first layer must fix the input width (e.g. ``Dense``).
+        A Sequential among them is nested, as a :class:`~fastmlp.layers.Chain` of its
+        layers: they move into this model with their weights (use this model from then on;
+        the inner one keeps a copy of its arena).
     dtype : {"float32", "float64"}
         Dtype of the parameters, of the computation and of the outputs.
     seed : int or None
@@ -42,7 +46,7 @@ class Sequential:
     """
 
     def __init__(self, *layers, dtype="float32", seed=None, backend="core"):
-        layers = _layer_list(layers)
+        layers, adopted = adopt_nested(layer_list(layers))
         if not layers:
             raise ValueError("layers must hold at least one layer")
         for i, layer in enumerate(layers):
@@ -67,6 +71,7 @@ class Sequential:
         self._rng_step = 0
         self._build_shapes()
         self._build_arena()
+        adopted.restore()                  # the weights of nested models, not fresh ones
         self._last_batch = None
         self._local = threading.local()
         self._python_lock = threading.Lock()
@@ -408,28 +413,6 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             rows.append(f"  ({i}) {layer!r:<{width}}  params: {layer.n_params():>12,}")
         return "\n".join(rows)
-
-
-def _layer_list(args):
-    """The layers of ``Sequential(*args)``: the layers given one by one, or one list."""
-    if not args:
-        return []
-    if len(args) == 1 and not isinstance(args[0], Layer):
-        try:
-            return list(args[0])
-        except TypeError:
-            raise TypeError(f"layers must be Layer objects or one list of them, got "
-                            f"{type(args[0]).__name__}") from None
-    if isinstance(args[0], (list, tuple)):
-        raise TypeError(f"Sequential takes its layers, then keyword arguments: got "
-                        f"{args[1]!r:.60} as a second positional argument; write "
-                        "Sequential(layers, dtype=...) (dtype, seed and backend are keyword "
-                        "arguments)")
-    for i, arg in enumerate(args):
-        if not isinstance(arg, Layer):
-            raise TypeError(f"layers[{i}] must be a fastmlp Layer, got "
-                            f"{type(arg).__name__}: {arg!r:.60}")
-    return list(args)
 
 
 def _size(shape):
