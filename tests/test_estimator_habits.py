@@ -92,6 +92,7 @@ def test_weights_set_before_partial_fit_are_used():
         bad.partial_fit(X, y, classes=[0, 1])
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")   # as sklearn's test
 def test_diverging_loss_with_early_stopping_does_not_raise():
     """Item 6: sklearn's test_mlp_diverging_loss: the best weights are kept, the last
     validation score is nan."""
