@@ -49,7 +49,7 @@ def _noise_residual():
     return [fm.Dense(5, 8, activation="relu"), fm.Dropout(0.25), fm.GaussianNoise(0.1),
             fm.Residual(fm.Dense(8, 8, activation=fm.LeakyReLU(0.3)), fm.Dropout(0.1),
                         fm.PReLU(8), inner),
-            fm.BatchNorm(8), fm.Dense(8, 2)]
+            fm.BatchNorm(8), fm.layers.Chain(fm.Dense(8, 4), fm.Tanh()), fm.Dense(4, 2)]
 
 
 def _tied():

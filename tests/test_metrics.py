@@ -74,12 +74,12 @@ def test_get_metric_names_and_callables():
     def my_score(y, p):
         return 0.5
     assert M.get_metric(my_score) == ("my_score", my_score)
-    for bad in ("precision", "top_x_accuracy", 3):
+    for bad in ("precission", "top_x_accuracy", 3):
         with pytest.raises(ValueError, match="metrics"):
             M.get_metric(bad)
     with pytest.raises(ValueError, match="metrics"):
         fm.Trainer(fm.Sequential([fm.Dense(2, 2)]), fm.CrossEntropyLoss(), "sgd",
-                   metrics=["f1"])
+                   metrics=["f2"])
 
 
 def test_link_maps_outputs_to_predictions(rng):
@@ -119,3 +119,53 @@ def test_trainer_metrics_match_sklearn(rng):
     assert ev["r2"] == pytest.approx(skm.r2_score(t, out), rel=1e-12)
     assert ev["mae"] == pytest.approx(skm.mean_absolute_error(t, out), rel=1e-12)
     assert ev["mse"] == pytest.approx(ev["loss"], rel=1e-12)
+
+
+# --- issue 16, item 18: Keras' auc, precision, recall, f1; scikit-learn functions -----------
+
+@pytest.mark.parametrize("name,sk,kw", [
+    ("precision", "precision_score", {}), ("recall", "recall_score", {}),
+    ("f1", "f1_score", {}), ("precision_macro", "precision_score", {"average": "macro"}),
+    ("recall_macro", "recall_score", {"average": "macro"}),
+    ("f1_macro", "f1_score", {"average": "macro"})])
+def test_precision_recall_f1_against_sklearn(rng, name, sk, kw):
+    fn = M.get_metric(name)[1]
+    skfn = getattr(skm, sk)
+    pb = rng.random(300)
+    yb = (pb + rng.normal(scale=0.3, size=300) > 0.5).astype(int)
+    assert fn(yb, pb[:, None]) == pytest.approx(skfn(yb, pb > 0.5, **kw))      # sigmoid output
+    p2 = np.stack([1 - pb, pb], axis=1)
+    assert fn(yb, p2) == pytest.approx(skfn(yb, p2.argmax(1), **kw))           # softmax of 2
+    p = probs(rng, n=300)
+    y = rng.integers(0, 4, 300)
+    macro = {"average": "macro"}
+    assert fn(y, p) == pytest.approx(skfn(y, p.argmax(1), **macro, labels=range(4)))
+    assert fn(fm.one_hot(y, 4), p) == fn(y, p)
+
+
+def test_auc_against_sklearn(rng):
+    auc = M.get_metric("auc")[1]
+    pb = np.round(rng.random(300), 2)                       # ties
+    yb = (pb + rng.normal(scale=0.3, size=300) > 0.5).astype(int)
+    assert auc(yb, pb[:, None]) == pytest.approx(skm.roc_auc_score(yb, pb))
+    assert auc(yb, np.stack([1 - pb, pb], 1)) == pytest.approx(skm.roc_auc_score(yb, pb))
+    p = probs(rng, n=300)
+    y = rng.integers(0, 4, 300)
+    assert auc(y, p) == pytest.approx(skm.roc_auc_score(y, p, multi_class="ovr",
+                                                        average="macro"))
+    assert np.isnan(auc(np.zeros(5, int), rng.random((5, 1))))   # one class: undefined
+
+
+def test_sklearn_metric_functions_receive_labels(rng):
+    """A scikit-learn metric of class predictions gets class predictions; one of scores
+    gets the probabilities; a user function keeps getting probabilities."""
+    X = rng.normal(size=(80, 4))
+    y = (X[:, 0] > 0).astype(int)
+    model = fm.Sequential([fm.Dense(4, 8, activation="relu"), fm.Dense(8, 2)], seed=0)
+    t = fm.Trainer(model, "cross_entropy", fm.Adam(lr=1e-2),
+                   metrics=[skm.f1_score, skm.accuracy_score, skm.log_loss, "f1"])
+    h = t.fit(X, y, epochs=2, verbose=0).history
+    pred = t.predict(X).argmax(1)
+    assert h["f1_score"][-1] == pytest.approx(skm.f1_score(y, pred)) == h["f1"][-1]
+    assert h["accuracy_score"][-1] == pytest.approx(skm.accuracy_score(y, pred))
+    assert h["log_loss"][-1] == pytest.approx(skm.log_loss(y, t.predict_proba(X)))

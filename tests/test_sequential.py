@@ -252,3 +252,56 @@ def test_predict_chunks_and_single_rows_agree(rng, dtype):
     if fm._blas.native_available():
         for i in (0, 17, 49):
             np.testing.assert_array_equal(model.predict(X[i:i + 1])[0], full[i])
+
+
+def test_named_parameters_through_a_residual():
+    """Issue 16, item 2: positions come from flat_layers, names from the path (torch's
+    ``"1.0.weight"`` style)."""
+    m = fm.Sequential([fm.Dense(4, 4, activation="relu"),
+                       fm.Residual(fm.Dense(4, 4, activation="tanh"), fm.PReLU()),
+                       fm.Dense(4, 2)], seed=0)
+    named = m.named_parameters()
+    assert [n for n, _ in named] == ["0.W", "0.b", "1.0.W", "1.0.b", "1.1.weight", "2.W", "2.b"]
+    assert named[2][1] is not None and named[2][1].shape == (4, 4)
+    assert np.shares_memory(named[2][1], m[1].layers[0].W)
+    assert sum(v.size for v in m.parameters()) == m.n_params
+    assert all(np.shares_memory(v, m.params) for v in m.parameters())
+
+
+def test_layers_as_positional_arguments_torch_habit(rng):
+    """Issue 16, item 8: ``Sequential(l1, l2)`` as ``nn.Sequential``; a positional dtype
+    says that it is a keyword argument."""
+    a = fm.Sequential(fm.Dense(20, 16, activation="relu"), fm.Dense(16, 3), seed=0)
+    b = fm.Sequential([fm.Dense(20, 16, activation="relu"), fm.Dense(16, 3)], seed=0)
+    assert len(a) == 2
+    np.testing.assert_array_equal(a.params, b.params)
+    assert len(fm.Sequential(fm.Dense(3, 2))) == 1
+    with pytest.raises(TypeError, match="keyword arguments"):
+        fm.Sequential([fm.Dense(3, 2)], "float64")
+    with pytest.raises(TypeError, match="one list"):
+        fm.Sequential(3)
+    with pytest.raises(TypeError, match=r"layers\[1\] must be a fastmlp Layer, got int"):
+        fm.Sequential(fm.Dense(3, 2), 5)
+    with pytest.raises(ValueError, match="at least one layer"):
+        fm.Sequential()
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_predict_no_rows_gives_an_empty_array(backend, rng):
+    """Issue 16, item 14: as NumPy-based libraries, ``predict(X[:0])`` is (0, n_out)."""
+    m = fm.Sequential([fm.Dense(4, 5, activation="relu"), PyTanh(), fm.Dense(5, 3)],
+                      seed=0, backend=backend)
+    X = rng.normal(size=(6, 4))
+    for out in (m.predict(X[:0]),
+                fm.Trainer(m, fm.MSELoss(), fm.SGD(lr=0.1)).predict(X[:0])):
+        assert out.shape == (0, 3) and out.dtype == m.dtype
+    with pytest.raises(ValueError, match="features"):
+        m.predict(np.zeros((0, 2)))
+
+
+class PyTanh(fm.Layer):
+    def forward(self, X, training=False):
+        return np.tanh(X)
+
+    def backward(self, dY):
+        raise AssertionError("not used")

@@ -56,9 +56,7 @@ def test_round_trip(dtype, rng):
     np.testing.assert_array_equal(other.params, model.params.astype(np.float64))
 
 
-@pytest.mark.parametrize("layer", [fm.BatchNorm(4), fm.LayerNorm(4), fm.Maxout(4, 4, 2),
-                                   fm.Residual(fm.Dense(4, 4)), fm.GaussianNoise(0.1)],
-                         ids=repr)
+@pytest.mark.parametrize("layer", [fm.Maxout(4, 4, 2), fm.GaussianNoise(0.1)], ids=repr)
 def test_unsupported_layers_are_named(layer):
     model = fm.Sequential([fm.Dense(4, 4), layer, fm.Dense(4, 1)], seed=0)
     with pytest.raises(ValueError, match=r"layers\[1\].*" + type(layer).__name__):
@@ -144,3 +142,91 @@ def test_float32_torch_weights(rng):
     with torch.no_grad():
         expected = net(torch.from_numpy(X)).numpy()
     assert rel_err(model.predict(X), expected) < 1e-5
+
+
+# --- BatchNorm, LayerNorm, Residual; to_torch / from_torch (issue 16, item 17) ---------------
+
+def _norm_layers():
+    return [fm.Dense(5, 8, activation="relu"), fm.BatchNorm(8, momentum=0.2),
+            fm.Residual(fm.Dense(8, 8, activation="tanh"), fm.LayerNorm(8), fm.Dense(8, 8)),
+            fm.LayerNorm(8, elementwise_affine=False), fm.BatchNorm(8, affine=False),
+            fm.GELU(approximate="tanh"), fm.Dense(8, 3)]
+
+
+def _trained_norm_model(rng, dtype="float64"):
+    model = fm.Sequential(_norm_layers(), dtype=dtype, seed=0)
+    X, y = rng.normal(size=(64, 5)), rng.integers(0, 3, 64)
+    fm.Trainer(model, "cross_entropy", fm.Adam(lr=1e-2), seed=0).fit(X, y, epochs=2,
+                                                                     verbose=0)
+    return model, X
+
+
+def test_norm_and_residual_state_dict_layout(rng):
+    model, _ = _trained_norm_model(rng)
+    state = model.to_torch_state_dict()
+    assert list(state) == [
+        "0.weight", "0.bias", "2.weight", "2.bias", "2.running_mean", "2.running_var",
+        "2.num_batches_tracked", "3.0.weight", "3.0.bias", "3.2.weight", "3.2.bias",
+        "3.3.weight", "3.3.bias", "5.running_mean", "5.running_var", "5.num_batches_tracked",
+        "7.weight", "7.bias"]
+    np.testing.assert_array_equal(state["2.running_var"], model[1].running_var)
+    assert model[1].running_var.std() > 0                 # trained statistics travel
+    again = fm.Sequential.from_torch_state_dict(state, _norm_layers())
+    np.testing.assert_array_equal(again.params, model.params)
+    np.testing.assert_array_equal(again.buffers[:16], model.buffers[:16])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_to_torch_builds_a_module_with_the_same_outputs(rng, dtype):
+    torch = pytest.importorskip("torch")
+    model, X = _trained_norm_model(rng, dtype)
+    net = fm.to_torch(model.eval())
+    assert isinstance(net, torch.nn.Sequential) and not net.training
+    assert isinstance(net[2], torch.nn.BatchNorm1d) and net[2].momentum == 0.2
+    assert isinstance(net[3], fm.interop.torch_residual()) and len(net[3]) == 4
+    Xd = X.astype(dtype)
+    with torch.no_grad():
+        out = net(torch.from_numpy(Xd)).numpy()
+    assert out.dtype == np.dtype(dtype)
+    assert rel_err(model.predict(Xd), out) < (1e-12 if dtype == "float64" else 1e-5)
+
+
+def test_from_torch_reads_a_real_module(rng):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(),
+                        fm.interop.torch_residual()(nn.Linear(8, 8), nn.GELU("tanh")),
+                        nn.LayerNorm(8), nn.Dropout(0.2),
+                        nn.Sequential(nn.Linear(8, 4), nn.Tanh()), nn.Linear(4, 2)).double()
+    X = torch.from_numpy(rng.normal(size=(32, 5)))
+    net.train()
+    for _ in range(3):                          # running statistics away from their init
+        net(X)
+    net.eval()
+    model = fm.from_torch(net)
+    assert model.dtype == np.float64 and model.training is False
+    assert [type(layer).__name__ for layer in model] == [
+        "Dense", "BatchNorm", "ReLU", "Residual", "LayerNorm", "Dropout", "Chain", "Dense"]
+    with torch.no_grad():
+        expected = net(X).numpy()
+    assert rel_err(model.predict(X.numpy()), expected) < 1e-12
+    back = fm.to_torch(model)
+    for key, value in net.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            np.testing.assert_array_equal(back.state_dict()[key].numpy(), value.numpy())
+
+
+def test_interop_refusals_name_the_module_or_layer():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    with pytest.raises(ValueError, match=r"module\[1\].*Conv1d"):
+        fm.from_torch(nn.Sequential(nn.Linear(3, 3), nn.Conv1d(1, 1, 1)))
+    with pytest.raises(ValueError, match=r"module\[1\]"):
+        fm.from_torch(nn.Sequential(nn.Linear(3, 3), nn.Hardtanh(0, 2)))
+    with pytest.raises(TypeError, match="nn.Sequential"):
+        fm.from_torch(nn.Linear(3, 3))
+    with pytest.raises(ValueError, match=r"layers\[1\].*ArcTan"):
+        fm.to_torch(fm.Sequential(fm.Dense(3, 3), fm.ArcTan()))
+    with pytest.raises(ValueError, match=r"layers\[1\].*Maxout"):
+        fm.to_torch(fm.Sequential(fm.Dense(3, 4), fm.Maxout(4, 2, 2)))

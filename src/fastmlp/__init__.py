@@ -17,21 +17,30 @@ from fastmlp.layers import (ELU, GELU, Activation, ArcTan, BatchNorm, Dense, Dro
                             SiLU, Sigmoid, Softmax, Softplus, Step, Tanh)
 from fastmlp.regularizers import ElasticNet, L1Penalty, L2Penalty, MaxNorm, NonNeg
 from fastmlp.losses import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, Loss,
-                            MSELoss, MultiMarginLoss)
+                            MSELoss, MultiMarginLoss, get_loss)
 from fastmlp.optim import (BFGS, LBFGS, SGD, Adadelta, Adagrad, Adam, AdamW, GradientDescent,
-                           Newton, Optimizer, RMSprop, clip_grad_norm, get_optimizer)
+                           Newton, Optimizer, RMSprop, clip_grad_norm, clip_grad_value,
+                           get_optimizer)
 from fastmlp.sequential import Sequential
 from fastmlp.threads import get_num_threads, limit_threads, set_num_threads
 from fastmlp.trainer import Trainer
 from fastmlp.io import load, save
+from fastmlp.interop import from_torch, to_torch
 
 __version__ = "0.1.0"
+
+
+_LAZY = ("MLPClassifier", "MLPRegressor")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def __getattr__(name):
     # the scikit-learn estimators are imported on first use: importing scikit-learn
     # doubles the time of ``import fastmlp``
-    if name in ("MLPClassifier", "MLPRegressor"):
+    if name in _LAZY:
         from fastmlp import estimators
         return getattr(estimators, name)
     raise AttributeError(f"module 'fastmlp' has no attribute {name!r}")
@@ -42,12 +51,15 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "Step", "SiLU", "GELU", "Softmax", "Dropout", "GaussianNoise", "Residual", "BatchNorm", "LayerNorm",
            "L2Penalty", "L1Penalty", "ElasticNet", "MaxNorm", "NonNeg", "gradient_check",
            "Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
-           "MultiMarginLoss",
+           "MultiMarginLoss", "get_loss",
            "Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
-           "clip_grad_norm", "get_optimizer", "GradientDescent", "LBFGS", "BFGS", "Newton",
+           "clip_grad_norm", "clip_grad_value", "get_optimizer", "GradientDescent", "LBFGS",
+           "BFGS", "Newton",
            "Trainer", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
            "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger",
            "LambdaCallback", "Ensemble", "MLPClassifier", "MLPRegressor",
-           "train_val_test_split", "one_hot", "Standardizer", "save", "load",
+           "train_val_test_split", "one_hot", "Standardizer", "save", "load", "to_torch",
+           "from_torch",
            "set_num_threads", "get_num_threads", "limit_threads",
-           "callbacks", "metrics", "reference", "regularizers", "schedules"]
+           "callbacks", "interop", "io", "losses", "metrics", "optim", "reference",
+           "regularizers", "schedules"]

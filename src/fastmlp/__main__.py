@@ -1,11 +1,20 @@
 """Command line: ``python -m fastmlp demo`` (the main job) and ``python -m fastmlp bench``."""
 import argparse
+import os
 import sys
 
 
+def _prog():
+    """How the user called us: the console script ``fastmlp`` or ``python -m fastmlp``."""
+    name = os.path.basename(sys.argv[0] if sys.argv and sys.argv[0] else "")
+    return "fastmlp" if os.path.splitext(name)[0] == "fastmlp" else "python -m fastmlp"
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m fastmlp",
+    from fastmlp import __version__
+    parser = argparse.ArgumentParser(prog=_prog(),
                                      description="fastmlp: fast CPU training of MLPs")
+    parser.add_argument("--version", action="version", version=f"fastmlp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="train an MLP on scikit-learn's handwritten digits")
     demo.add_argument("--epochs", type=int, default=100)

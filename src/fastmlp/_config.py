@@ -124,7 +124,8 @@ def model_config(model):
             "seed": None if model.seed is None else int(model.seed),
             "rng_seed": int(model.rng_seed), "rng_step": int(model.rng_step),
             "backend": model.backend,
-            "n_params": int(model.params.shape[0]), "n_buffers": int(model.buffers.shape[0])}
+            "n_params": int(model.params.shape[0]), "n_buffers": int(model.buffers.shape[0]),
+            "frozen": [i for i, layer in enumerate(model.flat_layers) if not layer.trainable]}
 
 
 # --- configs -> objects ---------------------------------------------------------------------
@@ -208,7 +209,7 @@ def layers_from_config(entries, custom_objects=None):
         if _is_residual(cls):
             children = config.get("layers")
             if not isinstance(children, list) or not children:
-                raise ValueError(f"{where}: Residual 'layers' must be a non-empty list")
+                raise ValueError(f"{where}: {cls.__name__} 'layers' must be a non-empty list")
             node["children"] = [walk(c, f"{where}.layers[{i}]", depth + 1)
                                 for i, c in enumerate(children)]
         return index
@@ -228,8 +229,9 @@ def layers_from_config(entries, custom_objects=None):
 
 
 def _is_residual(cls):
-    from fastmlp.layers import Residual
-    return issubclass(cls, Residual)
+    """A container (Residual, Chain): its config holds its layers'."""
+    from fastmlp.layers import Chain
+    return issubclass(cls, Chain)
 
 
 def _make_layer(node, make, n_nodes, custom_objects):
@@ -291,7 +293,7 @@ def model_from_config(config, custom_objects=None, sizes=None, cls=None):
     if cls is None:
         from fastmlp.sequential import Sequential as cls
     check_keys(config, ("layers", "dtype"),
-               ("seed", "rng_seed", "rng_step", "backend", "n_params", "n_buffers"),
+               ("seed", "rng_seed", "rng_step", "backend", "n_params", "n_buffers", "frozen"),
                "model config")
     top, flat = layers_from_config(config["layers"], custom_objects)
     need = arena_sizes(top, flat)
@@ -317,6 +319,12 @@ def model_from_config(config, custom_objects=None, sizes=None, cls=None):
         model.rng_seed = check_int(config["rng_seed"], "rng_seed")
         model.backend = model.backend           # recompile with the restored RNG key
     model.rng_step = check_int(config.get("rng_step", 0), "rng_step")
+    frozen = config.get("frozen", [])
+    if not isinstance(frozen, list):
+        raise ValueError("'frozen' must be a list of layer indices")
+    for i in frozen:
+        check_int(i, "a frozen layer index", 0, len(flat) - 1)
+        model.flat_layers[i].trainable = False
     return model
 
 

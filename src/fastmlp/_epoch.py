@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from fastmlp._freeze import FrozenParams
 from fastmlp._train import Runner
 
 #: Seconds between progress-bar refreshes (the fused loop returns to Python this often).
@@ -92,11 +93,15 @@ class EpochLoop:
         B = self.batch_size
         n_steps = -(-perm.shape[0] // B)
         done_steps, done_rows, loss_sum = 0, 0, 0.0
-        chunk = steps_per_chunk or (1 if on_chunk else n_steps)
+        # frozen layers in the fused loop: one step per call, their values put back after it
+        held = FrozenParams(self.model) if self.runner is not None else None
+        chunk = 1 if held else steps_per_chunk or (1 if on_chunk else n_steps)
         while done_steps < n_steps:
             part = perm[done_steps * B:(done_steps + chunk) * B]
             t0 = time.perf_counter()
             s, rows, steps, bad = self._steps(part)
+            if held:
+                held.restore()
             done_steps += steps
             done_rows += rows
             loss_sum += s
@@ -106,7 +111,7 @@ class EpochLoop:
                 on_chunk(done_steps, done_rows, loss_sum)
                 if self.trainer.stop_training:    # asked by a per-step callback
                     break
-                if steps_per_chunk is None:   # aim at one refresh per REFRESH_SECONDS
+                if steps_per_chunk is None and not held:   # one refresh per REFRESH_SECONDS
                     per_step = (time.perf_counter() - t0) / max(steps, 1)
                     chunk = int(min(max(REFRESH_SECONDS / max(per_step, 1e-9), 1), n_steps))
         return loss_sum / max(done_rows, 1)

@@ -15,8 +15,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from fastmlp._estimator_fit import fit_full_batch, fit_stochastic
-from fastmlp.layers import BatchNorm, Dense, Dropout
+from fastmlp._estimator_fit import check_full_batch, fit_full_batch, fit_stochastic
+from fastmlp.layers import BatchNorm, Dense, Dropout, PReLU
 from fastmlp.layers.activations import ACTIVATION_LAYERS
 from fastmlp.optim import OPTIMIZERS
 from fastmlp.sequential import Sequential
@@ -39,7 +39,7 @@ class BaseMLP(BaseEstimator):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATION_LAYERS) | {"logistic"})],
+        "activation": [StrOptions(set(ACTIVATION_LAYERS) | {"logistic", "prelu"})],
         "solver": [StrOptions(set(OPTIMIZERS))],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
@@ -131,8 +131,10 @@ class BaseMLP(BaseEstimator):
     @property
     def coefs_(self):
         """Weight matrices, ``coefs_[i]`` of shape (units[i], units[i + 1]): views into the
-        network's parameters (writing to them changes the model)."""
-        return [layer.W for layer in self._dense_layers()]
+        network's parameters (writing to them, or assigning ``coefs_[i] = W``, changes the
+        model). Set on an unfitted estimator, they are where ``partial_fit`` (or a
+        ``warm_start`` fit) starts, as in scikit-learn."""
+        return self._views("coefs_", "W")
 
     @coefs_.setter
     def coefs_(self, values):
@@ -141,11 +143,16 @@ class BaseMLP(BaseEstimator):
     @property
     def intercepts_(self):
         """Bias vectors, ``intercepts_[i]`` of shape (units[i + 1],): views, as coefs_."""
-        return [layer.b for layer in self._dense_layers()]
+        return self._views("intercepts_", "b")
 
     @intercepts_.setter
     def intercepts_(self, values):
         self._set_views("intercepts_", "b", values)
+
+    def _views(self, name, attr):
+        if "_model" not in self.__dict__ and "_pending_" + name in self.__dict__:
+            return self.__dict__["_pending_" + name]
+        return ArenaList(name, [getattr(layer, attr) for layer in self._dense_layers()])
 
     def _dense_layers(self):
         model = self.__dict__.get("_model")
@@ -154,16 +161,23 @@ class BaseMLP(BaseEstimator):
         return [layer for layer in model.layers if isinstance(layer, Dense)]
 
     def _set_views(self, name, attr, values):
-        layers = self._dense_layers()
+        if "_model" not in self.__dict__:       # kept until the first fit builds the model
+            self.__dict__["_pending_" + name] = list(values)
+            return
+        views = self._views(name, attr)
         values = list(values)
-        if len(values) != len(layers):
-            raise ValueError(f"{name} must hold {len(layers)} arrays, got {len(values)}")
-        for layer, value in zip(layers, values):
-            view = getattr(layer, attr)
-            value = np.asarray(value)
-            if value.shape != view.shape:
-                raise ValueError(f"{name}: expected shape {view.shape}, got {value.shape}")
-            view[...] = value
+        if len(values) != len(views):
+            raise ValueError(f"{name} must hold {len(views)} arrays, got {len(values)}")
+        for i, value in enumerate(values):
+            views[i] = value
+
+    def _take_pending_weights(self, use):
+        """Put the ``coefs_`` / ``intercepts_`` set before the first fit into the new
+        network (when ``use``: partial_fit or warm_start, as scikit-learn); forget them."""
+        for name, attr in (("coefs_", "W"), ("intercepts_", "b")):
+            values = self.__dict__.pop("_pending_" + name, None)
+            if use and values is not None:
+                self._set_views(name, attr, values)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -216,6 +230,7 @@ class BaseMLP(BaseEstimator):
     # -- fit -----------------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental=False):
         self._validate_params()
+        check_full_batch(self)
         first_pass = "_model" not in self.__dict__ or not (self.warm_start or incremental)
         X, Y = self._validate_input(X, y, incremental, first_pass, self._fit_dtype(first_pass))
         if sparse.issparse(X):
@@ -225,6 +240,7 @@ class BaseMLP(BaseEstimator):
         arch = self._architecture(X.shape[1], Y.shape[1], X.dtype)
         if first_pass:
             self._initialize(Y, arch, rs)
+            self._take_pending_weights(self.warm_start or incremental)
         elif {**arch, "seed": self._arch["seed"]} != self._arch:
             raise ValueError(f"warm_start and partial_fit need the network of the previous "
                              f"fit ({_describe(self._arch)}), got {_describe(arch)}; set "
@@ -332,12 +348,40 @@ class BaseMLP(BaseEstimator):
 
 # -- helpers ------------------------------------------------------------------------------------
 
+class ArenaList(list):
+    """``coefs_`` / ``intercepts_`` of a fitted estimator: the views into the network, where
+    ``coefs_[i] = W`` writes W into the network (scikit-learn's list of arrays semantics)."""
+
+    def __init__(self, name, views):
+        super().__init__(views)
+        self.name = name
+
+    def __setitem__(self, i, value):
+        if isinstance(i, slice):
+            raise TypeError(f"{self.name} takes one array at a time: {self.name}[i] = array")
+        view = list.__getitem__(self, i)
+        try:
+            value = np.asarray(value, dtype=view.dtype)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{self.name}[{i}] must be an array of numbers: {exc}") from None
+        if value.shape != view.shape:
+            raise ValueError(f"{self.name}[{i}]: expected shape {view.shape}, got "
+                             f"{value.shape}")
+        view[...] = value
+
+    def __reduce__(self):                       # copies and pickles are plain lists
+        return list, (list(self),)
+
+
 def build_model(arch):
     """The Sequential described by ``arch`` (see ``BaseMLP._architecture``)."""
     units, act = arch["units"], arch["activation"]
     layers = []
     for n_in, n_out in zip(units[:-2], units[1:-1]):
-        if arch["batch_norm"]:
+        if act == "prelu":                         # learnable slope: a layer of its own
+            layers += [Dense(n_in, n_out)] + [BatchNorm(n_out)] * arch["batch_norm"] + \
+                [PReLU()]
+        elif arch["batch_norm"]:
             layers += [Dense(n_in, n_out), BatchNorm(n_out), ACTIVATION_LAYERS[act]()]
         else:
             layers.append(Dense(n_in, n_out, activation=act))
@@ -368,14 +412,15 @@ def _check_arch(arch, weights):
             all(isinstance(u, int) and not isinstance(u, bool) and 0 < u < 2**31
                 for u in units)):
         raise ValueError(f"invalid layer units {str(units)[:100]}")
-    if arch["activation"] not in ACTIVATION_LAYERS or arch["dtype"] not in ("float32",
-                                                                            "float64"):
+    if arch["activation"] not in (*ACTIVATION_LAYERS, "prelu") or \
+            arch["dtype"] not in ("float32", "float64"):
         raise ValueError("invalid activation or dtype")
     if not (isinstance(arch["dropout"], float) and 0 <= arch["dropout"] < 1
             and isinstance(arch["batch_norm"], bool) and isinstance(arch["seed"], int)):
         raise ValueError("invalid dropout, batch_norm or seed")
     n = sum(a * b + b for a, b in zip(units[:-1], units[1:]))
     n += 5 * sum(units[1:-1]) if arch["batch_norm"] else 0    # γ, β; 3 statistics
+    n += len(units) - 2 if arch["activation"] == "prelu" else 0   # one slope per layer
     if weights.ndim != 1 or weights.shape[0] != n or weights.dtype != np.dtype(arch["dtype"]):
         raise ValueError(f"the weights ({weights.dtype}, {weights.shape}) do not fit the "
                          f"network ({n} {arch['dtype']} values)")

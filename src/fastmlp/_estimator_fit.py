@@ -161,8 +161,8 @@ def fit_stochastic(est, X, Y, sample_weight, incremental, rs):
             try:
                 value = loop.run(sample_idx[:-1] if drop_last else sample_idx)
             except NonFiniteLoss:
-                raise ValueError(f"{_NON_FINITE} (The loss or its gradient became "
-                                 f"non-finite at iteration {est.n_iter_ + 1}.)") from None
+                _diverged(est)
+                break
             value = obj.report(value, 0.5 * (p0 + obj.penalty_value(model)))
             est.n_iter_ += 1
             est.loss_ = value
@@ -187,6 +187,21 @@ def fit_stochastic(est, X, Y, sample_weight, incremental, rs):
         warnings.warn("Training interrupted by user.")
     if est.early_stopping:
         model.set_weights(est._best_weights)
+
+
+def _diverged(est):
+    """The loss became non-finite: with early stopping, the epoch is recorded with a nan
+    score and training stops, the best weights then put back (scikit-learn runs on to the
+    same end); without, ValueError as scikit-learn's check of the weights."""
+    if not est.early_stopping:
+        raise ValueError(f"{_NON_FINITE} (The loss or its gradient became non-finite at "
+                         f"iteration {est.n_iter_ + 1}.)")
+    est.n_iter_ += 1
+    est.loss_ = np.nan
+    est.loss_curve_.append(np.nan)
+    est.validation_scores_.append(float("nan"))
+    if est.verbose:
+        print("Iteration %d, loss = nan: the loss diverged. Stopping." % est.n_iter_)
 
 
 def _bookkeeping(est):
@@ -284,6 +299,27 @@ def _set_lr(opt, lr):
 
 # -- full-batch solvers ---------------------------------------------------------------------------
 
+def check_full_batch(est):
+    """A full-batch solver searches along lines of one objective: dropout, which draws new
+    masks at every evaluation, makes it random (the solver then stops early, claiming
+    convergence); the Trainer refuses the same (BatchNorm over the whole set is
+    deterministic and stays allowed)."""
+    if getattr(OPTIMIZERS[est.solver], "full_batch", False) and est.dropout > 0:
+        raise ValueError(f"dropout={est.dropout} draws new masks at every evaluation, but "
+                         f"solver={est.solver!r} needs a deterministic objective: use a "
+                         "mini-batch solver (solver='adam' or 'sgd') or dropout=0")
+
+
+def _check_dense_hessian(est, cls):
+    """Estimator-level advice for the solvers that store an n x n matrix."""
+    limit = getattr(cls(), "max_params", None)
+    n = est._model.n_params
+    if limit is not None and n > limit:
+        raise ValueError(f"solver={est.solver!r} stores a dense {n}x{n} matrix, but the "
+                         f"network has {n:,} parameters (at most {limit:,}): use "
+                         "solver='lbfgs', or fewer or smaller hidden_layer_sizes")
+
+
 def fit_full_batch(est, X, Y, sample_weight):
     """lbfgs as scikit-learn runs it (scipy's L-BFGS-B, gtol=tol, maxiter, maxfun), or one
     of fastmlp's other full-batch solvers, on the whole-training-set objective."""
@@ -296,6 +332,7 @@ def fit_full_batch(est, X, Y, sample_weight):
         _lbfgs(est, objective, obj)
         return
     cls = OPTIMIZERS[est.solver]
+    _check_dense_hessian(est, cls)
     hyper = {k: v for k, v in (("lr", est.learning_rate_init), ("tol", est.tol))
              if k in cls._checks}
     verbose = (lambda it, loss: print("Iteration %d, loss = %.8f" % (it + 1, loss)) or False) \

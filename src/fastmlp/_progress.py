@@ -1,10 +1,43 @@
-"""Progress display for fit: a tqdm bar per epoch (verbose=1) or a line per epoch (2)."""
+"""Progress display for fit: a tqdm bar per epoch (verbose=1) or a line per epoch (2).
+
+verbose=1 is Keras' layout in two parts: during the epoch the bar shows the running training
+loss only (it fits any terminal); when the epoch ends, the bar stays as it is and every value
+of the epoch's logs follows on the lines below it. verbose=2 prints one line per
+epoch. In a terminal, the values wrap at its width (never inside a value); written to a file
+or a pipe, a line is never cut.
+
+What the values measure: ``loss`` is the running mean of the batch losses in training mode
+(dropout on), unless the trainer has metrics: then ``loss`` and the metrics are both
+measured at the end of the epoch in evaluation mode on the training rows, like ``val_*``
+on the validation rows (see :meth:`fastmlp.Trainer.fit`).
+"""
+import os
 import sys
+import textwrap
 
 
-def _fmt(logs):
-    return "  ".join(f"{k}={v:.4g}" for k, v in logs.items()
-                     if k not in ("lr", "epoch_time") and v is not None)
+def _items(logs):
+    return [f"{k}={v:.4g}" for k, v in logs.items()
+            if k not in ("lr", "epoch_time") and v is not None]
+
+
+def _width(file):
+    """The terminal's width, or None when ``file`` is not a terminal."""
+    try:
+        if not file.isatty():
+            return None
+        return os.get_terminal_size(file.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _wrap(first, items, width, indent="  "):
+    """``first`` then the items two spaces apart, wrapped at ``width`` (no wrap: None)."""
+    text = "  ".join([first] + items) if first else indent + "  ".join(items)
+    if width is None:
+        return text
+    return "\n".join(textwrap.wrap(text, width=max(width - 1, 20), subsequent_indent=indent,
+                                   break_long_words=False, break_on_hyphens=False))
 
 
 class _Bar:
@@ -13,7 +46,7 @@ class _Bar:
 
     def update_to(self, rows, logs):
         self.bar.update(rows - self.bar.n)
-        self.bar.set_postfix_str(_fmt(logs), refresh=False)
+        self.bar.set_postfix_str(_items({"loss": logs.get("loss")})[0], refresh=False)
 
 
 class Progress:
@@ -34,13 +67,15 @@ class Progress:
         return _Bar(self._bar)
 
     def end_epoch(self, bar, epoch, logs):
+        width = _width(self.file)
         if bar is not None:
-            bar.bar.set_postfix_str(_fmt(logs), refresh=True)
-            bar.bar.close()
+            bar.bar.close()                 # as it stands: with the last running loss
             self._bar = None
+            print(_wrap("", _items(logs), width), file=self.file, flush=True)
         elif self.verbose == 2:
-            print(f"Epoch {epoch + 1}/{self.epochs}  {_fmt(logs)}  "
-                  f"({logs.get('epoch_time', 0):.2f}s)", file=self.file, flush=True)
+            items = _items(logs) + [f"({logs.get('epoch_time', 0):.2f}s)"]
+            print(_wrap(f"Epoch {epoch + 1}/{self.epochs}", items, width), file=self.file,
+                  flush=True)
 
     def close(self):
         if self._bar is not None:

@@ -51,19 +51,20 @@ def contiguous(a, dtype):
     return np.require(np.asarray(a), dtype, ["C_CONTIGUOUS", "ALIGNED"])
 
 
-def as_float_matrix(X, dtype, name="X", n_cols=None, allow_nonfinite=False):
+def as_float_matrix(X, dtype, name="X", n_cols=None, allow_nonfinite=False,
+                    allow_empty=False):
     """Convert X to a C-contiguous 2-D array of ``dtype``, safely.
 
     Accepts lists, integer/bool/float16 arrays, Fortran-ordered, strided, unaligned and
     read-only arrays (converted, never modified). Refuses strings, objects, complex
-    numbers, other ranks, empty batches, a wrong column count and (unless allowed) NaN or
+    numbers, other ranks, a wrong column count and (unless allowed) empty batches, NaN or
     inf.
     """
     arr = as_numeric(X, name)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {arr.ndim}-D "
                          f"with shape {arr.shape}")
-    if arr.shape[0] == 0:
+    if arr.shape[0] == 0 and not allow_empty:
         raise ValueError(f"{name} has no rows (shape {arr.shape})")
     if n_cols is not None and arr.shape[1] != n_cols:
         raise ValueError(f"{name} has {arr.shape[1]} features (columns), expected {n_cols}")

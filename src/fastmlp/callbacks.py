@@ -6,10 +6,12 @@ fused training loop then hands control back to Python after every step, which co
 speed, so only ask for it when needed. A callback stops training by setting
 ``trainer.stop_training = True``.
 """
+import contextlib
 import csv
 import inspect
 import math
 import os
+import string
 import warnings
 
 import numpy as np
@@ -22,6 +24,12 @@ class Callback:
 
     def set_trainer(self, trainer):
         self.trainer = trainer
+
+    @property
+    def params(self):
+        """The current fit's parameters (Keras): ``epochs``, ``verbose`` and ``log_keys``,
+        the keys of the logs ``on_epoch_end`` receives."""
+        return getattr(self.trainer, "fit_params", {})
 
     @property
     def wants_batches(self):
@@ -151,6 +159,26 @@ class ModelCheckpoint(_Monitor):
 
     def on_train_begin(self, logs=None):
         self.best = self._initial_best()
+        self._check_path(self.params.get("log_keys"))
+
+    def _check_path(self, keys):
+        """Fail before the first epoch trains: a field of ``path`` the logs will not hold,
+        or a directory that does not exist."""
+        fields = {f.split(".")[0].split("[")[0]
+                  for _, f, _, _ in string.Formatter().parse(self.path) if f}
+        if keys is not None:
+            missing = sorted(fields - set(keys) - {"epoch"})
+            if missing:
+                hint = (" (val_* values need validation data: pass validation_data or "
+                        "validation_split)" if any(m.startswith("val_") for m in missing)
+                        else "")
+                raise ValueError(f"ModelCheckpoint path {self.path!r} uses {missing}, which "
+                                 f"this fit does not log{hint}; it logs "
+                                 f"{['epoch'] + list(keys)}")
+        directory = os.path.dirname(self.path)
+        if directory and "{" not in directory and not os.path.isdir(directory):
+            raise FileNotFoundError(f"ModelCheckpoint: the directory of {self.path!r} does "
+                                    "not exist")
 
     def on_epoch_end(self, epoch, logs=None):
         from fastmlp.io import save
@@ -250,18 +278,37 @@ class TerminateOnNaN(Callback):
 
 
 class CSVLogger(Callback):
-    """Append each epoch's logs to a CSV file (one row per epoch, header first)."""
+    """Append each epoch's logs to a CSV file (one row per epoch, header first).
+
+    With ``append=True`` the rows go after those of the file, with its columns, and the
+    epochs are numbered on from the file's last one (a resumed run continues its log); an
+    ``initial_epoch`` beyond it is kept as it is."""
 
     def __init__(self, path, separator=",", append=False):
         self.path = os.fspath(path)
         self.separator = separator
         self.append = bool(append)
         self._keys = None
+        self._offset = 0
 
     def on_train_begin(self, logs=None):
-        self._keys = None
+        self._keys, self._offset = None, 0
         if not self.append and os.path.exists(self.path):
             os.remove(self.path)
+        last = self._last_row() if self.append else None
+        if last is not None:
+            self._keys = [k for k in last if k != "epoch"]
+            with contextlib.suppress(TypeError, ValueError):
+                first = self.params.get("initial_epoch", 0)
+                self._offset = max(int(last["epoch"]) + 1 - first, 0)
+
+    def _last_row(self):
+        """The last row of the existing file (a dict), or None."""
+        if not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
+            return None
+        with open(self.path, newline="") as f:
+            rows = list(csv.DictReader(f, delimiter=self.separator))
+        return rows[-1] if rows else None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -272,7 +319,7 @@ class CSVLogger(Callback):
             writer = csv.writer(f, delimiter=self.separator)
             if new_file:
                 writer.writerow(["epoch"] + self._keys)
-            writer.writerow([epoch] + [logs.get(k, "") for k in self._keys])
+            writer.writerow([epoch + self._offset] + [logs.get(k, "") for k in self._keys])
 
 
 class LambdaCallback(Callback):

@@ -39,8 +39,9 @@ _PARAMETERS = """
         Units of each hidden layer.
     activation : str, default="relu"
         Activation of the hidden layers: scikit-learn's "identity", "logistic", "tanh",
-        "relu", or any fastmlp activation ("gelu", "silu", "elu", "leaky_relu",
-        "softplus", "sigmoid", ...).
+        "relu", or any fastmlp activation: "sigmoid", "leaky_relu", "elu", "softplus",
+        "arctan", "hard_tanh", "step", "silu", "gelu" (with their default parameters), or
+        "prelu" (one learnable slope per hidden layer, initialized at 0.25).
     solver : str, default="adam"
         "lbfgs" (scipy's L-BFGS-B on the full-batch loss, as scikit-learn), "sgd", "adam",
         or any fastmlp optimizer name: mini-batch "adamw", "rmsprop", "adagrad",

@@ -32,7 +32,10 @@ def gradient_check(model, loss, X, y, eps=1e-6, check_input=True):
     ----------
     model : Sequential
         A float64 model (float32 finite differences are too coarse to judge anything).
-        Its parameters are restored exactly afterwards; its gradients hold the analytic
+        Every forward of the check draws the dropout masks and noise of one training step
+        (the next one, ``model.rng_step + 1``), so a stochastic model is checked as the
+        deterministic function of that draw. Its parameters, buffers (running statistics)
+        and RNG counter are restored exactly afterwards; its gradients hold the analytic
         gradient of this batch.
     loss : Loss
         Any fastmlp loss (``loss(pred, y) -> float`` and ``loss.grad(pred, y)``).
@@ -60,12 +63,19 @@ def gradient_check(model, loss, X, y, eps=1e-6, check_input=True):
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a positive finite float, got {eps}")
     X = as_float_matrix(X, np.float64, "X", model.n_in).copy()
+    step, buffers = model.rng_step, model.buffers.copy()
+
+    def forward():
+        # every forward draws the masks and noise of one step: one deterministic function
+        # (training forwards read no running statistics; they only update them)
+        model.rng_step = step
+        return model.forward(X, training=True)
 
     def objective():
-        return float(loss(model.forward(X, training=True), y))
+        return float(loss(forward(), y))
 
     model.zero_grad()
-    out = model.forward(X, training=True)
+    out = forward()
     floor = 1e-3 * max(1.0, abs(float(loss(out, y))))
     dX = model.backward(loss.grad(out, y))
     analytic = model.grads.copy()
@@ -77,7 +87,9 @@ def gradient_check(model, loss, X, y, eps=1e-6, check_input=True):
         errors.append(_rel_err(analytic[sl], numeric[sl], floor))
     if check_input:
         errors.append(_rel_err(dX, _numeric_grad(objective, X, eps), floor))
-    model.forward(X, training=True)  # leave caches consistent with the analytic gradient
+    forward()                        # leave caches consistent with the analytic gradient
+    model.rng_step = step
+    _restore_statistics(model, buffers)
     return max(errors, default=0.0)
 
 
@@ -95,3 +107,13 @@ def _numeric_grad(objective, arr, eps):
         flat[i] = orig
         grad[i] = (plus - minus) / (2 * eps)
     return grad.reshape(arr.shape)
+
+
+def _restore_statistics(model, saved):
+    """Put back the buffers (running statistics) as ``saved``, but for the private ones
+    (names starting with "_", such as the core's 1/std of the last forward), which belong
+    to the last forward."""
+    for b in model.buffer_info:
+        if not b["name"].startswith("_"):
+            sl = slice(b["offset"], b["offset"] + int(np.prod(b["shape"], dtype=np.int64)))
+            model.buffers[sl] = saved[sl]

@@ -4,9 +4,10 @@
 class History:
     """Per-epoch record of a fit: ``history.history["loss"][i]`` is epoch i's training loss.
 
-    Keys: ``loss`` (mean training loss over the epoch's batches), ``val_loss`` and
-    ``val_<metric>`` when there is validation data, ``<metric>`` for each metric on the
-    training data, ``lr`` (learning rate used) and ``epoch_time`` (seconds).
+    Keys: ``loss`` (the running mean of the epoch's batch losses; with metrics, the
+    evaluation-mode loss on the training rows at the epoch's end, as the metrics),
+    ``val_loss`` and ``val_<metric>`` when there is validation data, ``<metric>`` for each
+    metric on the training data, ``lr`` (learning rate used) and ``epoch_time`` (seconds).
     """
 
     def __init__(self):

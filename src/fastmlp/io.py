@@ -56,6 +56,7 @@ import numpy as np
 
 from fastmlp import _config
 from fastmlp._config import check_keys, register
+from fastmlp.interop import from_torch_state_dict, to_torch_state_dict  # noqa: F401 (API)
 
 __all__ = ["save", "load", "pack", "unpack", "register", "to_torch_state_dict",
            "from_torch_state_dict"]
@@ -209,7 +210,12 @@ def _write_atomic(path, entries):
     """np.savez to a temporary file next to ``path``, fsync, rename over ``path``."""
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o666)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"cannot save to {path!r}: the directory {directory!r} does "
+                                "not exist") from None
     try:
         with open(fd, "wb") as f:
             np.savez(f, allow_pickle=False, **entries)
@@ -325,76 +331,3 @@ def _no_duplicates(pairs):
     if len(out) != len(pairs):
         raise ValueError("the header has duplicate keys")
     return out
-
-
-# --- PyTorch interop --------------------------------------------------------------------------
-
-def _torch_layout(layers):
-    """``[(module index, layer)]``: each layer is one module of a torch ``nn.Sequential``,
-    except a Dense with a fused activation, which is two (``Linear`` then the activation)."""
-    from fastmlp.layers import Activation, Dense, Dropout, PReLU, Softmax
-    out, index = [], 0
-    for i, layer in enumerate(layers):
-        tied = isinstance(layer, Dense) and layer.tied_to is not None
-        if tied or not isinstance(layer, (Dense, Activation, Softmax, Dropout, PReLU)):
-            raise ValueError(f"layers[{i}] ({layer!r}) has no counterpart in the PyTorch "
-                             "interop: only Dense (untied), PReLU and parameter-free "
-                             "activation layers (and Dropout) are supported")
-        out.append((index, layer))
-        fused = isinstance(layer, Dense) and layer.activation.name != "identity"
-        index += 2 if fused else 1
-    return out
-
-
-def _torch_entries(layers):
-    """``{key: (layer, attribute, transposed, torch shape)}`` of the state dict."""
-    from fastmlp.layers import Dense, PReLU
-    out = {}
-    for index, layer in _torch_layout(layers):
-        if isinstance(layer, Dense):
-            out[f"{index}.weight"] = (layer, "W", True, (layer.n_out, layer.n_in))
-            if layer.bias:
-                out[f"{index}.bias"] = (layer, "b", False, (layer.n_out,))
-        elif isinstance(layer, PReLU):
-            out[f"{index}.weight"] = (layer, "weight", False, (layer.num_parameters,))
-    return out
-
-
-def to_torch_state_dict(model):
-    """The model's parameters keyed as the state dict of the matching ``torch.nn.Sequential``
-    (NumPy arrays, copies; see :meth:`Sequential.to_torch_state_dict`)."""
-    out = {}
-    for key, (layer, attr, transposed, _) in _torch_entries(model.layers).items():
-        value = getattr(layer, attr)
-        out[key] = np.array(value.T if transposed else value, order="C", copy=True)
-    return out
-
-
-def from_torch_state_dict(cls, state, layers, dtype=None, seed=None, backend="core"):
-    """A ``cls`` (Sequential) of ``layers`` with the weights of a torch state dict (see
-    :meth:`Sequential.from_torch_state_dict`)."""
-    layers = list(layers)
-    entries = _torch_entries(layers)
-    if not hasattr(state, "keys"):
-        raise TypeError(f"state must be a dict (a torch state_dict), got {type(state).__name__}")
-    missing, extra = set(entries) - set(state), set(state) - set(entries)
-    if missing or extra:
-        raise ValueError(f"the state dict does not match the layers: missing keys "
-                         f"{sorted(missing)}, unexpected keys {sorted(map(str, extra))}")
-    arrays = {}
-    for key, (_, _, _, shape) in entries.items():
-        value = state[key]
-        if hasattr(value, "detach"):                   # a torch tensor, without importing torch
-            value = value.detach().cpu().numpy()
-        a = np.asarray(value)
-        if a.dtype.kind not in "iuf" or a.shape != shape:
-            raise ValueError(f"state[{key!r}] must be a real array of shape {shape}, got "
-                             f"{a.dtype} with shape {a.shape}")
-        arrays[key] = a
-    if dtype is None:
-        floats = [a.dtype for a in arrays.values() if a.dtype.kind == "f"]
-        dtype = "float64" if floats and all(d == np.float64 for d in floats) else "float32"
-    model = cls(layers, dtype=dtype, seed=seed, backend=backend)
-    for key, (layer, attr, transposed, _) in entries.items():
-        getattr(layer, attr)[...] = arrays[key].T if transposed else arrays[key]
-    return model

@@ -308,3 +308,46 @@ class MultiMarginLoss(Loss):
 
     def __repr__(self):
         return f"MultiMarginLoss(margin={self.margin!r})"
+
+
+#: names a loss may be given by: torch's functional names, Keras' names and aliases. The
+#: Keras cross-entropies map onto the fastmlp losses that take logits (the model's last
+#: layer then has no softmax/sigmoid) and accept labels or probability rows alike.
+LOSSES = {"mse": MSELoss, "mean_squared_error": MSELoss, "mse_loss": MSELoss,
+          "mae": L1Loss, "mean_absolute_error": L1Loss, "l1": L1Loss, "l1_loss": L1Loss,
+          "huber": HuberLoss, "huber_loss": HuberLoss,
+          "cross_entropy": CrossEntropyLoss, "categorical_crossentropy": CrossEntropyLoss,
+          "sparse_categorical_crossentropy": CrossEntropyLoss,
+          "binary_crossentropy": BCEWithLogitsLoss, "bce_with_logits": BCEWithLogitsLoss,
+          "binary_cross_entropy_with_logits": BCEWithLogitsLoss,
+          "multi_margin": MultiMarginLoss, "multi_margin_loss": MultiMarginLoss}
+
+
+def get_loss(loss, **kwargs) -> Loss:
+    """A loss from an instance (returned as is, as is any object with the loss protocol,
+    such as ``loss.value_and_grad(pred, target)``), a class (instantiated with
+    ``kwargs``) or
+    a name: a class name (``"CrossEntropyLoss"``) or one of ``LOSSES`` (Keras' and torch's
+    names, case-insensitive), as :func:`fastmlp.optim.get_optimizer` takes optimizers.
+
+    Examples
+    --------
+    >>> get_loss("categorical_crossentropy")
+    CrossEntropyLoss()
+    """
+    if isinstance(loss, Loss) or (not isinstance(loss, (type, str)) and
+                                  callable(getattr(loss, "value_and_grad", None))):
+        if kwargs:
+            raise ValueError(f"arguments {sorted(kwargs)} given with a loss instance {loss!r}")
+        return loss
+    if isinstance(loss, type) and issubclass(loss, Loss) and loss is not Loss:
+        return loss(**kwargs)
+    if not isinstance(loss, str):
+        raise TypeError(f"loss must be a Loss, a Loss class or a name such as 'mse', got "
+                        f"{loss!r:.80}")
+    by_class = {name.lower(): globals()[name] for name in __all__ if name != "Loss"}
+    cls = LOSSES.get(loss.lower(), by_class.get(loss.lower()))
+    if cls is None:
+        raise ValueError(f"unknown loss {loss!r}; valid names: {', '.join(LOSSES)} or a class "
+                         f"name ({', '.join(n for n in __all__ if n != 'Loss')})")
+    return cls(**kwargs)

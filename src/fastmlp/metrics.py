@@ -85,14 +85,153 @@ def log_loss(y_true, y_pred, eps=1e-15):
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
 
 
+def _labels_and_scores(y_true, y_pred):
+    """``(true class per row, scores (n, k) with k >= 2)``: a single output is the
+    probability of class 1; targets may be labels, probability rows or 0/1 values."""
+    p = np.asarray(y_pred, dtype=np.float64)
+    p = p.reshape(-1, 1) if p.ndim == 1 else p
+    if p.shape[1] == 1:
+        p = np.hstack([1 - p, p])
+    y = np.asarray(y_true)
+    if y.ndim == 2 and y.shape[1] > 1:
+        y = y.argmax(axis=1)
+    else:
+        y = y.reshape(-1)
+        y = (y > 0.5) if y.dtype.kind == "f" else y
+    return y.astype(np.int64), p
+
+
+def _confusion_counts(y_true, y_pred):
+    """Per class: (true positives, false positives, false negatives), and whether the task
+    is binary (then the scores of class 1 are reported, as scikit-learn's average="binary")."""
+    y, p = _labels_and_scores(y_true, y_pred)
+    k = p.shape[1]
+    pred = p.argmax(axis=1)
+    tp = np.bincount(y[pred == y], minlength=k)[:k].astype(np.float64)
+    fp = np.bincount(pred, minlength=k)[:k] - tp
+    fn = np.bincount(y, minlength=k)[:k] - tp
+    return tp, fp, fn, k == 2
+
+
+def _ratio(num, den):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+
+
+def _average(per_class, binary, macro):
+    return float(per_class.mean() if macro or not binary else per_class[1])
+
+
+def precision(y_true, y_pred, macro=False):
+    """tp / (tp + fp): of class 1 for a binary task, else the unweighted mean over classes
+    (scikit-learn's ``average="binary"`` / ``"macro"``, 0 where nothing was predicted)."""
+    tp, fp, _, binary = _confusion_counts(y_true, y_pred)
+    return _average(_ratio(tp, tp + fp), binary, macro)
+
+
+def recall(y_true, y_pred, macro=False):
+    """tp / (tp + fn), averaged as :func:`precision`."""
+    tp, _, fn, binary = _confusion_counts(y_true, y_pred)
+    return _average(_ratio(tp, tp + fn), binary, macro)
+
+
+def f1(y_true, y_pred, macro=False):
+    """2 tp / (2 tp + fp + fn), averaged as :func:`precision` (the macro F1 is the mean of
+    the per-class F1 scores, as scikit-learn's)."""
+    tp, fp, fn, binary = _confusion_counts(y_true, y_pred)
+    return _average(_ratio(2 * tp, 2 * tp + fp + fn), binary, macro)
+
+
+def precision_macro(y_true, y_pred):
+    """:func:`precision` averaged over the classes, also for a binary task."""
+    return precision(y_true, y_pred, macro=True)
+
+
+def recall_macro(y_true, y_pred):
+    """:func:`recall` averaged over the classes, also for a binary task."""
+    return recall(y_true, y_pred, macro=True)
+
+
+def f1_macro(y_true, y_pred):
+    """:func:`f1` averaged over the classes, also for a binary task."""
+    return f1(y_true, y_pred, macro=True)
+
+
+def auc(y_true, y_pred):
+    """Area under the ROC curve: of class 1 for a binary task, else the unweighted mean of
+    the one-vs-rest areas (scikit-learn's ``roc_auc_score(multi_class="ovr")``); ties count
+    half (average ranks). NaN when a class is missing from ``y_true``."""
+    from scipy.stats import rankdata
+    y, p = _labels_and_scores(y_true, y_pred)
+    classes = [1] if p.shape[1] == 2 else range(p.shape[1])
+    areas = []
+    for c in classes:
+        pos = y == c
+        n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+        if n_pos == 0 or n_neg == 0:
+            return float("nan")
+        ranks = rankdata(p[:, c])
+        areas.append((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(np.mean(areas))
+
+
 METRICS = {"accuracy": accuracy, "acc": accuracy, "top_k_accuracy": top_k_accuracy,
-           "mse": mse, "mae": mae, "r2": r2, "log_loss": log_loss}
+           "mse": mse, "mae": mae, "r2": r2, "log_loss": log_loss, "auc": auc,
+           "precision": precision, "recall": recall, "f1": f1,
+           "precision_macro": precision_macro, "recall_macro": recall_macro,
+           "f1_macro": f1_macro}
+#: scikit-learn metrics that take scores (probabilities); its others take class labels
+_SKLEARN_SCORE_METRICS = {"roc_auc_score", "log_loss", "brier_score_loss",
+                          "average_precision_score", "top_k_accuracy_score", "d2_log_loss_score",
+                          "label_ranking_average_precision_score", "coverage_error",
+                          "label_ranking_loss", "ndcg_score", "dcg_score", "hinge_loss"}
+
+
+def call_metric(fn, y_true, y_pred, classification):
+    """``fn(y_true, y_pred)``, except that a scikit-learn classification metric gets what it
+    takes: class labels for ``y_true``, and class predictions for ``y_pred`` (scores, with
+    a single output squeezed, for those of ``_SKLEARN_SCORE_METRICS``)."""
+    module = getattr(fn, "__module__", None) or ""
+    if not (classification and module.startswith("sklearn.metrics")):
+        return fn(y_true, y_pred)
+    y, p = _labels_and_scores(y_true, y_pred)
+    if getattr(fn, "__name__", "") in _SKLEARN_SCORE_METRICS:
+        raw = np.asarray(y_pred)
+        return fn(y, raw.reshape(-1) if raw.ndim == 2 and raw.shape[1] == 1 else raw)
+    return fn(y, p.argmax(axis=1))
+
+
+def get_metrics(metrics):
+    """``[(name, function), ...]`` from what a Trainer's ``metrics`` may be: one metric (a
+    name, a callable), a list of them, or a dict ``{name: metric}`` that names them (how
+    a lambda gets a name that save/load can use)."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, str) or callable(metrics):
+        return [get_metric(metrics)]
+    if isinstance(metrics, dict):
+        for name in metrics:
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"metrics dict keys must be names (str), got {name!r}")
+        return [(name, get_metric(m)[1]) for name, m in metrics.items()]
+    try:
+        return [get_metric(m) for m in metrics]
+    except TypeError:
+        raise TypeError(f"metrics must be a name, a callable, a list of them or a dict "
+                        f"{{name: metric}}, got {metrics!r:.80}") from None
 
 
 def get_metric(metric):
-    """``(name, function)`` for a metric name (``"top_3_accuracy"`` sets k) or callable."""
+    """``(name, function)`` for a metric name (``"top_3_accuracy"`` sets k), a callable
+    ``f(y_true, y_pred)``, or a class whose instances are such callables."""
+    if isinstance(metric, type):
+        try:
+            metric = metric()
+        except TypeError as exc:
+            raise TypeError(f"metric class {metric.__name__} must be constructible without "
+                            f"arguments: {exc}") from None
     if callable(metric):
-        return getattr(metric, "__name__", "metric"), metric
+        return getattr(metric, "__name__", type(metric).__name__), metric
     if isinstance(metric, str):
         if metric.startswith("top_") and metric.endswith("_accuracy") and metric[4:-9].isdigit():
             k = int(metric[4:-9])

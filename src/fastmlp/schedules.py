@@ -16,12 +16,13 @@ Examples
 >>> sched.lr_at(25)
 0.0010000000000000002
 """
+import bisect
 import inspect
 import math
 import numbers
 
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "InverseScalingLR",
-           "ReduceLROnPlateau"]
+           "MultiStepLR", "LambdaLR", "LinearLR", "OneCycleLR", "ReduceLROnPlateau"]
 
 
 # --- argument checks ----------------------------------------------------------------------
@@ -88,7 +89,7 @@ class _Schedule:
             raise ValueError(f"state dict: missing keys {sorted(expected - set(d))}, "
                              f"unexpected keys {sorted(set(d) - expected)}")
         names = inspect.signature(self.validate).parameters
-        hyper = self.validate(**{k: d[k] for k in names})
+        hyper = self.validate(**{k: d[k] if k in d else getattr(self, k) for k in names})
         _real(d["base_lr"], "base_lr")
         _int(d["last_epoch"], "last_epoch", -1)
         self.__dict__.update(d)
@@ -244,6 +245,155 @@ class InverseScalingLR(LRScheduler):
 
     def lr_at(self, epoch):
         return self.base_lr / (self._epoch(epoch) + 1) ** self.power_t
+
+
+class MultiStepLR(LRScheduler):
+    r"""Decay by ``gamma`` at each milestone: :math:`\eta_e = \eta_0 \gamma^{m(e)}`, m(e)
+    the number of milestones <= e (torch's MultiStepLR).
+
+    Parameters
+    ----------
+    optimizer : Optimizer or float
+    milestones : sequence of int
+        Increasing epochs (>= 1) at which the rate is multiplied by ``gamma``.
+    gamma : float
+        Multiplicative factor (> 0).
+    """
+
+    def __init__(self, optimizer, milestones, gamma: float = 0.1):
+        super().__init__(optimizer, milestones=milestones, gamma=gamma)
+
+    @classmethod
+    def validate(cls, milestones, gamma):
+        try:
+            ms = tuple(_int(m, "milestones entries", 1) for m in milestones)
+        except TypeError:
+            raise TypeError(f"milestones must be a sequence of epochs, got {milestones!r}") \
+                from None
+        if any(b <= a for a, b in zip(ms, ms[1:])):
+            raise ValueError(f"milestones must be increasing, got {list(ms)}")
+        return dict(milestones=ms, gamma=_real(gamma, "gamma", low_open=True))
+
+    def lr_at(self, epoch):
+        return self.base_lr * self.gamma ** bisect.bisect_right(self.milestones,
+                                                                self._epoch(epoch))
+
+
+class LambdaLR(LRScheduler):
+    r""":math:`\eta_e = \eta_0 \cdot \text{lr\_lambda}(e)` (torch's LambdaLR). The function
+    is not part of :meth:`state_dict` (as torch): a restored schedule keeps its own."""
+
+    def __init__(self, optimizer, lr_lambda):
+        super().__init__(optimizer, lr_lambda=lr_lambda)
+
+    @classmethod
+    def validate(cls, lr_lambda):
+        if not callable(lr_lambda):
+            raise TypeError(f"lr_lambda must be a function of the epoch, got {lr_lambda!r}")
+        return dict(lr_lambda=lr_lambda)
+
+    def lr_at(self, epoch):
+        return self.base_lr * float(self.lr_lambda(self._epoch(epoch)))
+
+    def state_dict(self):
+        return {k: v for k, v in super().state_dict().items() if k != "lr_lambda"}
+
+
+class LinearLR(LRScheduler):
+    r"""A line from ``start_factor`` to ``end_factor`` times ``base_lr`` over ``total_iters``
+    epochs, then constant (torch's LinearLR, a warmup by default):
+    :math:`\eta_e = \eta_0 (s + (f - s) \min(e, T) / T)`.
+
+    Parameters
+    ----------
+    optimizer : Optimizer or float
+    start_factor : float
+        In (0, 1].
+    end_factor : float
+        In [0, 1].
+    total_iters : int
+        Epochs of the line (>= 1).
+    """
+
+    def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5):
+        super().__init__(optimizer, start_factor=start_factor, end_factor=end_factor,
+                         total_iters=total_iters)
+
+    @classmethod
+    def validate(cls, start_factor, end_factor, total_iters):
+        return dict(start_factor=_real(start_factor, "start_factor", low_open=True, high=1.0,
+                                       high_open=False),
+                    end_factor=_real(end_factor, "end_factor", high=1.0, high_open=False),
+                    total_iters=_int(total_iters, "total_iters", 1))
+
+    def lr_at(self, epoch):
+        e, s, f = min(self._epoch(epoch), self.total_iters), self.start_factor, self.end_factor
+        return self.base_lr * (s + (f - s) * e / self.total_iters)
+
+
+class OneCycleLR(LRScheduler):
+    r"""The 1cycle policy (Smith & Topin, 2018; torch's OneCycleLR, its formulas and phase
+    boundaries): from ``max_lr / div_factor`` up to ``max_lr`` over ``pct_start`` of the
+    ``total_steps``, then down to ``max_lr / div_factor / final_div_factor`` (with
+    ``three_phase``, back to the start over as many steps first), each phase a half cosine
+    (or a line). Step it once per epoch (``total_steps`` = epochs) or per batch from a
+    per-step callback. The optimizer's own ``lr`` is not used. ``cycle_momentum`` must be
+    False: fastmlp optimizers fix their momentum at construction.
+    """
+
+    def __init__(self, optimizer, max_lr: float, total_steps=None, epochs=None,
+                 steps_per_epoch=None, pct_start: float = 0.3, anneal_strategy: str = "cos",
+                 cycle_momentum: bool = False, div_factor: float = 25.0,
+                 final_div_factor: float = 1e4, three_phase: bool = False):
+        if total_steps is None:
+            if epochs is None or steps_per_epoch is None:
+                raise ValueError("OneCycleLR needs total_steps, or epochs and steps_per_epoch")
+            total_steps = _int(epochs, "epochs", 1) * _int(steps_per_epoch, "steps_per_epoch", 1)
+        super().__init__(optimizer, max_lr=max_lr, total_steps=total_steps,
+                         pct_start=pct_start, anneal_strategy=anneal_strategy,
+                         cycle_momentum=cycle_momentum, div_factor=div_factor,
+                         final_div_factor=final_div_factor, three_phase=three_phase)
+
+    @classmethod
+    def validate(cls, max_lr, total_steps, pct_start, anneal_strategy, cycle_momentum,
+                 div_factor, final_div_factor, three_phase):
+        if cycle_momentum is not False:
+            raise ValueError("cycle_momentum=True is not supported (fastmlp optimizers fix "
+                             "their momentum at construction): pass cycle_momentum=False")
+        return dict(max_lr=_real(max_lr, "max_lr", low_open=True),
+                    total_steps=_int(total_steps, "total_steps", 1),
+                    pct_start=_real(pct_start, "pct_start", high=1.0, high_open=False),
+                    anneal_strategy=_choice(anneal_strategy, "anneal_strategy",
+                                            ("cos", "linear")),
+                    cycle_momentum=False,
+                    div_factor=_real(div_factor, "div_factor", low_open=True),
+                    final_div_factor=_real(final_div_factor, "final_div_factor",
+                                           low_open=True),
+                    three_phase=_choice(three_phase, "three_phase", (False, True)))
+
+    def _phases(self):
+        start = self.max_lr / self.div_factor
+        low, n, p = start / self.final_div_factor, self.total_steps, self.pct_start
+        if self.three_phase:
+            return [(p * n - 1, start, self.max_lr), (2 * p * n - 2, self.max_lr, start),
+                    (n - 1, start, low)]
+        return [(p * n - 1, start, self.max_lr), (n - 1, self.max_lr, low)]
+
+    def lr_at(self, epoch):
+        step = self._epoch(epoch)
+        if step > self.total_steps:
+            raise ValueError(f"OneCycleLR stepped {step} times, beyond its total_steps="
+                             f"{self.total_steps}")
+        phases, begin = self._phases(), 0.0
+        for i, (end, a, b) in enumerate(phases):
+            if step <= end or i == len(phases) - 1:
+                pct = (step - begin) / (end - begin)
+                if self.anneal_strategy == "linear":      # >= 0 past the end of the cycle
+                    return max((b - a) * pct + a, 0.0)
+                return b + (a - b) / 2.0 * (math.cos(math.pi * pct) + 1)
+            begin = end
+        raise AssertionError("unreachable")
 
 
 class ReduceLROnPlateau(_Schedule):

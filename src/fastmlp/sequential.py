@@ -4,6 +4,7 @@ import threading
 
 import numpy as np
 
+from fastmlp._nesting import adopt_nested, layer_list
 from fastmlp._plan import Plan
 from fastmlp._validation import as_float_matrix, check_dtype, check_positive_int, contiguous
 from fastmlp.layers.base import Layer
@@ -18,8 +19,12 @@ class Sequential:
 
     Parameters
     ----------
-    layers : list of Layer
-        The first layer must fix the input width (e.g. ``Dense`` or ``Maxout``).
+    *layers : Layer, or one list of Layer
+        ``Sequential([l1, l2])`` (Keras) or ``Sequential(l1, l2)`` (torch's
+        ``nn.Sequential``). The first layer must fix the input width (e.g. ``Dense``).
+        A Sequential among them is nested, as a :class:`~fastmlp.layers.Chain` of its
+        layers: they move into this model with their weights (use this model from then on;
+        the inner one keeps a copy of its arena).
     dtype : {"float32", "float64"}
         Dtype of the parameters, of the computation and of the outputs.
     seed : int or None
@@ -40,8 +45,8 @@ class Sequential:
         into the arena and shape.
     """
 
-    def __init__(self, layers, dtype="float32", seed=None, backend="core"):
-        layers = list(layers) if not isinstance(layers, Layer) else [layers]
+    def __init__(self, *layers, dtype="float32", seed=None, backend="core"):
+        layers, adopted = adopt_nested(layer_list(layers))
         if not layers:
             raise ValueError("layers must hold at least one layer")
         for i, layer in enumerate(layers):
@@ -66,11 +71,14 @@ class Sequential:
         self._rng_step = 0
         self._build_shapes()
         self._build_arena()
+        adopted.restore()                  # the weights of nested models, not fresh ones
         self._last_batch = None
         self._local = threading.local()
         self._python_lock = threading.Lock()
         self.backend = backend
         self._train_lock = threading.Lock()
+        #: the mode of ``model(X)`` (torch's ``Module.training``): True after construction
+        self.training = True
 
     # -- construction ------------------------------------------------------------------------
     def _build_shapes(self):
@@ -102,20 +110,52 @@ class Sequential:
         self.params = np.zeros(offset, dtype=self.dtype)
         self.grads = np.zeros(offset, dtype=self.dtype)
         self.buffers = np.zeros(boff, dtype=self.dtype)
-        for p in info:
+        for b in buf_info:
+            self.buffers[b["offset"]:b["offset"] + _size(b["shape"])] = \
+                np.broadcast_to(b["value"], b["shape"]).reshape(-1)
+        self._bind_views()
+        _init_sequence(self.layers, np.random.default_rng(self.seed))
+
+    def _bind_views(self):
+        """Give every layer its views of ``params``, ``grads`` and ``buffers``."""
+        for p in self.param_info:
             layer = self.flat_layers[p["layer"]]
             sl = slice(p["offset"], p["offset"] + _size(p["shape"]))
             setattr(layer, p["name"], self.params[sl].reshape(p["shape"]))
             setattr(layer, "d" + p["name"], self.grads[sl].reshape(p["shape"]))
-        for b in buf_info:
+        for b in self.buffer_info:
             view = self.buffers[b["offset"]:b["offset"] + _size(b["shape"])].reshape(b["shape"])
-            view[...] = b["value"]
             setattr(self.flat_layers[b["layer"]], b["name"], view)
         for layer in self.flat_layers:
             layer._model = self
         for layer in self.flat_layers:
             layer.bind_shared()
-        _init_sequence(self.layers, np.random.default_rng(self.seed))
+
+    # -- pickling and copy.deepcopy: exact, through the arenas -------------------------------
+    _TRANSIENT = ("_local", "_python_lock", "_train_lock", "_stages", "_last_batch")
+
+    def __getstate__(self):
+        """Everything but the locks, the per-thread plans and the compiled stages (rebuilt
+        on unpickling); the layers travel without their views, which are rebound."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
+        self._python_lock, self._train_lock = threading.Lock(), threading.Lock()
+        self._last_batch = None
+        self._unpickling = True
+        self._finish_unpickling()
+
+    def _finish_unpickling(self):
+        """Bind the views and compile, once every layer has its state back (a layer copied
+        alone brings its model along, and gets its own state after the model's)."""
+        if not self.__dict__.get("_unpickling") or \
+                not all("n_in" in layer.__dict__ for layer in self.flat_layers):
+            return
+        del self._unpickling
+        self._bind_views()
+        self.backend = self._backend             # compiles the stages
 
     @property
     def n_params(self):
@@ -194,13 +234,14 @@ class Sequential:
         return model_from_config(config, custom_objects, cls=cls)
 
     def to_torch_state_dict(self):
-        """Parameters as the ``state_dict`` of the matching ``torch.nn.Sequential`` (NumPy
-        arrays): ``"<i>.weight"`` is Wᵀ of shape (n_out, n_in), ``"<i>.bias"`` b, and a
-        PReLU's slopes are ``"<i>.weight"``. ``i`` is the module's position in the torch
-        Sequential: the layer's position in ``layers``, where a Dense with a fused
-        activation counts as two modules (Linear, then the activation). Only Dense, PReLU
-        and parameter-free layers are supported (ValueError naming any other)."""
-        from fastmlp.io import to_torch_state_dict
+        """Parameters and buffers as the ``state_dict`` of the matching
+        ``torch.nn.Sequential`` (NumPy arrays): ``"<i>.weight"`` is Wᵀ of shape (n_out,
+        n_in), ``"<i>.bias"`` b; PReLU, BatchNorm (running statistics included) and
+        LayerNorm as torch names them; a Residual's layers under ``"<i>.<j>."``. ``i`` is
+        the module's position in the torch Sequential: the layer's position in ``layers``,
+        where a Dense with a fused activation counts as two modules (Linear, then the
+        activation). See :mod:`fastmlp.interop` (ValueError naming an unsupported layer)."""
+        from fastmlp.interop import to_torch_state_dict
         return to_torch_state_dict(self)
 
     @classmethod
@@ -209,7 +250,7 @@ class Sequential:
         numbers them) with the weights of a torch state dict (NumPy arrays or tensors),
         transposed into the arena. ``dtype`` defaults to float64 when every weight is
         float64, else float32."""
-        from fastmlp.io import from_torch_state_dict
+        from fastmlp.interop import from_torch_state_dict
         return from_torch_state_dict(cls, state, layers, dtype, seed, backend)
 
     @property
@@ -275,10 +316,12 @@ class Sequential:
         Thread-safe: each thread runs its own compiled plans (workspaces), without the GIL,
         so concurrent predictions on one model run in parallel and equal serial ones; it
         does not disturb the caches of :meth:`forward`. Rows are processed ``batch_size``
-        at a time, which bounds the workspace.
+        at a time, which bounds the workspace. No rows give an empty (0, n_out) array.
         """
-        X = as_float_matrix(X, self.dtype, "X", self.n_in)
+        X = as_float_matrix(X, self.dtype, "X", self.n_in, allow_empty=True)
         batch_size = check_positive_int(batch_size, "batch_size")
+        if X.shape[0] == 0:
+            return np.empty((0, self.n_out), dtype=self.dtype)
         stages = self._thread_stages()
         if len(stages) == 1 and stages[0][0] == "core":     # one GIL-free call for it all
             return stages[0][1].predict(X, batch_size)
@@ -302,7 +345,24 @@ class Sequential:
             local.version = self._stages_version
         return local.stages
 
-    __call__ = forward
+    def __call__(self, X):
+        """``model(X)``: :meth:`forward` in the model's mode, as a torch module: training
+        (dropout and noise on, BatchNorm on batch statistics, its running statistics
+        updated) after construction or :meth:`train`, evaluation after :meth:`eval`.
+        :meth:`forward` takes the mode explicitly; :meth:`predict` always evaluates."""
+        return self.forward(X, training=self.training)
+
+    def train(self, mode=True):
+        """Set the mode of ``model(X)``: training (``mode=True``) or evaluation; returns the
+        model (torch's ``Module.train``). The Trainer and ``predict`` do not depend on it."""
+        if mode not in (True, False):
+            raise TypeError(f"train(mode) takes True or False, got {mode!r}")
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode for ``model(X)`` (``train(False)``); returns the model."""
+        return self.train(False)
 
     # -- container protocol and display ----------------------------------------------------
     def __len__(self):
@@ -315,9 +375,36 @@ class Sequential:
         return self.layers[i]
 
     def named_parameters(self):
-        """List of ``(name, view)``, names like ``"0.W"`` (layer index, parameter)."""
-        return [(f"{p['layer']}.{p['name']}", getattr(self.layers[p["layer"]], p["name"]))
-                for p in self.param_info]
+        """List of ``(name, view)``, in arena order. A name is the layer's path, then the
+        parameter: ``"0.W"`` for ``model[0].W``, ``"1.0.b"`` for the first layer inside
+        the container ``model[1]`` (a Residual or a nested Sequential), as torch names
+        its modules."""
+        paths = _layer_paths(self.layers)
+        return [(f"{paths[id(layer)]}.{p['name']}", getattr(layer, p["name"]))
+                for p in self.param_info
+                for layer in (self.flat_layers[p["layer"]],)]
+
+    def parameters(self):
+        """List of the parameter views (``layer.W``, ``layer.b``, ...), in arena order, as
+        ``torch.nn.Module.parameters()``; ``model.params`` is the same values as one array."""
+        return [view for _, view in self.named_parameters()]
+
+    def summary(self, print_fn=print):
+        """Print the layers as Keras' ``model.summary()``: each layer, its output shape and
+        its parameter count, then the totals. ``print_fn`` receives each line."""
+        rows = [(f"({i}) {layer!r}", f"(None, {layer.n_out})", f"{layer.n_params():,}")
+                for i, layer in enumerate(self.layers)]
+        head = ("Layer", "Output shape", "Param #")
+        widths = [max(len(r[c]) for r in rows + [head]) for c in range(3)]
+        rule = "-" * (sum(widths) + 4)
+        lines = [f"Sequential (dtype={self.dtype.name}, backend={self._backend!r})", rule,
+                 f"{head[0]:<{widths[0]}}  {head[1]:<{widths[1]}}  {head[2]:>{widths[2]}}",
+                 rule]
+        lines += [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows]
+        lines += [rule, f"Total params: {self.n_params:,}",
+                  f"Non-trainable buffers: {self.buffers.shape[0]:,}", rule]
+        for line in lines:
+            print_fn(line)
 
     def __repr__(self):
         rows = [f"Sequential(dtype={self.dtype.name}, backend={self._backend!r}, "
@@ -338,6 +425,15 @@ def _flatten(layers):
     for layer in layers:
         out.append(layer)
         out.extend(_flatten(layer.children()))
+    return out
+
+
+def _layer_paths(layers, prefix=""):
+    """``{id(layer): "i.j..."}``: each layer's position, through containers."""
+    out = {}
+    for i, layer in enumerate(layers):
+        out[id(layer)] = f"{prefix}{i}"
+        out.update(_layer_paths(layer.children(), f"{prefix}{i}."))
     return out
 
 

@@ -6,13 +6,15 @@ import numpy as np
 
 from fastmlp import callbacks as cbks
 from fastmlp._epoch import EpochLoop, NonFiniteLoss, penalty_terms
+from fastmlp._freeze import frozen_ranges
 from fastmlp._progress import Progress
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.data import split_indices
 from fastmlp.history import History
 from fastmlp.layers.noise import Dropout, GaussianNoise
 from fastmlp.layers.norm import BatchNorm
-from fastmlp.metrics import get_metric, link
+from fastmlp.losses import get_loss
+from fastmlp.metrics import call_metric, get_metrics, link
 from fastmlp.threads import limit_threads
 
 
@@ -23,17 +25,21 @@ class Trainer:
     Parameters
     ----------
     model : Sequential
-    loss : Loss
-        e.g. ``CrossEntropyLoss()`` (the model outputs logits) or ``MSELoss()``.
-    optimizer : Optimizer
-        e.g. ``Adam(lr=1e-3)``; full-batch solvers (``LBFGS()``, ...) run one solver
-        iteration per epoch on the whole training set.
+    loss : Loss, Loss class or str
+        e.g. ``CrossEntropyLoss()`` (the model outputs logits) or ``MSELoss()``; a class or
+        a name (``"mse"``, ``"categorical_crossentropy"``, ...: see
+        :func:`fastmlp.losses.get_loss`).
+    optimizer : Optimizer, Optimizer class or str
+        e.g. ``Adam(lr=1e-3)`` or ``"adam"``; full-batch solvers (``LBFGS()``, ...) run one
+        solver iteration per epoch on the whole training set.
     regularizers : sequence
         Penalties added to the loss (see ``fastmlp.regularizers``).
-    metrics : sequence of str or callable
+    metrics : str, callable, sequence of them, or dict
         Reported per epoch on the training data and, with validation data, as ``val_*``.
+        A dict ``{name: metric}`` names them (a lambda is otherwise saved as "metric").
     seed : int or None
-        Seed of the shuffling and of the validation split (default: the model's seed).
+        Seed of the shuffling and of the validation split (default: the model's seed;
+        the split falls back on the model's RNG key when both are None).
     n_threads : int or None
         Threads of the core (and of the BLAS pools) during fit. None: adaptive, up to the
         process setting (``fm.set_num_threads``, by default all cores): the fused loop
@@ -55,19 +61,26 @@ class Trainer:
             _check_int(n_threads, "n_threads", 1)
         self.n_threads = n_threads
         self.model = model
-        self.loss = loss
+        self.loss = get_loss(loss)
         self.optimizer = get_optimizer(optimizer)
         self.regularizers = list(regularizers)
         for reg in self.regularizers:
             if not (callable(reg) and hasattr(reg, "add_grad")):
                 raise TypeError(f"regularizers must be penalties such as L2Penalty(1e-4), "
                                 f"got {reg!r}")
-        self.metrics = _unique_names([get_metric(m) for m in metrics])
+        self.metrics = _unique_names(get_metrics(metrics))
         self.seed = model.seed if seed is None else seed
         self._rng = np.random.default_rng(self.seed)
         self.history = None
+        #: what the callbacks of the current fit may read (``Callback.params``, as Keras)
+        self.fit_params = {}
         self.stop_training = False
         self._thread_governor = None
+
+    def __getstate__(self):
+        """Pickle (and ``copy.deepcopy``) everything but the thread governor, which holds
+        timings of this machine's run: a copy measures afresh."""
+        return {**self.__dict__, "_thread_governor": None}
 
     def _governor(self):
         """The thread governor of the fused loop (kept across fits), or None when
@@ -84,6 +97,10 @@ class Trainer:
         return as_float_matrix(X, self.model.dtype, name, self.model.n_in)
 
     def _targets(self, y, n_rows, name="y"):
+        if self.loss.is_classification and self.model.n_out > 1:
+            arr = np.asarray(y)            # (n, 1) class labels, as scikit-learn and Keras
+            if arr.ndim == 2 and arr.shape[1] == 1:
+                y = arr[:, 0]
         try:
             t = self.loss._prepare_target(y, self.model.n_out, self.model.dtype)
         except (ValueError, TypeError) as exc:
@@ -105,12 +122,19 @@ class Trainer:
             if not np.isfinite(w).all() or (w < 0).any():
                 raise ValueError("sample_weight must be finite and >= 0")
         if class_weight is not None:
-            if not isinstance(class_weight, dict):
-                raise TypeError("class_weight must be a dict {class index: weight}")
+            if not (isinstance(class_weight, dict) or class_weight == "balanced"):
+                exc = ValueError if isinstance(class_weight, str) else TypeError
+                raise exc(f"class_weight must be a dict {{class index: weight}} or "
+                          f"'balanced', got {class_weight!r:.60}")
             if not self.loss.is_classification:
                 raise ValueError(f"class_weight needs a classification loss, not "
                                  f"{type(self.loss).__name__}")
             labels, n_classes = _class_labels(targets, self.model.n_out)
+            if class_weight == "balanced":     # scikit-learn's n / (k * count), present classes
+                counts = np.bincount(labels, minlength=n_classes)
+                present = np.flatnonzero(counts)
+                class_weight = {int(k): labels.shape[0] / (present.shape[0] * counts[k])
+                                for k in present}
             cw = np.ones(n_classes)
             for k, v in class_weight.items():
                 if not (isinstance(k, numbers.Integral) and 0 <= k < cw.shape[0]):
@@ -124,16 +148,29 @@ class Trainer:
     # -- fit ----------------------------------------------------------------------------------
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
             validation_split=0.0, callbacks=(), verbose=1, sample_weight=None,
-            class_weight=None):
+            class_weight=None, initial_epoch=0, validation_freq=1):
         """Train for ``epochs`` passes over the data; returns the :class:`History`.
 
         Mini-batches sample rows without replacement: every training row is used exactly
-        once per epoch (the last, partial batch included). ``validation_split`` holds out
-        that fraction of the rows (shuffled, and stratified for classification) by index;
-        ``validation_data=(X_val, y_val)`` gives them explicitly. ``verbose``: 0 silent,
-        1 a progress bar per epoch, 2 one line per epoch.
+        once per epoch (the last, partial batch included). Without metrics, the epoch's
+        ``loss`` is the running mean of its batch losses (training mode: dropout on); with
+        metrics, ``loss`` and the metrics are measured alike, in evaluation mode on the
+        training rows at the end of the epoch (the pass the metrics need anyway).
+        ``validation_split`` holds out that fraction of the rows (shuffled, and stratified
+        for classification) by index, the same rows on every fit of as many rows (the split
+        is fixed by the trainer's seed, or the model's RNG key, and the row count; Keras
+        holds out the last rows);
+        ``validation_data=(X_val, y_val)`` or ``(X_val, y_val, val_sample_weight)`` gives
+        them explicitly. ``verbose``: 0 silent, 1 a progress bar per epoch, 2 one line per
+        epoch. As Keras, ``initial_epoch`` is the epoch to start from (the epochs run are
+        ``initial_epoch, ..., epochs - 1``: resume a run with its numbering), and
+        ``validation_freq`` validates every k-th epoch (an int) or after the listed epochs
+        (counted from 1). ``class_weight`` is a dict ``{class index: weight}`` or
+        ``"balanced"`` (scikit-learn's ``n_rows / (n_classes * count)``).
         """
         _check_int(epochs, "epochs", 0)
+        _check_int(initial_epoch, "initial_epoch", 0)
+        validation_freq = _check_validation_freq(validation_freq)
         _check_int(batch_size, "batch_size", 1)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
@@ -150,6 +187,9 @@ class Trainer:
         for cb in callbacks:
             if not isinstance(cb, cbks.Callback):
                 raise TypeError(f"callbacks must be fastmlp Callback objects, got {cb!r}")
+        self.fit_params = {"epochs": epochs, "initial_epoch": initial_epoch,
+                           "validation_freq": validation_freq, "verbose": verbose,
+                           "log_keys": self._log_keys(val is not None)}
         if not self.model._train_lock.acquire(blocking=False):
             raise RuntimeError("this model is already being trained (in another thread); "
                                "train one model from one thread at a time")
@@ -160,22 +200,41 @@ class Trainer:
         finally:
             self.model._train_lock.release()
 
+    def _log_keys(self, validation):
+        """The keys of the logs each epoch of this fit hands to the callbacks."""
+        names = [name for name, _ in self.metrics]
+        keys = ["loss"] + names
+        if validation:
+            keys += ["val_loss"] + [f"val_{name}" for name in names]
+        return keys + ["lr", "epoch_time"]
+
     def _split(self, X, targets, validation_data, validation_split):
         n = X.shape[0]
         if validation_data is not None:
-            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-                raise ValueError("validation_data must be a tuple (X_val, y_val)")
+            if not (isinstance(validation_data, (tuple, list))
+                    and len(validation_data) in (2, 3)):
+                raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, "
+                                 "y_val, val_sample_weight)")
             Xv = self._inputs(validation_data[0], "validation_data[0]")
-            return np.arange(n, dtype=np.int64), (Xv, self._targets(validation_data[1],
-                                                                    Xv.shape[0],
-                                                                    "validation_data[1]"))
+            yv = self._targets(validation_data[1], Xv.shape[0], "validation_data[1]")
+            wv = None
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                wv = self._row_weights(validation_data[2], None, yv)
+            return np.arange(n, dtype=np.int64), (Xv, yv, wv)
         if validation_split == 0.0:
             return np.arange(n, dtype=np.int64), None
         strat = None
         if self.loss.is_classification:
             strat = _class_labels(targets, self.model.n_out)[0]
-        train_idx, val_idx = split_indices(n, validation_split, self._rng, strat)
-        return train_idx, (X[val_idx], targets[val_idx])
+        train_idx, val_idx = split_indices(n, validation_split, self._split_rng(n), strat)
+        return train_idx, (X[val_idx], targets[val_idx], None)
+
+    def _split_rng(self, n):
+        """The generator of ``validation_split``: fixed by the seed (the trainer's, else the
+        model's RNG key, which save/load keeps) and the number of rows, so every fit on the
+        same data, and a fit after a resume, holds out the same rows."""
+        key = self.seed if self.seed is not None else self.model.rng_seed
+        return np.random.default_rng([int(key) % 2**64, n])
 
     def _fit(self, X, targets, weights, train_idx, val, epochs, batch_size, shuffle,
              callbacks, verbose):
@@ -193,7 +252,7 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_begin({})
         train_rows = None
-        for epoch in range(epochs):
+        for epoch in range(self.fit_params["initial_epoch"], epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, {})
             lr = float(getattr(self.optimizer, "lr", np.nan))
@@ -212,12 +271,13 @@ class Trainer:
                 raise
             logs = {"loss": train_loss}
             if self.metrics and train_rows is None:   # copied once per fit, when needed
-                train_rows = (X, targets) if train_idx.shape[0] == X.shape[0] else \
-                    (X[train_idx], targets[train_idx])
-            if self.metrics:
-                logs.update(self._metric_logs(train_rows[0], train_rows[1], ""))
-            if val is not None:
-                logs.update(self.evaluate(val[0], val[1], _prepared=True, prefix="val_"))
+                train_rows = (X, targets, weights) if train_idx.shape[0] == X.shape[0] else \
+                    (X[train_idx], targets[train_idx],
+                     None if weights is None else weights[train_idx])
+            if self.metrics:      # loss and metrics alike: evaluation mode, at the epoch's end
+                logs.update(self.evaluate(train_rows[0], train_rows[1], _prepared=True,
+                                          sample_weight=train_rows[2]))
+            logs.update(self._validation_logs(val, epoch))
             logs["lr"] = lr
             logs["epoch_time"] = time.perf_counter() - t0
             progress.end_epoch(bar, epoch, logs)
@@ -247,17 +307,18 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_begin({})
         clock = {"t0": time.perf_counter(), "lr": np.nan}
+        first = self.fit_params["initial_epoch"]
 
         def begin(epoch):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, {})
             clock.update(t0=time.perf_counter(), lr=float(getattr(self.optimizer, "lr", np.nan)))
 
-        def on_iteration(epoch, loss):
+        def on_iteration(iteration, loss):
+            epoch = first + iteration
             logs = {"loss": loss}          # the loss at the accepted iterate
             logs.update(self._metric_logs(Xt if self.metrics else None, tt, ""))
-            if val is not None:
-                logs.update(self.evaluate(val[0], val[1], _prepared=True, prefix="val_"))
+            logs.update(self._validation_logs(val, epoch))
             logs["lr"] = clock["lr"]
             logs["epoch_time"] = time.perf_counter() - clock["t0"]
             progress.end_epoch(progress.start_epoch(epoch), epoch, logs)
@@ -270,9 +331,10 @@ class Trainer:
                 begin(epoch + 1)
             return False
 
-        if epochs:
-            begin(0)
-        self.solver_result_ = self.optimizer.run(self.model, objective, epochs, on_iteration)
+        if epochs > first:
+            begin(first)
+        self.solver_result_ = self.optimizer.run(self.model, objective, max(epochs - first, 0),
+                                                 on_iteration)
         if not np.isfinite(self.solver_result_["loss"]):
             raise FloatingPointError(f"full-batch loss is {self.solver_result_['loss']}")
         for cb in callbacks:
@@ -291,6 +353,16 @@ class Trainer:
             raise FloatingPointError(msg)
         print(f"TerminateOnNaN: {msg}")
 
+    def _validation_logs(self, val, epoch):
+        """``val_*`` logs of ``epoch`` (empty without validation data, or on an epoch that
+        ``validation_freq`` skips)."""
+        freq = self.fit_params.get("validation_freq", 1)
+        if val is None or not (epoch + 1 in freq if isinstance(freq, frozenset)
+                               else (epoch + 1) % freq == 0):
+            return {}
+        return self.evaluate(val[0], val[1], sample_weight=val[2], _prepared=True,
+                             prefix="val_")
+
     # -- evaluation -------------------------------------------------------------------------
     def _outputs(self, X):
         """Network outputs in evaluation mode (``model.predict``: chunked, thread-safe)."""
@@ -301,7 +373,9 @@ class Trainer:
             return {}
         out = self._outputs(X) if outputs is None else outputs
         pred = link(self.loss, out)
-        return {prefix + name: float(fn(targets, pred)) for name, fn in self.metrics}
+        classification = self.loss.is_classification
+        return {prefix + name: float(call_metric(fn, targets, pred, classification))
+                for name, fn in self.metrics}
 
     def evaluate(self, X, y, sample_weight=None, _prepared=False, prefix=""):
         """Loss and metrics on (X, y), in evaluation mode: ``{'loss': ..., 'accuracy': ...}``.
@@ -318,9 +392,20 @@ class Trainer:
         logs.update(self._metric_logs(X, y, prefix, outputs=out))
         return logs
 
+    def predict_proba(self, X):
+        """Class probabilities (softmax of the logits for ``CrossEntropyLoss`` and
+        ``MultiMarginLoss``, sigmoid for ``BCEWithLogitsLoss``) in evaluation mode, as
+        Keras' ``predict`` of a softmax model. TypeError for a regression loss."""
+        if not self.loss.is_classification:
+            raise TypeError(f"predict_proba needs a classification loss, not "
+                            f"{type(self.loss).__name__}: use predict")
+        return link(self.loss, self.predict(X))
+
     def predict(self, X):
-        """Network outputs (logits for classification losses) in evaluation mode."""
-        return self._outputs(self._inputs(X))
+        """Network outputs (logits for classification losses) in evaluation mode; an empty
+        (0, n_out) array for no rows."""
+        return self._outputs(as_float_matrix(X, self.model.dtype, "X", self.model.n_in,
+                                             allow_empty=True))
 
 
 def _chunk_hook(bar, batch_cbs, epoch):
@@ -348,9 +433,13 @@ def _class_labels(targets, n_out):
 
 def _check_deterministic(model, optimizer):
     """Full-batch solvers search along lines of one objective: a layer drawing new noise at
-    every evaluation makes it random (L-BFGS then stops early, claiming convergence)."""
+    every evaluation makes it random (L-BFGS then stops early, claiming convergence). They
+    move the whole parameter vector, frozen layers included: refused too."""
     if not getattr(optimizer, "full_batch", False):
         return
+    if frozen_ranges(model):
+        raise ValueError(f"optimizer={optimizer!r} moves every parameter, but the model has "
+                         "frozen layers (trainable=False): use a mini-batch optimizer")
     for layer in model.flat_layers:
         if (isinstance(layer, Dropout) and layer.p > 0) or \
                 (isinstance(layer, GaussianNoise) and layer.std > 0):
@@ -384,6 +473,16 @@ def _unique_names(metrics):
         seen[name] = seen.get(name, 0) + 1
         out.append((name if seen[name] == 1 else f"{name}_{seen[name]}", fn))
     return out
+
+
+def _check_validation_freq(freq):
+    """An int >= 1, or the set of the epochs (counted from 1) to validate after."""
+    if isinstance(freq, (list, tuple, set, frozenset, range)):
+        for e in freq:
+            _check_int(e, "validation_freq entries", 1)
+        return frozenset(int(e) for e in freq)
+    _check_int(freq, "validation_freq", 1)
+    return int(freq)
 
 
 def _check_int(value, name, low):

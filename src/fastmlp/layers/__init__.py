@@ -6,9 +6,9 @@ from fastmlp.layers.base import Layer
 from fastmlp.layers.dense import Dense, Maxout
 from fastmlp.layers.noise import Dropout, GaussianNoise
 from fastmlp.layers.norm import BatchNorm, LayerNorm
-from fastmlp.layers.residual import Residual
+from fastmlp.layers.residual import Chain, Residual
 
 __all__ = ["Layer", "Dense", "Maxout", "Activation", "Identity", "Sigmoid", "Tanh", "ReLU",
            "LeakyReLU", "PReLU", "ELU", "Softplus", "ArcTan", "HardTanh", "Step", "SiLU",
-           "GELU", "Softmax", "Dropout", "GaussianNoise", "Residual",
+           "GELU", "Softmax", "Dropout", "GaussianNoise", "Residual", "Chain",
            "BatchNorm", "LayerNorm"]

@@ -70,14 +70,22 @@ class ReLU(Activation):
 
 
 class LeakyReLU(Activation):
-    """f(x) = x for x > 0, alpha·x otherwise."""
+    """f(x) = x for x > 0, negative_slope·x otherwise (torch's ``negative_slope``; Keras'
+    and older fastmlp's ``alpha`` is the same number)."""
     name = "leaky_relu"
 
-    def __init__(self, alpha=0.01):
-        super().__init__(alpha)
+    def __init__(self, negative_slope=0.01, alpha=None):
+        super().__init__(negative_slope if alpha is None else alpha)
+
+    @property
+    def negative_slope(self):
+        return self.alpha
+
+    def get_config(self):
+        return {"negative_slope": self.alpha}
 
     def __repr__(self):
-        return f"LeakyReLU(alpha={self.alpha})"
+        return f"LeakyReLU(negative_slope={self.alpha})"
 
 
 class ELU(Activation):
@@ -122,8 +130,46 @@ class SiLU(Activation):
 
 class GELU(Activation):
     """f(x) = x·Φ(x) = x/2·(1 + erf(x/√2)), the exact form (PyTorch's default);
-    f' = Φ(x) + x·φ(x)."""
+    f' = Φ(x) + x·φ(x).
+
+    ``approximate="tanh"`` (torch's name) is the tanh form, f(x) = x/2·(1 + tanh(u)),
+    u = √(2/π)(x + 0.044715 x³), f' = (1 + t)/2 + x/2·(1 − t²)·√(2/π)(1 + 3·0.044715 x²)
+    with t = tanh(u). The core has no kernel for it: a tanh GELU runs in NumPy, as a
+    user layer does (a standalone layer only, not a Dense activation).
+    """
     name = "gelu"
+
+    def __init__(self, approximate="none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+        super().__init__()
+        self.approximate = approximate
+
+    def get_config(self):
+        return {"approximate": self.approximate}
+
+    def core_desc(self, ctx):
+        return None if self.approximate == "tanh" else super().core_desc(ctx)
+
+    def forward(self, X, training=False):
+        if self.approximate == "none":
+            return super().forward(X, training)
+        t = np.tanh(_GELU_C * (X + 0.044715 * X ** 3))
+        self._cache = (X, t)
+        return 0.5 * X * (1 + t)
+
+    def backward(self, dY):
+        if self.approximate == "none":
+            return super().backward(dY)
+        X, t = self._need_cache()
+        du = _GELU_C * (1 + 3 * 0.044715 * X ** 2)
+        return dY * (0.5 * (1 + t) + 0.5 * X * (1 - t * t) * du)
+
+    def __repr__(self):
+        return "GELU(approximate='tanh')" if self.approximate == "tanh" else "GELU()"
+
+
+_GELU_C = float(np.sqrt(2.0 / np.pi))
 
 
 ACTIVATION_LAYERS = {cls.name: cls for cls in (Identity, Sigmoid, Tanh, ReLU, LeakyReLU, ELU,

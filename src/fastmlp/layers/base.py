@@ -16,6 +16,18 @@ class Layer:
     #: name of the activation this layer applies, used by init="auto" of the layer before
     activation_name = None
 
+    @property
+    def trainable(self):
+        """False freezes the layer (and a container's children): fit, the fused step and
+        ``optimizer.step`` leave its parameters as they are (Keras' ``trainable``)."""
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value):
+        if value is not True and value is not False:
+            raise TypeError(f"trainable must be True or False, got {value!r}")
+        self._trainable = value
+
     def __init__(self):
         self.n_in = None
         self.n_out = None
@@ -90,6 +102,26 @@ class Layer:
         if self._cache is None:
             raise ValueError(f"{type(self).__name__}.backward called before forward")
         return self._cache
+
+    # -- pickling ----------------------------------------------------------------------------
+    def __getstate__(self):
+        """The layer's attributes without its views into a model's arenas (the model puts
+        them back when it is unpickled) and without the forward cache."""
+        state = dict(self.__dict__)
+        state["_cache"] = None
+        if self._model is not None:
+            for name, _, _ in self.param_specs():
+                state.pop(name, None)
+                state.pop("d" + name, None)
+            for name, _, _ in self.buffer_specs():
+                state.pop(name, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        model = state.get("_model")
+        if model is not None:           # a layer copied alone: its model may wait for it
+            model._finish_unpickling()
 
     # -- display ---------------------------------------------------------------------------
     def n_params(self):

@@ -44,6 +44,9 @@ class Dense(Layer):
         self.n_in = check_positive_int(n_in, "n_in")
         self.n_out = check_positive_int(n_out, "n_out")
         self.activation = activation_from_name(activation)
+        if getattr(self.activation, "approximate", "none") != "none":
+            raise ValueError(f"Dense cannot fuse {self.activation!r} (the core has no kernel "
+                             "for it): put it after the Dense as a layer of its own")
         self.init = initializers.check_init(init)
         self.bias = bool(bias)
         if regularizer is not None and not callable(getattr(regularizer, "_ranges", None)):

@@ -1,33 +1,35 @@
-"""Skip connections: Residual(*layers) computes x + f(x)."""
+"""Containers of layers: Chain (layers in order: a Sequential nested in another) and
+Residual(*layers), x + f(x)."""
 from fastmlp._plan import LayerKind
 from fastmlp.layers.base import Layer
 
 
-class Residual(Layer):
-    """``y = x + f(x)`` where f is the given layers applied in order (He et al., 2016).
-
-    The layers must keep the width (checked when the model is built). The gradient is
-    the sum of both paths: ``dX = dY + f'(x)ᵀ dY``.
-
-    Examples
-    --------
-    >>> block = Residual(Dense(64, 64, activation="relu"), Dense(64, 64))
-    """
+class Chain(Layer):
+    """Layers applied in order, as one layer: what a Sequential nested in another becomes
+    (``Sequential(Sequential(a, b), c)``; torch's nested ``nn.Sequential``). The model
+    owns its layers' parameters; ``chain[i]`` is its i-th layer."""
 
     def __init__(self, *layers):
         super().__init__()
         if not layers:
-            raise ValueError("Residual needs at least one layer")
+            raise ValueError(f"{type(self).__name__} needs at least one layer")
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
-                raise TypeError(f"Residual layers[{i}] must be a fastmlp Layer, got "
-                                f"{type(layer).__name__}")
+                raise TypeError(f"{type(self).__name__} layers[{i}] must be a fastmlp Layer, "
+                                f"got {type(layer).__name__}")
         self.layers = list(layers)
         # a block that starts with Dense knows its width: it may open a model
-        self.n_in = self.n_out = layers[0].n_in
+        self.n_in = layers[0].n_in
+        self.n_out = None
 
     def children(self):
         return self.layers
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
 
     def get_config(self):
         """``{"layers": [config of each inner layer]}``."""
@@ -40,41 +42,76 @@ class Residual(Layer):
             try:
                 width = layer.build(width)
             except ValueError as exc:
-                raise ValueError(f"Residual layers[{i}]: {exc}") from None
-        if width != n_in:
-            raise ValueError(f"Residual layers must keep the width: they map {n_in} features "
-                             f"to {width}, so x + f(x) is undefined")
-        self.n_in = self.n_out = n_in
-        return n_in
+                raise ValueError(f"{type(self).__name__} layers[{i}]: {exc}") from None
+        self.n_in, self.n_out = n_in, width
+        return width
 
-    def core_descs(self, ctx):
+    def _inner_descs(self, ctx):
         inner = []
         for layer in self.layers:
             descs = layer.core_descs(ctx)
             if descs is None:
                 return None            # a Python layer inside: the whole block runs in Python
             inner.extend(descs)
-        n = self.n_in
-        begin = dict(kind=LayerKind.K_RES_BEGIN, n_in=n, n_out=n, _res_begin=True)
-        end = dict(kind=LayerKind.K_RES_END, n_in=n, n_out=n, _res_end=True)
-        return [begin] + inner + [end]
+        return inner
+
+    def core_descs(self, ctx):
+        return self._inner_descs(ctx)
 
     def forward(self, X, training=False):
         out = X
         for layer in self.layers:
             out = layer.forward(out, training=training)
         self._cache = True
-        return X + out
+        return out
 
     def backward(self, dY):
         self._need_cache()
         g = dY
         for layer in reversed(self.layers):
             g = layer.backward(g)
-        return dY + g
+        return g
 
     def __repr__(self):
-        return f"Residual({', '.join(map(repr, self.layers))})"
+        return f"{type(self).__name__}({', '.join(map(repr, self.layers))})"
 
     def n_params(self):
         return sum(layer.n_params() for layer in self.layers)
+
+
+class Residual(Chain):
+    """``y = x + f(x)`` where f is the given layers applied in order (He et al., 2016).
+
+    The layers must keep the width (checked when the model is built). The gradient is
+    the sum of both paths: ``dX = dY + f'(x)ᵀ dY``.
+
+    Examples
+    --------
+    >>> block = Residual(Dense(64, 64, activation="relu"), Dense(64, 64))
+    """
+
+    def __init__(self, *layers):
+        super().__init__(*layers)
+        self.n_out = self.n_in
+
+    def build(self, n_in):
+        width = super().build(n_in)
+        if width != n_in:
+            raise ValueError(f"Residual layers must keep the width: they map {n_in} features "
+                             f"to {width}, so x + f(x) is undefined")
+        return n_in
+
+    def core_descs(self, ctx):
+        inner = self._inner_descs(ctx)
+        if inner is None:
+            return None
+        n = self.n_in
+        begin = dict(kind=LayerKind.K_RES_BEGIN, n_in=n, n_out=n, _res_begin=True)
+        end = dict(kind=LayerKind.K_RES_END, n_in=n, n_out=n, _res_end=True)
+        return [begin] + inner + [end]
+
+    def forward(self, X, training=False):
+        return X + super().forward(X, training)
+
+    def backward(self, dY):
+        return dY + super().backward(dY)

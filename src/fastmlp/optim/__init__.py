@@ -10,7 +10,7 @@ from fastmlp.optim.adadelta import Adadelta
 from fastmlp.optim.adagrad import Adagrad
 from fastmlp.optim.adam import Adam, AdamW
 from fastmlp.optim.base import Optimizer
-from fastmlp.optim.clip import clip_grad_norm, grad_norm
+from fastmlp.optim.clip import clip_grad_norm, clip_grad_value, grad_norm
 from fastmlp.optim.fullbatch import BFGS, LBFGS, FullBatchSolver, GradientDescent, make_objective
 from fastmlp.optim.newton import Newton
 from fastmlp.optim.rmsprop import RMSprop
@@ -21,7 +21,7 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
               "gd": GradientDescent, "lbfgs": LBFGS, "bfgs": BFGS, "newton": Newton}
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
-           "clip_grad_norm", "grad_norm", "get_optimizer", "OPTIMIZERS",
+           "clip_grad_norm", "clip_grad_value", "grad_norm", "get_optimizer", "OPTIMIZERS",
            "FullBatchSolver", "GradientDescent", "LBFGS", "BFGS", "Newton", "make_objective"]
 
 

@@ -12,6 +12,7 @@ import weakref
 import numpy as np
 
 from fastmlp import _optim
+from fastmlp._freeze import FrozenParams
 from fastmlp.reference import optim as _reference
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -201,6 +202,7 @@ class Optimizer:
     def step(self, model):
         """Apply one update to ``model.params`` from ``model.grads`` (in place)."""
         params, grads = self.bind(model)
+        held = FrozenParams(model) if getattr(model, "flat_layers", None) else None
         buffers = [self.state.get(name) if self._active(name) else None
                    for name in self._slots]
         if getattr(model, "backend", "core") == "numpy":
@@ -208,6 +210,8 @@ class Optimizer:
         else:
             kernel = getattr(_optim, f"{self._family}_step_memview")
         kernel(params, grads, *buffers, self.step_count + 1, **self._kwargs())
+        if held:
+            held.restore()                    # frozen layers (layer.trainable = False)
         self.step_count += 1
 
     # -- the fused trainer's side (fastmlp._train.Runner) ------------------------------------------

@@ -66,3 +66,25 @@ def clip_grad_norm(model, max_norm: float, norm_type: float = 2.0,
     if not coef >= 1.0:     # also scales by NaN when the norm is NaN, as torch does
         _optim.scale_memview(grads, coef)
     return total
+
+
+def clip_grad_value(model, clip_value: float) -> None:
+    r"""Clip every gradient of ``model.grads`` in place to ``[-clip_value, clip_value]``,
+    as ``torch.nn.utils.clip_grad_value_`` over all parameters at once.
+
+    Parameters
+    ----------
+    model : object
+        Has ``.grads``, a 1-D C-contiguous float32/float64 array (and ``.params``).
+    clip_value : float
+        Largest allowed magnitude of a gradient element (>= 0, finite).
+
+    Examples
+    --------
+    >>> clip_grad_value(model, 0.5)       # doctest: +SKIP
+    """
+    clip_value = as_real(clip_value, "clip_value")
+    if not 0.0 <= clip_value < math.inf:
+        raise ValueError(f"clip_value must be finite and >= 0, got {clip_value}")
+    _, grads = model_arrays(model)
+    np.clip(grads, -clip_value, clip_value, out=grads)
