@@ -158,23 +158,24 @@ cdef inline void softmax_backward(const floating* S, const floating* dA, floatin
 
 cdef inline void dropout_forward(const floating* X, floating* M, floating* A, Py_ssize_t n,
                                  double p, unsigned long long seed, unsigned int stream,
-                                 unsigned long long step) noexcept nogil:
+                                 unsigned long long step, unsigned long long first) noexcept nogil:
     """Inverted dropout over n elements: M = 1/(1-p) where u >= p else 0, A = X·M.
-    u is the counter-based uniform of (seed, stream, step, element). Contract: 0 <= p < 1."""
+    u is the counter-based uniform of (seed, stream, step, first + element): ``first`` is
+    the element key of X[0] (a rank's slice of a global batch). Contract: 0 <= p < 1."""
     cdef Py_ssize_t i
     cdef floating keep = <floating> (1.0 / (1.0 - p))
     for i in range(n):
-        M[i] = keep if fm_uniform(seed, stream, step, i) >= p else 0
+        M[i] = keep if fm_uniform(seed, stream, step, first + i) >= p else 0
         A[i] = X[i] * M[i]
 
 
 cdef inline void noise_forward(const floating* X, floating* A, Py_ssize_t n, double std,
                                unsigned long long seed, unsigned int stream,
-                               unsigned long long step) noexcept nogil:
+                               unsigned long long step, unsigned long long first) noexcept nogil:
     """A = X + std·N(0, 1), the normal draw counter-based as for dropout."""
     cdef Py_ssize_t i
     for i in range(n):
-        A[i] = X[i] + <floating> (std * fm_normal(seed, stream, step, i))
+        A[i] = X[i] + <floating> (std * fm_normal(seed, stream, step, first + i))
 
 
 cdef inline void multiply(const floating* a, const floating* b, floating* out,

@@ -55,6 +55,8 @@ ctypedef struct Exec:
     void* buffers            # non-trainable state (running statistics), or NULL
     unsigned long long seed  # RNG key of dropout / noise
     unsigned long long step  # RNG counter: training forward passes so far
+    unsigned long long row0  # RNG element key: global row of the batch's first row (data
+                             # parallel: a rank's slice of the global batch), else 0
     bint training            # training-mode forward (dropout, noise, batch statistics)
     bint fresh_grads         # backward writes the gradients instead of adding to them
 

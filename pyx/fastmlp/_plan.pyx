@@ -77,7 +77,8 @@ cdef void norm_backward(const Exec* e, const LayerDesc* d, const floating* dA,
 
 cdef void plan_forward(const Exec* e, const floating* X) noexcept nogil:
     """Run every layer on X (batch, n_in); layer i's Z and A land in the workspace.
-    Training-mode layers draw their randomness from (e.seed, layer stream, e.step)."""
+    Training-mode layers draw their randomness from (e.seed, layer stream, e.step, element
+    e.row0 * width + index in the batch): keyed by the global row."""
     cdef Py_ssize_t i, B = e.batch
     cdef const LayerDesc* d
     cdef const floating* inp = X
@@ -101,9 +102,10 @@ cdef void plan_forward(const Exec* e, const floating* X) noexcept nogil:
             softmax_forward(inp, A, B, d.n_out)
         elif d.kind == K_DROPOUT and e.training and d.p > 0:
             dropout_forward(inp, block(e, d.z_col, W), A, B * d.n_out, d.p, e.seed, d.stream,
-                            e.step)
+                            e.step, e.row0 * d.n_out)
         elif d.kind == K_NOISE and e.training and d.p > 0:
-            noise_forward(inp, A, B * d.n_out, d.p, e.seed, d.stream, e.step)
+            noise_forward(inp, A, B * d.n_out, d.p, e.seed, d.stream, e.step,
+                          e.row0 * d.n_out)
         elif d.kind == K_RES_END:
             add(inp, block(e, e.layers[d.link].a_col, W), A, B * d.n_out)
         elif d.kind == K_BATCHNORM or d.kind == K_LAYERNORM:
@@ -274,6 +276,7 @@ cdef class Plan:
             raise ValueError(f"seed must be in [0, 2**64), got {seed}")
         self.ex.seed = seed
         self.ex.step = 0
+        self.ex.row0 = 0
         self.ex.training = False
         self.ex.fresh_grads = False
         self.capacity = 0

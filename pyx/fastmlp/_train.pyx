@@ -29,6 +29,22 @@ cdef extern from "fastmlp/governor.h" nogil:
     int fm_governor_step(fm_governor* g)
     int fm_governor_threads(const fm_governor* g)
 
+cdef extern from "fastmlp/reduce.h" nogil:
+    ctypedef struct fm_reducer:
+        void* allreduce
+        int handle_bytes
+        Py_ssize_t comm, op_sum, dt_float, dt_double, in_place
+        int error
+    int fm_allreduce_sum(fm_reducer* r, void* buf, long long n, int is_double)
+
+
+# Data-parallel steps (fastmlp.distributed): this rank's share of each global step and the
+# reduction that sums the ranks' gradients and losses after backward.
+ctypedef struct DataParallel:
+    fm_reducer red
+    const long long* sched       # (n_steps, 3): local rows, global rows, global row of the
+    Py_ssize_t n_steps           # first local row (the dropout key); rows come from perm
+
 
 cdef void opt_apply(OptSlot* o, floating* params, const floating* grads,
                     Py_ssize_t n) noexcept nogil:
@@ -69,6 +85,7 @@ ctypedef struct Data:
     Py_ssize_t n_pen
     const ConstraintRange* con   # weight constraints (applied after the update), or NULL
     Py_ssize_t n_con
+    DataParallel* dp             # NULL: one process
 
 
 ctypedef struct Progress:
@@ -98,13 +115,42 @@ cdef void gather(const Data* d, const long long* idx, Py_ssize_t B,
             wb[i] = W[r]
 
 
+cdef inline Py_ssize_t next_batch(const Data* d, Exec* ex, Py_ssize_t step, Py_ssize_t start,
+                                  Py_ssize_t n_perm, Py_ssize_t batch_size,
+                                  Py_ssize_t* rows) noexcept nogil:
+    """The local row count of step ``step`` (-1: no more steps); ``rows`` gets the step's
+    global row count (the loss's mean runs over it) and ex.row0 its dropout key."""
+    if d.dp == NULL:
+        if start >= n_perm:
+            return -1
+        rows[0] = min(batch_size, n_perm - start)
+        return rows[0]
+    if step >= d.dp.n_steps:
+        return -1
+    rows[0] = d.dp.sched[3 * step + 1]
+    ex.row0 = d.dp.sched[3 * step + 2]
+    return d.dp.sched[3 * step]
+
+
+cdef double reduce_step(DataParallel* dp, floating* grads, Py_ssize_t n,
+                        double value) noexcept nogil:
+    """Sum the ranks' gradients (in place) and losses; NAN when MPI fails."""
+    cdef bint f64 = floating is double
+    if fm_allreduce_sum(&dp.red, grads, n, f64) != 0:
+        return NAN
+    if fm_allreduce_sum(&dp.red, &value, 1, 1) != 0:
+        return NAN
+    return value
+
+
 cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
                     const long long* perm, Py_ssize_t n_perm, Py_ssize_t batch_size,
                     Progress* out, fm_governor* gov, floating* tag) noexcept nogil:
-    """Steps over perm[0:n_perm] in batches of batch_size (the last one may be smaller).
-    ``tag`` only selects the type. Stops before updating on a non-finite loss. With a
-    governor (not NULL), the calling thread's core thread count follows its choices."""
-    cdef Py_ssize_t start, B, step = 0, n_out = ex.layers[ex.n_layers - 1].n_out
+    """Steps over perm[0:n_perm] in batches of batch_size (the last one may be smaller),
+    or data parallel (d.dp) as its schedule says, the ranks' gradients summed after
+    backward. ``tag`` only selects the type. Stops before updating on a non-finite loss.
+    With a governor (not NULL), the calling thread's core thread count follows its choices."""
+    cdef Py_ssize_t start, B, rows, step = 0, n_out = ex.layers[ex.n_layers - 1].n_out
     cdef Py_ssize_t n_params = ex.n_params
     cdef floating* xb = <floating*> d.xb
     cdef floating* gb = <floating*> d.gb
@@ -114,21 +160,30 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
     cdef double value
     cdef int threads
     start = 0
-    while start < n_perm:
-        B = min(batch_size, n_perm - start)
+    while True:
+        B = next_batch(d, ex, step, start, n_perm, batch_size, &rows)
+        if B < 0:
+            break
         gather(d, perm + start, B, xb, <floating*> d.tb, <floating*> d.wb)
         ex.batch = B
         ex.step += 1
-        plan_forward(ex, xb)
-        pred = <floating*> ex.work + B * ex.layers[ex.n_layers - 1].a_col
-        value = loss_value_grad(spec, pred, <floating*> d.tb if d.targets != NULL else NULL,
-                                d.lb if d.labels != NULL else NULL,
-                                <floating*> d.wb if d.weights != NULL else NULL,
-                                gb, B, mean_scale(spec, B))
-        if not isfinite(value):
-            out.bad_step, out.bad_value = step, value
-            return
-        plan_backward(ex, xb, gb, NULL)    # fresh_grads: writes, no zeroing pass
+        value = 0.0
+        if B > 0:
+            plan_forward(ex, xb)
+            pred = <floating*> ex.work + B * ex.layers[ex.n_layers - 1].a_col
+            value = loss_value_grad(spec, pred,
+                                    <floating*> d.tb if d.targets != NULL else NULL,
+                                    d.lb if d.labels != NULL else NULL,
+                                    <floating*> d.wb if d.weights != NULL else NULL,
+                                    gb, B, mean_scale(spec, rows))
+            if not isfinite(value) and d.dp == NULL:
+                out.bad_step, out.bad_value = step, value
+                return
+            plan_backward(ex, xb, gb, NULL)    # fresh_grads: writes, no zeroing pass
+        else:                                  # a rank without rows in this step adds 0
+            memset(grads, 0, n_params * sizeof(floating))
+        if d.dp != NULL:                       # every rank then sees the same sums
+            value = reduce_step(d.dp, grads, n_params, value)
         if d.n_pen:
             value += penalties_apply(d.pen, d.n_pen, params, grads)
         if not isfinite(value) or not all_finite(grads, n_params):
@@ -138,8 +193,8 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
         opt_apply(opt, params, grads, n_params)
         if d.n_con:
             constraints_apply(d.con, d.n_con, params)
-        out.loss_sum += value * B
-        out.rows += B
+        out.loss_sum += value * rows
+        out.rows += rows
         out.steps += 1
         step += 1
         start += B
@@ -232,6 +287,7 @@ cdef class Runner:
     """
     cdef Plan plan
     cdef Data data
+    cdef DataParallel dp
     cdef LossSpec spec
     cdef OptSlot opt
     cdef object refs
@@ -292,10 +348,52 @@ cdef class Runner:
             _data_ptr(xb), _data_ptr(tb), _data_ptr(wb), _data_ptr(gb))
         self.data.lb = <long long*> _data_ptr(lb)
         self.data.n_features, self.data.n_targets = plan.n_in, n_t
+        self.data.dp = NULL
 
-    def run(self, perm, binding):
+    def data_parallel(self, dict reducer):
+        """Make every run data parallel: ``reducer`` holds the address of the loaded
+        library's ``MPI_Allreduce`` and the handles (``fastmlp.distributed`` builds it);
+        every run then takes a schedule."""
+        if not reducer.get("allreduce"):
+            raise ValueError("reducer['allreduce'] must be the address of MPI_Allreduce")
+        if reducer["handle_bytes"] not in (4, 8):
+            raise ValueError(f"MPI handles of {reducer['handle_bytes']} bytes are not supported")
+        self.dp.red.allreduce = <void*> <Py_ssize_t> reducer["allreduce"]
+        self.dp.red.handle_bytes = reducer["handle_bytes"]
+        self.dp.red.comm, self.dp.red.op_sum = reducer["comm"], reducer["op_sum"]
+        self.dp.red.dt_float, self.dp.red.dt_double = reducer["dt_float"], reducer["dt_double"]
+        self.dp.red.in_place, self.dp.red.error = reducer["in_place"], 0
+        self.data.dp = &self.dp
+
+    cdef int _schedule(self, schedule, Py_ssize_t n_perm) except -1:
+        """Check and point the data-parallel run at ``schedule`` (see ``run``)."""
+        if self.data.dp == NULL:
+            if schedule is not None:
+                raise ValueError("a schedule needs data_parallel() first")
+            return 0
+        if not (isinstance(schedule, np.ndarray) and schedule.dtype == np.int64
+                and schedule.ndim == 2 and schedule.shape[1] == 3
+                and schedule.flags.c_contiguous and schedule.shape[0] > 0):
+            raise TypeError("a data-parallel run needs a schedule: a non-empty C-contiguous "
+                            "(n_steps, 3) int64 array")
+        local, glob = schedule[:, 0], schedule[:, 1]
+        if (local < 0).any() or (local > self.batch_size).any() or (glob < 1).any() \
+                or (local > glob).any() or (schedule[:, 2] < 0).any():
+            raise ValueError(f"schedule rows must hold 0 <= local <= min(global, "
+                             f"{self.batch_size}), global >= 1 and row0 >= 0")
+        if int(local.sum()) != n_perm:
+            raise ValueError(f"the schedule takes {int(local.sum())} rows, perm has {n_perm}")
+        self.dp.sched = <const long long*> _data_ptr(schedule)
+        self.dp.n_steps = schedule.shape[0]
+        self.dp.red.error = 0
+        return 0
+
+    def run(self, perm, binding, schedule=None):
         """Train on the rows ``perm`` (int64, C-contiguous, values in [0, n_rows)) in order,
         in batches of ``batch_size``, with the optimizer ``binding`` (family, hyper, states, t).
+        Data parallel, ``schedule`` (int64, (n_steps, 3)) gives each step's local rows (taken
+        from perm in order; 0 allowed), global rows and global row of the first local row;
+        rows and the loss sum are then global.
 
         Returns ``(loss_sum, rows, steps, bad_step, bad_value)``: Σ batch loss × batch rows,
         rows and steps done, the index of the step whose loss or gradient was not finite
@@ -305,9 +403,12 @@ cdef class Runner:
         cdef float ftag = 0
         cdef double dtag = 0
         cdef const long long[::1] p = _check_perm(perm, self.n_rows)
+        cdef long long nothing = 0
+        cdef const long long* first = &p[0] if p.shape[0] else &nothing
         self._bind(binding)
+        self._schedule(schedule, p.shape[0])
         prog.loss_sum, prog.rows, prog.steps, prog.bad_step, prog.bad_value = 0.0, 0, 0, -1, 0.0
-        if p.shape[0] == 0:
+        if p.shape[0] == 0 and self.data.dp == NULL:
             return 0.0, 0, 0, -1, 0.0
         self.plan.ready = False
         self.plan.ex.training = True
@@ -319,14 +420,17 @@ cdef class Runner:
         try:
             with nogil:
                 if self.plan.f32:
-                    run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, &p[0],
+                    run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, first,
                               p.shape[0], self.batch_size, &prog, gov, &ftag)
                 else:
-                    run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, &p[0],
+                    run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, first,
                               p.shape[0], self.batch_size, &prog, gov, &dtag)
         finally:
             thread_override_set(saved)
             self.plan.ex.fresh_grads = False
+            self.plan.ex.row0 = 0
+        if self.data.dp != NULL and self.dp.red.error:
+            raise RuntimeError(f"MPI_Allreduce failed with error code {self.dp.red.error}")
         return prog.loss_sum, prog.rows, prog.steps, prog.bad_step, prog.bad_value
 
     cdef int _bind(self, binding) except -1:

@@ -59,8 +59,9 @@ def constraint_terms(model):
 class EpochLoop:
     """Runs epochs for one fit: owns the fused runner (when the model allows it)."""
 
-    def __init__(self, trainer, X, targets, weights, batch_size):
+    def __init__(self, trainer, X, targets, weights, batch_size, sharded=False):
         self.trainer = trainer
+        self.dist, self.sharded = trainer._dist, sharded
         self.model, self.loss, self.optimizer = trainer.model, trainer.loss, trainer.optimizer
         self.X, self.targets, self.weights = X, targets, weights
         self.batch_size = batch_size
@@ -75,8 +76,16 @@ class EpochLoop:
             con = [c._range(off, layer.n_in, layer.n_out) for c, layer, off in self.constraints]
             self.runner = Runner(self.model._stages[0][1], X,
                                  None if labels is not None else targets, labels, weights,
-                                 self.loss._spec(self.model.n_out), batch_size, pen, con,
+                                 self.loss._spec(self.model.n_out),
+                                 batch_size if self.dist is None
+                                 else self.dist.local_batch(batch_size), pen, con,
                                  trainer._governor())
+            if self.dist is not None:
+                self.runner.data_parallel(self.dist.reducer())
+        elif self.dist is not None:
+            raise ValueError("distributed training (comm=) runs in the fused loop only: library "
+                             "layers, a loss and an optimizer with a core kernel, penalties "
+                             "of fastmlp.regularizers")
 
     @property
     def fused(self):
@@ -90,39 +99,72 @@ class EpochLoop:
         Returns the epoch's mean training loss (Σ batch loss × rows / rows). Raises
         NonFiniteLoss (with the step index within the epoch) on a NaN/inf batch loss.
         """
+        if self.dist is not None:
+            return self._run_parallel(perm, on_chunk, steps_per_chunk)
         B = self.batch_size
         n_steps = -(-perm.shape[0] // B)
-        done_steps, done_rows, loss_sum = 0, 0, 0.0
+        tally = [0, 0, 0.0]                   # steps, rows, loss sum
         # frozen layers in the fused loop: one step per call, their values put back after it
         held = FrozenParams(self.model) if self.runner is not None else None
         chunk = 1 if held else steps_per_chunk or (1 if on_chunk else n_steps)
-        while done_steps < n_steps:
-            part = perm[done_steps * B:(done_steps + chunk) * B]
+        while tally[0] < n_steps:
+            part = perm[tally[0] * B:(tally[0] + chunk) * B]
             t0 = time.perf_counter()
-            s, rows, steps, bad = self._steps(part)
-            if held:
-                held.restore()
-            done_steps += steps
-            done_rows += rows
-            loss_sum += s
-            if bad is not None:
-                raise NonFiniteLoss(done_steps, bad)
+            steps = self._chunk(part, held, tally)
             if on_chunk is not None:
-                on_chunk(done_steps, done_rows, loss_sum)
+                on_chunk(*tally)
                 if self.trainer.stop_training:    # asked by a per-step callback
                     break
                 if steps_per_chunk is None and not held:   # one refresh per REFRESH_SECONDS
                     per_step = (time.perf_counter() - t0) / max(steps, 1)
                     chunk = int(min(max(REFRESH_SECONDS / max(per_step, 1e-9), 1), n_steps))
-        return loss_sum / max(done_rows, 1)
+        return tally[2] / max(tally[1], 1)
 
-    def _steps(self, part):
+    def _chunk(self, part, held, tally, schedule=None):
+        """Run the steps over ``part``, put frozen values back, add to ``tally``; returns
+        the steps run. NonFiniteLoss on a non-finite loss."""
+        s, rows, steps, bad = (self._steps(part) if schedule is None
+                               else self._steps(part, schedule))
+        if held:
+            held.restore()
+        tally[0] += steps
+        tally[1] += rows
+        tally[2] += s
+        if bad is not None:
+            raise NonFiniteLoss(tally[0], bad)
+        return steps
+
+    def _run_parallel(self, perm, on_chunk, steps_per_chunk):
+        """``run`` on every rank of the trainer's communicator: the chunks (and so the
+        points where the ranks check that none failed) are the same on every rank."""
+        local, sched = self.dist.schedule(perm, self.batch_size, self.sharded)
+        ends = np.concatenate([[0], np.cumsum(sched[:, 0])])
+        n_steps = sched.shape[0]
+        chunk = steps_per_chunk or max(n_steps // 20, 1)     # not from the progress bar:
+                                                             # only rank 0 has one
+        tally = [0, 0, 0.0]
+        held = FrozenParams(self.model)
+        if held:
+            chunk = 1
+        while tally[0] < n_steps:
+            self.dist.agree()
+            done, stop = tally[0], min(tally[0] + chunk, n_steps)
+            self._chunk(local[ends[done]:ends[stop]], held, tally,
+                        np.ascontiguousarray(sched[done:stop]))
+            if on_chunk is not None:
+                on_chunk(*tally)
+            if self.trainer.stop_training:      # the same on every rank only when set by
+                break                           # a callback that sees the same values
+        return tally[2] / max(tally[1], 1)
+
+    def _steps(self, part, schedule=None):
         """Run the steps over ``part``; returns (loss_sum, rows, steps, bad loss or None)."""
         if self.runner is not None:
             binding = self.optimizer._fused_binding(self.model)
             plan = self.model._stages[0][1]
             plan.rng_step = self.model.rng_step
-            loss_sum, rows, steps, bad_step, bad_value = self.runner.run(part, binding)
+            loss_sum, rows, steps, bad_step, bad_value = self.runner.run(part, binding,
+                                                                         schedule)
             self.model.rng_step = plan.rng_step
             self.optimizer._advance(steps)
             return loss_sum, rows, steps, (bad_value if bad_step >= 0 else None)

@@ -32,6 +32,12 @@ class Callback:
         return getattr(self.trainer, "fit_params", {})
 
     @property
+    def is_chief(self):
+        """False on the ranks other than 0 of a distributed fit, which neither print nor
+        write files (their logs, weights and decisions are those of rank 0)."""
+        return getattr(self.trainer, "rank", 0) == 0
+
+    @property
     def wants_batches(self):
         return type(self).on_batch_end is not Callback.on_batch_end
 
@@ -135,10 +141,10 @@ class EarlyStopping(_Monitor):
             self.trainer.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self.stopped_epoch is not None and self.verbose:
+        if self.stopped_epoch is not None and self.verbose and self.is_chief:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
-            if self.verbose:
+            if self.verbose and self.is_chief:
                 print(f"Restoring the weights of epoch {self.best_epoch + 1} "
                       f"({self.monitor} = {self.best:.6g})")
             self.trainer.model.set_weights(self.best_weights)
@@ -189,8 +195,10 @@ class ModelCheckpoint(_Monitor):
                 return
             self.best = current
         path = self.path.format(epoch=epoch + 1, **logs)
+        if not self.is_chief:
+            return
         save(self.trainer if self.save_trainer else self.trainer.model, path)
-        if self.verbose:
+        if self.verbose and self.is_chief:
             print(f"Epoch {epoch + 1}: saved {path}")
 
 
@@ -224,7 +232,7 @@ class ReduceLROnPlateau(Callback):
             return
         old = self.trainer.optimizer.lr
         self.schedule.step(value)
-        if self.verbose and self.trainer.optimizer.lr != old:
+        if self.verbose and self.is_chief and self.trainer.optimizer.lr != old:
             print(f"Epoch {epoch + 1}: learning rate {old:.3g} -> {self.trainer.optimizer.lr:.3g}")
 
 
@@ -252,7 +260,7 @@ class LearningRateScheduler(Callback):
         if not (math.isfinite(lr) and lr >= 0):
             raise ValueError(f"schedule returned an invalid learning rate {lr} at epoch {epoch}")
         opt.lr = lr
-        if self.verbose:
+        if self.verbose and self.is_chief:
             print(f"Epoch {epoch + 1}: learning rate {lr:.3g}")
 
 
@@ -293,6 +301,8 @@ class CSVLogger(Callback):
 
     def on_train_begin(self, logs=None):
         self._keys, self._offset = None, 0
+        if not self.is_chief:
+            return
         if not self.append and os.path.exists(self.path):
             os.remove(self.path)
         last = self._last_row() if self.append else None
@@ -312,6 +322,8 @@ class CSVLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        if not self.is_chief:
+            return
         new_file = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
         if self._keys is None:
             self._keys = sorted(logs)

@@ -76,7 +76,8 @@ _DTYPE_KINDS = "biufcSU"
 
 def save(obj, path) -> None:
     """Save a Sequential, a Trainer or an object implementing ``__fastmlp_save__`` to
-    ``path`` (one ``.npz`` file; see the module docstring), atomically.
+    ``path`` (one ``.npz`` file; see the module docstring), atomically. A Trainer of a
+    distributed fit (``comm=``) is written by rank 0 only.
 
     Parameters
     ----------
@@ -89,6 +90,8 @@ def save(obj, path) -> None:
     >>> fm.save(model, "model.fmlp")          # doctest: +SKIP
     >>> model = fm.load("model.fmlp")         # doctest: +SKIP
     """
+    if getattr(obj, "rank", 0) != 0:      # a distributed Trainer: rank 0 writes
+        return
     header, arrays = pack(obj)
     blob = json.dumps(header, allow_nan=False, separators=(",", ":")).encode("utf-8")
     entries = {HEADER: np.frombuffer(blob, dtype=np.uint8)}

@@ -6,13 +6,13 @@ import numpy as np
 
 from fastmlp import callbacks as cbks
 from fastmlp._epoch import EpochLoop, NonFiniteLoss, penalty_terms
-from fastmlp._freeze import frozen_ranges
+from fastmlp._fit_checks import (_check_batchnorm_batches, _check_deterministic, _check_int,
+                                 _check_validation_freq, _unique_names)
 from fastmlp._progress import Progress
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.data import split_indices
+from fastmlp.distributed import Distributed, RankFailed, fingerprint
 from fastmlp.history import History
-from fastmlp.layers.noise import Dropout, GaussianNoise
-from fastmlp.layers.norm import BatchNorm
 from fastmlp.losses import get_loss
 from fastmlp.metrics import call_metric, get_metrics, link
 from fastmlp.threads import limit_threads
@@ -45,6 +45,11 @@ class Trainer:
         process setting (``fm.set_num_threads``, by default all cores): the fused loop
         measures its steps and moves to fewer threads when that is faster, as on a
         machine whose other cores are busy. The count never changes the results.
+    comm : mpi4py.MPI.Intracomm or None
+        Data-parallel training on every rank of ``comm`` (e.g. ``MPI.COMM_WORLD``; mpi4py
+        is imported only then): ``batch_size`` is the global batch, the ranks' gradients are
+        summed in the fused loop, only rank 0 prints and writes files. See
+        :mod:`fastmlp.distributed` and ``fit(sharded=...)``.
 
     Examples
     --------
@@ -55,8 +60,10 @@ class Trainer:
     """
 
     def __init__(self, model, loss, optimizer, regularizers=(), metrics=(), seed=None,
-                 n_threads=None):
+                 n_threads=None, comm=None):
         from fastmlp.optim import get_optimizer
+        self.comm = comm
+        self._dist = None if comm is None else Distributed(comm)
         if n_threads is not None:
             _check_int(n_threads, "n_threads", 1)
         self.n_threads = n_threads
@@ -80,7 +87,12 @@ class Trainer:
     def __getstate__(self):
         """Pickle (and ``copy.deepcopy``) everything but the thread governor, which holds
         timings of this machine's run: a copy measures afresh."""
-        return {**self.__dict__, "_thread_governor": None}
+        return {**self.__dict__, "_thread_governor": None, "comm": None, "_dist": None}
+
+    @property
+    def rank(self) -> int:
+        """This process's rank in ``comm`` (0 without one): rank 0 prints and writes."""
+        return 0 if self._dist is None else self._dist.rank
 
     def _governor(self):
         """The thread governor of the fused loop (kept across fits), or None when
@@ -148,7 +160,7 @@ class Trainer:
     # -- fit ----------------------------------------------------------------------------------
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
             validation_split=0.0, callbacks=(), verbose=1, sample_weight=None,
-            class_weight=None, initial_epoch=0, validation_freq=1):
+            class_weight=None, initial_epoch=0, validation_freq=1, sharded=False):
         """Train for ``epochs`` passes over the data; returns the :class:`History`.
 
         Mini-batches sample rows without replacement: every training row is used exactly
@@ -167,7 +179,47 @@ class Trainer:
         ``validation_freq`` validates every k-th epoch (an int) or after the listed epochs
         (counted from 1). ``class_weight`` is a dict ``{class index: weight}`` or
         ``"balanced"`` (scikit-learn's ``n_rows / (n_classes * count)``).
+        With ``comm``, every rank calls fit: with the same data (``sharded=False``) or each
+        with its own rows (``sharded=True``); see :mod:`fastmlp.distributed`.
         """
+        if sharded and self._dist is None:
+            raise ValueError("sharded=True needs a communicator: Trainer(..., comm=...)")
+        if self._dist is not None and self.rank != 0:
+            verbose = 0 if verbose in (0, 1, 2) else verbose
+        error = prepared = None
+        try:
+            prepared = self._prepare_fit(X, y, epochs, batch_size, validation_data,
+                                         validation_split, callbacks, verbose, sample_weight,
+                                         class_weight, initial_epoch, validation_freq)
+        except (ValueError, TypeError) as exc:
+            if self._dist is None:
+                raise
+            error = exc
+        if self._dist is not None:
+            self._dist.check_same(error, {} if error else fingerprint(
+                self, prepared[0], prepared[1], batch_size, sharded,
+                {"epochs": epochs, "initial_epoch": initial_epoch, "shuffle": bool(shuffle),
+                 "validation_split": validation_split, "validation_freq": repr(
+                     self.fit_params["validation_freq"])}))
+        X, targets, weights, train_idx, val, callbacks = prepared
+        if not self.model._train_lock.acquire(blocking=False):
+            raise RuntimeError("this model is already being trained (in another thread); "
+                               "train one model from one thread at a time")
+        try:
+            with limit_threads(self.n_threads):
+                return self._fit(X, targets, weights, train_idx, val, epochs, batch_size,
+                                 shuffle, callbacks, verbose, sharded)
+        except BaseException as exc:
+            if self._dist is not None and not isinstance(exc, RankFailed):
+                self._dist.agree(exc)       # the other ranks raise RankFailed
+            raise
+        finally:
+            self.model._train_lock.release()
+
+    def _prepare_fit(self, X, y, epochs, batch_size, validation_data, validation_split,
+                     callbacks, verbose, sample_weight, class_weight, initial_epoch,
+                     validation_freq):
+        """Check fit's arguments; returns the prepared arrays and callbacks."""
         _check_int(epochs, "epochs", 0)
         _check_int(initial_epoch, "initial_epoch", 0)
         validation_freq = _check_validation_freq(validation_freq)
@@ -187,18 +239,13 @@ class Trainer:
         for cb in callbacks:
             if not isinstance(cb, cbks.Callback):
                 raise TypeError(f"callbacks must be fastmlp Callback objects, got {cb!r}")
+        if self._dist is not None and getattr(self.optimizer, "full_batch", False):
+            raise ValueError(f"optimizer={self.optimizer!r} is a full-batch solver: "
+                             "distributed training (comm=) needs a mini-batch optimizer")
         self.fit_params = {"epochs": epochs, "initial_epoch": initial_epoch,
                            "validation_freq": validation_freq, "verbose": verbose,
                            "log_keys": self._log_keys(val is not None)}
-        if not self.model._train_lock.acquire(blocking=False):
-            raise RuntimeError("this model is already being trained (in another thread); "
-                               "train one model from one thread at a time")
-        try:
-            with limit_threads(self.n_threads):
-                return self._fit(X, targets, weights, train_idx, val, epochs, batch_size,
-                                 shuffle, callbacks, verbose)
-        finally:
-            self.model._train_lock.release()
+        return X, targets, weights, train_idx, val, callbacks
 
     def _log_keys(self, validation):
         """The keys of the logs each epoch of this fit hands to the callbacks."""
@@ -237,11 +284,12 @@ class Trainer:
         return np.random.default_rng([int(key) % 2**64, n])
 
     def _fit(self, X, targets, weights, train_idx, val, epochs, batch_size, shuffle,
-             callbacks, verbose):
+             callbacks, verbose, sharded=False):
         if getattr(self.optimizer, "full_batch", False):
             return self._fit_full_batch(X, targets, weights, train_idx, val, epochs,
                                         callbacks, verbose)
-        loop = EpochLoop(self, X, targets, weights, batch_size)
+        loop = EpochLoop(self, X, targets, weights, batch_size, sharded)
+        self._sharded = sharded
         history = self.history = History()
         progress = Progress(verbose, epochs, train_idx.shape[0])
         batch_cbs = [cb for cb in callbacks if cb.wants_batches]
@@ -256,7 +304,7 @@ class Trainer:
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, {})
             lr = float(getattr(self.optimizer, "lr", np.nan))
-            perm = self._rng.permutation(train_idx) if shuffle else train_idx
+            perm = self._permutation(train_idx, epoch, sharded) if shuffle else train_idx
             before = self.model.get_weights()
             t0 = time.perf_counter()
             bar = progress.start_epoch(epoch)
@@ -275,8 +323,9 @@ class Trainer:
                     (X[train_idx], targets[train_idx],
                      None if weights is None else weights[train_idx])
             if self.metrics:      # loss and metrics alike: evaluation mode, at the epoch's end
-                logs.update(self.evaluate(train_rows[0], train_rows[1], _prepared=True,
-                                          sample_weight=train_rows[2]))
+                logs.update(self._sharded_mean(self.evaluate(
+                    train_rows[0], train_rows[1], _prepared=True,
+                    sample_weight=train_rows[2]), train_rows[0].shape[0]))
             logs.update(self._validation_logs(val, epoch))
             logs["lr"] = lr
             logs["epoch_time"] = time.perf_counter() - t0
@@ -284,11 +333,30 @@ class Trainer:
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
             history.append(epoch, logs)     # last, as Keras: with what callbacks added
+            if self._dist is not None:
+                self._dist.agree()
             if self.stop_training:
                 break
         for cb in callbacks:
             cb.on_train_end({})
+        if self._dist is not None:
+            self._dist.agree()
         return history
+
+    def _permutation(self, train_idx, epoch, sharded):
+        """The epoch's order of the training rows: from the trainer's generator (the same
+        on every rank of a default distributed fit), or sharded from (seed, rank, epoch)."""
+        if not sharded:
+            return self._rng.permutation(train_idx)
+        key = self.seed if self.seed is not None else self.model.rng_seed
+        return np.random.default_rng([int(key) % 2**64, self.rank, epoch]).permutation(train_idx)
+
+    def _sharded_mean(self, logs, rows):
+        """Sharded distributed fit: the row-weighted mean over the ranks of logs evaluated
+        on this rank's rows (the same values on every rank); else logs."""
+        if self._dist is None or not getattr(self, "_sharded", False):
+            return logs
+        return self._dist.reduce_logs(logs, rows)
 
     def _fit_full_batch(self, X, targets, weights, train_idx, val, epochs, callbacks,
                         verbose):
@@ -360,8 +428,9 @@ class Trainer:
         if val is None or not (epoch + 1 in freq if isinstance(freq, frozenset)
                                else (epoch + 1) % freq == 0):
             return {}
-        return self.evaluate(val[0], val[1], sample_weight=val[2], _prepared=True,
-                             prefix="val_")
+        return self._sharded_mean(self.evaluate(val[0], val[1], sample_weight=val[2],
+                                                _prepared=True, prefix="val_"),
+                                  val[0].shape[0])
 
     # -- evaluation -------------------------------------------------------------------------
     def _outputs(self, X):
@@ -431,62 +500,4 @@ def _class_labels(targets, n_out):
     return targets.argmax(axis=1), targets.shape[1]
 
 
-def _check_deterministic(model, optimizer):
-    """Full-batch solvers search along lines of one objective: a layer drawing new noise at
-    every evaluation makes it random (L-BFGS then stops early, claiming convergence). They
-    move the whole parameter vector, frozen layers included: refused too."""
-    if not getattr(optimizer, "full_batch", False):
-        return
-    if frozen_ranges(model):
-        raise ValueError(f"optimizer={optimizer!r} moves every parameter, but the model has "
-                         "frozen layers (trainable=False): use a mini-batch optimizer")
-    for layer in model.flat_layers:
-        if (isinstance(layer, Dropout) and layer.p > 0) or \
-                (isinstance(layer, GaussianNoise) and layer.std > 0):
-            raise ValueError(f"optimizer={optimizer!r} needs a deterministic objective, but "
-                             f"{layer!r} draws new noise at every evaluation: use a "
-                             "mini-batch optimizer (e.g. Adam) or remove the layer")
 
-
-def _check_batchnorm_batches(model, n_rows, batch_size, full_batch):
-    """BatchNorm needs at least 2 rows per training batch (the variance of one row is
-    undefined; torch refuses it too): refuse a fit whose last batch would have 1 row."""
-    if n_rows == 0 or not any(isinstance(layer, BatchNorm) for layer in model.flat_layers):
-        return
-    size = n_rows if full_batch else min(batch_size, n_rows)
-    if n_rows % size != 1 and size != 1:
-        return
-    if n_rows == 1:
-        raise ValueError("BatchNorm needs at least 2 rows per training batch, but there is "
-                         "1 training row")
-    raise ValueError(f"batch_size={batch_size} leaves a training batch of 1 row "
-                     f"({n_rows} training rows); BatchNorm needs at least 2 rows per "
-                     f"training batch: choose another batch_size")
-
-
-def _unique_names(metrics):
-    """Callables without a name (lambdas) get distinct keys: metric, metric_2, ..."""
-    seen, out = {}, []
-    for name, fn in metrics:
-        if name == "<lambda>":
-            name = "metric"
-        seen[name] = seen.get(name, 0) + 1
-        out.append((name if seen[name] == 1 else f"{name}_{seen[name]}", fn))
-    return out
-
-
-def _check_validation_freq(freq):
-    """An int >= 1, or the set of the epochs (counted from 1) to validate after."""
-    if isinstance(freq, (list, tuple, set, frozenset, range)):
-        for e in freq:
-            _check_int(e, "validation_freq entries", 1)
-        return frozenset(int(e) for e in freq)
-    _check_int(freq, "validation_freq", 1)
-    return int(freq)
-
-
-def _check_int(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")

@@ -1,0 +1,186 @@
+"""Data-parallel training over MPI (through mpi4py, imported only when a communicator is given).
+
+``Trainer(..., comm=MPI.COMM_WORLD)`` trains one model on every rank of ``comm``; the fused
+loop sums the ranks' gradients with the ``MPI_Allreduce`` of the MPI library mpi4py loaded,
+called through a function pointer from inside the GIL-free loop (``include/fastmlp/reduce.h``):
+one blocking allreduce of the whole gradient arena per step, plus one of the step's loss. The
+reduction is not overlapped with backward.
+
+Two modes, ``batch_size`` being the global batch in both:
+
+- default: every rank passes the same data and draws the same permutation; rank r of N takes
+  rows ``[b r / N, b (r + 1) / N)`` of every global batch of b rows. The loss is the mean over
+  the global batch and dropout is keyed by the global row, so the run equals one process with
+  the same global batch (to rounding: the per-rank partial sums are added in another order).
+- ``sharded=True``: every rank passes only its rows and shuffles them with a generator seeded by
+  (seed, rank, epoch); rank r takes ``b (r + 1) / N - b r / N`` of its rows per step. Ranks of
+  unequal row counts all run as many steps as the rank that needs the most: a rank that has
+  run out contributes no rows (a zero gradient) to those last steps, whose loss is the mean
+  over the rows that remain. Every row is used once per epoch.
+
+BatchNorm uses per-rank batch statistics (its running statistics then differ across ranks);
+the trainable weights stay bit-identical.
+"""
+import contextlib
+import sys
+import traceback
+import zlib
+
+import numpy as np
+
+
+class RankFailed(RuntimeError):
+    """Raised on every rank when another rank of a distributed fit raised."""
+
+
+def _mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise ImportError("comm= needs mpi4py: pip install 'fastmlp[mpi]'") from None
+    return MPI
+
+
+class Distributed:
+    """One Trainer's view of an mpi4py intra-communicator.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm
+        e.g. ``MPI.COMM_WORLD``. TypeError for anything else.
+    """
+
+    def __init__(self, comm):
+        MPI = _mpi()
+        if not isinstance(comm, MPI.Intracomm) or comm == MPI.COMM_NULL:
+            raise TypeError(f"comm must be an mpi4py intra-communicator such as "
+                            f"MPI.COMM_WORLD, got {comm!r:.80}")
+        self.comm = comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+
+    def reducer(self):
+        """The function pointer and handles the core's reduction calls (``reduce.h``)."""
+        import ctypes
+        MPI = _mpi()
+        lib = ctypes.CDLL(MPI.__file__)       # already loaded: its libmpi is searched too
+        h = MPI._handleof
+        return {"allreduce": ctypes.cast(lib.MPI_Allreduce, ctypes.c_void_p).value,
+                "handle_bytes": MPI._sizeof(MPI.Comm), "comm": h(self.comm),
+                "op_sum": h(MPI.SUM), "dt_float": h(MPI.FLOAT), "dt_double": h(MPI.DOUBLE),
+                "in_place": int(MPI.IN_PLACE)}
+
+    # -- agreement --------------------------------------------------------------------------
+    def agree(self, error=None):
+        """A collective every rank reaches at the same points of a fit: raises RankFailed on
+        the ranks that did not fail when one rank passes its ``error``."""
+        failed = [(r, e) for r, e in enumerate(self.comm.allgather(
+            None if error is None else f"{type(error).__name__}: {error}")) if e is not None]
+        if failed and error is None:
+            rank, msg = failed[0]
+            raise RankFailed(f"rank {rank} of {self.size} failed ({msg}); this rank stopped too")
+
+    def check_same(self, error, fingerprint):
+        """At fit start: ``error`` (an exception of this rank's input checks, or None) is
+        raised on every rank, as is a ValueError when the ranks' ``fingerprint`` dicts
+        differ."""
+        gathered = self.comm.allgather((None if error is None else
+                                        (type(error).__name__, str(error)), fingerprint))
+        for rank, (err, _) in enumerate(gathered):
+            if err is not None:
+                if error is not None:
+                    raise error
+                exc = {"TypeError": TypeError}.get(err[0], ValueError)
+                raise exc(f"rank {rank}: {err[1]}")
+        first = gathered[0][1]
+        for rank, (_, fp) in enumerate(gathered[1:], 1):
+            diff = sorted(k for k in first if first[k] != fp.get(k))
+            if diff:
+                raise ValueError(f"ranks 0 and {rank} disagree on {', '.join(diff)} "
+                                 f"({', '.join(f'{k}: {first[k]!r} vs {fp.get(k)!r}' for k in diff)})")
+
+    # -- the steps of an epoch --------------------------------------------------------------
+    def shares(self, b):
+        """This rank's [lo, hi) of a global batch of ``b`` rows (arrays allowed)."""
+        return b * self.rank // self.size, b * (self.rank + 1) // self.size
+
+    def local_batch(self, batch_size):
+        """The most rows this rank takes in one step."""
+        lo, hi = self.shares(batch_size)
+        return max(hi - lo, 1)
+
+    def schedule(self, perm, batch_size, sharded):
+        """``(local rows, schedule)`` of one epoch over ``perm`` (see ``Runner.run``)."""
+        if not sharded:
+            n = perm.shape[0]
+            starts = np.arange(0, n, batch_size, dtype=np.int64)
+            b = np.minimum(batch_size, n - starts)
+            lo, hi = self.shares(b)
+            take = np.zeros(n + 1, np.int64)
+            np.add.at(take, starts + lo, 1)
+            np.add.at(take, starts + hi, -1)
+            local = perm[np.cumsum(take[:-1]) > 0]
+            return np.ascontiguousarray(local), _sched(hi - lo, b, lo)
+        counts = np.array(self.comm.allgather(perm.shape[0]), dtype=np.int64)
+        per = np.array([self._share(batch_size, r) for r in range(self.size)], np.int64)
+        n_steps = int(max(-(-counts // np.maximum(per, 1)).max(), 1))
+        s = np.arange(n_steps, dtype=np.int64)[:, None]
+        rows = np.clip(counts[None, :] - s * per[None, :], 0, per[None, :])    # (steps, ranks)
+        before = rows[:, :self.rank].sum(axis=1)
+        return perm, _sched(rows[:, self.rank], np.maximum(rows.sum(axis=1), 1),
+                            s[:, 0] * batch_size + before)
+
+    def _share(self, b, rank):
+        return b * (rank + 1) // self.size - b * rank // self.size
+
+    # -- logs -------------------------------------------------------------------------------
+    def reduce_logs(self, logs, rows):
+        """Sharded mode: the means over the ranks of ``logs`` (evaluated on this rank's
+        ``rows`` rows), weighted by rows; a metric that is not a mean over rows (AUC, R²)
+        becomes the row-weighted mean of the ranks' values."""
+        keys = sorted(logs)
+        buf = np.array([logs[k] * rows for k in keys] + [rows], dtype=np.float64)
+        out = np.empty_like(buf)
+        self.comm.Allreduce(buf, out, op=_mpi().SUM)
+        if out[-1] == 0:
+            return dict(logs)
+        return {k: float(out[i] / out[-1]) for i, k in enumerate(keys)}
+
+
+def _sched(local, glob, row0):
+    return np.ascontiguousarray(np.stack([local, glob, row0], axis=1).astype(np.int64))
+
+
+def fingerprint(trainer, X, targets, batch_size, sharded, extra):
+    """What must agree across the ranks of a fit: shapes, hyperparameters, the initial
+    weights, and (default mode) the data itself (CRC-32 of the bytes)."""
+    model = trainer.model
+    fp = {"n_features": X.shape[1], "dtype": str(model.dtype), "model": repr(model),
+          "n_params": int(model.params.shape[0]),
+          "weights": zlib.crc32(np.ascontiguousarray(model.params).tobytes()),
+          "loss": repr(trainer.loss), "optimizer": repr(trainer.optimizer),
+          "regularizers": repr(trainer.regularizers), "seed": trainer.seed,
+          "batch_size": batch_size, "sharded": bool(sharded), **extra}
+    if not sharded:
+        fp["rows"] = X.shape[0]
+        fp["data"] = zlib.crc32(X.tobytes()) ^ zlib.crc32(np.ascontiguousarray(targets).tobytes())
+    return fp
+
+
+@contextlib.contextmanager
+def abort_on_error(comm=None):
+    """Run a block; on an exception that escapes it, print the traceback and call
+    ``comm.Abort(1)`` (default ``MPI.COMM_WORLD``), so that no other rank waits forever for
+    this one (the ``python -m mpi4py`` launcher does the same for a whole script).
+
+    Examples
+    --------
+    >>> with fm.distributed.abort_on_error():
+    ...     trainer.fit(X, y, batch_size=256)
+    """
+    try:
+        yield
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        (comm if comm is not None else _mpi().COMM_WORLD).Abort(1)
+        raise

@@ -1,0 +1,134 @@
+"""Distributed training over MPI: real ``mpiexec -n 2`` / ``-n 3`` runs of tests/mpi_worker.py.
+
+Equivalence with one process (both dtypes, dropout included), bit-identical ranks, sharded
+mode, validation and early stopping agreeing, files written once, a failing rank and
+mismatched ranks ending every rank with an error (each run under a timeout: never a hang).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastmlp as fm
+
+pytest.importorskip("mpi4py")
+import mpi_worker as worker        # noqa: E402  (tests/ is on sys.path)
+
+TIMEOUT = 300        # generous: the machine may be paused or busy
+
+
+def _mpiexec():
+    found = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return found if os.path.exists(found) else shutil.which("mpiexec")
+
+
+def run_ranks(n, scenario, tmp_path, dtype="float64"):
+    """Run the scenario on n ranks; returns [(params, result dict)] per rank."""
+    mpiexec = _mpiexec()
+    if mpiexec is None:
+        pytest.skip("no mpiexec next to the interpreter or on PATH")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [mpiexec, "-n", str(n), sys.executable, worker.__file__, scenario,
+           str(tmp_path), dtype]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = []
+    for r in range(n):
+        with np.load(tmp_path / f"rank{r}.npz") as f:
+            out.append((f["params"], json.loads(str(f["result"]))))
+    return out, proc.stdout + proc.stderr
+
+
+def assert_identical(ranks):
+    for params, _ in ranks[1:]:
+        assert np.array_equal(params, ranks[0][0]), "ranks hold different weights"
+
+
+@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_default_mode_equals_one_process(n, dtype, tmp_path):
+    ranks, stdout = run_ranks(n, "same", tmp_path, dtype)
+    assert_identical(ranks)
+    model, X, y = worker.problem(dtype)
+    history = worker.trainer_for(model).fit(X, y, epochs=worker.EPOCHS,
+                                            batch_size=worker.BATCH, verbose=0)
+    rtol = 1e-10 if dtype == "float64" else 1e-4
+    scale = np.abs(model.params).max()
+    assert np.abs(ranks[0][0] - model.params).max() <= rtol * scale
+    np.testing.assert_allclose(ranks[0][1]["loss"], history.history["loss"], rtol=rtol)
+    assert stdout.count("Epoch 1/") == 1            # only rank 0 prints progress
+
+
+def test_dropout_is_keyed_by_the_global_row(tmp_path):
+    """Without dropout the same run differs: the masks are really in play, and match."""
+    ranks, _ = run_ranks(2, "same", tmp_path)
+    model, X, y = worker.problem(dropout=0.0)
+    worker.trainer_for(model).fit(X, y, epochs=worker.EPOCHS, batch_size=worker.BATCH,
+                                  verbose=0)
+    assert np.abs(ranks[0][0] - model.params).max() > 1e-6
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_sharded_ranks_agree(n, tmp_path):
+    ranks, _ = run_ranks(n, "sharded", tmp_path)
+    assert_identical(ranks)
+    for _, result in ranks[1:]:                     # validation metrics reduced alike
+        assert result == ranks[0][1]
+    assert len(ranks[0][1]["val_loss"]) == worker.EPOCHS
+    assert np.isfinite(ranks[0][1]["val_accuracy"]).all()
+
+
+def test_callbacks_decide_alike_and_rank0_writes(tmp_path):
+    ranks, stdout = run_ranks(3, "callbacks", tmp_path)
+    assert_identical(ranks)
+    for _, result in ranks[1:]:
+        assert result == ranks[0][1]
+    epochs = len(ranks[0][1]["loss"])
+    assert epochs == 2                              # min_delta=10: stops after patience 1
+    assert sorted(p.name for p in tmp_path.glob("ckpt-*")) == ["ckpt-1.fmlp", "ckpt-2.fmlp"]
+    assert stdout.count("saved") == 2 and stdout.count("early stopping") == 1
+    lines = (tmp_path / "log.csv").read_text().splitlines()
+    assert len(lines) == 1 + epochs                 # one header, one row per epoch: once
+    saved = fm.load(tmp_path / "final.fmlp")
+    assert np.array_equal(saved.model.params, ranks[0][0])
+
+
+def test_a_failing_rank_stops_every_rank(tmp_path):
+    ranks, _ = run_ranks(3, "fail", tmp_path)
+    errors = [result["error"] for _, result in ranks]
+    assert errors[1].startswith("ZeroDivisionError")
+    for e in (errors[0], errors[2]):
+        assert e.startswith("RankFailed: rank 1 of 3 failed (ZeroDivisionError")
+
+
+def test_ranks_with_different_features_all_raise(tmp_path):
+    ranks, _ = run_ranks(2, "mismatch", tmp_path)
+    for _, result in ranks:
+        assert result["error"].startswith("ValueError: ")
+        assert "n_features: 8 vs 7" in result["error"]
+
+
+def test_comm_must_be_a_communicator():
+    model, _, _ = worker.problem()
+    with pytest.raises(TypeError, match="intra-communicator"):
+        worker.trainer_for(model, comm=object())
+
+
+def test_sharded_needs_a_comm():
+    model, X, y = worker.problem()
+    with pytest.raises(ValueError, match="sharded=True needs a communicator"):
+        worker.trainer_for(model).fit(X, y, sharded=True, verbose=0)
+
+
+def test_trainer_with_a_comm_pickles_without_it():
+    import pickle
+    from mpi4py import MPI
+    model, X, y = worker.problem()
+    trainer = worker.trainer_for(model, comm=MPI.COMM_SELF)
+    trainer.fit(X, y, epochs=1, batch_size=worker.BATCH, verbose=0)   # one rank: runs
+    copy = pickle.loads(pickle.dumps(trainer))
+    assert copy.comm is None and np.array_equal(copy.model.params, model.params)
