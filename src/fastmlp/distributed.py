@@ -1,4 +1,6 @@
-"""Data-parallel training over MPI (through mpi4py, imported only when a communicator is given).
+"""Beyond one machine: data-parallel training over MPI, and Dask helpers.
+
+Data-parallel training over MPI (through mpi4py, imported only when a communicator is given).
 
 ``Trainer(..., comm=MPI.COMM_WORLD)`` trains one model on every rank of ``comm``; the fused
 loop sums the ranks' gradients with the ``MPI_Allreduce`` of the MPI library mpi4py loaded,
@@ -184,3 +186,17 @@ def abort_on_error(comm=None):
         sys.stderr.flush()
         (comm if comm is not None else _mpi().COMM_WORLD).Abort(1)
         raise
+
+
+def train(trainer, X, y, **fit_kwargs):
+    """``trainer.fit(X, y, **fit_kwargs)``, returning the trainer (its ``history`` set): the
+    function to send to a Dask worker, as ``client.submit(fm.distributed.train, trainer, X,
+    y, epochs=10)``; the trainer travels by pickle (model, optimizer state and generator
+    included) and comes back trained.
+
+    Returns
+    -------
+    Trainer
+    """
+    trainer.fit(X, y, **fit_kwargs)
+    return trainer

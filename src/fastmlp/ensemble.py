@@ -97,7 +97,8 @@ class Ensemble:
 
     # -- training -------------------------------------------------------------------------------
     def fit(self, X, y, loss=None, optimizer="adam", optimizer_kwargs=None, epochs=1,
-            batch_size=32, n_jobs=1, regularizers=(), metrics=(), callbacks=(), **fit_kwargs):
+            batch_size=32, n_jobs=1, regularizers=(), metrics=(), callbacks=(),
+            backend="threads", **fit_kwargs):
         """Train every member with its own :class:`Trainer` and its own optimizer.
 
         Parameters
@@ -118,6 +119,10 @@ class Ensemble:
         n_jobs : int >= 1
             Members trained at the same time, in threads. Worth it: the core releases the
             GIL for the whole fused training loop. Results do not depend on ``n_jobs``.
+        backend : {"threads", "dask"}
+            ``"dask"``: every member is trained on a worker of the running
+            ``dask.distributed`` client (``n_jobs`` does not apply); its trained model
+            replaces the member (the members are new objects; the results equal a local fit).
         regularizers, metrics
             Passed to each member's Trainer.
         callbacks : sequence of Callback or callable
@@ -138,6 +143,8 @@ class Ensemble:
             raise ValueError("loss is required: pass loss=... here or to Ensemble(...)")
         if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs < 1:
             raise ValueError(f"n_jobs must be an integer >= 1, got {n_jobs!r}")
+        if backend not in ("threads", "dask"):
+            raise ValueError(f"backend must be 'threads' or 'dask', got {backend!r}")
         make_opt = _optimizer_factory(optimizer, optimizer_kwargs)
         make_cbs = callbacks if callable(callbacks) else (lambda: copy.deepcopy(list(callbacks)))
         fit_kwargs.setdefault("verbose", 0)
@@ -153,15 +160,30 @@ class Ensemble:
         if self.loss is None:
             self.loss = loss
 
+        kwargs = dict(epochs=epochs, batch_size=batch_size, **fit_kwargs)
+        if backend == "dask":
+            return self._fit_dask(trainers, X, y, cb_lists, kwargs)
+
         def run(i):
-            return trainers[i].fit(X, y, epochs=epochs, batch_size=batch_size,
-                                   callbacks=cb_lists[i], **fit_kwargs)
+            return trainers[i].fit(X, y, callbacks=cb_lists[i], **kwargs)
 
         if n_jobs == 1 or len(trainers) == 1:
             return [run(i) for i in range(len(trainers))]
         with ThreadPoolExecutor(max_workers=min(n_jobs, len(trainers))) as pool:
             futures = [pool.submit(run, i) for i in range(len(trainers))]
             return [f.result() for f in futures]
+
+    def _fit_dask(self, trainers, X, y, cb_lists, kwargs):
+        """Train the members on the workers of the running dask.distributed client."""
+        from distributed import get_client
+        from fastmlp.distributed import train
+        client = get_client()
+        X_f, y_f = client.scatter(X, broadcast=True), client.scatter(y, broadcast=True)
+        futures = [client.submit(train, t, X_f, y_f, callbacks=cbs, pure=False, **kwargs)
+                   for t, cbs in zip(trainers, cb_lists)]
+        done = client.gather(futures)
+        self.models = [t.model for t in done]
+        return [t.history for t in done]
 
     # -- container ------------------------------------------------------------------------------
     def __len__(self):
