@@ -140,7 +140,7 @@ class EpochLoop:
         local, sched = self.dist.schedule(perm, self.batch_size, self.sharded)
         ends = np.concatenate([[0], np.cumsum(sched[:, 0])])
         n_steps = sched.shape[0]
-        chunk = steps_per_chunk or max(n_steps // 20, 1)     # not from the progress bar:
+        chunk = steps_per_chunk or max(n_steps // 10, 1)     # not from the progress bar:
                                                              # only rank 0 has one
         tally = [0, 0, 0.0]
         held = FrozenParams(self.model)
