@@ -132,3 +132,70 @@ def test_trainer_with_a_comm_pickles_without_it():
     trainer.fit(X, y, epochs=1, batch_size=worker.BATCH, verbose=0)   # one rank: runs
     copy = pickle.loads(pickle.dumps(trainer))
     assert copy.comm is None and np.array_equal(copy.model.params, model.params)
+
+
+class FakeComm:
+    """Answers allgather with the row counts of every rank (schedule tests only)."""
+
+    def __init__(self, counts):
+        self.counts = counts
+
+    def allgather(self, value):
+        return list(self.counts)
+
+
+def fake(rank, size, counts=None):
+    d = fm.distributed.Distributed.__new__(fm.distributed.Distributed)
+    d.rank, d.size, d.comm, d.batchnorm = rank, size, FakeComm(counts or []), False
+    return d
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_default_schedule_splits_every_global_batch(size):
+    perm = np.random.default_rng(0).permutation(103)
+    parts = [fake(r, size).schedule(perm, 16, False) for r in range(size)]
+    for step in range(7):                   # 6 batches of 16, one of 7
+        rows = []
+        for local, sched in parts:
+            first = sched[:step, 0].sum()
+            rows.append(local[first:first + sched[step, 0]])
+            assert sched[step, 1] == min(16, 103 - 16 * step)
+        assert np.array_equal(np.concatenate(rows), perm[16 * step:16 * step + 16])
+        assert [s[step, 2] for _, s in parts] == [r * sched[step, 1] // size
+                                                  for r in range(size)]   # in-batch row
+
+
+def test_sharded_schedule_runs_every_rank_as_long_as_the_longest():
+    counts = [10, 3, 7]                      # shares of a global batch of 6: 2 rows each
+    scheds = [fake(r, 3, counts).schedule(np.arange(n), 6, True)[1]
+              for r, n in enumerate(counts)]
+    assert all(s.shape[0] == 5 for s in scheds)          # ceil(10 / 2) steps
+    for r, s in enumerate(scheds):
+        assert s[:, 0].sum() == counts[r]                # every row once
+    assert list(scheds[0][:, 1]) == [6, 5, 4, 3, 2]      # global rows: those that remain
+    assert list(scheds[1][:, 0]) == [2, 1, 0, 0, 0]
+    keys = {(k, r) for s in scheds for k, r in zip(s[:, 2], s[:, 0]) if r}
+    assert len({k for k, _ in keys}) == len(keys)        # distinct dropout keys
+
+
+def test_batchnorm_shares_of_one_row_are_refused():
+    d = fake(0, 3)
+    d.batchnorm = True
+    with pytest.raises(ValueError, match="share of 1 row"):
+        d.schedule(np.arange(100), 16, False)            # last batch of 4: shares 1, 1, 2
+    d.schedule(np.arange(102), 16, False)                # 6 rows: 2 each: fine
+
+
+def test_distributed_needs_the_fused_loop():
+    from mpi4py import MPI
+
+    class PyIdentity(fm.Layer):
+        def forward(self, X, training=False):
+            return X
+
+        def backward(self, dY):
+            return dY
+    model = fm.Sequential([fm.Dense(8, 3), PyIdentity()], seed=3)
+    _, X, y = worker.problem()
+    with pytest.raises(ValueError, match="fused loop only"):
+        worker.trainer_for(model, comm=MPI.COMM_SELF).fit(X, y, verbose=0)

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from fastmlp._freeze import FrozenParams
+from fastmlp.layers.norm import BatchNorm
 from fastmlp._train import Runner
 
 #: Seconds between progress-bar refreshes (the fused loop returns to Python this often).
@@ -137,6 +138,8 @@ class EpochLoop:
     def _run_parallel(self, perm, on_chunk, steps_per_chunk):
         """``run`` on every rank of the trainer's communicator: the chunks (and so the
         points where the ranks check that none failed) are the same on every rank."""
+        self.dist.batchnorm = any(isinstance(layer, BatchNorm)
+                                  for layer in self.model.flat_layers)
         local, sched = self.dist.schedule(perm, self.batch_size, self.sharded)
         ends = np.concatenate([[0], np.cumsum(sched[:, 0])])
         n_steps = sched.shape[0]
@@ -147,14 +150,14 @@ class EpochLoop:
         if held:
             chunk = 1
         while tally[0] < n_steps:
-            self.dist.agree()
+            if self.dist.agree(stop=self.trainer.stop_training):
+                self.trainer.stop_training = True       # asked on some rank: all stop here
+                break
             done, stop = tally[0], min(tally[0] + chunk, n_steps)
             self._chunk(local[ends[done]:ends[stop]], held, tally,
                         np.ascontiguousarray(sched[done:stop]))
             if on_chunk is not None:
                 on_chunk(*tally)
-            if self.trainer.stop_training:      # the same on every rank only when set by
-                break                           # a callback that sees the same values
         return tally[2] / max(tally[1], 1)
 
     def _steps(self, part, schedule=None):

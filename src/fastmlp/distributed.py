@@ -59,6 +59,7 @@ class Distributed:
                             f"MPI.COMM_WORLD, got {comm!r:.80}")
         self.comm = comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.batchnorm = False          # set per fit: shares of 1 row are refused
 
     def reducer(self):
         """The function pointer and handles the core's reduction calls (``reduce.h``)."""
@@ -72,14 +73,17 @@ class Distributed:
                 "in_place": int(MPI.IN_PLACE)}
 
     # -- agreement --------------------------------------------------------------------------
-    def agree(self, error=None):
+    def agree(self, error=None, stop=False):
         """A collective every rank reaches at the same points of a fit: raises RankFailed on
-        the ranks that did not fail when one rank passes its ``error``."""
-        failed = [(r, e) for r, e in enumerate(self.comm.allgather(
-            None if error is None else f"{type(error).__name__}: {error}")) if e is not None]
+        the ranks that did not fail when one rank passes its ``error``; returns whether any
+        rank asked to ``stop`` (so that all stop at the same step)."""
+        told = self.comm.allgather(
+            (None if error is None else f"{type(error).__name__}: {error}", bool(stop)))
+        failed = [(r, e) for r, (e, _) in enumerate(told) if e is not None]
         if failed and error is None:
             rank, msg = failed[0]
             raise RankFailed(f"rank {rank} of {self.size} failed ({msg}); this rank stopped too")
+        return any(s for _, s in told)
 
     def check_same(self, error, fingerprint):
         """At fit start: ``error`` (an exception of this rank's input checks, or None) is
@@ -112,6 +116,14 @@ class Distributed:
 
     def schedule(self, perm, batch_size, sharded):
         """``(local rows, schedule)`` of one epoch over ``perm`` (see ``Runner.run``)."""
+        local, sched = self._schedule(perm, batch_size, sharded)
+        if self.batchnorm and ((sched[:, 0] > 0) & (sched[:, 0] < 2)).any():
+            raise ValueError(f"batch_size={batch_size} leaves a rank a share of 1 row of a "
+                             f"step; BatchNorm (per-rank statistics) needs at least 2: choose "
+                             f"another batch_size")
+        return local, sched
+
+    def _schedule(self, perm, batch_size, sharded):
         if not sharded:
             n = perm.shape[0]
             starts = np.arange(0, n, batch_size, dtype=np.int64)
@@ -124,7 +136,7 @@ class Distributed:
             return np.ascontiguousarray(local), _sched(hi - lo, b, lo)
         counts = np.array(self.comm.allgather(perm.shape[0]), dtype=np.int64)
         per = np.array([self._share(batch_size, r) for r in range(self.size)], np.int64)
-        n_steps = int(max(-(-counts // np.maximum(per, 1)).max(), 1))
+        n_steps = int(max((-(-counts // np.maximum(per, 1))).max(), 1))   # ceil, longest
         s = np.arange(n_steps, dtype=np.int64)[:, None]
         rows = np.clip(counts[None, :] - s * per[None, :], 0, per[None, :])    # (steps, ranks)
         before = rows[:, :self.rank].sum(axis=1)

@@ -199,6 +199,7 @@ class Trainer:
             self._dist.check_same(error, {} if error else fingerprint(
                 self, prepared[0], prepared[1], batch_size, sharded,
                 {"epochs": epochs, "initial_epoch": initial_epoch, "shuffle": bool(shuffle),
+                 "batch_callbacks": any(cb.wants_batches for cb in prepared[5]),
                  "validation_split": validation_split, "validation_freq": repr(
                      self.fit_params["validation_freq"])}))
         X, targets, weights, train_idx, val, callbacks = prepared
@@ -333,8 +334,8 @@ class Trainer:
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
             history.append(epoch, logs)     # last, as Keras: with what callbacks added
-            if self._dist is not None:
-                self._dist.agree()
+            if self._dist is not None:          # one rank's stop stops all
+                self.stop_training = self._dist.agree(stop=self.stop_training)
             if self.stop_training:
                 break
         for cb in callbacks:
