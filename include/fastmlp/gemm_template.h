@@ -328,7 +328,8 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
     if (t > units) t = (int)units;
     /* a few chunks a thread, so a thread the host parks holds back at most one of them;
      * a chunk of rows packs all of B again, so those are fewer */
-    ptrdiff_t chunks = t == 1 ? 1 : (ptrdiff_t)t * (job.split_n ? FM_GEMM_CHUNKS_N : FM_GEMM_CHUNKS_M);
+    ptrdiff_t per_thread = job.rows ? 1 : job.split_n ? fm_gemm_chunks_n : fm_gemm_chunks_m;
+    ptrdiff_t chunks = t == 1 ? 1 : (ptrdiff_t)t * per_thread;
     if (chunks > units) chunks = units;
     job.chunk = (units + chunks - 1) / chunks * unit;
     chunks = (job.len + job.chunk - 1) / job.chunk;

@@ -22,6 +22,9 @@ cdef extern from "fastmlp/gemm.h" nogil:
     ctypedef void (*fm_task_fn)(void* ctx, Py_ssize_t chunk, int slot) noexcept nogil
     void fm_pool_run(int threads, Py_ssize_t n, fm_task_fn fn, void* ctx)
     int fm_pool_workers()
+    void fm_gemm_set_chunks(int along_n, int along_m)
+    int fm_gemm_chunks_n
+    int fm_gemm_chunks_m
     int fm_gemm_native()
     int fm_gemm_set_isa(int isa)
     int fm_gemm_get_isa()
@@ -150,6 +153,13 @@ def pool_run_for_tests(Py_ssize_t n, int threads):
     with nogil:
         fm_pool_run(threads, n, _log_chunk, &log)
     return runs[:n], slots[:n]
+
+
+def gemm_chunks(along_n=None, along_m=None):
+    """Chunks per thread of split tiled products, along N and along M (see gemm.h); with
+    arguments, set them first (for experiments and benchmarks: results do not change)."""
+    fm_gemm_set_chunks(along_n or 0, along_m or 0)
+    return fm_gemm_chunks_n, fm_gemm_chunks_m
 
 
 def pool_workers():

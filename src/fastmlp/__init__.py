@@ -23,6 +23,7 @@ from fastmlp.optim import (BFGS, LBFGS, SGD, Adadelta, Adagrad, Adam, AdamW, Gra
                            get_optimizer)
 from fastmlp.sequential import Sequential
 from fastmlp.threads import get_num_threads, limit_threads, set_num_threads
+from fastmlp.sysinfo import show_config
 from fastmlp.trainer import Trainer
 from fastmlp.io import load, save
 from fastmlp.interop import from_torch, to_torch
@@ -60,6 +61,6 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "LambdaCallback", "Ensemble", "MLPClassifier", "MLPRegressor",
            "train_val_test_split", "one_hot", "Standardizer", "save", "load", "to_torch",
            "from_torch",
-           "set_num_threads", "get_num_threads", "limit_threads",
+           "set_num_threads", "get_num_threads", "limit_threads", "show_config",
            "callbacks", "interop", "io", "losses", "metrics", "optim", "reference",
            "regularizers", "schedules"]

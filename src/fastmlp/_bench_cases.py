@@ -90,14 +90,14 @@ def cases(quick=False):
     for kind, label in (("sgd", "SGD-momentum"), ("adam", "Adam")):
         rows.append(Case(f"{label} 1M params", "update", 10, {
             impl: (lambda impl=impl, kind=kind: optimizer_steps(kind, core.get(impl, impl)))
-            for impl in ("fastmlp", "numpy", "ufunc", "torch")}, 2 * rep, note="ufunc"))
+            for impl in ("fastmlp", "numpy", "ufunc", "torch")}, rep, note="ufunc"))
     for n, calls in ((1, 200), (10_000, 1)):
         work = {impl: (lambda impl=impl, n=n, calls=calls: predictions(core.get(impl, impl), n, calls))
                 for impl in ("fastmlp", "numpy", "torch")}
         work["onnxrt"] = lambda n=n, calls=calls: peers.ort_predictions(n, calls)
         work["jax"] = lambda n=n, calls=calls: peers.jax_predictions(n, calls)
         rows.append(Case(f"predict mnist {n:,} row{'s' * (n > 1)}", "call", calls, work,
-                         2 * rep, note=f"rows/s:{n}"))
+                         rep, note=f"rows/s:{n}"))
     rows.append(Case("2 small models, 2 threads", f"2 fits/{n_thr // 1000}k", 1, {
         "fastmlp": lambda: two_models(True, n_thr), "serial": lambda: two_models(False, n_thr),
     }, rep, note="serial"))
@@ -107,7 +107,7 @@ def cases(quick=False):
             "fastmlp": lambda s=(m, n, k, ta): gemm_calls("core", *s),
             "gemm": lambda s=(m, n, k, ta): gemm_calls("numpy", *s),
             "blas": lambda s=(m, n, k, ta): gemm_calls("blas", *s),
-        }, 2 * rep, note="blas"))
+        }, rep, note="blas"))
     rows.append(Case("mnist b32, a core busy", "epoch/6k", 1, {
         "fastmlp": lambda: busy_fit(None), "fixed2": lambda: busy_fit(2),
         "fixed1": lambda: busy_fit(1)}, rep, busy=True, note="fixed"))

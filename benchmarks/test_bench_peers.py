@@ -1,0 +1,50 @@
+"""fastmlp against the strongest peers, as ratios measured in one run: JAX (the step under
+``jax.jit``, the epoch under ``jax.lax.scan``, optax Adam), PyTorch eager and ONNX Runtime
+(inference), for the shapes of issue 12 and a sweep of untuned shapes.
+
+Each test times the implementations of one case in interleaved rounds
+(``fastmlp.bench.measure_rounds``: a settle pause, a warm-up call and a timed call per
+implementation per round, order rotated), then stores, in ``extra_info``, each peer's
+ratio (its time / fastmlp's time in the same round: > 1 means fastmlp is faster) as the
+median over the rounds and its range, and prints them. pytest-benchmark then times
+fastmlp's own work function alone, for its usual statistics. No assertion on times: a
+ratio is a measurement, not a test. Peers that are not installed are skipped with the
+reason (``pip install ".[bench]"``, ``pip install torch==2.13.0``).
+"""
+import pytest
+
+from fastmlp import _bench_cases, bench
+
+#: issue 12's goals name these cases; the sweep covers shapes nobody tuned for
+CASES = ["tiny4 step b8", "mnist epoch b32 f32", "mnist epoch b128 f32", "mnist epoch b256 f32",
+         "mnist epoch b32 f64", "mnist epoch b128 f64", "mnist epoch b256 f64", "wide step b256",
+         "sweep tabular b8", "sweep small b16", "sweep medium b128", "sweep regress b64",
+         "sweep deep b64", "sweep mnist b512", "predict mnist 1 row",
+         "predict mnist 10,000 rows", "sgemm 2048^3 (peak)"]
+PEERS = ("torch", "jax", "onnxrt", "gemm")
+
+
+def _case(name):
+    return next(c for c in _bench_cases.cases(quick=False) if c.name == name)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_vs_peers(benchmark, name, capsys):
+    case = _case(name)
+    works, missing = bench._build(case, torch_ok=bench.import_torch() is not None)
+    works = {k: w for k, w in works.items() if k == "fastmlp" or k in PEERS}
+    if len(works) == 1:
+        pytest.skip("no peer installed: " + "; ".join(missing))
+    rounds = bench.measure_rounds(works, repeat=case.repeat)
+    report = {}
+    for impl in works:
+        if impl != "fastmlp":
+            med, lo, hi = bench.round_ratios(rounds, impl)
+            report[impl] = {"ratio": med, "min": lo, "max": hi}
+    benchmark.group = f"peers: {name}"
+    benchmark.extra_info.update(ratios=report, missing=missing, units=case.units,
+                                unit=case.unit)
+    with capsys.disabled():
+        print(f"\n{name}: " + ", ".join(f"vs {k} {v['ratio']:.2f}x [{v['min']:.2f}-{v['max']:.2f}]"
+                                        for k, v in report.items()))
+    benchmark.pedantic(works["fastmlp"], rounds=3, iterations=1, warmup_rounds=1)

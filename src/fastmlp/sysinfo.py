@@ -1,0 +1,92 @@
+"""What the core runs on here: ``fm.show_config()``.
+
+The core picks its GEMM kernels at import from what the CPU runs (AVX-512, AVX2 + FMA,
+or scipy's BLAS on other CPUs); the thread count comes from ``fm.set_num_threads``,
+``OMP_NUM_THREADS`` or the available cores. Benchmark numbers mean little without these,
+so every report should carry them.
+"""
+import os
+import platform
+import sys
+from typing import Optional, TextIO
+
+import numpy as np
+
+from fastmlp import _blas
+
+#: CPU flags worth naming (as /proc/cpuinfo spells them).
+_FLAGS = ("avx2", "fma", "avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16",
+          "avx512_vnni")
+
+
+def _cpu():
+    """(model name with its family and model numbers, the flags of _FLAGS this CPU has),
+    from /proc/cpuinfo where it exists (a VM may name only the brand: AMD family 25 is
+    Zen 3/4, family 26 Zen 5)."""
+    info = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model", "flags") and key not in info:
+                    info[key] = value.strip()
+                if "flags" in info:
+                    break
+    except OSError:
+        pass
+    model = info.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in info:
+        model += f" (family {info['cpu family']}, model {info.get('model', '?')})"
+    flags = set(info.get("flags", "").split())
+    return model, [f for f in _FLAGS if f in flags]
+
+
+def config() -> dict:
+    """The configuration ``show_config`` prints, as a dict."""
+    from threadpoolctl import threadpool_info
+    import fastmlp as fm
+    model, flags = _cpu()
+    isa = _blas.gemm_isa()
+    return {
+        "fastmlp": fm.__version__, "python": sys.version.split()[0], "numpy": np.__version__,
+        "machine": platform.machine(), "cpu": model, "cpu_flags": flags,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "gemm_isa": isa, "gemm_best_isa": _blas.best_gemm_isa(),
+        "gemm_tile_f32": _blas.gemm_tile(False), "gemm_tile_f64": _blas.gemm_tile(True),
+        "gemm_env": os.environ.get("FASTMLP_GEMM_ISA"),
+        "threads": fm.get_num_threads(), "pool_workers": _blas.pool_workers(),
+        "blas_fallback": [f"{p['internal_api']} {p.get('version')} ({p['prefix']}, "
+                          f"{p.get('architecture')}, {p['num_threads']} threads)"
+                          for p in threadpool_info() if p["user_api"] == "blas"],
+    }
+
+
+def show_config(file: Optional[TextIO] = None) -> dict:
+    """Print what the core runs on: CPU and ISA, the GEMM kernels in use (family and
+    register tile), thread counts, and the BLAS behind the fallback path; return it as a
+    dict.
+
+    Examples
+    --------
+    >>> import fastmlp as fm
+    >>> cfg = fm.show_config()            # doctest: +SKIP
+    fastmlp 0.1.0, Python 3.11.7, NumPy 2.4.6
+    CPU: AMD EPYC (x86_64, 2 cores) avx2 fma avx512f ...
+    GEMM kernels: avx512 (8 x 32 float32, 8 x 16 float64 tiles; best here: avx512)
+    ...
+    """
+    c = config()
+    out = file or sys.stdout
+    tile = lambda t: f"{t[0]} x {t[1]}" if t[0] else "-"
+    lines = [
+        f"fastmlp {c['fastmlp']}, Python {c['python']}, NumPy {c['numpy']}",
+        f"CPU: {c['cpu']} ({c['machine']}, {c['cores']} cores) {' '.join(c['cpu_flags'])}",
+        f"GEMM kernels: {c['gemm_isa']} ({tile(c['gemm_tile_f32'])} float32, "
+        f"{tile(c['gemm_tile_f64'])} float64 tiles; best here: {c['gemm_best_isa']}"
+        + (f"; FASTMLP_GEMM_ISA={c['gemm_env']}" if c["gemm_env"] else "") + ")",
+        f"threads: {c['threads']} (the core's team has started {c['pool_workers']} workers)",
+        f"BLAS (fallback path): {'; '.join(c['blas_fallback']) or 'none found'}",
+    ]
+    print("\n".join(lines), file=out)
+    return c

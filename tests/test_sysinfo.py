@@ -1,0 +1,58 @@
+"""``fm.show_config()`` and the run-time choice of GEMM kernels it reports."""
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+import fastmlp as fm
+from fastmlp import _blas
+
+
+def test_show_config_names_the_kernels_threads_and_blas():
+    out = io.StringIO()
+    cfg = fm.show_config(file=out)
+    text = out.getvalue()
+    assert cfg["gemm_isa"] == _blas.gemm_isa() and f"GEMM kernels: {cfg['gemm_isa']}" in text
+    assert cfg["threads"] == fm.get_num_threads() and "threads:" in text
+    assert "BLAS (fallback path)" in text and "CPU:" in text
+    if cfg["gemm_isa"] != "none":
+        assert cfg["gemm_tile_f32"][0] > 0 and cfg["gemm_tile_f64"][1] * 2 == cfg["gemm_tile_f32"][1]
+
+
+def _in_subprocess(env_isa):
+    code = ("import numpy as np, fastmlp as fm; from fastmlp import _blas;"
+            "m = fm.Sequential([fm.Dense(5, 40, activation='tanh'), fm.Dense(40, 3)],"
+            " dtype='float64', seed=0);"
+            "X = np.random.default_rng(0).normal(size=(64, 5)); y = np.arange(64) % 3;"
+            "fm.Trainer(m, fm.CrossEntropyLoss(), fm.Adam(1e-2)).fit(X, y, epochs=2,"
+            " batch_size=16, verbose=0);"
+            "print(_blas.gemm_isa()); print(repr(m.params.tolist()))")
+    env = dict(os.environ, FASTMLP_GEMM_ISA=env_isa)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    isa, params = proc.stdout.splitlines()[-2:]
+    return isa, np.array(eval(params))
+
+
+def test_environment_forces_the_blas_path_and_a_fit_still_agrees():
+    """FASTMLP_GEMM_ISA=none sends every product to scipy's BLAS (the path of CPUs
+    without AVX2); the trained weights agree with the own kernels' to rounding."""
+    isa, blas = _in_subprocess("none")
+    assert isa == "none"
+    native_isa, native = _in_subprocess("")
+    assert native_isa == _blas.best_gemm_isa()
+    np.testing.assert_allclose(blas, native, rtol=1e-9, atol=1e-12)
+
+
+def test_environment_can_ask_for_avx2():
+    isa, _ = _in_subprocess("avx2")
+    assert isa == ("avx2" if _blas.best_gemm_isa() != "none" else "none")
+
+
+def test_set_gemm_isa_refuses_unknown_names():
+    import pytest
+    with pytest.raises(ValueError, match="isa"):
+        _blas.set_gemm_isa("sse9")
