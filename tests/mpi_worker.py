@@ -77,6 +77,13 @@ def main():
                         comm).fit(Xr, y, batch_size=BATCH, verbose=0)
         except Exception as exc:
             result["error"] = f"{type(exc).__name__}: {exc}"
+    elif scenario == "mismatch_lr":
+        trainer = fm.Trainer(model, fm.CrossEntropyLoss(), fm.Adam(lr=1e-2 * (1 + rank)),
+                             comm=comm)
+        try:
+            trainer.fit(X, y, batch_size=BATCH, verbose=0)
+        except Exception as exc:
+            result["error"] = f"{type(exc).__name__}: {exc}"
     else:
         raise SystemExit(f"unknown scenario {scenario}")
     np.savez(os.path.join(out, f"rank{rank}.npz"), params=model.params,

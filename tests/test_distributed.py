@@ -112,6 +112,15 @@ def test_ranks_with_different_features_all_raise(tmp_path):
         assert "n_features: 8 vs 7" in result["error"]
 
 
+def test_ranks_with_different_hyperparameters_all_raise(tmp_path):
+    ranks, _ = run_ranks(2, "mismatch_lr", tmp_path)
+    for params, result in ranks:
+        assert result["error"].startswith("ValueError: ranks 0 and 1 disagree on optimizer")
+        assert "lr=0.01" in result["error"] and "lr=0.02" in result["error"]
+    start = worker.problem()[0].params
+    assert all(np.array_equal(p, start) for p, _ in ranks)      # nothing trained
+
+
 def test_comm_must_be_a_communicator():
     model, _, _ = worker.problem()
     with pytest.raises(TypeError, match="intra-communicator"):
