@@ -12,7 +12,7 @@ from libc.math cimport NAN, isfinite
 from libc.string cimport memcpy, memset
 
 from fastmlp._blas cimport num_threads, thread_override_get, thread_override_set
-from fastmlp._losses cimport LossSpec, loss_value_grad, mean_scale
+from fastmlp._losses cimport LossSpec, batch_scale, loss_value_grad
 from fastmlp._optim cimport (adadelta_step, adagrad_prepare, adagrad_step, adam_prepare,
                              adam_step, all_finite, rmsprop_step, sgd_prepare, sgd_step)
 from fastmlp._plan cimport Exec, Plan, plan_backward, plan_forward
@@ -124,7 +124,7 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
         value = loss_value_grad(spec, pred, <floating*> d.tb if d.targets != NULL else NULL,
                                 d.lb if d.labels != NULL else NULL,
                                 <floating*> d.wb if d.weights != NULL else NULL,
-                                gb, B, mean_scale(spec, B))
+                                gb, B, batch_scale(spec, B))
         if not isfinite(value):
             out.bad_step, out.bad_value = step, value
             return
@@ -221,7 +221,7 @@ cdef class Runner:
     weights : ndarray (n_rows,) or None
         Per-row loss weights (sample_weight × class_weight).
     loss_spec : dict
-        ``LossSpec`` fields (code, n_outputs, delta, label_smoothing, margin).
+        ``LossSpec`` fields (code, n_outputs, delta, label_smoothing, margin, reduction).
     batch_size : int
     penalties, constraints : lists or None
         Rows ``(offset, n, l1, l2)`` and ``(kind, offset, n_in, n_out, value)`` (see

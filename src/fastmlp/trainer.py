@@ -55,6 +55,9 @@ class Trainer:
             _check_int(n_threads, "n_threads", 1)
         self.n_threads = n_threads
         self.model = model
+        if getattr(loss, "reduction", "mean") == "none":
+            raise ValueError(f"loss {loss!r}: reduction='none' gives one value per row, "
+                             "training needs one number; use 'mean' or 'sum'")
         self.loss = loss
         self.optimizer = get_optimizer(optimizer)
         self.regularizers = list(regularizers)
