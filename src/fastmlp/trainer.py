@@ -6,6 +6,7 @@ import numpy as np
 
 from fastmlp import callbacks as cbks
 from fastmlp._epoch import EpochLoop, NonFiniteLoss, penalty_terms
+from fastmlp._output_unit import check_output_unit
 from fastmlp._progress import Progress
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.data import split_indices
@@ -59,6 +60,7 @@ class Trainer:
             raise ValueError(f"loss {loss!r}: reduction='none' gives one value per row, "
                              "training needs one number; use 'mean' or 'sum'")
         self.loss = loss
+        check_output_unit(model, loss)
         self.optimizer = get_optimizer(optimizer)
         self.regularizers = list(regularizers)
         for reg in self.regularizers:
