@@ -276,7 +276,8 @@ cdef class Runner:
         self.data.pen, self.data.n_pen, self.data.con, self.data.n_con = NULL, 0, NULL, 0
         # the tables are (re)built here, so their ranges are checked against this arena
         penalties = penalty_table(penalties or [], plan.ex.n_params)
-        constraints = constraint_table(constraints or [], plan.ex.n_params)
+        constraints = constraint_table([] if constraints is None else constraints,
+                                       plan.ex.n_params)
         if penalties.shape[0]:
             pv = penalties
             self.data.pen, self.data.n_pen = &pv[0], pv.shape[0]

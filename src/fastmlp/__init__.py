@@ -15,7 +15,8 @@ from fastmlp.layers import (ELU, GELU, Activation, ArcTan, BatchNorm, Dense, Dro
                             GaussianNoise, LayerNorm,
                             HardTanh, Identity, Layer, LeakyReLU, Maxout, PReLU, ReLU, Residual,
                             SiLU, Sigmoid, Softmax, Softplus, Step, Tanh)
-from fastmlp.regularizers import ElasticNet, L1Penalty, L2Penalty, MaxNorm, NonNeg
+from fastmlp.regularizers import (ElasticNet, L1Penalty, L2Penalty, MaxNorm, NonNeg,
+                                  TyingPenalty, sparsity)
 from fastmlp.losses import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, Loss,
                             MSELoss, MultiMarginLoss)
 from fastmlp.optim import (BFGS, LBFGS, SGD, Adadelta, Adagrad, Adam, AdamW, GradientDescent,
@@ -41,6 +42,7 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "Tanh", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softplus", "ArcTan", "HardTanh",
            "Step", "SiLU", "GELU", "Softmax", "Dropout", "GaussianNoise", "Residual", "BatchNorm", "LayerNorm",
            "L2Penalty", "L1Penalty", "ElasticNet", "MaxNorm", "NonNeg", "gradient_check",
+           "TyingPenalty", "sparsity",
            "Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
            "MultiMarginLoss",
            "Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from fastmlp._regularize import ConstraintKind, constraint_table
 from fastmlp._train import Runner
 
 #: Seconds between progress-bar refreshes (the fused loop returns to Python this often).
@@ -36,6 +37,16 @@ class BoundPenalty:
 
     def _ranges(self, model):
         return self.penalty._ranges(model, layers=self.layers)
+
+    def _prox_rows(self, model):
+        rows = getattr(self.penalty, "_prox_rows", None)
+        return rows(model, layers=self.layers) if rows is not None else []
+
+    def prox(self, model, lr):
+        """The penalty's proximal step after an update (a proximal L1), if it has one."""
+        prox = getattr(self.penalty, "prox", None)
+        if prox is not None:
+            prox(model, lr, layers=self.layers)
 
 
 def penalty_terms(trainer):
@@ -71,11 +82,21 @@ class EpochLoop:
                 and hasattr(self.loss, "_spec") and fusable_regs):
             labels = targets if targets.dtype == np.int64 else None
             pen = [r for t in self.penalties for r in t._ranges(self.model)]
-            con = [c._range(off, layer.n_in, layer.n_out) for c, layer, off in self.constraints]
             self.runner = Runner(self.model._stages[0][1], X,
                                  None if labels is not None else targets, labels, weights,
-                                 self.loss._spec(self.model.n_out), batch_size, pen, con,
-                                 trainer._governor())
+                                 self.loss._spec(self.model.n_out), batch_size, pen,
+                                 self._constraint_table(), trainer._governor())
+
+    def _constraint_table(self):
+        """The fused loop's constraint table: the proximal L1 soft thresholds first (their
+        ``value``, lr · l1, is refreshed before each run: the Runner keeps this very array),
+        then the constraints, in the order the Python step applies them."""
+        prox = [r for t in self.penalties for r in t._prox_rows(self.model)]
+        self._prox_l1 = np.array([l1 for _, _, l1 in prox], dtype=np.float64)
+        rows = [(int(ConstraintKind.C_SOFT_THRESHOLD), off, n, 1, 0.0) for off, n, _ in prox]
+        rows += [c._range(off, layer.n_in, layer.n_out) for c, layer, off in self.constraints]
+        self._con_table = constraint_table(rows, self.model.params.shape[0])
+        return self._con_table
 
     @property
     def fused(self):
@@ -117,6 +138,8 @@ class EpochLoop:
             binding = self.optimizer._fused_binding(self.model)
             plan = self.model._stages[0][1]
             plan.rng_step = self.model.rng_step
+            if self._prox_l1.size:
+                self._con_table["value"][:self._prox_l1.size] = self.optimizer.lr * self._prox_l1
             loss_sum, rows, steps, bad_step, bad_value = self.runner.run(part, binding)
             self.model.rng_step = plan.rng_step
             self.optimizer._advance(steps)
@@ -148,6 +171,8 @@ class EpochLoop:
             if not np.isfinite(model.grads).all():    # as the core: stop before the update
                 return loss_sum, rows, steps, float("nan")
             self.optimizer.step(model)
+            for term in self.penalties:
+                term.prox(model, self.optimizer.lr)
             for constraint, layer, _ in self.constraints:
                 constraint.apply(layer.W, backend=model.backend)
             loss_sum += value * idx.shape[0]

@@ -31,9 +31,11 @@ def check_output_unit(model, loss):
     * a Softmax/Sigmoid output before CrossEntropyLoss, BCEWithLogitsLoss or
       MultiMarginLoss: the loss squashes its input again (softmax of probabilities), so
       the gradients are wrong for what the model means and learning stalls;
-    * a Softmax/Sigmoid output with MSELoss: squared error on a saturating unit has a
-      vanishing gradient where the unit is confidently wrong (the lectures' reason to
-      pair sigmoid with cross-entropy); train logits with the matching loss instead.
+    * a Softmax output (a classification head) with MSELoss: squared error on a
+      saturating unit has a vanishing gradient where the unit is confidently wrong (the
+      lectures' reason to pair softmax with cross-entropy); train logits with
+      CrossEntropyLoss instead. (A Sigmoid with MSELoss is left alone: it is also how a
+      regression onto [0, 1] is written.)
     """
     unit, how = output_unit(model)
     if unit is None:
@@ -44,8 +46,7 @@ def check_output_unit(model, loss):
                       f"its own squashing (double {unit}): {how}; apply the {unit} to "
                       "Trainer.predict(X) when you need probabilities",
                       UserWarning, stacklevel=3)
-    elif name == "MSELoss":
-        better = "CrossEntropyLoss" if unit == "softmax" else "BCEWithLogitsLoss"
+    elif name == "MSELoss" and unit == "softmax":
         warnings.warn(f"the model ends in a {unit} (a classification head) trained with "
                       f"MSELoss: its gradient vanishes where the {unit} saturates; {how} "
-                      f"and use {better}", UserWarning, stacklevel=3)
+                      "and use CrossEntropyLoss", UserWarning, stacklevel=3)
