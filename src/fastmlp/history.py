@@ -6,15 +6,18 @@ class History:
 
     Keys: ``loss`` (mean training loss over the epoch's batches), ``val_loss`` and
     ``val_<metric>`` when there is validation data, ``<metric>`` for each metric on the
-    training data, ``lr`` (learning rate used) and ``epoch_time`` (seconds).
+    training data, ``lr`` (learning rate used) and ``epoch_time`` (seconds). ``phase[i]``
+    is ``"train"``, or ``"refit"`` for the epochs of ``EarlyStopping(refit=...)``.
     """
 
     def __init__(self):
         self.history = {}
         self.epoch = []
+        self.phase = []
 
-    def append(self, epoch, logs):
+    def append(self, epoch, logs, phase="train"):
         self.epoch.append(epoch)
+        self.phase.append(phase)
         for key, value in logs.items():
             self.history.setdefault(key, [None] * (len(self.epoch) - 1)).append(value)
         for key, values in self.history.items():

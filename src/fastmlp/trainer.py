@@ -7,6 +7,7 @@ import numpy as np
 from fastmlp import callbacks as cbks
 from fastmlp._epoch import EpochLoop, NonFiniteLoss, penalty_terms
 from fastmlp._output_unit import check_output_unit
+from fastmlp._refit import refit_callback, run_refit
 from fastmlp._progress import Progress
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.data import split_indices
@@ -148,6 +149,9 @@ class Trainer:
         targets = self._targets(y, X.shape[0])
         weights = self._row_weights(sample_weight, class_weight, targets)
         train_idx, val = self._split(X, targets, validation_data, validation_split)
+        if refit_callback(callbacks) is not None and val is None:
+            raise ValueError("EarlyStopping(refit=...) needs validation data "
+                             "(validation_split or validation_data)")
         _check_batchnorm_batches(self.model, train_idx.shape[0], batch_size,
                                  getattr(self.optimizer, "full_batch", False))
         _check_deterministic(self.model, self.optimizer)
@@ -167,6 +171,7 @@ class Trainer:
 
     def _split(self, X, targets, validation_data, validation_split):
         n = X.shape[0]
+        self._val_idx = None
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise ValueError("validation_data must be a tuple (X_val, y_val)")
@@ -180,6 +185,7 @@ class Trainer:
         if self.loss.is_classification:
             strat = _class_labels(targets, self.model.n_out)[0]
         train_idx, val_idx = split_indices(n, validation_split, self._rng, strat)
+        self._val_idx = val_idx           # the refit gives these rows their sample weights
         return train_idx, (X[val_idx], targets[val_idx])
 
     def _fit(self, X, targets, weights, train_idx, val, epochs, batch_size, shuffle,
@@ -233,6 +239,11 @@ class Trainer:
                 break
         for cb in callbacks:
             cb.on_train_end({})
+        refit = refit_callback(callbacks)
+        if refit is not None:
+            data = (X, targets, weights, train_idx, val, self._val_idx)
+            run_refit(self, refit, data, epochs - len(history.epoch), batch_size, shuffle,
+                      verbose, history)
         return history
 
     def _fit_full_batch(self, X, targets, weights, train_idx, val, epochs, callbacks,
