@@ -40,22 +40,13 @@ class History:
         matplotlib backend); returns the matplotlib Figure. Needs matplotlib
         (``pip install "fastmlp[plot]"``).
         """
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise ImportError("History.plot needs matplotlib: pip install 'fastmlp[plot]'") from None
+        from fastmlp._plotting import finish_axes, finish_figure, new_figure
         names = [k for k in self.history if not k.startswith("val_")
                  and k not in ("lr", "epoch_time")]
         names += [k[4:] for k in self.history if k.startswith("val_") and k[4:] not in names]
         if not names:
             raise ValueError("History is empty: nothing to plot")
-        size = (5 * len(names), 3.6)
-        if path is None:         # pyplot: the figure shows in notebooks and interactive sessions
-            import matplotlib.pyplot as plt
-            fig = plt.figure(figsize=size)
-        else:                    # no pyplot: no global backend switch, nothing left open
-            from matplotlib.figure import Figure
-            fig = Figure(figsize=size)
+        fig = new_figure((5 * len(names), 3.6), path, "History.plot")
         axes = fig.subplots(1, len(names), squeeze=False)
         epochs = [e + 1 for e in self.epoch]
         for ax, name in zip(axes[0], names):
@@ -64,11 +55,5 @@ class History:
                     pts = [(e, v) for e, v in zip(epochs, self.history[key]) if v is not None]
                     if pts:
                         ax.plot(*zip(*pts), label=label, marker="." if len(pts) < 30 else None)
-            ax.set_title(name)
-            ax.set_xlabel("epoch")
-            ax.legend()
-            ax.grid(alpha=0.3)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=100)
-        return fig
+            finish_axes(ax, name, "epoch")
+        return finish_figure(fig, path)

@@ -40,29 +40,16 @@ class LRFinderResult:
     def plot(self, path=None):
         """Loss against learning rate (log axis) with the suggestion marked; saves a PNG
         to ``path`` when given; returns the matplotlib Figure (needs matplotlib)."""
-        try:
-            from matplotlib.figure import Figure
-        except ImportError:
-            raise ImportError("plot needs matplotlib: pip install 'fastmlp[plot]'") from None
-        if path is None:
-            import matplotlib.pyplot as plt
-            fig = plt.figure(figsize=(6, 4))
-        else:
-            fig = Figure(figsize=(6, 4))
+        from fastmlp._plotting import finish_axes, finish_figure, new_figure
+        fig = new_figure((6, 4), path, "LRFinderResult.plot")
         ax = fig.subplots()
         ax.plot(self.lrs, self.raw_losses, alpha=0.3, label="mini-batch loss")
         ax.plot(self.lrs, self.losses, label="smoothed")
         ax.axvline(self.suggestion, color="k", ls="--", lw=1,
                    label=f"suggestion {self.suggestion:.2g}")
         ax.set_xscale("log")
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel("loss")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=100)
-        return fig
+        finish_axes(ax, None, "learning rate", "loss")
+        return finish_figure(fig, path)
 
     def __repr__(self):
         return f"LRFinderResult(steps={len(self.lrs)}, suggestion={self.suggestion:.3g})"
