@@ -7,7 +7,7 @@ import fastmlp as fm
 from fastmlp import _losses as core
 from fastmlp.optim.fullbatch import make_objective
 from fastmlp.reference import losses as ref
-from helpers import RTOL, rel_err
+from helpers import RTOL, python_identity, rel_err
 
 
 def _cases(rng, n=7, d=4):
@@ -81,14 +81,8 @@ def test_core_scale_follows_the_spec(rng):
 
 
 def _model(k=2, dtype="float64", python=False):
-    class PyIdentity(fm.Layer):
-        def forward(self, X, training=False):
-            return X
-
-        def backward(self, dY):
-            return dY
     layers = [fm.Dense(4, 6, activation="tanh"), fm.Dense(6, k)]
-    return fm.Sequential(layers + ([PyIdentity()] if python else []), dtype=dtype, seed=2)
+    return fm.Sequential(layers + ([python_identity()] if python else []), dtype=dtype, seed=2)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -3,21 +3,14 @@ import numpy as np
 import pytest
 
 import fastmlp as fm
-
-
-class PyIdentity(fm.Layer):
-    def forward(self, X, training=False):
-        return X
-
-    def backward(self, dY):
-        return dY
+from helpers import python_identity
 
 
 def _setup(rng, python=False, opt=None):
     X = rng.normal(size=(256, 4))
     y = (X[:, 0] - X[:, 1] > 0).astype(np.int64)
     model = fm.Sequential([fm.Dense(4, 16, activation="relu"), fm.Dense(16, 2)]
-                          + ([PyIdentity()] if python else []), dtype="float64", seed=0)
+                          + ([python_identity()] if python else []), dtype="float64", seed=0)
     return fm.Trainer(model, fm.CrossEntropyLoss(), opt or fm.Adam(lr=1e-3), seed=3), X, y
 
 

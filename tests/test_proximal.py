@@ -6,7 +6,7 @@ import pytest
 import fastmlp as fm
 from fastmlp import _regularize as core
 from fastmlp.reference import regularize as ref
-from helpers import RTOL, rel_err
+from helpers import RTOL, python_identity, rel_err
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -43,21 +43,13 @@ def _data(rng, n=200):
     return X, y
 
 
-class PyIdentity(fm.Layer):
-    def forward(self, X, training=False):
-        return X
-
-    def backward(self, dY):
-        return dY
-
-
 @pytest.mark.parametrize("opt", [lambda: fm.SGD(lr=0.05), lambda: fm.Adam(lr=0.02)])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_fused_and_python_paths_agree_and_zero_irrelevant_inputs(rng, opt, dtype):
     X, y = _data(rng)
     out = []
     for python in (False, True):
-        model = fm.Sequential([fm.Dense(6, 1)] + ([PyIdentity()] if python else []),
+        model = fm.Sequential([fm.Dense(6, 1)] + ([python_identity()] if python else []),
                               dtype=dtype, seed=0)
         assert model.is_fused != python
         tr = fm.Trainer(model, fm.MSELoss(), opt(),

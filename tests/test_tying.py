@@ -6,18 +6,12 @@ import pytest
 import fastmlp as fm
 from fastmlp import _regularize as core
 from fastmlp.reference import regularize as ref
-from helpers import RTOL, rel_err
+from helpers import RTOL, fused_and_python_params, python_identity, rel_err
 
 
 def _twins(dtype="float64", python=False, seed=0):
-    class PyIdentity(fm.Layer):
-        def forward(self, X, training=False):
-            return X
-
-        def backward(self, dY):
-            return dY
     a, b = fm.Dense(3, 3, activation="tanh"), fm.Dense(3, 3, activation="tanh")
-    layers = [a, b, fm.Dense(3, 2)] + ([PyIdentity()] if python else [])
+    layers = [a, b, fm.Dense(3, 2)] + ([python_identity()] if python else [])
     return fm.Sequential(layers, dtype=dtype, seed=seed), a, b
 
 
@@ -79,14 +73,12 @@ def test_gradient_check_with_regularizers(rng):
 def test_fused_and_python_paths_agree(rng, dtype):
     X = rng.normal(size=(50, 3))
     y = rng.integers(0, 2, 50)
-    params = []
-    for python in (False, True):
+
+    def make(python):
         model, a, b = _twins(dtype, python, seed=1)
-        assert model.is_fused != python
-        tr = fm.Trainer(model, fm.CrossEntropyLoss(), fm.Adam(lr=1e-2),
-                        regularizers=[fm.TyingPenalty(a, b, 0.5, include_bias=True)], seed=2)
-        tr.fit(X, y, epochs=3, batch_size=8, verbose=0)
-        params.append(model.params)
+        return fm.Trainer(model, fm.CrossEntropyLoss(), fm.Adam(lr=1e-2),
+                          regularizers=[fm.TyingPenalty(a, b, 0.5, include_bias=True)], seed=2)
+    params = fused_and_python_params(make, X, y, epochs=3, batch_size=8)
     assert rel_err(params[1], params[0]) <= RTOL[np.dtype(dtype).type]
 
 

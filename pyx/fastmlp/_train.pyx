@@ -16,6 +16,8 @@ from fastmlp._losses cimport LossSpec, batch_scale, loss_value_grad
 from fastmlp._optim cimport (adadelta_step, adagrad_prepare, adagrad_step, adam_prepare,
                              adam_step, all_finite, rmsprop_step, sgd_prepare, sgd_step)
 from fastmlp._plan cimport Exec, Plan, plan_backward, plan_forward
+from fastmlp._lamb cimport lamb_prepare, lamb_step
+from fastmlp._lamb import check_ranges
 from fastmlp._regularize cimport (ConstraintRange, PenaltyRange, constraints_apply,
                                   penalties_apply)
 from fastmlp._regularize import constraint_table, penalty_table
@@ -49,6 +51,10 @@ cdef void opt_apply(OptSlot* o, floating* params, const floating* grads,
         adam_prepare(&o.adam, o.t)
         adam_step(params, grads, <floating*> o.s0, <floating*> o.s1, <floating*> o.s2, n,
                   &o.adam)
+    elif o.family == OPT_LAMB:
+        lamb_prepare(&o.lamb, o.t)
+        lamb_step(params, grads, <floating*> o.s0, <floating*> o.s1, o.ranges, o.n_ranges,
+                  &o.lamb)
 
 
 # The training data, the batch buffers and the regularization tables, as raw pointers
@@ -175,6 +181,9 @@ cdef void _fill_hyper(OptSlot* o, dict h) except *:
         o.adam.lr, o.adam.beta1, o.adam.beta2 = g("lr"), g("beta1"), g("beta2")
         o.adam.eps, o.adam.weight_decay = g("eps"), g("weight_decay")
         o.adam.decoupled = bool(h.get("decoupled", False))
+    elif o.family == OPT_LAMB:
+        o.lamb.lr, o.lamb.beta1, o.lamb.beta2 = g("lr"), g("beta1"), g("beta2")
+        o.lamb.eps, o.lamb.weight_decay = g("eps"), g("weight_decay")
     else:
         raise ValueError(f"unknown optimizer family {o.family}")
 
@@ -345,6 +354,11 @@ cdef class Runner:
         self.opt.s1 = _data_ptr(ptrs[1]) if ptrs[1] is not None else NULL
         self.opt.s2 = _data_ptr(ptrs[2]) if ptrs[2] is not None else NULL
         self.refs = self.refs[:11] + (tuple(states),)
+        if family == OPT_LAMB:                  # LAMB: the per-tensor ranges (kept alive)
+            ranges = check_ranges(hyper["ranges"], self.plan.ex.n_params)
+            self.opt.ranges = <const Py_ssize_t*> _data_ptr(ranges) if ranges.shape[0] else NULL
+            self.opt.n_ranges = ranges.shape[0] // 2
+            self.refs += (ranges,)
         return 0
 
 

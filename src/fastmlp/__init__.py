@@ -20,7 +20,8 @@ from fastmlp.regularizers import (ElasticNet, L1Penalty, L2Penalty, MaxNorm, Non
                                   TyingPenalty, sparsity)
 from fastmlp.losses import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, Loss,
                             MSELoss, MultiMarginLoss)
-from fastmlp.optim import (BFGS, LBFGS, SGD, Adadelta, Adagrad, Adam, AdamW, GradientDescent,
+from fastmlp.optim import (BFGS, LAMB, LBFGS, SGD, Adadelta, Adagrad, Adam, AdamW,
+                           GradientDescent,
                            Newton, Optimizer, RMSprop, clip_grad_norm, get_optimizer)
 from fastmlp.sequential import Sequential
 from fastmlp.threads import get_num_threads, limit_threads, set_num_threads
@@ -46,7 +47,7 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "TyingPenalty", "sparsity", "lr_find", "LRFinderResult",
            "Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
            "MultiMarginLoss",
-           "Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
+           "Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "LAMB",
            "clip_grad_norm", "get_optimizer", "GradientDescent", "LBFGS", "BFGS", "Newton",
            "Trainer", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
            "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger",
