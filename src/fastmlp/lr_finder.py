@@ -28,7 +28,7 @@ class LRFinderResult:
         The mini-batch losses as measured.
     suggestion : float
         The learning rate where the smoothed loss falls fastest against log(lr) (the
-        steepest negative slope, ends excluded).
+        steepest negative slope after the first tenth of the steps, before the minimum).
     """
 
     def __init__(self, lrs, losses, raw_losses):
@@ -56,12 +56,17 @@ class LRFinderResult:
 
 
 def _steepest(lrs, losses):
+    """The lr of the steepest descent of the smoothed loss against log(lr), searched after
+    the first tenth of the steps (the moving average is still settling there) and up to
+    the minimum of the loss."""
     finite = np.isfinite(losses)
     lrs, losses = lrs[finite], losses[finite]
     if lrs.shape[0] < 3:
         return float(lrs[0]) if lrs.shape[0] else math.nan
     slope = np.gradient(losses, np.log(lrs))
-    return float(lrs[1 + int(np.argmin(slope[1:-1]))])
+    lo = max(1, lrs.shape[0] // 10)
+    hi = max(int(np.argmin(losses)), lo + 1)
+    return float(lrs[lo + int(np.argmin(slope[lo:hi]))])
 
 
 def _positive(value, name):
@@ -95,7 +100,7 @@ class _Snapshot:
 
 
 def lr_find(trainer, X, y, start: float = 1e-7, end: float = 10.0, steps: int = 100,
-            batch_size: int = 32, smooth: float = 0.98, diverge: float = 4.0,
+            batch_size: int = 32, smooth: float = 0.9, diverge: float = 4.0,
             sample_weight=None) -> LRFinderResult:
     """The learning-rate range test: leaves the model, optimizer and trainer as they were.
 
