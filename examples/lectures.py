@@ -7,7 +7,9 @@
 * early stopping's retraining: plain vs ``refit="retrain"`` vs ``refit="continue"`` on a
   held-out test set (digits);
 * the learning-rate range test: ``fm.lr_find`` and its plot;
-* LAMB next to Adam on the same network.
+* LAMB next to Adam on the same network;
+* diagnostics of a deep sigmoid net (vanishing gradients) next to the same net with batch
+  norm: ``fm.Diagnostics`` and ``History.plot_diagnostics``.
 
 Run: ``python examples/lectures.py [outdir]`` (under a minute; PNGs go to ``outdir``,
 default the current directory).
@@ -112,6 +114,28 @@ def lamb():
         print(f"{type(opt).__name__:<5} test accuracy {tr.evaluate(Xs, ys)['accuracy']:.4f}")
 
 
+def diagnostics(outdir):
+    print("== diagnostics: a deep sigmoid net, without and with batch norm ==")
+    (Xt, yt), _, _ = _digits()
+    for bn in (False, True):
+        layers = [fm.Dense(64, 64, activation="sigmoid")]
+        for _ in range(7):
+            layers += ([fm.BatchNorm(64)] if bn else []) + [fm.Dense(64, 64, activation="sigmoid")]
+        model = fm.Sequential(layers + [fm.Dense(64, 10)], seed=0)
+        diag = fm.Diagnostics(every=5)
+        tr = fm.Trainer(model, fm.CrossEntropyLoss(), fm.SGD(lr=0.1))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            hist = tr.fit(Xt, yt, epochs=5, batch_size=32, callbacks=[diag], verbose=0)
+        g = diag.records["grad_norm"][-1]
+        path = Path(outdir) / f"diagnostics_{'batchnorm' if bn else 'plain'}.png"
+        hist.plot_diagnostics(path)
+        print(f"batch norm={bn!s:<5} ‖dW‖ first/last layer = {g[0] / g[-1]:.2e}, "
+              f"{len(caught)} warnings; plot: {path}")
+        if caught:
+            print("  e.g.", caught[0].message)
+
+
 def main(outdir="."):
     rng = np.random.default_rng(0)
     reductions()
@@ -121,6 +145,7 @@ def main(outdir="."):
     refit()
     lr_range(outdir)
     lamb()
+    diagnostics(outdir)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from fastmlp.callbacks import (Callback, CSVLogger, EarlyStopping, LambdaCallbac
 from fastmlp.data import Standardizer, one_hot, train_val_test_split
 from fastmlp.ensemble import Ensemble
 from fastmlp.gradcheck import gradient_check
+from fastmlp.diagnostics import Diagnostics
 from fastmlp.history import History
 from fastmlp.lr_finder import LRFinderResult, lr_find
 from fastmlp.layers import (ELU, GELU, Activation, ArcTan, BatchNorm, Dense, Dropout,
@@ -44,7 +45,7 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "Tanh", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softplus", "ArcTan", "HardTanh",
            "Step", "SiLU", "GELU", "Softmax", "Dropout", "GaussianNoise", "Residual", "BatchNorm", "LayerNorm",
            "L2Penalty", "L1Penalty", "ElasticNet", "MaxNorm", "NonNeg", "gradient_check",
-           "TyingPenalty", "sparsity", "lr_find", "LRFinderResult",
+           "TyingPenalty", "sparsity", "lr_find", "LRFinderResult", "Diagnostics",
            "Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
            "MultiMarginLoss",
            "Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "LAMB",

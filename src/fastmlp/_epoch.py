@@ -77,6 +77,7 @@ class EpochLoop:
         self.penalties = penalty_terms(trainer)
         self.constraints = constraint_terms(self.model)
         self.runner = None
+        self.probe = None        # a Diagnostics: recorded after every chunk (fastmlp.diagnostics)
         fusable_regs = all(hasattr(t.penalty, "_ranges") for t in self.penalties)
         if (self.model.is_fused and hasattr(self.optimizer, "_fused_binding")
                 and hasattr(self.loss, "_spec") and fusable_regs):
@@ -113,7 +114,8 @@ class EpochLoop:
         B = self.batch_size
         n_steps = -(-perm.shape[0] // B)
         done_steps, done_rows, loss_sum = 0, 0, 0.0
-        chunk = steps_per_chunk or (1 if on_chunk else n_steps)
+        probe = self.probe.every if self.probe is not None else None
+        chunk = steps_per_chunk or probe or (1 if on_chunk else n_steps)
         while done_steps < n_steps:
             part = perm[done_steps * B:(done_steps + chunk) * B]
             t0 = time.perf_counter()
@@ -127,13 +129,27 @@ class EpochLoop:
                 on_chunk(done_steps, done_rows, loss_sum)
                 if self.trainer.stop_training:    # asked by a per-step callback
                     break
-                if steps_per_chunk is None:   # aim at one refresh per REFRESH_SECONDS
+                if steps_per_chunk is None and probe is None:   # one refresh per REFRESH_SECONDS
                     per_step = (time.perf_counter() - t0) / max(steps, 1)
                     chunk = int(min(max(REFRESH_SECONDS / max(per_step, 1e-9), 1), n_steps))
         return loss_sum / max(done_rows, 1)
 
     def _steps(self, part):
-        """Run the steps over ``part``; returns (loss_sum, rows, steps, bad loss or None)."""
+        """Run the steps over ``part``; returns (loss_sum, rows, steps, bad loss or None).
+        With a probe, the last step runs alone, then the probe records it."""
+        if self.probe is None:
+            return self._run_steps(part)
+        last = (part.shape[0] - 1) // self.batch_size * self.batch_size
+        s, rows, steps, bad = self._run_steps(part[:last]) if last else (0.0, 0, 0, None)
+        if bad is not None:
+            return s, rows, steps, bad
+        before = self.model.params.copy()
+        s2, rows2, steps2, bad = self._run_steps(part[last:])
+        if bad is None:
+            self.probe._record(self.model, self.X[part[last:]], before, steps + steps2)
+        return s + s2, rows + rows2, steps + steps2, bad
+
+    def _run_steps(self, part):
         if self.runner is not None:
             binding = self.optimizer._fused_binding(self.model)
             plan = self.model._stages[0][1]

@@ -14,6 +14,7 @@ class History:
         self.history = {}
         self.epoch = []
         self.phase = []
+        self.diagnostics = None      # the records of a fm.Diagnostics callback, if any
 
     def append(self, epoch, logs, phase="train"):
         self.epoch.append(epoch)
@@ -56,4 +57,23 @@ class History:
                     if pts:
                         ax.plot(*zip(*pts), label=label, marker="." if len(pts) < 30 else None)
             finish_axes(ax, name, "epoch")
+        return finish_figure(fig, path)
+
+    def plot_diagnostics(self, path=None):
+        """Draw the records of ``fm.Diagnostics`` (one panel per quantity, one line per
+        layer, against the training step; norms on a log scale); saves a PNG to ``path``
+        when given; returns the Figure."""
+        from fastmlp._plotting import finish_axes, finish_figure, new_figure
+        rec = self.diagnostics
+        if not rec or not rec["step"].shape[0]:
+            raise ValueError("no diagnostics recorded: fit with callbacks=[fm.Diagnostics()] "
+                             "before plot_diagnostics")
+        keys = [k for k in rec if k != "step"]
+        fig = new_figure((4.2 * 3, 3.2 * 2), path, "History.plot_diagnostics")
+        for ax, key in zip(fig.subplots(2, 3).ravel(), keys):
+            for i in range(rec[key].shape[1]):
+                ax.plot(rec["step"], rec[key][:, i], label=f"layer {i}")
+            if key in ("grad_norm", "weight_norm", "update_ratio"):
+                ax.set_yscale("log")
+            finish_axes(ax, key, "step", legend=key == keys[0])
         return finish_figure(fig, path)

@@ -11,6 +11,7 @@ from fastmlp._refit import refit_callback, run_refit
 from fastmlp._progress import Progress
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.data import split_indices
+from fastmlp.diagnostics import Diagnostics
 from fastmlp.history import History
 from fastmlp.layers.noise import Dropout, GaussianNoise
 from fastmlp.layers.norm import BatchNorm
@@ -194,6 +195,7 @@ class Trainer:
             return self._fit_full_batch(X, targets, weights, train_idx, val, epochs,
                                         callbacks, verbose)
         loop = EpochLoop(self, X, targets, weights, batch_size)
+        loop.probe = next((cb for cb in callbacks if isinstance(cb, Diagnostics)), None)
         history = self.history = History()
         progress = Progress(verbose, epochs, train_idx.shape[0])
         batch_cbs = [cb for cb in callbacks if cb.wants_batches]
