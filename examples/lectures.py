@@ -8,6 +8,8 @@
   held-out test set (digits);
 * the learning-rate range test: ``fm.lr_find`` and its plot;
 * LAMB next to Adam on the same network;
+* dataset augmentation: digits with and without ``ImageAugment`` (shifts, small rotations
+  and zooms; no flips: a mirrored digit is another symbol);
 * diagnostics of a deep sigmoid net (vanishing gradients) next to the same net with batch
   norm: ``fm.Diagnostics`` and ``History.plot_diagnostics``.
 
@@ -114,6 +116,23 @@ def lamb():
         print(f"{type(opt).__name__:<5} test accuracy {tr.evaluate(Xs, ys)['accuracy']:.4f}")
 
 
+def augmentation():
+    print("== dataset augmentation (digits, 300 training rows) ==")
+    (Xt, yt), _, (Xs, ys) = _digits()
+    # 8x8 images: half a pixel of shift is already a lot; augmented data needs more epochs
+    for aug, epochs in ((None, 100),
+                        (fm.ImageAugment((8, 8), max_shift=0.5, max_rotation=8, max_scale=0.05),
+                         200)):
+        layers = ([aug] if aug else []) + [fm.Dense(64, 128, activation="relu"),
+                                            fm.Dense(128, 10)]
+        model = fm.Sequential(layers, seed=0)
+        tr = fm.Trainer(model, fm.CrossEntropyLoss(), fm.Adam(lr=3e-3), metrics=["accuracy"])
+        tr.fit(Xt, yt, epochs=epochs, batch_size=32, verbose=0)
+        test = tr.evaluate(Xs, ys)
+        print(f"{'with' if aug else 'without':<7} augmentation ({epochs} epochs): test loss {test['loss']:.4f}, "
+              f"accuracy {test['accuracy']:.4f}")
+
+
 def diagnostics(outdir):
     print("== diagnostics: a deep sigmoid net, without and with batch norm ==")
     (Xt, yt), _, _ = _digits()
@@ -145,6 +164,7 @@ def main(outdir="."):
     refit()
     lr_range(outdir)
     lamb()
+    augmentation()
     diagnostics(outdir)
 
 

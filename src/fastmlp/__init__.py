@@ -14,7 +14,7 @@ from fastmlp.diagnostics import Diagnostics
 from fastmlp.history import History
 from fastmlp.lr_finder import LRFinderResult, lr_find
 from fastmlp.layers import (ELU, GELU, Activation, ArcTan, BatchNorm, Dense, Dropout,
-                            GaussianNoise, LayerNorm,
+                            GaussianNoise, ImageAugment, LayerNorm,
                             HardTanh, Identity, Layer, LeakyReLU, Maxout, PReLU, ReLU, Residual,
                             SiLU, Sigmoid, Softmax, Softplus, Step, Tanh)
 from fastmlp.regularizers import (ElasticNet, L1Penalty, L2Penalty, MaxNorm, NonNeg,
@@ -46,6 +46,7 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "Step", "SiLU", "GELU", "Softmax", "Dropout", "GaussianNoise", "Residual", "BatchNorm", "LayerNorm",
            "L2Penalty", "L1Penalty", "ElasticNet", "MaxNorm", "NonNeg", "gradient_check",
            "TyingPenalty", "sparsity", "lr_find", "LRFinderResult", "Diagnostics",
+           "ImageAugment",
            "Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
            "MultiMarginLoss",
            "Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "LAMB",

@@ -13,6 +13,7 @@ from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.data import split_indices
 from fastmlp.diagnostics import Diagnostics
 from fastmlp.history import History
+from fastmlp.layers.augment import ImageAugment
 from fastmlp.layers.noise import Dropout, GaussianNoise
 from fastmlp.layers.norm import BatchNorm
 from fastmlp.metrics import get_metric, link
@@ -371,7 +372,8 @@ def _check_deterministic(model, optimizer):
         return
     for layer in model.flat_layers:
         if (isinstance(layer, Dropout) and layer.p > 0) or \
-                (isinstance(layer, GaussianNoise) and layer.std > 0):
+                (isinstance(layer, GaussianNoise) and layer.std > 0) or \
+                isinstance(layer, ImageAugment):
             raise ValueError(f"optimizer={optimizer!r} needs a deterministic objective, but "
                              f"{layer!r} draws new noise at every evaluation: use a "
                              "mini-batch optimizer (e.g. Adam) or remove the layer")
