@@ -129,7 +129,8 @@ def augmentation():
         tr = fm.Trainer(model, fm.CrossEntropyLoss(), fm.Adam(lr=3e-3), metrics=["accuracy"])
         tr.fit(Xt, yt, epochs=epochs, batch_size=32, verbose=0)
         test = tr.evaluate(Xs, ys)
-        print(f"{'with' if aug else 'without':<7} augmentation ({epochs} epochs): test loss {test['loss']:.4f}, "
+        print(f"{'with' if aug else 'without':<7} augmentation ({epochs} epochs): "
+              f"test loss {test['loss']:.4f}, "
               f"accuracy {test['accuracy']:.4f}")
 
 

@@ -70,7 +70,8 @@ def test_matches_pytorch_reductions(rng):
 def test_core_scale_follows_the_spec(rng):
     x = rng.normal(size=(5, 3))
     t = rng.normal(size=(5, 3))
-    for red, factor in ((core.Reduction.REDUCTION_MEAN, 1 / 15), (core.Reduction.REDUCTION_SUM, 1)):
+    R = core.Reduction
+    for red, factor in ((R.REDUCTION_MEAN, 1 / 15), (R.REDUCTION_SUM, 1)):
         spec = {"code": int(core.LossCode.LOSS_MSE), "n_outputs": 3, "reduction": int(red)}
         v, g = core.value_and_grad_memview(spec, x, target=t)
         rv, rg = ref.value_and_grad(spec, x, target=t)

@@ -73,3 +73,7 @@ def test_no_refit_and_validation(rng):
     with pytest.raises(ValueError, match="validation"):
         _trainer().fit(X, y, epochs=2, callbacks=[fm.EarlyStopping(refit="retrain")],
                        verbose=0)
+    lbfgs = fm.Trainer(_trainer().model, fm.MSELoss(), fm.LBFGS())
+    with pytest.raises(ValueError, match="mini-batch"):
+        lbfgs.fit(X, y, epochs=2, validation_split=0.25,
+                  callbacks=[fm.EarlyStopping(refit="continue")], verbose=0)

@@ -151,9 +151,13 @@ class Trainer:
         targets = self._targets(y, X.shape[0])
         weights = self._row_weights(sample_weight, class_weight, targets)
         train_idx, val = self._split(X, targets, validation_data, validation_split)
-        if refit_callback(callbacks) is not None and val is None:
+        refit = refit_callback(callbacks)
+        if refit is not None and val is None:
             raise ValueError("EarlyStopping(refit=...) needs validation data "
                              "(validation_split or validation_data)")
+        if refit is not None and getattr(self.optimizer, "full_batch", False):
+            raise ValueError("EarlyStopping(refit=...) needs a mini-batch optimizer, not "
+                             f"{self.optimizer!r}")
         _check_batchnorm_batches(self.model, train_idx.shape[0], batch_size,
                                  getattr(self.optimizer, "full_batch", False))
         _check_deterministic(self.model, self.optimizer)
