@@ -63,16 +63,14 @@ class LAMB(Optimizer):
         return np.array([(p["offset"], int(np.prod(p["shape"], dtype=np.int64)))
                          for p in model.param_info], dtype=np.intp).reshape(-1)
 
-    def step(self, model):
-        """One LAMB update of ``model.params`` from ``model.grads``, tensor by tensor."""
+    def _update(self, model, params, grads):
+        """One LAMB update of the arena, tensor by tensor (``Optimizer.step`` calls it)."""
         from fastmlp import _lamb
         from fastmlp.reference import lamb as reference
-        params, grads = self.bind(model)
         kernel = (reference.lamb_step if getattr(model, "backend", "core") == "numpy"
                   else _lamb.lamb_step_memview)
         kernel(params, grads, self.state["exp_avg"], self.state["exp_avg_sq"],
                self._tensor_ranges(model), self.step_count + 1, **self._kwargs())
-        self.step_count += 1
 
     def _fused_binding(self, model):
         """As the base class, with the tensor ranges in the hyperparameters (``ranges``)."""
