@@ -7,6 +7,7 @@ import numpy as np
 
 from fastmlp.callbacks import Callback
 from fastmlp.layers.activations import Activation
+from fastmlp.layers.residual import Chain
 
 KEYS = ("grad_norm", "weight_norm", "update_ratio", "dead_fraction", "act_mean", "act_std")
 
@@ -19,7 +20,7 @@ class Diagnostics(Callback):
     again at each epoch, so each epoch's last step is recorded too; per-batch callbacks and
     frozen layers make the chunks one step long, and then every step is recorded); after
     the last step of a chunk, for each top-level layer with a weight matrix :math:`W`
-    (index ``l``):
+    (index ``l``; the layers of a nested Sequential count as top-level):
 
     * ``grad_norm`` :math:`\lVert \partial L / \partial W \rVert_F` of that step,
     * ``weight_norm`` :math:`\lVert W \rVert_F` after it,
@@ -128,13 +129,23 @@ def _is_relu(layer):
     return isinstance(act, Activation) and act.name == "relu"
 
 
+def _in_order(layers):
+    """The layers as applied, a nested Sequential (a plain Chain) opened into its own."""
+    for layer in layers:
+        if type(layer) is Chain:
+            yield from _in_order(layer.layers)
+        else:
+            yield layer
+
+
 def _weight_groups(model):
-    """``(top-level layers from a weight layer up to the next, (offset, size) of its W)``."""
+    """``(layers from a weight layer up to the next, (offset, size) of its W)``: the
+    top-level layers, those of nested Sequentials included."""
     where = {(p["layer"], p["name"]): (p["offset"], int(np.prod(p["shape"])))
              for p in model.param_info}
     flat = {id(layer): i for i, layer in enumerate(model.flat_layers)}
     groups = []
-    for layer in model.layers:
+    for layer in _in_order(model.layers):
         key = (flat.get(id(layer)), "W")
         if key in where:
             groups.append(([layer], where[key]))
