@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from fastmlp._freeze import FrozenParams
+from fastmlp._regularize import ConstraintKind, constraint_table
 from fastmlp._train import Runner
 
 #: Seconds between progress-bar refreshes (the fused loop returns to Python this often).
@@ -38,6 +39,16 @@ class BoundPenalty:
     def _ranges(self, model):
         return self.penalty._ranges(model, layers=self.layers)
 
+    def _prox_rows(self, model):
+        rows = getattr(self.penalty, "_prox_rows", None)
+        return rows(model, layers=self.layers) if rows is not None else []
+
+    def prox(self, model, lr):
+        """The penalty's proximal step after an update (a proximal L1), if it has one."""
+        prox = getattr(self.penalty, "prox", None)
+        if prox is not None:
+            prox(model, lr, layers=self.layers)
+
 
 def penalty_terms(trainer):
     """The Trainer's penalties and every layer's own ``regularizer``."""
@@ -67,16 +78,28 @@ class EpochLoop:
         self.penalties = penalty_terms(trainer)
         self.constraints = constraint_terms(self.model)
         self.runner = None
+        self.probe = None        # a Diagnostics: recorded after every chunk (fastmlp.diagnostics)
+        self._held = None        # the frozen parameters of the current run (fastmlp._freeze)
         fusable_regs = all(hasattr(t.penalty, "_ranges") for t in self.penalties)
         if (self.model.is_fused and hasattr(self.optimizer, "_fused_binding")
                 and hasattr(self.loss, "_spec") and fusable_regs):
             labels = targets if targets.dtype == np.int64 else None
             pen = [r for t in self.penalties for r in t._ranges(self.model)]
-            con = [c._range(off, layer.n_in, layer.n_out) for c, layer, off in self.constraints]
             self.runner = Runner(self.model._stages[0][1], X,
                                  None if labels is not None else targets, labels, weights,
-                                 self.loss._spec(self.model.n_out), batch_size, pen, con,
-                                 trainer._governor())
+                                 self.loss._spec(self.model.n_out), batch_size, pen,
+                                 self._constraint_table(), trainer._governor())
+
+    def _constraint_table(self):
+        """The fused loop's constraint table: the proximal L1 soft thresholds first (their
+        ``value``, lr · l1, is refreshed before each run: the Runner keeps this very array),
+        then the constraints, in the order the Python step applies them."""
+        prox = [r for t in self.penalties for r in t._prox_rows(self.model)]
+        self._prox_l1 = np.array([l1 for _, _, l1 in prox], dtype=np.float64)
+        rows = [(int(ConstraintKind.C_SOFT_THRESHOLD), off, n, 1, 0.0) for off, n, _ in prox]
+        rows += [c._range(off, layer.n_in, layer.n_out) for c, layer, off in self.constraints]
+        self._con_table = constraint_table(rows, self.model.params.shape[0])
+        return self._con_table
 
     @property
     def fused(self):
@@ -93,15 +116,16 @@ class EpochLoop:
         B = self.batch_size
         n_steps = -(-perm.shape[0] // B)
         done_steps, done_rows, loss_sum = 0, 0, 0.0
-        # frozen layers in the fused loop: one step per call, their values put back after it
-        held = FrozenParams(self.model) if self.runner is not None else None
-        chunk = 1 if held else steps_per_chunk or (1 if on_chunk else n_steps)
+        # frozen layers: their values put back after each update; the fused loop then runs
+        # one step per call
+        self._held = FrozenParams(self.model)
+        held = bool(self._held) and self.runner is not None
+        probe = self.probe.every if self.probe is not None else None
+        chunk = 1 if held else steps_per_chunk or probe or (1 if on_chunk else n_steps)
         while done_steps < n_steps:
             part = perm[done_steps * B:(done_steps + chunk) * B]
             t0 = time.perf_counter()
             s, rows, steps, bad = self._steps(part)
-            if held:
-                held.restore()
             done_steps += steps
             done_rows += rows
             loss_sum += s
@@ -111,18 +135,37 @@ class EpochLoop:
                 on_chunk(done_steps, done_rows, loss_sum)
                 if self.trainer.stop_training:    # asked by a per-step callback
                     break
-                if steps_per_chunk is None and not held:   # one refresh per REFRESH_SECONDS
+                if steps_per_chunk is None and probe is None and not held:
+                    # one refresh per REFRESH_SECONDS
                     per_step = (time.perf_counter() - t0) / max(steps, 1)
                     chunk = int(min(max(REFRESH_SECONDS / max(per_step, 1e-9), 1), n_steps))
         return loss_sum / max(done_rows, 1)
 
     def _steps(self, part):
-        """Run the steps over ``part``; returns (loss_sum, rows, steps, bad loss or None)."""
+        """Run the steps over ``part``; returns (loss_sum, rows, steps, bad loss or None).
+        With a probe, the last step runs alone, then the probe records it."""
+        if self.probe is None:
+            return self._run_steps(part)
+        last = (part.shape[0] - 1) // self.batch_size * self.batch_size
+        s, rows, steps, bad = self._run_steps(part[:last]) if last else (0.0, 0, 0, None)
+        if bad is not None:
+            return s, rows, steps, bad
+        before = self.model.params.copy()
+        s2, rows2, steps2, bad = self._run_steps(part[last:])
+        if bad is None:
+            self.probe._record(self.model, self.X[part[last:]], before, steps + steps2)
+        return s + s2, rows + rows2, steps + steps2, bad
+
+    def _run_steps(self, part):
         if self.runner is not None:
             binding = self.optimizer._fused_binding(self.model)
             plan = self.model._stages[0][1]
             plan.rng_step = self.model.rng_step
+            if self._prox_l1.size:
+                self._con_table["value"][:self._prox_l1.size] = self.optimizer.lr * self._prox_l1
             loss_sum, rows, steps, bad_step, bad_value = self.runner.run(part, binding)
+            if self._held:        # before a probe measures the step
+                self._held.restore()
             self.model.rng_step = plan.rng_step
             self.optimizer._advance(steps)
             return loss_sum, rows, steps, (bad_value if bad_step >= 0 else None)
@@ -153,8 +196,12 @@ class EpochLoop:
             if not np.isfinite(model.grads).all():    # as the core: stop before the update
                 return loss_sum, rows, steps, float("nan")
             self.optimizer.step(model)
+            for term in self.penalties:
+                term.prox(model, self.optimizer.lr)
             for constraint, layer, _ in self.constraints:
                 constraint.apply(layer.W, backend=model.backend)
+            if self._held:        # as the fused loop: no prox or constraint moves them
+                self._held.restore()
             loss_sum += value * idx.shape[0]
             rows += idx.shape[0]
             steps += 1

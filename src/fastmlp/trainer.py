@@ -6,13 +6,15 @@ import numpy as np
 
 from fastmlp import callbacks as cbks
 from fastmlp._epoch import EpochLoop, NonFiniteLoss, penalty_terms
-from fastmlp._freeze import frozen_ranges
+from fastmlp._fit_checks import (check_batchnorm_batches, check_deterministic, check_int,
+                                 check_validation_freq)
+from fastmlp._output_unit import check_output_unit
+from fastmlp._refit import check_refit, run_refit
 from fastmlp._progress import Progress
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.data import split_indices
+from fastmlp.diagnostics import Diagnostics
 from fastmlp.history import History
-from fastmlp.layers.noise import Dropout, GaussianNoise
-from fastmlp.layers.norm import BatchNorm
 from fastmlp.losses import get_loss
 from fastmlp.metrics import call_metric, get_metrics, link
 from fastmlp.threads import limit_threads
@@ -58,10 +60,14 @@ class Trainer:
                  n_threads=None):
         from fastmlp.optim import get_optimizer
         if n_threads is not None:
-            _check_int(n_threads, "n_threads", 1)
+            check_int(n_threads, "n_threads", 1)
         self.n_threads = n_threads
         self.model = model
         self.loss = get_loss(loss)
+        if getattr(self.loss, "reduction", "mean") == "none":
+            raise ValueError(f"loss {self.loss!r}: reduction='none' gives one value per row, "
+                             "training needs one number; use 'mean' or 'sum'")
+        check_output_unit(model, self.loss)
         self.optimizer = get_optimizer(optimizer)
         self.regularizers = list(regularizers)
         for reg in self.regularizers:
@@ -168,10 +174,10 @@ class Trainer:
         (counted from 1). ``class_weight`` is a dict ``{class index: weight}`` or
         ``"balanced"`` (scikit-learn's ``n_rows / (n_classes * count)``).
         """
-        _check_int(epochs, "epochs", 0)
-        _check_int(initial_epoch, "initial_epoch", 0)
-        validation_freq = _check_validation_freq(validation_freq)
-        _check_int(batch_size, "batch_size", 1)
+        check_int(epochs, "epochs", 0)
+        check_int(initial_epoch, "initial_epoch", 0)
+        validation_freq = check_validation_freq(validation_freq)
+        check_int(batch_size, "batch_size", 1)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         if not (isinstance(validation_split, numbers.Real) and 0.0 <= validation_split < 1.0):
@@ -180,9 +186,10 @@ class Trainer:
         targets = self._targets(y, X.shape[0])
         weights = self._row_weights(sample_weight, class_weight, targets)
         train_idx, val = self._split(X, targets, validation_data, validation_split)
-        _check_batchnorm_batches(self.model, train_idx.shape[0], batch_size,
+        check_refit(callbacks, val, self.optimizer)
+        check_batchnorm_batches(self.model, train_idx.shape[0], batch_size,
                                  getattr(self.optimizer, "full_batch", False))
-        _check_deterministic(self.model, self.optimizer)
+        check_deterministic(self.model, self.optimizer)
         callbacks = list(callbacks)
         for cb in callbacks:
             if not isinstance(cb, cbks.Callback):
@@ -210,6 +217,7 @@ class Trainer:
 
     def _split(self, X, targets, validation_data, validation_split):
         n = X.shape[0]
+        self._val_idx = None
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list))
                     and len(validation_data) in (2, 3)):
@@ -227,6 +235,7 @@ class Trainer:
         if self.loss.is_classification:
             strat = _class_labels(targets, self.model.n_out)[0]
         train_idx, val_idx = split_indices(n, validation_split, self._split_rng(n), strat)
+        self._val_idx = val_idx           # the refit gives these rows their sample weights
         return train_idx, (X[val_idx], targets[val_idx], None)
 
     def _split_rng(self, n):
@@ -242,6 +251,7 @@ class Trainer:
             return self._fit_full_batch(X, targets, weights, train_idx, val, epochs,
                                         callbacks, verbose)
         loop = EpochLoop(self, X, targets, weights, batch_size)
+        loop.probe = next((cb for cb in callbacks if isinstance(cb, Diagnostics)), None)
         history = self.history = History()
         progress = Progress(verbose, epochs, train_idx.shape[0])
         batch_cbs = [cb for cb in callbacks if cb.wants_batches]
@@ -288,6 +298,8 @@ class Trainer:
                 break
         for cb in callbacks:
             cb.on_train_end({})
+        run_refit(self, callbacks, (X, targets, weights, train_idx, val, self._val_idx),
+                  epochs, batch_size, shuffle, verbose, history)
         return history
 
     def _fit_full_batch(self, X, targets, weights, train_idx, val, epochs, callbacks,
@@ -431,39 +443,6 @@ def _class_labels(targets, n_out):
     return targets.argmax(axis=1), targets.shape[1]
 
 
-def _check_deterministic(model, optimizer):
-    """Full-batch solvers search along lines of one objective: a layer drawing new noise at
-    every evaluation makes it random (L-BFGS then stops early, claiming convergence). They
-    move the whole parameter vector, frozen layers included: refused too."""
-    if not getattr(optimizer, "full_batch", False):
-        return
-    if frozen_ranges(model):
-        raise ValueError(f"optimizer={optimizer!r} moves every parameter, but the model has "
-                         "frozen layers (trainable=False): use a mini-batch optimizer")
-    for layer in model.flat_layers:
-        if (isinstance(layer, Dropout) and layer.p > 0) or \
-                (isinstance(layer, GaussianNoise) and layer.std > 0):
-            raise ValueError(f"optimizer={optimizer!r} needs a deterministic objective, but "
-                             f"{layer!r} draws new noise at every evaluation: use a "
-                             "mini-batch optimizer (e.g. Adam) or remove the layer")
-
-
-def _check_batchnorm_batches(model, n_rows, batch_size, full_batch):
-    """BatchNorm needs at least 2 rows per training batch (the variance of one row is
-    undefined; torch refuses it too): refuse a fit whose last batch would have 1 row."""
-    if n_rows == 0 or not any(isinstance(layer, BatchNorm) for layer in model.flat_layers):
-        return
-    size = n_rows if full_batch else min(batch_size, n_rows)
-    if n_rows % size != 1 and size != 1:
-        return
-    if n_rows == 1:
-        raise ValueError("BatchNorm needs at least 2 rows per training batch, but there is "
-                         "1 training row")
-    raise ValueError(f"batch_size={batch_size} leaves a training batch of 1 row "
-                     f"({n_rows} training rows); BatchNorm needs at least 2 rows per "
-                     f"training batch: choose another batch_size")
-
-
 def _unique_names(metrics):
     """Callables without a name (lambdas) get distinct keys: metric, metric_2, ..."""
     seen, out = {}, []
@@ -473,20 +452,3 @@ def _unique_names(metrics):
         seen[name] = seen.get(name, 0) + 1
         out.append((name if seen[name] == 1 else f"{name}_{seen[name]}", fn))
     return out
-
-
-def _check_validation_freq(freq):
-    """An int >= 1, or the set of the epochs (counted from 1) to validate after."""
-    if isinstance(freq, (list, tuple, set, frozenset, range)):
-        for e in freq:
-            _check_int(e, "validation_freq entries", 1)
-        return frozenset(int(e) for e in freq)
-    _check_int(freq, "validation_freq", 1)
-    return int(freq)
-
-
-def _check_int(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
