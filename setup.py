@@ -29,7 +29,8 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-MODULES = ["_blas", "_activations", "_losses", "_plan", "_optim", "_train", "_norm", "_regularize"]
+MODULES = ["_blas", "_activations", "_losses", "_plan", "_optim", "_train", "_norm", "_regularize",
+           "_lamb"]
 
 DIRECTIVES = {
     "language_level": 3,

@@ -16,6 +16,31 @@ def rel_err(a, b, scale=None):
     return float(np.abs(a - b).max(initial=0.0) / scale)
 
 
+def python_identity():
+    """A user layer in NumPy that changes nothing: a model holding it is not fused."""
+    import fastmlp as fm
+
+    class PyIdentity(fm.Layer):
+        def forward(self, X, training=False):
+            return X
+
+        def backward(self, dY):
+            return dY
+    return PyIdentity()
+
+
+def fused_and_python_params(make_trainer, X, y, **fit_kwargs):
+    """Parameters after ``make_trainer(python).fit(X, y, **fit_kwargs)`` for the fused
+    model (python=False) and the same model with a Python layer (python=True)."""
+    out = []
+    for python in (False, True):
+        tr = make_trainer(python)
+        assert tr.model.is_fused != python
+        tr.fit(X, y, verbose=0, **fit_kwargs)
+        out.append(tr.model.params.copy())
+    return out
+
+
 class WeightedSumLoss:
     """L = Σ_ij C_ij · out_ij + ½ Σ out²: a smooth test objective with a known gradient."""
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import fastmlp as fm
+from helpers import python_identity
 
 pytest.importorskip("mpi4py")
 import mpi_worker as worker        # noqa: E402  (tests/ is on sys.path)
@@ -197,14 +198,7 @@ def test_batchnorm_shares_of_one_row_are_refused():
 
 def test_distributed_needs_the_fused_loop():
     from mpi4py import MPI
-
-    class PyIdentity(fm.Layer):
-        def forward(self, X, training=False):
-            return X
-
-        def backward(self, dY):
-            return dY
-    model = fm.Sequential([fm.Dense(8, 3), PyIdentity()], seed=3)
+    model = fm.Sequential([fm.Dense(8, 3), python_identity()], seed=3)
     _, X, y = worker.problem()
     with pytest.raises(ValueError, match="fused loop only"):
         worker.trainer_for(model, comm=MPI.COMM_SELF).fit(X, y, verbose=0)

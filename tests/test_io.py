@@ -67,9 +67,14 @@ def _tied_before_owner():
             fm.Dense(4, 2)]
 
 
+def _augment():
+    return [fm.ImageAugment((5, 1), max_shift=0.5, max_rotation=5.0, max_scale=0.1, flip=True),
+            fm.Dense(5, 2)]
+
+
 CASES = {"activations": _activations, "maxout": _maxout, "norms": _norms,
          "noise_residual": _noise_residual, "tied": _tied,
-         "tied_before_owner": _tied_before_owner}
+         "tied_before_owner": _tied_before_owner, "augment": _augment}
 
 
 def _trained(case, dtype, backend, rng, seed=7):

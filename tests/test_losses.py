@@ -230,7 +230,8 @@ def test_prepare_target_and_attributes():
     assert isinstance(MSELoss(), Loss)
     assert CrossEntropyLoss()._spec(4) == {"code": int(Code.LOSS_CROSS_ENTROPY),
                                            "n_outputs": 4, "delta": 1.0,
-                                           "label_smoothing": 0.0, "margin": 1.0}
+                                           "label_smoothing": 0.0, "margin": 1.0,
+                                           "reduction": 0}
 
 
 def test_repr():

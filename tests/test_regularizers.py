@@ -86,7 +86,7 @@ def test_constraints_apply_matches_reference(rng, dtype):
 def test_tables_refuse_bad_rows():
     with pytest.raises(ValueError, match="outside the arena"):
         _regularize.penalty_table([(5, 10, 0.1, 0.1)], 12)
-    with pytest.raises(ValueError, match="l1 and l2"):
+    with pytest.raises(ValueError, match="l1, l2"):
         _regularize.penalty_table([(0, 1, -0.1, 0.1)], 12)
     with pytest.raises(ValueError, match="unknown kind"):
         _regularize.constraint_table([(7, 0, 1, 1, 1.0)], 12)

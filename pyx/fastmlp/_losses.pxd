@@ -6,7 +6,7 @@
 #   when row_weight is NULL;
 #   when grad != NULL, overwrites grad (n, d) with scale * w_i * dl_i/dpred[i, :].
 #   grad may alias pred (each row is read before it is written); it may not alias target.
-# The caller picks scale: mean_scale() gives PyTorch's default 'mean' reduction.
+# The caller picks scale: batch_scale() gives PyTorch's 'mean' (mean_scale) or 'sum' (1).
 # Inputs are assumed valid (finite, labels in [0, d)): validation is done in Python.
 from cython cimport floating
 
@@ -27,6 +27,13 @@ ctypedef struct LossSpec:
     double delta               # HuberLoss
     double label_smoothing     # CrossEntropyLoss
     double margin              # MultiMarginLoss
+    int reduction              # a Reduction: how a batch of n rows is scaled (batch_scale)
+
+# PyTorch's reduction of a loss over a batch ('none' is not a kernel mode: the Python layer
+# computes unreduced values, and refuses it for training).
+cpdef enum Reduction:
+    REDUCTION_MEAN = 0
+    REDUCTION_SUM = 1
 
 cdef double mse(const floating* pred, const floating* target, const floating* row_weight,
                 floating* grad, Py_ssize_t n, Py_ssize_t d, double scale) noexcept nogil
@@ -52,6 +59,8 @@ cdef double multi_margin(const floating* pred, const long long* labels,
 
 # PyTorch's 'mean' scale for n rows: 1/(n*d) for elementwise losses, 1/n for CE / margin.
 cdef double mean_scale(const LossSpec* spec, Py_ssize_t n) noexcept nogil
+# The scale spec.reduction asks for: mean_scale for REDUCTION_MEAN, 1 for REDUCTION_SUM.
+cdef double batch_scale(const LossSpec* spec, Py_ssize_t n) noexcept nogil
 
 # One entry point for an executor: pred/grad are (n, spec.n_outputs); pass `labels` (and
 # target=NULL) for class-label targets, `target` (and labels=NULL) otherwise.

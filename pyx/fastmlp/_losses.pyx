@@ -202,6 +202,13 @@ cdef double mean_scale(const LossSpec* spec, Py_ssize_t n) noexcept nogil:
     return 1.0 / (<double> n * spec.n_outputs)
 
 
+cdef double batch_scale(const LossSpec* spec, Py_ssize_t n) noexcept nogil:
+    """The scale of spec.reduction for n rows: mean_scale ('mean') or 1 ('sum')."""
+    if spec.reduction == REDUCTION_SUM:
+        return 1.0
+    return mean_scale(spec, n)
+
+
 cdef double loss_value_grad(const LossSpec* spec, const floating* pred,
                             const floating* target, const long long* labels,
                             const floating* row_weight, floating* grad, Py_ssize_t n,
@@ -253,14 +260,16 @@ cdef _check_labels(const long long[::1] labels, Py_ssize_t n, Py_ssize_t d):
 
 
 cdef LossSpec _spec(int code, Py_ssize_t d, double delta, double label_smoothing,
-                    double margin) except *:
+                    double margin, int reduction=REDUCTION_MEAN) except *:
     """A checked ``LossSpec`` (the wrappers' only way to build one)."""
     if not delta > 0:
         raise ValueError(f"delta must be > 0, got {delta}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    if reduction != REDUCTION_MEAN and reduction != REDUCTION_SUM:
+        raise ValueError(f"reduction must be a Reduction (0 mean, 1 sum), got {reduction}")
     return LossSpec(code=code, n_outputs=d, delta=delta, label_smoothing=label_smoothing,
-                    margin=margin)
+                    margin=margin, reduction=reduction)
 
 
 cdef _call(const LossSpec* spec, const floating[:, ::1] pred, const floating* target,
@@ -364,10 +373,12 @@ def value_and_grad_memview(dict spec, const floating[:, ::1] pred,
     """Run ``loss_value_grad`` for a dict of ``LossSpec`` fields, as an executor would.
 
     Pass ``target`` for value targets or ``labels`` (int64) for class labels (cross-entropy,
-    multi-margin). ``scale=None`` uses ``mean_scale`` (PyTorch's 'mean' reduction).
+    multi-margin). ``scale=None`` uses ``batch_scale``: PyTorch's 'mean' reduction, or
+    'sum' when ``spec["reduction"]`` is ``Reduction.REDUCTION_SUM``.
     """
     cdef LossSpec s = _spec(spec["code"], spec["n_outputs"], spec.get("delta", 1.0),
-                            spec.get("label_smoothing", 0.0), spec.get("margin", 1.0))
+                            spec.get("label_smoothing", 0.0), spec.get("margin", 1.0),
+                            spec.get("reduction", REDUCTION_MEAN))
     if not 0 <= s.code < LOSS_N_CODES:
         raise ValueError(f"spec['code'] must be a LossCode, got {s.code}")
     if s.n_outputs != pred.shape[1]:
@@ -378,7 +389,7 @@ def value_and_grad_memview(dict spec, const floating[:, ::1] pred,
         raise ValueError("MultiMarginLoss needs class labels")
     if labels is not None and s.code < LOSS_CROSS_ENTROPY:
         raise ValueError("class labels are only for cross-entropy and multi-margin losses")
-    cdef double sc = mean_scale(&s, pred.shape[0]) if scale is None else <double> scale
+    cdef double sc = batch_scale(&s, pred.shape[0]) if scale is None else <double> scale
     if labels is not None:
         return _by_label(&s, pred, labels, row_weight, sc, with_grad)
     return _elementwise(&s, pred, target, row_weight, sc, with_grad)

@@ -1,6 +1,7 @@
 # The compiled model plan: layer descriptors over one parameter arena, and the
 # forward/backward executor that runs a whole stack of layers without the GIL.
 from cython cimport floating
+from fastmlp._augment cimport AugmentSpec
 
 cpdef enum LayerKind:
     K_DENSE = 0      # Z = X W + b, A = act(Z)
@@ -14,6 +15,8 @@ cpdef enum LayerKind:
     K_LAYERNORM = 8  # the same per row
     K_RES_BEGIN = 9  # A = X (remembered for the matching K_RES_END)
     K_RES_END = 10   # A = X + A[link]: the skip connection x + f(x)
+    K_AUGMENT = 11   # training: A = random affine resampling of each row as an image
+                     # (augment.h, counter-based RNG); eval: A = X
 
 cpdef enum LayerFlag:
     F_TRANS_W = 1    # K_DENSE: the arena slot holds W transposed (a tied layer)
@@ -39,6 +42,7 @@ ctypedef struct LayerDesc:
     Py_ssize_t s_off         # offset into the model's buffers (running statistics); -1 none
     Py_ssize_t link          # K_RES_END: index of its K_RES_BEGIN
     unsigned int stream      # RNG stream (the layer's index in the model)
+    AugmentSpec aug          # K_AUGMENT: image shape and transform ranges
 
 # Everything one pass needs; pointers are typed by the caller (float or double).
 ctypedef struct Exec:

@@ -10,6 +10,8 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from fastmlp._activations cimport act_backward, act_forward, FM_IDENTITY, FM_N_ACT
+from fastmlp._augment cimport (fm_augment_backward_d, fm_augment_backward_f,
+                               fm_augment_forward_d, fm_augment_forward_f)
 from fastmlp._norm cimport (NormArgs, batchnorm_backward, batchnorm_backward_eval,
                             batchnorm_forward_eval, batchnorm_forward_train, layernorm_backward,
                             layernorm_forward)
@@ -23,6 +25,25 @@ from fastmlp._kernels cimport (add, dense_backward, dense_forward, dropout_forwa
 
 cdef inline floating* block(const Exec* e, Py_ssize_t col, floating* base) noexcept nogil:
     return base + e.batch * col
+
+
+cdef inline void augment(const Exec* e, const LayerDesc* d, const floating* X, floating* A,
+                         bint adjoint) noexcept nogil:
+    """K_AUGMENT in training: the resampling of augment.h (adjoint: its transpose)."""
+    if floating is float:
+        if adjoint:
+            fm_augment_backward_f(&d.aug, X, A, e.batch, e.seed, d.stream, e.step,
+                                  e.row0)
+        else:
+            fm_augment_forward_f(&d.aug, X, A, e.batch, e.seed, d.stream, e.step,
+                                  e.row0)
+    else:
+        if adjoint:
+            fm_augment_backward_d(&d.aug, X, A, e.batch, e.seed, d.stream, e.step,
+                                  e.row0)
+        else:
+            fm_augment_forward_d(&d.aug, X, A, e.batch, e.seed, d.stream, e.step,
+                                  e.row0)
 
 
 cdef inline void norm_args(const Exec* e, const LayerDesc* d, NormArgs* a) noexcept nogil:
@@ -106,6 +127,8 @@ cdef void plan_forward(const Exec* e, const floating* X) noexcept nogil:
         elif d.kind == K_NOISE and e.training and d.p > 0:
             noise_forward(inp, A, B * d.n_out, d.p, e.seed, d.stream, e.step,
                           e.row0 * d.n_out)
+        elif d.kind == K_AUGMENT and e.training:
+            augment(e, d, inp, A, False)
         elif d.kind == K_RES_END:
             add(inp, block(e, e.layers[d.link].a_col, W), A, B * d.n_out)
         elif d.kind == K_BATCHNORM or d.kind == K_LAYERNORM:
@@ -176,6 +199,8 @@ cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
             softmax_backward(block(e, d.a_col, W), g_cur, dst, B, d.n_out)
         elif d.kind == K_DROPOUT and e.training and d.p > 0:
             multiply(g_cur, block(e, d.z_col, W), dst, n)
+        elif d.kind == K_AUGMENT and e.training:
+            augment(e, d, g_cur, dst, True)
         elif d.kind == K_RES_END:
             # the skip path's share waits in aux until the matching K_RES_BEGIN
             memcpy(block(e, d.aux_col, W), g_cur, n * sizeof(floating))
@@ -473,7 +498,14 @@ cdef LayerDesc _desc_from_dict(dict spec, Py_ssize_t arena_size, Py_ssize_t n_bu
     d.s_off = spec.get("s_off", -1)
     d.link = spec.get("link", -1)
     d.stream = spec.get("stream", 0)
-    if d.kind < K_DENSE or d.kind > K_RES_END:
+    d.aug = AugmentSpec(h=0, w=0, c=0, max_shift=0, max_rotation=0, max_scale=0, flip=0)
+    if d.kind == K_AUGMENT:
+        d.aug = spec["aug"]
+        if d.aug.h * d.aug.w * d.aug.c != d.n_out or d.aug.h < 1 or d.aug.w < 1 \
+                or not (d.aug.max_shift >= 0 and d.aug.max_rotation >= 0
+                        and 0 <= d.aug.max_scale < 1):
+            raise ValueError(f"bad augmentation: {spec}")
+    if d.kind < K_DENSE or d.kind > K_AUGMENT:
         raise ValueError(f"unknown layer kind {d.kind}")
     if d.act < 0 or d.act >= FM_N_ACT:
         raise ValueError(f"unknown activation code {d.act}")

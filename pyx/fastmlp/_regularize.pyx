@@ -18,7 +18,8 @@ from libc.math cimport fabs, isfinite, sqrt
 
 #: Row layouts of the tables (``align=True``: the same padding as the C structs).
 PENALTY_DTYPE = np.dtype([("offset", np.intp), ("n", np.intp), ("l1", np.float64),
-                          ("l2", np.float64)], align=True)
+                          ("l2", np.float64), ("l1_prox", np.float64), ("partner", np.intp),
+                          ("tie", np.float64)], align=True)
 CONSTRAINT_DTYPE = np.dtype([("kind", np.intc), ("offset", np.intp), ("n_in", np.intp),
                              ("n_out", np.intp), ("value", np.float64)], align=True)
 if PENALTY_DTYPE.itemsize != sizeof(PenaltyRange) or \
@@ -77,16 +78,43 @@ cdef double penalty_value_grad(const floating* w, floating* grad, Py_ssize_t n,
     return value
 
 
+cdef double tie_value_grad(const floating* a, const floating* b, floating* ga, floating* gb,
+                           Py_ssize_t n, double tie) noexcept nogil:
+    """tie Σ(a − b)²; ga += 2 tie (a − b), gb −= 2 tie (a − b) when ga != NULL (gb too).
+    Contract: the ranges do not overlap (penalty_table checks it)."""
+    cdef double d, s = 0.0
+    cdef floating g, c = <floating> (2.0 * tie)
+    cdef Py_ssize_t i
+    for i in range(n):
+        d = <double> a[i] - <double> b[i]
+        s += d * d
+    if ga != NULL:
+        for i in range(n):
+            g = c * (a[i] - b[i])
+            ga[i] += g
+            gb[i] -= g
+    return tie * s
+
+
 cdef double penalties_apply(const PenaltyRange* r, Py_ssize_t n_ranges,
                             const floating* params, floating* grads) noexcept nogil:
-    """Σ over the ranges of penalty_value_grad; grads NULL: value only.
-    Contract: every range lies inside the arena (penalty_table checks it)."""
-    cdef double value = 0.0
+    """Σ over the ranges of penalty_value_grad, the proximal L1's value (no gradient: its
+    soft threshold follows the update) and the tie term; grads NULL: value only.
+    Contract: every range (and partner range) lies inside the arena (penalty_table)."""
+    cdef double value = 0.0, s_abs, s_sq
     cdef Py_ssize_t k
     for k in range(n_ranges):
         value += penalty_value_grad(params + r[k].offset,
                                     grads + r[k].offset if grads != NULL else NULL,
                                     r[k].n, r[k].l1, r[k].l2)
+        if r[k].l1_prox != 0:
+            _abs_sq_sums(params + r[k].offset, r[k].n, &s_abs, &s_sq)
+            value += r[k].l1_prox * s_abs
+        if r[k].partner >= 0 and r[k].tie != 0:
+            value += tie_value_grad(params + r[k].offset, params + r[k].partner,
+                                    grads + r[k].offset if grads != NULL else NULL,
+                                    grads + r[k].partner if grads != NULL else NULL,
+                                    r[k].n, r[k].tie)
     return value
 
 
@@ -135,6 +163,21 @@ cdef void nonneg(floating* w, Py_ssize_t n) noexcept nogil:
             w[i] = 0
 
 
+cdef void soft_threshold(floating* w, Py_ssize_t n, double threshold) noexcept nogil:
+    """w = sign(w) max(|w| − threshold, 0): the proximal step of threshold Σ|w|; elements
+    with |w| <= threshold become exactly +0.0, NaN stays NaN."""
+    cdef floating t = <floating> threshold, v
+    cdef Py_ssize_t i
+    for i in range(n):
+        v = w[i]
+        if v > t:
+            w[i] = v - t
+        elif v < -t:
+            w[i] = v + t
+        elif v == v:
+            w[i] = 0
+
+
 cdef void constraints_apply(const ConstraintRange* c, Py_ssize_t n_c,
                             floating* params) noexcept nogil:
     """Each constraint in table order. Contract: blocks lie inside the arena and kinds are
@@ -145,38 +188,64 @@ cdef void constraints_apply(const ConstraintRange* c, Py_ssize_t n_c,
             maxnorm_columns(params + c[k].offset, c[k].n_in, c[k].n_out, c[k].value)
         elif c[k].kind == C_NONNEG:
             nonneg(params + c[k].offset, c[k].n_in * c[k].n_out)
+        elif c[k].kind == C_SOFT_THRESHOLD:
+            soft_threshold(params + c[k].offset, c[k].n_in * c[k].n_out, c[k].value)
 
 
 # --- tables (validated at the Python boundary) ---------------------------------------------
 
+def penalty_row(r):
+    """A penalty row as the full 7-tuple ``(offset, n, l1, l2, l1_prox, partner, tie)``:
+    4-tuples ``(offset, n, l1, l2)`` get ``l1_prox = 0, partner = -1, tie = 0``."""
+    r = tuple(r)
+    if len(r) == 4:
+        return r + (0.0, -1, 0.0)
+    if len(r) != 7:
+        raise ValueError(f"a penalty row has 4 or 7 fields, got {r!r}")
+    return r
+
+
 def penalty_table(ranges, Py_ssize_t n_params):
-    """Rows ``(offset, n, l1, l2)`` as a ``PENALTY_DTYPE`` array; ValueError when a range
-    leaves the arena ``[0, n_params)`` or a coefficient is negative or not finite."""
-    t = np.array([tuple(r) for r in ranges], dtype=PENALTY_DTYPE)
+    """Rows ``(offset, n, l1, l2[, l1_prox, partner, tie])`` as a ``PENALTY_DTYPE`` array;
+    ValueError when a range or its partner range leaves the arena ``[0, n_params)``, the two
+    overlap, or a coefficient is negative or not finite."""
+    t = np.array([penalty_row(r) for r in ranges], dtype=PENALTY_DTYPE)
     for k in range(t.shape[0]):
-        off, n, l1, l2 = t[k]
+        off, n, l1, l2, l1_prox, partner, tie = t[k]
         if off < 0 or n < 0 or off + n > n_params:
             raise ValueError(f"penalty range {k} [{off}, {off + n}) is outside the arena "
                              f"of {n_params} parameters")
-        if not (isfinite(l1) and isfinite(l2) and l1 >= 0 and l2 >= 0):
-            raise ValueError(f"penalty range {k}: l1 and l2 must be finite and >= 0, "
-                             f"got l1={l1}, l2={l2}")
+        if not all(isfinite(c) and c >= 0 for c in (l1, l2, l1_prox, tie)):
+            raise ValueError(f"penalty range {k}: l1, l2, l1_prox and tie must be finite "
+                             f"and >= 0, got {l1}, {l2}, {l1_prox}, {tie}")
+        if partner >= 0 and (partner + n > n_params or abs(partner - off) < n):
+            raise ValueError(f"penalty range {k}: partner range [{partner}, {partner + n}) "
+                             f"is outside the arena of {n_params} or overlaps [{off}, "
+                             f"{off + n})")
     return t
 
 
 def constraint_table(constraints, Py_ssize_t n_params):
     """Rows ``(kind, offset, n_in, n_out, value)`` as a ``CONSTRAINT_DTYPE`` array;
-    ValueError on an unknown kind, a block outside the arena or a bad max-norm value."""
-    t = np.array([tuple(c) for c in constraints], dtype=CONSTRAINT_DTYPE)
+    ValueError on an unknown kind, a block outside the arena or a bad max-norm value.
+
+    A ``CONSTRAINT_DTYPE`` array is checked and returned as is, not copied: an executor
+    holding it sees later changes of its ``value`` fields (the proximal L1's threshold
+    follows the learning rate, ``fastmlp._epoch``)."""
+    if isinstance(constraints, np.ndarray) and constraints.dtype == CONSTRAINT_DTYPE:
+        t = constraints
+    else:
+        t = np.array([tuple(c) for c in constraints], dtype=CONSTRAINT_DTYPE)
     for k in range(t.shape[0]):
         kind, off, n_in, n_out, value = t[k]
-        if kind not in (C_MAXNORM, C_NONNEG):
+        if kind not in (C_MAXNORM, C_NONNEG, C_SOFT_THRESHOLD):
             raise ValueError(f"constraint {k}: unknown kind {kind}")
         if off < 0 or n_in < 0 or n_out < 0 or off + n_in * n_out > n_params:
             raise ValueError(f"constraint {k}: block ({n_in}, {n_out}) at {off} is outside "
                              f"the arena of {n_params} parameters")
-        if kind == C_MAXNORM and not (isfinite(value) and value >= 0):
-            raise ValueError(f"constraint {k}: max_value must be finite and >= 0, got {value}")
+        if kind != C_NONNEG and not (isfinite(value) and value >= 0):
+            what = "max_value" if kind == C_MAXNORM else "threshold"
+            raise ValueError(f"constraint {k}: {what} must be finite and >= 0, got {value}")
     return t
 
 
@@ -206,7 +275,7 @@ def penalty_value_grad_memview(const floating[::1] w, floating[::1] grad, double
 
 
 def penalties_apply_memview(ranges, const floating[::1] params, floating[::1] grads):
-    """Total penalty over ``ranges`` (tuples ``(offset, n, l1, l2)`` or a penalty_table);
+    """Total penalty over ``ranges`` (rows of ``penalty_table``, or a penalty_table);
     gradients added into ``grads`` unless it is None."""
     cdef Py_ssize_t n = params.shape[0]
     cdef const PenaltyRange[::1] t = penalty_table(ranges, n)
@@ -248,3 +317,13 @@ def constraints_apply_memview(constraints, floating[::1] params):
         return
     with nogil:
         constraints_apply(&t[0], t.shape[0], &params[0])
+
+
+def soft_threshold_memview(floating[::1] w, double threshold):
+    """w = sign(w) max(|w| − threshold, 0) in place (threshold finite and >= 0)."""
+    if not (isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"threshold must be finite and >= 0, got {threshold}")
+    if w.shape[0] == 0:
+        return
+    with nogil:
+        soft_threshold(&w[0], w.shape[0], threshold)

@@ -12,10 +12,12 @@ from libc.math cimport NAN, isfinite
 from libc.string cimport memcpy, memset
 
 from fastmlp._blas cimport num_threads, thread_override_get, thread_override_set
-from fastmlp._losses cimport LossSpec, loss_value_grad, mean_scale
+from fastmlp._losses cimport LossSpec, batch_scale, loss_value_grad
 from fastmlp._optim cimport (adadelta_step, adagrad_prepare, adagrad_step, adam_prepare,
                              adam_step, all_finite, rmsprop_step, sgd_prepare, sgd_step)
 from fastmlp._plan cimport Exec, Plan, plan_backward, plan_forward
+from fastmlp._lamb cimport lamb_prepare, lamb_step
+from fastmlp._lamb import check_ranges
 from fastmlp._regularize cimport (ConstraintRange, PenaltyRange, constraints_apply,
                                   penalties_apply)
 from fastmlp._regularize import constraint_table, penalty_table
@@ -65,6 +67,10 @@ cdef void opt_apply(OptSlot* o, floating* params, const floating* grads,
         adam_prepare(&o.adam, o.t)
         adam_step(params, grads, <floating*> o.s0, <floating*> o.s1, <floating*> o.s2, n,
                   &o.adam)
+    elif o.family == OPT_LAMB:
+        lamb_prepare(&o.lamb, o.t)
+        lamb_step(params, grads, <floating*> o.s0, <floating*> o.s1, o.ranges, o.n_ranges,
+                  &o.lamb)
 
 
 # The training data, the batch buffers and the regularization tables, as raw pointers
@@ -175,7 +181,7 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
                                     <floating*> d.tb if d.targets != NULL else NULL,
                                     d.lb if d.labels != NULL else NULL,
                                     <floating*> d.wb if d.weights != NULL else NULL,
-                                    gb, B, mean_scale(spec, rows))
+                                    gb, B, batch_scale(spec, rows))
             if not isfinite(value) and d.dp == NULL:
                 out.bad_step, out.bad_value = step, value
                 return
@@ -230,6 +236,9 @@ cdef void _fill_hyper(OptSlot* o, dict h) except *:
         o.adam.lr, o.adam.beta1, o.adam.beta2 = g("lr"), g("beta1"), g("beta2")
         o.adam.eps, o.adam.weight_decay = g("eps"), g("weight_decay")
         o.adam.decoupled = bool(h.get("decoupled", False))
+    elif o.family == OPT_LAMB:
+        o.lamb.lr, o.lamb.beta1, o.lamb.beta2 = g("lr"), g("beta1"), g("beta2")
+        o.lamb.eps, o.lamb.weight_decay = g("eps"), g("weight_decay")
     else:
         raise ValueError(f"unknown optimizer family {o.family}")
 
@@ -276,7 +285,7 @@ cdef class Runner:
     weights : ndarray (n_rows,) or None
         Per-row loss weights (sample_weight × class_weight).
     loss_spec : dict
-        ``LossSpec`` fields (code, n_outputs, delta, label_smoothing, margin).
+        ``LossSpec`` fields (code, n_outputs, delta, label_smoothing, margin, reduction).
     batch_size : int
     penalties, constraints : lists or None
         Rows ``(offset, n, l1, l2)`` and ``(kind, offset, n_in, n_out, value)`` (see
@@ -332,7 +341,8 @@ cdef class Runner:
         self.data.pen, self.data.n_pen, self.data.con, self.data.n_con = NULL, 0, NULL, 0
         # the tables are (re)built here, so their ranges are checked against this arena
         penalties = penalty_table(penalties or [], plan.ex.n_params)
-        constraints = constraint_table(constraints or [], plan.ex.n_params)
+        constraints = constraint_table([] if constraints is None else constraints,
+                                       plan.ex.n_params)
         if penalties.shape[0]:
             pv = penalties
             self.data.pen, self.data.n_pen = &pv[0], pv.shape[0]
@@ -448,6 +458,11 @@ cdef class Runner:
         self.opt.s1 = _data_ptr(ptrs[1]) if ptrs[1] is not None else NULL
         self.opt.s2 = _data_ptr(ptrs[2]) if ptrs[2] is not None else NULL
         self.refs = self.refs[:11] + (tuple(states),)
+        if family == OPT_LAMB:                  # LAMB: the per-tensor ranges (kept alive)
+            ranges = check_ranges(hyper["ranges"], self.plan.ex.n_params)
+            self.opt.ranges = <const Py_ssize_t*> _data_ptr(ranges) if ranges.shape[0] else NULL
+            self.opt.n_ranges = ranges.shape[0] // 2
+            self.refs += (ranges,)
         return 0
 
 

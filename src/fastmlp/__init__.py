@@ -10,17 +10,20 @@ from fastmlp.callbacks import (Callback, CSVLogger, EarlyStopping, LambdaCallbac
 from fastmlp.data import Standardizer, one_hot, train_val_test_split
 from fastmlp.ensemble import Ensemble
 from fastmlp.gradcheck import gradient_check
+from fastmlp.diagnostics import Diagnostics
 from fastmlp.history import History
+from fastmlp.lr_finder import LRFinderResult, lr_find
 from fastmlp.layers import (ELU, GELU, Activation, ArcTan, BatchNorm, Dense, Dropout,
-                            GaussianNoise, LayerNorm,
+                            GaussianNoise, ImageAugment, LayerNorm,
                             HardTanh, Identity, Layer, LeakyReLU, Maxout, PReLU, ReLU, Residual,
                             SiLU, Sigmoid, Softmax, Softplus, Step, Tanh)
-from fastmlp.regularizers import ElasticNet, L1Penalty, L2Penalty, MaxNorm, NonNeg
+from fastmlp.regularizers import (ElasticNet, L1Penalty, L2Penalty, MaxNorm, NonNeg,
+                                  TyingPenalty, sparsity)
 from fastmlp.losses import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, Loss,
                             MSELoss, MultiMarginLoss, get_loss)
-from fastmlp.optim import (BFGS, LBFGS, SGD, Adadelta, Adagrad, Adam, AdamW, GradientDescent,
-                           Newton, Optimizer, RMSprop, clip_grad_norm, clip_grad_value,
-                           get_optimizer)
+from fastmlp.optim import (BFGS, LAMB, LBFGS, SGD, Adadelta, Adagrad, Adam, AdamW,
+                           GradientDescent, Newton, Optimizer, RMSprop, clip_grad_norm,
+                           clip_grad_value, get_optimizer)
 from fastmlp.sequential import Sequential
 from fastmlp.threads import get_num_threads, limit_threads, set_num_threads
 from fastmlp.sysinfo import show_config
@@ -51,9 +54,11 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "Tanh", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softplus", "ArcTan", "HardTanh",
            "Step", "SiLU", "GELU", "Softmax", "Dropout", "GaussianNoise", "Residual", "BatchNorm", "LayerNorm",
            "L2Penalty", "L1Penalty", "ElasticNet", "MaxNorm", "NonNeg", "gradient_check",
+           "TyingPenalty", "sparsity", "lr_find", "LRFinderResult", "Diagnostics",
+           "ImageAugment",
            "Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
            "MultiMarginLoss", "get_loss",
-           "Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
+           "Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "LAMB",
            "clip_grad_norm", "clip_grad_value", "get_optimizer", "GradientDescent", "LBFGS",
            "BFGS", "Newton",
            "Trainer", "History", "Callback", "EarlyStopping", "ModelCheckpoint",

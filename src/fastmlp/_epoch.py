@@ -9,6 +9,7 @@ import numpy as np
 
 from fastmlp._freeze import FrozenParams
 from fastmlp.layers.norm import BatchNorm
+from fastmlp._regularize import ConstraintKind, constraint_table
 from fastmlp._train import Runner
 
 #: Seconds between progress-bar refreshes (the fused loop returns to Python this often).
@@ -38,6 +39,16 @@ class BoundPenalty:
 
     def _ranges(self, model):
         return self.penalty._ranges(model, layers=self.layers)
+
+    def _prox_rows(self, model):
+        rows = getattr(self.penalty, "_prox_rows", None)
+        return rows(model, layers=self.layers) if rows is not None else []
+
+    def prox(self, model, lr):
+        """The penalty's proximal step after an update (a proximal L1), if it has one."""
+        prox = getattr(self.penalty, "prox", None)
+        if prox is not None:
+            prox(model, lr, layers=self.layers)
 
 
 def penalty_terms(trainer):
@@ -69,24 +80,36 @@ class EpochLoop:
         self.penalties = penalty_terms(trainer)
         self.constraints = constraint_terms(self.model)
         self.runner = None
+        self.probe = None        # a Diagnostics: recorded after every chunk (fastmlp.diagnostics)
+        self._held = None        # the frozen parameters of the current run (fastmlp._freeze)
         fusable_regs = all(hasattr(t.penalty, "_ranges") for t in self.penalties)
         if (self.model.is_fused and hasattr(self.optimizer, "_fused_binding")
                 and hasattr(self.loss, "_spec") and fusable_regs):
             labels = targets if targets.dtype == np.int64 else None
             pen = [r for t in self.penalties for r in t._ranges(self.model)]
-            con = [c._range(off, layer.n_in, layer.n_out) for c, layer, off in self.constraints]
             self.runner = Runner(self.model._stages[0][1], X,
                                  None if labels is not None else targets, labels, weights,
                                  self.loss._spec(self.model.n_out),
                                  batch_size if self.dist is None
-                                 else self.dist.local_batch(batch_size), pen, con,
-                                 trainer._governor())
+                                 else self.dist.local_batch(batch_size), pen,
+                                 self._constraint_table(), trainer._governor())
             if self.dist is not None:
                 self.runner.data_parallel(self.dist.reducer())
         elif self.dist is not None:
             raise ValueError("distributed training (comm=) runs in the fused loop only: library "
                              "layers, a loss and an optimizer with a core kernel, penalties "
                              "of fastmlp.regularizers")
+
+    def _constraint_table(self):
+        """The fused loop's constraint table: the proximal L1 soft thresholds first (their
+        ``value``, lr · l1, is refreshed before each run: the Runner keeps this very array),
+        then the constraints, in the order the Python step applies them."""
+        prox = [r for t in self.penalties for r in t._prox_rows(self.model)]
+        self._prox_l1 = np.array([l1 for _, _, l1 in prox], dtype=np.float64)
+        rows = [(int(ConstraintKind.C_SOFT_THRESHOLD), off, n, 1, 0.0) for off, n, _ in prox]
+        rows += [c._range(off, layer.n_in, layer.n_out) for c, layer, off in self.constraints]
+        self._con_table = constraint_table(rows, self.model.params.shape[0])
+        return self._con_table
 
     @property
     def fused(self):
@@ -104,70 +127,87 @@ class EpochLoop:
             return self._run_parallel(perm, on_chunk, steps_per_chunk)
         B = self.batch_size
         n_steps = -(-perm.shape[0] // B)
-        tally = [0, 0, 0.0]                   # steps, rows, loss sum
-        # frozen layers in the fused loop: one step per call, their values put back after it
-        held = FrozenParams(self.model) if self.runner is not None else None
-        chunk = 1 if held else steps_per_chunk or (1 if on_chunk else n_steps)
-        while tally[0] < n_steps:
-            part = perm[tally[0] * B:(tally[0] + chunk) * B]
+        done_steps, done_rows, loss_sum = 0, 0, 0.0
+        # frozen layers: their values put back after each update; the fused loop then runs
+        # one step per call
+        self._held = FrozenParams(self.model)
+        held = bool(self._held) and self.runner is not None
+        probe = self.probe.every if self.probe is not None else None
+        chunk = 1 if held else steps_per_chunk or probe or (1 if on_chunk else n_steps)
+        while done_steps < n_steps:
+            part = perm[done_steps * B:(done_steps + chunk) * B]
             t0 = time.perf_counter()
-            steps = self._chunk(part, held, tally)
+            s, rows, steps, bad = self._steps(part)
+            done_steps += steps
+            done_rows += rows
+            loss_sum += s
+            if bad is not None:
+                raise NonFiniteLoss(done_steps, bad)
             if on_chunk is not None:
-                on_chunk(*tally)
+                on_chunk(done_steps, done_rows, loss_sum)
                 if self.trainer.stop_training:    # asked by a per-step callback
                     break
-                if steps_per_chunk is None and not held:   # one refresh per REFRESH_SECONDS
+                if steps_per_chunk is None and probe is None and not held:
+                    # one refresh per REFRESH_SECONDS
                     per_step = (time.perf_counter() - t0) / max(steps, 1)
                     chunk = int(min(max(REFRESH_SECONDS / max(per_step, 1e-9), 1), n_steps))
-        return tally[2] / max(tally[1], 1)
-
-    def _chunk(self, part, held, tally, schedule=None):
-        """Run the steps over ``part``, put frozen values back, add to ``tally``; returns
-        the steps run. NonFiniteLoss on a non-finite loss."""
-        s, rows, steps, bad = (self._steps(part) if schedule is None
-                               else self._steps(part, schedule))
-        if held:
-            held.restore()
-        tally[0] += steps
-        tally[1] += rows
-        tally[2] += s
-        if bad is not None:
-            raise NonFiniteLoss(tally[0], bad)
-        return steps
+        return loss_sum / max(done_rows, 1)
 
     def _run_parallel(self, perm, on_chunk, steps_per_chunk):
         """``run`` on every rank of the trainer's communicator: the chunks (and so the
         points where the ranks check that none failed) are the same on every rank."""
+        if self.probe is not None:
+            raise ValueError("Diagnostics does not support distributed training (comm=)")
         self.dist.batchnorm = any(isinstance(layer, BatchNorm)
                                   for layer in self.model.flat_layers)
         local, sched = self.dist.schedule(perm, self.batch_size, self.sharded)
         ends = np.concatenate([[0], np.cumsum(sched[:, 0])])
         n_steps = sched.shape[0]
-        chunk = steps_per_chunk or max(n_steps // 10, 1)     # not from the progress bar:
-                                                             # only rank 0 has one
-        tally = [0, 0, 0.0]
-        held = FrozenParams(self.model)
-        if held:
-            chunk = 1
+        self._held = FrozenParams(self.model)
+        # chunks not from the progress bar: only rank 0 has one
+        chunk = 1 if self._held else steps_per_chunk or max(n_steps // 10, 1)
+        tally = np.zeros(3)                     # steps, rows, loss sum
         while tally[0] < n_steps:
             if self.dist.agree(stop=self.trainer.stop_training):
                 self.trainer.stop_training = True       # asked on some rank: all stop here
                 break
-            done, stop = tally[0], min(tally[0] + chunk, n_steps)
-            self._chunk(local[ends[done]:ends[stop]], held, tally,
-                        np.ascontiguousarray(sched[done:stop]))
+            done, stop = int(tally[0]), min(int(tally[0]) + chunk, n_steps)
+            *counts, bad = self._run_steps(local[ends[done]:ends[stop]],
+                                           np.ascontiguousarray(sched[done:stop]))
+            tally += [counts[2], counts[1], counts[0]]
+            if bad is not None:
+                raise NonFiniteLoss(int(tally[0]), bad)
             if on_chunk is not None:
-                on_chunk(*tally)
-        return tally[2] / max(tally[1], 1)
+                on_chunk(int(tally[0]), int(tally[1]), float(tally[2]))
+        return float(tally[2]) / max(tally[1], 1)
 
-    def _steps(self, part, schedule=None):
-        """Run the steps over ``part``; returns (loss_sum, rows, steps, bad loss or None)."""
+    def _steps(self, part):
+        """Run the steps over ``part``; returns (loss_sum, rows, steps, bad loss or None).
+        With a probe, the last step runs alone, then the probe records it."""
+        if self.probe is None:
+            return self._run_steps(part)
+        last = (part.shape[0] - 1) // self.batch_size * self.batch_size
+        s, rows, steps, bad = self._run_steps(part[:last]) if last else (0.0, 0, 0, None)
+        if bad is not None:
+            return s, rows, steps, bad
+        before = self.model.params.copy()
+        s2, rows2, steps2, bad = self._run_steps(part[last:])
+        if bad is None:
+            self.probe._record(self.model, self.X[part[last:]], before, steps + steps2)
+        return s + s2, rows + rows2, steps + steps2, bad
+
+    def _run_steps(self, part, schedule=None):
         if self.runner is not None:
             binding = self.optimizer._fused_binding(self.model)
             plan = self.model._stages[0][1]
             plan.rng_step = self.model.rng_step
-            loss_sum, rows, steps, bad_step, bad_value = self.runner.run(part, binding,
-                                                                         schedule)
+            if self._prox_l1.size:
+                self._con_table["value"][:self._prox_l1.size] = self.optimizer.lr * self._prox_l1
+            loss_sum, rows, steps, bad_step, bad_value = (
+                self.runner.run(part, binding) if schedule is None
+                else self.runner.run(part, binding, schedule))
+            if self._held:        # before a probe measures the step
+                self._held.restore()
             self.model.rng_step = plan.rng_step
             self.optimizer._advance(steps)
             return loss_sum, rows, steps, (bad_value if bad_step >= 0 else None)
@@ -198,8 +238,12 @@ class EpochLoop:
             if not np.isfinite(model.grads).all():    # as the core: stop before the update
                 return loss_sum, rows, steps, float("nan")
             self.optimizer.step(model)
+            for term in self.penalties:
+                term.prox(model, self.optimizer.lr)
             for constraint, layer, _ in self.constraints:
                 constraint.apply(layer.W, backend=model.backend)
+            if self._held:        # as the fused loop: no prox or constraint moves them
+                self._held.restore()
             loss_sum += value * idx.shape[0]
             rows += idx.shape[0]
             steps += 1

@@ -1,12 +1,14 @@
-"""The checks of ``Trainer.fit``'s arguments that need no trainer state."""
+"""Checks of ``Trainer.fit``'s arguments against the model and the optimizer, made before
+any training step."""
 import numbers
 
 from fastmlp._freeze import frozen_ranges
+from fastmlp.layers.augment import ImageAugment
 from fastmlp.layers.noise import Dropout, GaussianNoise
 from fastmlp.layers.norm import BatchNorm
 
 
-def _check_deterministic(model, optimizer):
+def check_deterministic(model, optimizer):
     """Full-batch solvers search along lines of one objective: a layer drawing new noise at
     every evaluation makes it random (L-BFGS then stops early, claiming convergence). They
     move the whole parameter vector, frozen layers included: refused too."""
@@ -17,13 +19,14 @@ def _check_deterministic(model, optimizer):
                          "frozen layers (trainable=False): use a mini-batch optimizer")
     for layer in model.flat_layers:
         if (isinstance(layer, Dropout) and layer.p > 0) or \
-                (isinstance(layer, GaussianNoise) and layer.std > 0):
+                (isinstance(layer, GaussianNoise) and layer.std > 0) or \
+                isinstance(layer, ImageAugment):
             raise ValueError(f"optimizer={optimizer!r} needs a deterministic objective, but "
                              f"{layer!r} draws new noise at every evaluation: use a "
                              "mini-batch optimizer (e.g. Adam) or remove the layer")
 
 
-def _check_batchnorm_batches(model, n_rows, batch_size, full_batch):
+def check_batchnorm_batches(model, n_rows, batch_size, full_batch):
     """BatchNorm needs at least 2 rows per training batch (the variance of one row is
     undefined; torch refuses it too): refuse a fit whose last batch would have 1 row."""
     if n_rows == 0 or not any(isinstance(layer, BatchNorm) for layer in model.flat_layers):
@@ -39,28 +42,17 @@ def _check_batchnorm_batches(model, n_rows, batch_size, full_batch):
                      f"training batch: choose another batch_size")
 
 
-def _unique_names(metrics):
-    """Callables without a name (lambdas) get distinct keys: metric, metric_2, ..."""
-    seen, out = {}, []
-    for name, fn in metrics:
-        if name == "<lambda>":
-            name = "metric"
-        seen[name] = seen.get(name, 0) + 1
-        out.append((name if seen[name] == 1 else f"{name}_{seen[name]}", fn))
-    return out
-
-
-def _check_validation_freq(freq):
+def check_validation_freq(freq):
     """An int >= 1, or the set of the epochs (counted from 1) to validate after."""
     if isinstance(freq, (list, tuple, set, frozenset, range)):
         for e in freq:
-            _check_int(e, "validation_freq entries", 1)
+            check_int(e, "validation_freq entries", 1)
         return frozenset(int(e) for e in freq)
-    _check_int(freq, "validation_freq", 1)
+    check_int(freq, "validation_freq", 1)
     return int(freq)
 
 
-def _check_int(value, name, low):
+def check_int(value, name, low):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < low:

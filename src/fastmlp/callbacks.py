@@ -102,10 +102,21 @@ class EarlyStopping(_Monitor):
     With ``restore_best_weights`` (the default here), the weights of the best epoch are
     put back at the end of training, whether or not this callback stopped it. Epochs
     before ``start_from_epoch`` are not monitored (warm-up).
+
+    ``refit`` uses the validation rows for training afterwards (the lecture's two
+    strategies; needs validation data): ``"retrain"`` re-initializes the model from its
+    seed and trains on training + validation rows for ``best_epoch + 1`` epochs;
+    ``"continue"`` adds the validation rows and trains on from the best weights until the
+    training loss falls to its value at the best epoch (``refit_target_loss``), for at
+    most the epochs the fit had left. ``refit_epochs`` counts the refit's epochs; the
+    History marks them with ``phase == "refit"`` (see ``fastmlp._refit``).
     """
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=10, mode="auto",
-                 restore_best_weights=True, start_from_epoch=0, verbose=0):
+                 restore_best_weights=True, start_from_epoch=0, verbose=0, refit=None):
+        if refit not in (None, "retrain", "continue"):
+            raise ValueError(f"refit must be None, 'retrain' or 'continue', got {refit!r}")
+        self.refit = refit
         super().__init__(monitor, mode, min_delta)
         if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 0:
             raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
@@ -122,18 +133,21 @@ class EarlyStopping(_Monitor):
         self.best = self._initial_best()
         self.best_epoch = None
         self.best_weights = None
+        self.refit_epochs, self.refit_target_loss = 0, None
+        self.initial_lr = getattr(self.trainer.optimizer, "lr", None)
 
     def on_epoch_end(self, epoch, logs=None):
         current = self._current(logs)
         if current is None or epoch < self.start_from_epoch:
             return
-        if self.restore_best_weights and self.best_weights is None:
+        keep = self.restore_best_weights or self.refit == "continue"
+        if keep and self.best_weights is None:
             # Keras: without any improvement, the first monitored epoch counts as the best
             self.best_weights, self.best_epoch = self.trainer.model.get_weights(), epoch
         self.wait += 1
         if self._improved(current, self.best):
             self.best, self.best_epoch, self.wait = current, epoch, 0
-            if self.restore_best_weights:
+            if keep:
                 self.best_weights = self.trainer.model.get_weights()
             return
         if self.wait >= self.patience and epoch > 0:

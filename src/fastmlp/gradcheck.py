@@ -14,12 +14,14 @@ def _rel_err(analytic, numeric, floor):
     return float(np.abs(analytic - numeric).max() / scale)
 
 
-def gradient_check(model, loss, X, y, eps=1e-6, check_input=True):
+def gradient_check(model, loss, X, y, eps=1e-6, check_input=True, regularizers=()):
     """Maximum relative error between backprop and central-difference gradients.
 
     For every parameter θ_i of the arena (and every input X_ij when ``check_input``),
     the numeric gradient is ``(L(θ_i + eps) − L(θ_i − eps)) / (2 eps)`` with
-    ``L = loss(model.forward(X, training=True), y)``. Errors are measured per parameter
+    ``L = loss(model.forward(X, training=True), y) + Σ_r r(model)`` (the penalties in
+    ``regularizers``, whose ``add_grad`` supplies their part of the analytic gradient, so
+    a penalty is checked with the model). Errors are measured per parameter
     tensor (each W, each b, the input) relative to that tensor's largest gradient,
     ``max |analytic − numeric| / max(max |analytic|, max |numeric|, floor)``, and the
     largest over tensors is returned. The floor, ``1e-3 · max(1, |L|)``, keeps a tensor
@@ -43,6 +45,11 @@ def gradient_check(model, loss, X, y, eps=1e-6, check_input=True):
         One batch; keep it small: the check runs 2 forwards per parameter.
     eps : float
         Finite-difference step.
+    check_input : bool
+        Also check the gradient with respect to X.
+    regularizers : sequence
+        Penalties (``r(model) -> float`` and ``r.add_grad(model)``), e.g. ``L2Penalty``,
+        ``TyingPenalty``.
 
     Returns
     -------
@@ -64,6 +71,11 @@ def gradient_check(model, loss, X, y, eps=1e-6, check_input=True):
         raise ValueError(f"eps must be a positive finite float, got {eps}")
     X = as_float_matrix(X, np.float64, "X", model.n_in).copy()
     step, buffers = model.rng_step, model.buffers.copy()
+    regularizers = tuple(regularizers)
+    for reg in regularizers:
+        if not (callable(reg) and callable(getattr(reg, "add_grad", None))):
+            raise TypeError(f"regularizers must be penalties such as L2Penalty(1e-4), "
+                            f"got {reg!r}")
 
     def forward():
         # every forward draws the masks and noise of one step: one deterministic function
@@ -71,13 +83,18 @@ def gradient_check(model, loss, X, y, eps=1e-6, check_input=True):
         model.rng_step = step
         return model.forward(X, training=True)
 
+    def penalty():
+        return sum(float(reg(model)) for reg in regularizers)
+
     def objective():
-        return float(loss(forward(), y))
+        return float(loss(forward(), y)) + penalty()
 
     model.zero_grad()
     out = forward()
-    floor = 1e-3 * max(1.0, abs(float(loss(out, y))))
+    floor = 1e-3 * max(1.0, abs(float(loss(out, y)) + penalty()))
     dX = model.backward(loss.grad(out, y))
+    for reg in regularizers:
+        reg.add_grad(model)
     analytic = model.grads.copy()
     numeric = _numeric_grad(objective, model.params, eps)
     errors = []

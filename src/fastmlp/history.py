@@ -8,14 +8,20 @@ class History:
     evaluation-mode loss on the training rows at the epoch's end, as the metrics),
     ``val_loss`` and ``val_<metric>`` when there is validation data, ``<metric>`` for each
     metric on the training data, ``lr`` (learning rate used) and ``epoch_time`` (seconds).
+    ``phase[i]`` is ``"train"``, or ``"refit"`` for the epochs of
+    ``EarlyStopping(refit=...)``; ``diagnostics`` holds the records of a
+    ``fm.Diagnostics`` callback (``None`` without one).
     """
 
     def __init__(self):
         self.history = {}
         self.epoch = []
+        self.phase = []
+        self.diagnostics = None      # the records of a fm.Diagnostics callback, if any
 
-    def append(self, epoch, logs):
+    def append(self, epoch, logs, phase="train"):
         self.epoch.append(epoch)
+        self.phase.append(phase)
         for key, value in logs.items():
             self.history.setdefault(key, [None] * (len(self.epoch) - 1)).append(value)
         for key, values in self.history.items():
@@ -38,22 +44,13 @@ class History:
         matplotlib backend); returns the matplotlib Figure. Needs matplotlib
         (``pip install "fastmlp[plot]"``).
         """
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise ImportError("History.plot needs matplotlib: pip install 'fastmlp[plot]'") from None
+        from fastmlp._plotting import finish_axes, finish_figure, new_figure
         names = [k for k in self.history if not k.startswith("val_")
                  and k not in ("lr", "epoch_time")]
         names += [k[4:] for k in self.history if k.startswith("val_") and k[4:] not in names]
         if not names:
             raise ValueError("History is empty: nothing to plot")
-        size = (5 * len(names), 3.6)
-        if path is None:         # pyplot: the figure shows in notebooks and interactive sessions
-            import matplotlib.pyplot as plt
-            fig = plt.figure(figsize=size)
-        else:                    # no pyplot: no global backend switch, nothing left open
-            from matplotlib.figure import Figure
-            fig = Figure(figsize=size)
+        fig = new_figure((5 * len(names), 3.6), path, "History.plot")
         axes = fig.subplots(1, len(names), squeeze=False)
         epochs = [e + 1 for e in self.epoch]
         for ax, name in zip(axes[0], names):
@@ -62,11 +59,24 @@ class History:
                     pts = [(e, v) for e, v in zip(epochs, self.history[key]) if v is not None]
                     if pts:
                         ax.plot(*zip(*pts), label=label, marker="." if len(pts) < 30 else None)
-            ax.set_title(name)
-            ax.set_xlabel("epoch")
-            ax.legend()
-            ax.grid(alpha=0.3)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=100)
-        return fig
+            finish_axes(ax, name, "epoch")
+        return finish_figure(fig, path)
+
+    def plot_diagnostics(self, path=None):
+        """Draw the records of ``fm.Diagnostics`` (one panel per quantity, one line per
+        layer, against the training step; norms on a log scale); saves a PNG to ``path``
+        when given; returns the Figure."""
+        from fastmlp._plotting import finish_axes, finish_figure, new_figure
+        rec = self.diagnostics
+        if not rec or not rec["step"].shape[0]:
+            raise ValueError("no diagnostics recorded: fit with callbacks=[fm.Diagnostics()] "
+                             "before plot_diagnostics")
+        keys = [k for k in rec if k != "step"]
+        fig = new_figure((4.2 * 3, 3.2 * 2), path, "History.plot_diagnostics")
+        for ax, key in zip(fig.subplots(2, 3).ravel(), keys):
+            for i in range(rec[key].shape[1]):
+                ax.plot(rec["step"], rec[key][:, i], label=f"layer {i}")
+            if key in ("grad_norm", "weight_norm", "update_ratio"):
+                ax.set_yscale("log")
+            finish_axes(ax, key, "step", legend=key == keys[0])
+        return finish_figure(fig, path)

@@ -11,14 +11,15 @@ weights give PyTorch's mean; weights are not renormalized, so a mini-batch estim
 weighted loss is unbiased. ``sample_weight=None`` is exactly PyTorch's default.
 """
 import math
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fastmlp._losses import LossCode, value_and_grad_memview
+from fastmlp._losses import LossCode, Reduction, value_and_grad_memview
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp._validation import as_numeric as _as_numeric
+from fastmlp.reference.losses import unreduced as _unreduced
 
 __all__ = ["Loss", "MSELoss", "L1Loss", "HuberLoss", "BCEWithLogitsLoss",
            "CrossEntropyLoss", "MultiMarginLoss"]
@@ -42,11 +43,28 @@ def _check_sample_weight(sample_weight, n, dtype):
     return w
 
 
+_REDUCTIONS = {"mean": Reduction.REDUCTION_MEAN, "sum": Reduction.REDUCTION_SUM, "none": None}
+
+
+def _check_reduction(reduction):
+    if not isinstance(reduction, str):
+        raise TypeError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"Invalid reduction value: {reduction!r} (must be 'mean', 'sum' "
+                         "or 'none')")
+    return reduction
+
+
 class Loss:
-    """Base class: a loss of predictions ``pred`` (n, d) against targets, mean-reduced.
+    """Base class: a loss of predictions ``pred`` (n, d) against targets.
 
     Subclasses set ``code`` (a ``fastmlp._losses.LossCode``), ``is_classification`` and
     their hyperparameters; the core does the arithmetic.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "none"}, default="mean"
+        PyTorch's reduction over the batch (see the module docstring).
     """
 
     code: LossCode
@@ -54,27 +72,36 @@ class Loss:
     #: Target kind: "values" (same shape as pred), "labels" (class indices) or "either"
     #: (cross-entropy: labels when 1-D, probabilities when 2-D).
     _target_kind = "values"
+    reduction = "mean"
+
+    def __init__(self, reduction: str = "mean"):
+        self.reduction = _check_reduction(reduction)
 
     def __call__(self, pred: ArrayLike, target: ArrayLike, *,
-                 sample_weight: Optional[ArrayLike] = None) -> float:
-        """Return the (weighted) mean loss as a Python float."""
+                 sample_weight: Optional[ArrayLike] = None) -> Union[float, np.ndarray]:
+        """Return the (weighted) loss: a Python float, or an array for ``reduction='none'``."""
         return self._evaluate(pred, target, sample_weight, with_grad=False)[0]
 
     def grad(self, pred: ArrayLike, target: ArrayLike, *,
              sample_weight: Optional[ArrayLike] = None) -> np.ndarray:
-        """Return ∂loss/∂pred, shaped like pred (float32 for float32 pred, else float64)."""
+        """Return ∂loss/∂pred, shaped like pred (float32 for float32 pred, else float64);
+        for ``reduction='none'`` the gradient of the sum of the unreduced values."""
         return self._evaluate(pred, target, sample_weight, with_grad=True)[1]
 
     def value_and_grad(self, pred: ArrayLike, target: ArrayLike, *,
-                       sample_weight: Optional[ArrayLike] = None) -> Tuple[float, np.ndarray]:
+                       sample_weight: Optional[ArrayLike] = None
+                       ) -> Tuple[Union[float, np.ndarray], np.ndarray]:
         """Return ``(loss(pred, target), grad(pred, target))`` from one pass."""
         return self._evaluate(pred, target, sample_weight, with_grad=True)
 
     # --- for the trainer and the executor ---------------------------------------------------
     def _spec(self, n_outputs: int) -> dict:
-        """The ``LossSpec`` of ``_losses.pxd`` as a dict (Cython coerces it to the struct)."""
+        """The ``LossSpec`` of ``_losses.pxd`` as a dict (Cython coerces it to the struct);
+        ``reduction='none'`` is given the kernels' 'sum' scale (the gradient of the sum)."""
+        red = _REDUCTIONS[self.reduction]
         return {"code": int(self.code), "n_outputs": int(n_outputs), "delta": 1.0,
-                "label_smoothing": 0.0, "margin": 1.0}
+                "label_smoothing": 0.0, "margin": 1.0,
+                "reduction": int(Reduction.REDUCTION_SUM if red is None else red)}
 
     def _prepare_target(self, target: ArrayLike, n_outputs: int,
                         dtype=np.float64) -> np.ndarray:
@@ -106,14 +133,22 @@ class Loss:
         if t.shape[0] != n:
             raise ValueError(f"target has {t.shape[0]} rows, pred has {n}")
         w = None if sample_weight is None else _check_sample_weight(sample_weight, n, p.dtype)
-        if t.dtype == np.int64:
-            return value_and_grad_memview(self._spec(d), p, labels=t, row_weight=w,
-                                          with_grad=with_grad)
-        return value_and_grad_memview(self._spec(d), p, target=t, row_weight=w,
-                                      with_grad=with_grad)
+        kind = "labels" if t.dtype == np.int64 else "target"
+        spec = self._spec(d)
+        value, grad = (None, None)
+        if with_grad or self.reduction != "none":
+            value, grad = value_and_grad_memview(spec, p, row_weight=w, with_grad=with_grad,
+                                                 **{kind: t})
+        if self.reduction == "none":
+            value = _unreduced(spec, p, row_weight=w, **{kind: t})
+        return value, grad
+
+    def _repr_args(self) -> str:
+        """The constructor arguments for repr (subclasses add their hyperparameters)."""
+        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        return f"{type(self).__name__}({self._repr_args()})"
 
 
 def _labels(arr, c):
@@ -153,6 +188,9 @@ class MSELoss(Loss):
     .. math:: \\ell = \\frac{1}{n d} \\sum_{i=1}^{n} w_i \\sum_{j=1}^{d} (x_{ij} - y_{ij})^2,
               \\qquad \\frac{\\partial \\ell}{\\partial x_{ij}} = \\frac{2 w_i}{n d} (x_{ij} - y_{ij})
 
+    The lectures' :math:`\\tfrac12 \\sum_i \\lVert x_i - y_i \\rVert^2` is
+    ``0.5 * MSELoss(reduction="sum")``.
+
     Examples
     --------
     >>> MSELoss()([[1.0], [2.0]], [1.0, 4.0])
@@ -170,6 +208,8 @@ class L1Loss(Loss):
               \\operatorname{sign}(x_{ij} - y_{ij})
 
     with sign(0) = 0, as torch.
+
+    The lectures' :math:`\\sum_i \\lVert x_i - y_i \\rVert_1` is ``L1Loss(reduction="sum")``.
 
     Examples
     --------
@@ -195,6 +235,8 @@ class HuberLoss(Loss):
     delta : float, default=1.0
         Where the loss turns from quadratic to linear; > 0.
 
+    The lectures' :math:`\\sum_{ij} h(r_{ij})` is ``HuberLoss(delta, reduction="sum")``.
+
     Examples
     --------
     >>> HuberLoss(delta=1.0)([[0.5, 3.0]], [[0.0, 0.0]])
@@ -203,14 +245,15 @@ class HuberLoss(Loss):
 
     code = LossCode.LOSS_HUBER
 
-    def __init__(self, delta: float = 1.0):
+    def __init__(self, delta: float = 1.0, *, reduction: str = "mean"):
+        super().__init__(reduction)
         self.delta = _check_float(delta, "delta", low=0.0, low_open=True)
 
     def _spec(self, n_outputs):
         return {**super()._spec(n_outputs), "delta": self.delta}
 
-    def __repr__(self):
-        return f"HuberLoss(delta={self.delta!r})"
+    def _repr_args(self):
+        return ", ".join(filter(None, [f"delta={self.delta!r}", super()._repr_args()]))
 
 
 class BCEWithLogitsLoss(Loss):
@@ -224,6 +267,10 @@ class BCEWithLogitsLoss(Loss):
               (\\sigma(x_{ij}) - y_{ij})
 
     Finite for any finite logits (e.g. ±1e4).
+
+    The lectures' :math:`-\\sum_i t_i \\log y_i + (1 - t_i) \\log(1 - y_i)` with a sigmoid
+    output :math:`y = \\sigma(x)` is ``BCEWithLogitsLoss(reduction="sum")`` on the logits
+    :math:`x` (drop the Sigmoid layer).
 
     Examples
     --------
@@ -255,6 +302,10 @@ class CrossEntropyLoss(Loss):
     label_smoothing : float, default=0.0
         :math:`\\varepsilon \\in [0, 1]`.
 
+    The lectures' :math:`-\\sum_i \\sum_k t_{ik} \\log y_{ik}` with a softmax output
+    :math:`y = \\mathrm{softmax}(x)` is ``CrossEntropyLoss(reduction="sum")`` on the logits
+    (drop the Softmax layer).
+
     Examples
     --------
     >>> round(CrossEntropyLoss()([[0.0, 0.0]], [1]), 6)
@@ -265,14 +316,16 @@ class CrossEntropyLoss(Loss):
     is_classification = True
     _target_kind = "either"
 
-    def __init__(self, label_smoothing: float = 0.0):
+    def __init__(self, label_smoothing: float = 0.0, *, reduction: str = "mean"):
+        super().__init__(reduction)
         self.label_smoothing = _check_float(label_smoothing, "label_smoothing", 0.0, 1.0)
 
     def _spec(self, n_outputs):
         return {**super()._spec(n_outputs), "label_smoothing": self.label_smoothing}
 
-    def __repr__(self):
-        return f"CrossEntropyLoss(label_smoothing={self.label_smoothing!r})"
+    def _repr_args(self):
+        return ", ".join(filter(None, [f"label_smoothing={self.label_smoothing!r}",
+                                       super()._repr_args()]))
 
 
 class MultiMarginLoss(Loss):
@@ -290,6 +343,9 @@ class MultiMarginLoss(Loss):
     ----------
     margin : float, default=1.0
 
+    The lectures' multi-class hinge :math:`\\sum_i \\sum_{j \\ne y_i}
+    \\max(0, 1 - x_{i y_i} + x_{ij})` is ``c * MultiMarginLoss(reduction="sum")``.
+
     Examples
     --------
     >>> MultiMarginLoss()([[0.0, 0.5]], [1])
@@ -300,14 +356,15 @@ class MultiMarginLoss(Loss):
     is_classification = True
     _target_kind = "labels"
 
-    def __init__(self, margin: float = 1.0):
+    def __init__(self, margin: float = 1.0, *, reduction: str = "mean"):
+        super().__init__(reduction)
         self.margin = _check_float(margin, "margin")
 
     def _spec(self, n_outputs):
         return {**super()._spec(n_outputs), "margin": self.margin}
 
-    def __repr__(self):
-        return f"MultiMarginLoss(margin={self.margin!r})"
+    def _repr_args(self):
+        return ", ".join(filter(None, [f"margin={self.margin!r}", super()._repr_args()]))
 
 
 #: names a loss may be given by: torch's functional names, Keras' names and aliases. The

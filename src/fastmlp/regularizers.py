@@ -33,8 +33,8 @@ import numpy as np
 from fastmlp import _regularize
 from fastmlp.reference import regularize as _reference
 
-__all__ = ["Penalty", "L1Penalty", "L2Penalty", "ElasticNet", "Constraint", "MaxNorm",
-           "NonNeg"]
+__all__ = ["Penalty", "L1Penalty", "L2Penalty", "ElasticNet", "TyingPenalty", "Constraint",
+           "MaxNorm", "NonNeg", "sparsity"]
 
 
 def _check_coef(value, name):
@@ -78,20 +78,35 @@ class Penalty:
         Coefficients, finite and >= 0.
     include_bias : bool
         Penalize parameters of role "bias" too. Role "other" (PReLU slopes, ...) never is.
+    proximal : bool
+        Apply the L1 term as a proximal step after each optimizer update instead of
+        adding its subgradient: :math:`\\theta_i \\leftarrow \\operatorname{sign}(\\theta_i)
+        \\max(|\\theta_i| - \\eta \\ell_1, 0)` with :math:`\\eta` the optimizer's ``lr``
+        (the soft threshold of the lecture's :math:`w_i = \\operatorname{sign}(w_i^*)
+        \\max(|w_i^*| - \\alpha / H_{ii}, 0)`, with :math:`1/H_{ii}` the step size). Weights
+        whose magnitude falls under the threshold become exactly 0 (the subgradient only
+        makes them oscillate around 0). For SGD :math:`\\eta` is the step size exactly; for
+        adaptive optimizers (Adam, RMSprop, Adagrad, ...) the per-weight step
+        :math:`\\eta / (\\sqrt{\\hat v_i} + \\epsilon)` differs from ``lr``, and the threshold
+        is still :math:`\\eta \\ell_1` (as in proximal Adam variants that do not rescale
+        it): the penalty then acts with strength :math:`\\ell_1` measured in units of
+        ``lr``. The value of the L1 term is still added to the loss.
     """
 
-    def __init__(self, l1=0.0, l2=0.0, include_bias=False):
+    def __init__(self, l1=0.0, l2=0.0, include_bias=False, proximal=False):
         self.l1 = _check_coef(l1, "l1")
         self.l2 = _check_coef(l2, "l2")
         self.include_bias = bool(include_bias)
+        if proximal not in (True, False):
+            raise TypeError(f"proximal must be True or False, got {proximal!r}")
+        self.proximal = bool(proximal)
 
     def _roles(self):
         return ("weight", "bias") if self.include_bias else ("weight",)
 
-    def _ranges(self, model, layers=None):
-        """Arena ranges ``(offset, size, l1, l2)`` for the core executor: the penalized
-        parameters of ``model`` (of the layer indices ``layers`` only, when given), sorted by
-        offset, adjacent ones merged."""
+    def _spans(self, model, layers=None):
+        """Arena spans ``[offset, size]`` of the penalized parameters of ``model`` (of the
+        layer indices ``layers`` only, when given), sorted by offset, adjacent ones merged."""
         keep, roles = _layer_set(model, layers), self._roles()
         spans = sorted((p["offset"], int(np.prod(p["shape"], dtype=np.int64)))
                        for p in model.param_info
@@ -104,7 +119,32 @@ class Penalty:
                 ranges[-1][1] += n
             else:
                 ranges.append([off, n])
-        return [(off, n, self.l1, self.l2) for off, n in ranges]
+        return ranges
+
+    def _ranges(self, model, layers=None):
+        """Rows ``(offset, size, l1, l2)`` of the core's penalty table
+        (``fastmlp._regularize``); when proximal, ``(offset, size, 0, l2, l1, -1, 0)``:
+        the L1 term in ``l1_prox`` (its value only)."""
+        spans = self._spans(model, layers)
+        if self.proximal:
+            return [(off, n, 0.0, self.l2, self.l1, -1, 0.0) for off, n in spans]
+        return [(off, n, self.l1, self.l2) for off, n in spans]
+
+    def _prox_rows(self, model, layers=None):
+        """``(offset, size, l1)`` of the spans soft-thresholded after each update."""
+        if not (self.proximal and self.l1):
+            return []
+        return [(off, n, self.l1) for off, n in self._spans(model, layers)]
+
+    def prox(self, model, lr, layers=None) -> None:
+        """The proximal step of the L1 term: ``w ← sign(w)·max(|w| − lr·l1, 0)`` on the
+        penalized parameters of ``model`` (nothing unless ``proximal``)."""
+        for off, n, l1 in self._prox_rows(model, layers):
+            w = model.params[off:off + n]
+            if getattr(model, "backend", "core") == "numpy":
+                _reference.soft_threshold(w, lr * l1)
+            else:
+                _regularize.soft_threshold_memview(w, lr * l1)
 
     def _run(self, model, layers, grads):
         ranges = self._ranges(model, layers)
@@ -138,7 +178,8 @@ class Penalty:
 
     def __repr__(self):
         bias = ", include_bias=True" if self.include_bias else ""
-        return f"{type(self).__name__}({self._args()}{bias})"
+        prox = ", proximal=True" if self.proximal else ""
+        return f"{type(self).__name__}({self._args()}{bias}{prox})"
 
 
 class L2Penalty(Penalty):
@@ -190,10 +231,14 @@ class L1Penalty(Penalty):
     >>> model[0].W[:, 0] = [0.0, 0.75, 0.0]
     >>> L1Penalty(1.0)(model)
     0.75
+
+    ``L1Penalty(lam, proximal=True)`` soft-thresholds after each update instead (exact
+    zeros; see :class:`Penalty` for the step size).
     """
 
-    def __init__(self, lam, include_bias=False):
-        super().__init__(l1=_check_coef(lam, "lam"), include_bias=include_bias)
+    def __init__(self, lam, include_bias=False, proximal=False):
+        super().__init__(l1=_check_coef(lam, "lam"), include_bias=include_bias,
+                         proximal=proximal)
 
     @property
     def lam(self):
@@ -214,10 +259,107 @@ class ElasticNet(Penalty):
         Coefficients, finite and >= 0.
     include_bias : bool
         Penalize the biases too (default: weights only; PReLU slopes never).
+    proximal : bool
+        The L1 term as a soft threshold after each update (see :class:`Penalty`); the L2
+        term stays in the gradient.
     """
 
-    def __init__(self, l1, l2, include_bias=False):
-        super().__init__(l1=l1, l2=l2, include_bias=include_bias)
+    def __init__(self, l1, l2, include_bias=False, proximal=False):
+        super().__init__(l1=l1, l2=l2, include_bias=include_bias, proximal=proximal)
+
+
+class TyingPenalty(Penalty):
+    """Soft parameter tying: :math:`R = \\lambda \\lVert W_a - W_b \\rVert^2` (plus
+    :math:`\\lambda \\lVert b_a - b_b \\rVert^2` with ``include_bias``), the lecture's
+    :math:`\\Omega(w^{(A)} - w^{(B)})`: two layers are pulled towards each other instead
+    of sharing their weights outright (hard sharing is ``Dense(..., tied_to=other)``).
+
+    .. math:: \\frac{\\partial R}{\\partial W_a} = 2 \\lambda (W_a - W_b), \\qquad
+              \\frac{\\partial R}{\\partial W_b} = -2 \\lambda (W_a - W_b)
+
+    Use it in ``Trainer(..., regularizers=[...])``; it runs in the fused training step.
+
+    Parameters
+    ----------
+    layer_a, layer_b : Dense
+        Two distinct layers of the same model whose weights have the same shape.
+    lam : float
+        :math:`\\lambda`, finite and >= 0.
+    include_bias : bool
+        Tie the biases too (both layers need one).
+
+    Examples
+    --------
+    >>> import fastmlp
+    >>> a, b = fastmlp.Dense(2, 2, bias=False), fastmlp.Dense(2, 2, bias=False)
+    >>> model = fastmlp.Sequential([a, b], dtype="float64")
+    >>> a.W[...] = 1.0; b.W[...] = 0.5
+    >>> TyingPenalty(a, b, lam=0.1)(model)   # 0.1 · 4 · 0.5²
+    0.1
+    """
+
+    def __init__(self, layer_a, layer_b, lam: float, include_bias: bool = False):
+        from fastmlp.layers.dense import Dense
+        for name, layer in (("layer_a", layer_a), ("layer_b", layer_b)):
+            if not isinstance(layer, Dense):
+                raise TypeError(f"{name} must be a Dense layer, got {layer!r}")
+            if layer.tied_to is not None:
+                raise ValueError(f"{name} shares the weights of another layer (tied_to): "
+                                 "tie the layer that owns them")
+            if include_bias and not layer.bias:
+                raise ValueError(f"include_bias=True needs biases, and {name} has none")
+        if layer_a is layer_b:
+            raise ValueError("layer_b must be another layer than layer_a")
+        sa, sb = (layer_a.n_in, layer_a.n_out), (layer_b.n_in, layer_b.n_out)
+        if sa != sb:
+            raise ValueError(f"layer_a has weights of shape {sa} and layer_b of shape {sb}: "
+                             "tied layers need the same shape")
+        super().__init__(include_bias=include_bias)
+        self.layer_a, self.layer_b = layer_a, layer_b
+        self.lam = _check_coef(lam, "lam")
+
+    def _ranges(self, model, layers=None):
+        """One penalty-table row per tied tensor: ``(offset_a, size, 0, 0, 0, offset_b,
+        lam)`` (``layers`` is ignored: the penalty names its layers)."""
+        index = {id(layer): i for i, layer in enumerate(getattr(model, "flat_layers", ()))}
+        if id(self.layer_a) not in index or id(self.layer_b) not in index:
+            raise ValueError("TyingPenalty: layer_a or layer_b is not in the model")
+        ia, ib = index[id(self.layer_a)], index[id(self.layer_b)]
+        where = {(p["layer"], p["name"]): (p["offset"], int(np.prod(p["shape"])))
+                 for p in model.param_info}
+        names = ("W", "b") if self.include_bias else ("W",)
+        return [(where[ia, k][0], where[ia, k][1], 0.0, 0.0, 0.0, where[ib, k][0], self.lam)
+                for k in names]
+
+    def __repr__(self):
+        bias = ", include_bias=True" if self.include_bias else ""
+        return f"TyingPenalty(lam={self.lam!r}{bias})"
+
+
+def sparsity(model, include_bias: bool = False) -> dict:
+    """Fraction of exactly-zero parameters per weight tensor (and bias with
+    ``include_bias``), keyed ``"<layer index>.<name>"`` (indices of ``model.flat_layers``).
+
+    Examples
+    --------
+    >>> import fastmlp
+    >>> model = fastmlp.Sequential([fastmlp.Dense(2, 1, bias=False)], dtype="float64")
+    >>> model[0].W[:, 0] = [0.0, 1.5]
+    >>> fastmlp.sparsity(model)
+    {'0.W': 0.5}
+    """
+    info = getattr(model, "param_info", None)
+    if info is None or not hasattr(model, "params"):
+        raise TypeError(f"model must be a fastmlp model (params and param_info), got "
+                        f"{type(model).__name__}")
+    roles = ("weight", "bias") if include_bias else ("weight",)
+    out = {}
+    for p in info:
+        size = int(np.prod(p["shape"], dtype=np.int64))
+        if p["role"] in roles and size:
+            w = model.params[p["offset"]:p["offset"] + size]
+            out[f"{p['layer']}.{p['name']}"] = float(np.count_nonzero(w == 0) / size)
+    return out
 
 
 # --- constraints --------------------------------------------------------------------------

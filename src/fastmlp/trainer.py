@@ -6,12 +6,15 @@ import numpy as np
 
 from fastmlp import callbacks as cbks
 from fastmlp._epoch import EpochLoop, NonFiniteLoss, penalty_terms
-from fastmlp._fit_checks import (_check_batchnorm_batches, _check_deterministic, _check_int,
-                                 _check_validation_freq, _unique_names)
+from fastmlp._fit_checks import (check_batchnorm_batches, check_deterministic, check_int,
+                                 check_validation_freq)
+from fastmlp._output_unit import check_output_unit
+from fastmlp._refit import check_refit, run_refit
 from fastmlp._progress import Progress
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.data import split_indices
 from fastmlp.distributed import Distributed, RankFailed, fingerprint
+from fastmlp.diagnostics import Diagnostics
 from fastmlp.history import History
 from fastmlp.losses import get_loss
 from fastmlp.metrics import call_metric, get_metrics, link
@@ -65,10 +68,14 @@ class Trainer:
         self.comm = comm
         self._dist = None if comm is None else Distributed(comm)
         if n_threads is not None:
-            _check_int(n_threads, "n_threads", 1)
+            check_int(n_threads, "n_threads", 1)
         self.n_threads = n_threads
         self.model = model
         self.loss = get_loss(loss)
+        if getattr(self.loss, "reduction", "mean") == "none":
+            raise ValueError(f"loss {self.loss!r}: reduction='none' gives one value per row, "
+                             "training needs one number; use 'mean' or 'sum'")
+        check_output_unit(model, self.loss)
         self.optimizer = get_optimizer(optimizer)
         self.regularizers = list(regularizers)
         for reg in self.regularizers:
@@ -184,8 +191,8 @@ class Trainer:
         """
         if sharded and self._dist is None:
             raise ValueError("sharded=True needs a communicator: Trainer(..., comm=...)")
-        if self._dist is not None and self.rank != 0:
-            verbose = 0 if verbose in (0, 1, 2) else verbose
+        if self._dist is not None and self.rank != 0 and verbose in (1, 2):
+            verbose = 0
         error = prepared = None
         try:
             prepared = self._prepare_fit(X, y, epochs, batch_size, validation_data,
@@ -221,10 +228,10 @@ class Trainer:
                      callbacks, verbose, sample_weight, class_weight, initial_epoch,
                      validation_freq):
         """Check fit's arguments; returns the prepared arrays and callbacks."""
-        _check_int(epochs, "epochs", 0)
-        _check_int(initial_epoch, "initial_epoch", 0)
-        validation_freq = _check_validation_freq(validation_freq)
-        _check_int(batch_size, "batch_size", 1)
+        check_int(epochs, "epochs", 0)
+        check_int(initial_epoch, "initial_epoch", 0)
+        validation_freq = check_validation_freq(validation_freq)
+        check_int(batch_size, "batch_size", 1)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         if not (isinstance(validation_split, numbers.Real) and 0.0 <= validation_split < 1.0):
@@ -233,9 +240,10 @@ class Trainer:
         targets = self._targets(y, X.shape[0])
         weights = self._row_weights(sample_weight, class_weight, targets)
         train_idx, val = self._split(X, targets, validation_data, validation_split)
-        _check_batchnorm_batches(self.model, train_idx.shape[0], batch_size,
+        check_refit(callbacks, val, self.optimizer)
+        check_batchnorm_batches(self.model, train_idx.shape[0], batch_size,
                                  getattr(self.optimizer, "full_batch", False))
-        _check_deterministic(self.model, self.optimizer)
+        check_deterministic(self.model, self.optimizer)
         callbacks = list(callbacks)
         for cb in callbacks:
             if not isinstance(cb, cbks.Callback):
@@ -258,6 +266,7 @@ class Trainer:
 
     def _split(self, X, targets, validation_data, validation_split):
         n = X.shape[0]
+        self._val_idx = None
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list))
                     and len(validation_data) in (2, 3)):
@@ -275,6 +284,7 @@ class Trainer:
         if self.loss.is_classification:
             strat = _class_labels(targets, self.model.n_out)[0]
         train_idx, val_idx = split_indices(n, validation_split, self._split_rng(n), strat)
+        self._val_idx = val_idx           # the refit gives these rows their sample weights
         return train_idx, (X[val_idx], targets[val_idx], None)
 
     def _split_rng(self, n):
@@ -291,6 +301,7 @@ class Trainer:
                                         callbacks, verbose)
         loop = EpochLoop(self, X, targets, weights, batch_size, sharded)
         self._sharded = sharded
+        loop.probe = next((cb for cb in callbacks if isinstance(cb, Diagnostics)), None)
         history = self.history = History()
         progress = Progress(verbose, epochs, train_idx.shape[0])
         batch_cbs = [cb for cb in callbacks if cb.wants_batches]
@@ -342,6 +353,8 @@ class Trainer:
             cb.on_train_end({})
         if self._dist is not None:
             self._dist.agree()
+        run_refit(self, callbacks, (X, targets, weights, train_idx, val, self._val_idx),
+                  epochs, batch_size, shuffle, verbose, history)
         return history
 
     def _permutation(self, train_idx, epoch, sharded):
@@ -501,4 +514,12 @@ def _class_labels(targets, n_out):
     return targets.argmax(axis=1), targets.shape[1]
 
 
-
+def _unique_names(metrics):
+    """Callables without a name (lambdas) get distinct keys: metric, metric_2, ..."""
+    seen, out = {}, []
+    for name, fn in metrics:
+        if name == "<lambda>":
+            name = "metric"
+        seen[name] = seen.get(name, 0) + 1
+        out.append((name if seen[name] == 1 else f"{name}_{seen[name]}", fn))
+    return out

@@ -11,16 +11,17 @@ from fastmlp.optim.adagrad import Adagrad
 from fastmlp.optim.adam import Adam, AdamW
 from fastmlp.optim.base import Optimizer
 from fastmlp.optim.clip import clip_grad_norm, clip_grad_value, grad_norm
+from fastmlp.optim.lamb import LAMB
 from fastmlp.optim.fullbatch import BFGS, LBFGS, FullBatchSolver, GradientDescent, make_objective
 from fastmlp.optim.newton import Newton
 from fastmlp.optim.rmsprop import RMSprop
 from fastmlp.optim.sgd import SGD
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
-              "adagrad": Adagrad, "adadelta": Adadelta,
+              "adagrad": Adagrad, "adadelta": Adadelta, "lamb": LAMB,
               "gd": GradientDescent, "lbfgs": LBFGS, "bfgs": BFGS, "newton": Newton}
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "LAMB",
            "clip_grad_norm", "clip_grad_value", "grad_norm", "get_optimizer", "OPTIMIZERS",
            "FullBatchSolver", "GradientDescent", "LBFGS", "BFGS", "Newton", "make_objective"]
 

@@ -203,6 +203,14 @@ class Optimizer:
         """Apply one update to ``model.params`` from ``model.grads`` (in place)."""
         params, grads = self.bind(model)
         held = FrozenParams(model) if getattr(model, "flat_layers", None) else None
+        self._update(model, params, grads)
+        if held:
+            held.restore()                    # frozen layers (layer.trainable = False)
+        self.step_count += 1
+
+    def _update(self, model, params, grads):
+        """Step ``step_count + 1`` of the family's kernel (the core's, or its NumPy twin
+        for ``backend="numpy"``) on the bound arrays, in place."""
         buffers = [self.state.get(name) if self._active(name) else None
                    for name in self._slots]
         if getattr(model, "backend", "core") == "numpy":
@@ -210,9 +218,6 @@ class Optimizer:
         else:
             kernel = getattr(_optim, f"{self._family}_step_memview")
         kernel(params, grads, *buffers, self.step_count + 1, **self._kwargs())
-        if held:
-            held.restore()                    # frozen layers (layer.trainable = False)
-        self.step_count += 1
 
     # -- the fused trainer's side (fastmlp._train.Runner) ------------------------------------------
     def _fused_binding(self, model):

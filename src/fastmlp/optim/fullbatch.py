@@ -35,7 +35,8 @@ def make_objective(model, loss, X, targets, weights=None, regularizers=(), chunk
     ``X`` in chunks of ``chunk`` rows, and leaves the gradient in ``model.grads``. Every
     loss is a mean over its chunk's rows (Keras ``sum_over_batch_size`` with weights), so
     weighting chunk :math:`c` of :math:`n_c` rows by :math:`n_c / n` gives the mean over
-    all :math:`n` rows exactly (MSE's :math:`1/(nd)` included):
+    all :math:`n` rows exactly (MSE's :math:`1/(nd)` included); a ``reduction="sum"`` loss
+    sums its chunks (weight 1):
 
     .. math:: F(\\theta) = \\sum_c \\frac{n_c}{n} \\ell_c(\\theta) + \\sum_r r(\\theta),
               \\qquad \\nabla F = \\sum_c \\frac{n_c}{n} \\nabla \\ell_c
@@ -84,7 +85,7 @@ def make_objective(model, loss, X, targets, weights=None, regularizers=(), chunk
                 return math.nan
             part, grad = loss.value_and_grad(
                 out, t[rows], sample_weight=None if w is None else w[rows])
-            scale = out.shape[0] / n
+            scale = out.shape[0] / n if getattr(loss, "reduction", "mean") == "mean" else 1.0
             value += part * scale
             if scale != 1.0:
                 grad *= scale

@@ -7,7 +7,7 @@ are Python floats, so float32 arrays stay float32, NEP 50). ``sign(0) = 0``.
 import numpy as np
 
 #: Constraint kinds, as in ``fastmlp._regularize.ConstraintKind``.
-C_MAXNORM, C_NONNEG = 0, 1
+C_MAXNORM, C_NONNEG, C_SOFT_THRESHOLD = 0, 1, 2
 
 
 def penalty_value_grad(w, grad, l1, l2):
@@ -25,18 +25,44 @@ def penalty_value_grad(w, grad, l1, l2):
     return value
 
 
+def tie_value_grad(a, b, ga, gb, tie):
+    """tie·Σ(a − b)²; ``ga += 2·tie·(a − b)``, ``gb −= 2·tie·(a − b)`` unless ga is None."""
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    if ga is not None:
+        g = (2.0 * tie) * (a - b)
+        ga += g
+        gb -= g
+    return tie * float(np.dot(d, d))
+
+
+def _row(r):
+    r = tuple(r)
+    return r + (0.0, -1, 0.0) if len(r) == 4 else r
+
+
 def penalties_apply(ranges, params, grads):
-    """Σ of penalty_value_grad over ``ranges`` (rows ``(offset, n, l1, l2)``); gradients added
-    into ``grads`` unless it is None."""
+    """Σ over ``ranges`` (rows ``(offset, n, l1, l2[, l1_prox, partner, tie])``) of
+    penalty_value_grad, ``l1_prox·Σ|w|`` (value only) and the tie term with the partner
+    range; gradients added into ``grads`` unless it is None."""
     value = 0.0
-    for off, n, l1, l2 in ranges:
-        off, n = int(off), int(n)
-        if off < 0 or n < 0 or off + n > params.shape[0]:
+    size = params.shape[0]
+    for off, n, l1, l2, l1_prox, partner, tie in map(_row, ranges):
+        off, n, partner = int(off), int(n), int(partner)
+        if off < 0 or n < 0 or off + n > size:
             raise ValueError(f"penalty range [{off}, {off + n}) is outside the arena of "
-                             f"{params.shape[0]} parameters")
+                             f"{size} parameters")
+        if partner >= 0 and (partner + n > size or abs(partner - off) < n):
+            raise ValueError(f"partner range [{partner}, {partner + n}) is outside the arena "
+                             f"of {size} or overlaps [{off}, {off + n})")
         sl = slice(off, off + n)
-        value += penalty_value_grad(params[sl], None if grads is None else grads[sl],
-                                    float(l1), float(l2))
+        g = None if grads is None else grads[sl]
+        value += penalty_value_grad(params[sl], g, float(l1), float(l2))
+        if l1_prox != 0:
+            value += float(l1_prox) * float(np.abs(params[sl].astype(np.float64)).sum())
+        if partner >= 0 and tie != 0:
+            ps = slice(partner, partner + n)
+            value += tie_value_grad(params[sl], params[ps], g,
+                                    None if grads is None else grads[ps], float(tie))
     return value
 
 
@@ -55,6 +81,15 @@ def nonneg(w):
     w[w < 0] = 0
 
 
+def soft_threshold(w, threshold):
+    """w = sign(w)·max(|w| − threshold, 0) in place (exact zeros; NaN stays NaN)."""
+    if not (np.isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"threshold must be finite and >= 0, got {threshold}")
+    t = w.dtype.type(threshold)
+    w[...] = np.where(w > t, w - t, np.where(w < -t, w + t, np.where(w == w, 0, w)))
+    return w
+
+
 def constraints_apply(constraints, params):
     """Each constraint ``(kind, offset, n_in, n_out, value)`` on ``params``, in order."""
     for kind, off, n_in, n_out, value in constraints:
@@ -67,5 +102,7 @@ def constraints_apply(constraints, params):
             maxnorm_columns(block.reshape(n_in, n_out), float(value))
         elif kind == C_NONNEG:
             nonneg(block)
+        elif kind == C_SOFT_THRESHOLD:
+            soft_threshold(block, float(value))
         else:
             raise ValueError(f"unknown constraint kind {kind}")
