@@ -15,12 +15,14 @@ import fastmlp as fm
 N_ROWS, BATCH, EPOCHS = 103, 16, 3      # the last batch of 7 rows splits unevenly
 
 
-def problem(dtype="float64", dropout=0.2, n_rows=N_ROWS):
-    """A model (Dense, Dropout, Dense: 8 -> 3 classes), a trainer and its data."""
+def problem(dtype="float64", dropout=0.2, n_rows=N_ROWS, augment=False):
+    """A model (Dense, Dropout, Dense: 8 -> 3 classes; augment: an ImageAugment of the
+    rows as 2 x 4 images first), a trainer and its data."""
     rng = np.random.default_rng(7)
     X = rng.normal(size=(n_rows, 8)).astype(dtype)
     y = (X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 0.5)
-    layers = [fm.Dense(8, 16, activation="relu")]
+    layers = [fm.ImageAugment((2, 4), max_shift=1.0, flip=True)] if augment else []
+    layers += [fm.Dense(8, 16, activation="relu")]
     layers += [fm.Dropout(dropout)] if dropout else []
     model = fm.Sequential(layers + [fm.Dense(16, 3)], dtype=dtype, seed=3)
     return model, X, y
@@ -37,9 +39,9 @@ def main():
     scenario, out = sys.argv[1], sys.argv[2]
     dtype = sys.argv[3] if len(sys.argv) > 3 else "float64"
     rank, size = comm.Get_rank(), comm.Get_size()
-    model, X, y = problem(dtype)
+    model, X, y = problem(dtype, augment=scenario == "augment")
     result = {}
-    if scenario == "same":
+    if scenario in ("same", "augment"):
         history = trainer_for(model, comm).fit(X, y, epochs=EPOCHS, batch_size=BATCH,
                                                 verbose=2)
         result["loss"] = history.history["loss"]

@@ -73,6 +73,15 @@ def test_dropout_is_keyed_by_the_global_row(tmp_path):
     assert np.abs(ranks[0][0] - model.params).max() > 1e-6
 
 
+def test_image_augment_is_keyed_by_the_global_row(tmp_path):
+    ranks, _ = run_ranks(3, "augment", tmp_path)
+    assert_identical(ranks)
+    model, X, y = worker.problem(augment=True)
+    worker.trainer_for(model).fit(X, y, epochs=worker.EPOCHS, batch_size=worker.BATCH,
+                                  verbose=0)
+    assert np.abs(ranks[0][0] - model.params).max() <= 1e-10 * np.abs(model.params).max()
+
+
 @pytest.mark.parametrize("n", [2, 3])
 def test_sharded_ranks_agree(n, tmp_path):
     ranks, _ = run_ranks(n, "sharded", tmp_path)
