@@ -30,6 +30,7 @@ from fastmlp.sysinfo import show_config
 from fastmlp.trainer import Trainer
 from fastmlp.io import load, save
 from fastmlp.interop import from_torch, to_torch
+from fastmlp.onnx_export import to_onnx
 
 __version__ = "0.1.0"
 
@@ -65,7 +66,7 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger",
            "LambdaCallback", "Ensemble", "MLPClassifier", "MLPRegressor",
            "train_val_test_split", "one_hot", "Standardizer", "save", "load", "to_torch",
-           "from_torch",
+           "from_torch", "to_onnx",
            "set_num_threads", "get_num_threads", "limit_threads", "show_config",
            "callbacks", "interop", "io", "losses", "metrics", "optim", "reference",
            "regularizers", "schedules"]

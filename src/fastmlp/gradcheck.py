@@ -26,7 +26,7 @@ def gradient_check(model, loss, X, y, eps=1e-6, check_input=True, regularizers=(
     ``max |analytic − numeric| / max(max |analytic|, max |numeric|, floor)``, and the
     largest over tensors is returned. The floor, ``1e-3 · max(1, |L|)``, keeps a tensor
     whose true gradient is zero (a bias right before a BatchNorm) from being judged on the
-    rounding noise of the differences (about 1e-16·|L|/eps). Backprop is right when the
+    rounding noise of the differences (about ``1e-16·|L|/eps``). Backprop is right when the
     result is small (< 1e-6 in float64 for smooth functions away from kinks such as
     ReLU's 0).
 
