@@ -45,6 +45,7 @@ CASES = {
     "layernorm-no-affine": lambda: [fm.LayerNorm(6, eps=1e-3, elementwise_affine=False)],
     "dropout": lambda: [fm.Dropout(0.5)],
     "gaussian-noise": lambda: [fm.GaussianNoise(0.3)],
+    "image-augment": lambda: [fm.ImageAugment((2, 3), max_shift=1.0, max_rotation=10.0)],
     "residual": lambda: [fm.Residual(fm.Dense(6, 6, activation="relu"), fm.LayerNorm(6))],
     "chain": lambda: [fm.Sequential(fm.Dense(6, 4, activation="gelu"), fm.Dense(4, 2))],
 }

@@ -23,8 +23,9 @@ def main(argv=None):
                       help="where to save the learning curves (PNG; needs matplotlib)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
-    bench = sub.add_parser("bench", help="time fastmlp against the NumPy reference and "
-                                         "PyTorch (when installed); prints one table")
+    bench = sub.add_parser("bench", help="time fastmlp against its NumPy reference, PyTorch, "
+                                         "JAX and ONNX Runtime (those installed: "
+                                         "pip install '.[bench]'); prints one table")
     bench.add_argument("--quick", action="store_true",
                        help="fewer repetitions and smaller epochs (about 4 minutes)")
     bench.add_argument("--no-torch", action="store_true", help="leave PyTorch out")

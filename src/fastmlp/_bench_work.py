@@ -213,9 +213,10 @@ def two_models(threaded, n_rows=20_000, batch=16, epochs=1):
 # -- work functions: one product, a busy machine --------------------------------------------
 def gemm_calls(impl, m, n, k, trans_a=False, dtype="float32", n_calls=10):
     """``n_calls`` products C = op(A) B of shape (m, k) x (k, n) (op(A) = Aᵀ with
-    ``trans_a``, as in dW = Xᵀ dZ): impl "core" (fastmlp's own GEMM), "blas" (the same
-    call through scipy's BLAS, which the core falls back to) or "numpy" (``np.matmul``
-    with ``out=``, NumPy's OpenBLAS)."""
+    ``trans_a``, as in dW = Xᵀ dZ): impl "core" (fastmlp's own GEMM, the family chosen at
+    import), "avx512" / "avx2" (one family of its kernels), "blas" (the same call through
+    scipy's BLAS, which the core falls back to) or "numpy" (``np.matmul`` with ``out=``,
+    NumPy's OpenBLAS)."""
     from fastmlp import _blas
     rng = np.random.default_rng(0)
     dt = np.dtype(dtype)
@@ -225,17 +226,20 @@ def gemm_calls(impl, m, n, k, trans_a=False, dtype="float32", n_calls=10):
     if impl == "numpy":
         op_a = a.T if trans_a else a
         return lambda: [np.matmul(op_a, b, out=c) for _ in range(n_calls)]
-    if impl not in ("core", "blas"):
-        raise ValueError(f"impl must be 'core', 'blas' or 'numpy', got {impl!r}")
+    if impl not in ("core", "blas", "avx512", "avx2"):
+        raise ValueError(f"impl must be 'core', 'avx512', 'avx2', 'blas' or 'numpy', got {impl!r}")
 
     def run():
         saved = _blas.use_native()
-        _blas.use_native(impl == "core")
+        _blas.use_native(impl != "blas")
+        if impl in ("avx512", "avx2"):        # one family of the core's kernels
+            _blas.set_gemm_isa(impl)
         try:
             for _ in range(n_calls):
                 _blas.gemm_memview(a, b, c, trans_a=trans_a)
         finally:
             _blas.use_native(saved)
+            _blas.set_gemm_isa(None)
     return run
 
 

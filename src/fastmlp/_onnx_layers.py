@@ -18,11 +18,13 @@ differs from that by up to 2e-11).
 import numpy as np
 
 from fastmlp.layers import (ELU, GELU, Activation, ArcTan, BatchNorm, Chain, Dense, Dropout,
-                            GaussianNoise, HardTanh, Identity, LayerNorm, LeakyReLU, Maxout,
-                            PReLU, ReLU, Residual, SiLU, Sigmoid, Softmax, Softplus, Step, Tanh)
+                            GaussianNoise, HardTanh, Identity, ImageAugment, LayerNorm,
+                            LeakyReLU, Maxout, PReLU, ReLU, Residual, SiLU, Sigmoid, Softmax,
+                            Softplus, Step, Tanh)
 
-#: layers that are the identity at inference (training-time noise): exported as nothing
-IDENTITY_AT_INFERENCE = (Dropout, GaussianNoise)
+#: layers that are the identity at inference (training-time noise, augmentation): exported
+#: as nothing
+IDENTITY_AT_INFERENCE = (Dropout, GaussianNoise, ImageAugment)
 
 
 class GraphBuilder:
