@@ -39,7 +39,7 @@ static inline FM_T FM_NAME(fm_softplus)(FM_T z) {
     }
 
 /* Forward: z[i, :] += bias (if given), a = act(z). Contract: rows, cols >= 0. */
-static void FM_NAME(fm_act_forward)(int act, FM_T alpha, FM_T* z, const FM_T* bias,
+FM_ACT_CLONES static void FM_NAME(fm_act_forward)(int act, FM_T alpha, FM_T* z, const FM_T* bias,
                                     FM_T* a, ptrdiff_t rows, ptrdiff_t cols) {
     switch (act) {
     case FM_SIGMOID:    FM_ACT_LOOP(FM_NAME(fm_sigmoid)(x)); break;
@@ -70,7 +70,7 @@ static void FM_NAME(fm_act_forward)(int act, FM_T alpha, FM_T* z, const FM_T* bi
 /* Backward: dz = da * act'(z), with a = act(z) at hand for the cheap forms.
  * dz may alias da. Step's derivative is 0 everywhere (0 at the jump by convention),
  * ReLU's is 0 at z = 0, HardTanh's is 0 at z = +-1: the conventions of PyTorch. */
-static void FM_NAME(fm_act_backward)(int act, FM_T alpha, const FM_T* z, const FM_T* a,
+FM_ACT_CLONES static void FM_NAME(fm_act_backward)(int act, FM_T alpha, const FM_T* z, const FM_T* a,
                                      const FM_T* da, FM_T* dz, ptrdiff_t n) {
     switch (act) {
     case FM_SIGMOID:    FM_DACT_LOOP(y * ((FM_T)1 - y)); break;
