@@ -3,12 +3,13 @@ Benchmark ratios of one real run
 ================================
 
 The bar chart of the ratios in the README's performance table (one full run of
-``python -m fastmlp bench`` on the project's machine: 2 vCPUs of an AMD EPYC, Zen 3):
-the NumPy reference's and PyTorch's time over fastmlp's, per case (above 1: fastmlp is
-faster). The numbers are read from the README when the documentation is built, so the
+``python -m fastmlp bench`` on the project's machine: 2 vCPUs of an AMD EPYC, Zen 5): the
+NumPy reference's, PyTorch's, JAX's and ONNX Runtime's time over fastmlp's, per case, the
+median over the interleaved rounds (above 1: fastmlp is faster). The numbers are read from the README when the documentation is built, so the
 chart follows the table whenever a new run replaces it.
 """
 import os
+import re
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -21,27 +22,26 @@ for up in (here, os.path.dirname(here), os.path.dirname(os.path.dirname(here))):
         break
 table = readme[readme.index("## Performance"):].split("```")[1].splitlines()
 header = next(line for line in table if line.startswith("case "))
-cols = {name: header.index(name) for name in ("unit", "vs numpy", "vs torch", "GEMM share")}
+PEERS = ("NumPy reference", "PyTorch (CPU)", "JAX (jit + scan)", "ONNX Runtime")
+# a ratio cell is "1.23x [1.10-1.40]" (median over rounds, range) or "-" (not measured)
+cell = re.compile(r"(\d+(?:\.\d+)?)x \[[^\]]*\]|(?<=\s)-(?=\s|$)")
 
-
-def ratio(text):
-    text = text.strip().rstrip("x")
-    return float(text) if text not in ("", "-") else np.nan
-
-
-cases, numpy_ratio, torch_ratio = [], [], []
+cases, ratios = [], []
 for line in table[table.index(header) + 2:]:
     if not line.strip():
         continue
-    cases.append(line[:cols["unit"]].strip())
-    numpy_ratio.append(ratio(line[cols["vs numpy"]:cols["vs torch"]]))
-    torch_ratio.append(ratio(line[cols["vs torch"]:cols["GEMM share"]]))
-keep = [i for i in range(len(cases)) if not np.isnan(numpy_ratio[i] + torch_ratio[i])]
+    found = [m.group(1) for m in cell.finditer(line)][:len(PEERS)]
+    if len(found) < len(PEERS):
+        continue
+    cases.append(re.split(r"\s{2,}", line.strip())[0])
+    ratios.append([float(v) if v else np.nan for v in found])
+ratios = np.array(ratios)
+keep = [i for i in range(len(cases)) if np.isfinite(ratios[i]).any()]
 
 y = np.arange(len(keep))
-fig, ax = plt.subplots(figsize=(7, 0.35 * len(keep) + 1))
-ax.barh(y - 0.2, [numpy_ratio[i] for i in keep], height=0.4, label="NumPy reference")
-ax.barh(y + 0.2, [torch_ratio[i] for i in keep], height=0.4, label="PyTorch (CPU)")
+fig, ax = plt.subplots(figsize=(7, 0.45 * len(keep) + 1))
+for j, peer in enumerate(PEERS):
+    ax.barh(y - 0.3 + 0.2 * j, ratios[keep, j], height=0.2, label=peer)
 ax.set_yticks(y, [cases[i] for i in keep])
 ax.invert_yaxis()
 ax.set_xscale("log")
