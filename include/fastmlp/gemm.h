@@ -312,8 +312,8 @@ static int fm_gemm_get_isa(void) { return __atomic_load_n(&fm_gemm_isa, __ATOMIC
 
 /* The register tile (rows, columns) of the family in use, for show_config. */
 static void fm_gemm_tile(int f64, int* mr, int* nr) {
-    int wide = fm_gemm_get_isa() == FM_ISA_AVX512;
-    if (fm_gemm_get_isa() == FM_ISA_NONE) {
+    int isa = fm_gemm_get_isa(), wide = isa == FM_ISA_AVX512;
+    if (isa == FM_ISA_NONE) {
         *mr = *nr = 0;
         return;
     }
@@ -363,6 +363,7 @@ enum { FM_ISA_NONE = 0, FM_ISA_AVX2 = 1, FM_ISA_AVX512 = 2 };
 static int fm_gemm_native(void) { return 0; }
 static int fm_gemm_set_isa(int isa) { (void)isa; return FM_ISA_NONE; }
 static int fm_gemm_get_isa(void) { return FM_ISA_NONE; }
+static int fm_gemm_cpu_isa(void) { return FM_ISA_NONE; }
 static void fm_gemm_tile(int f64, int* mr, int* nr) { (void)f64; *mr = *nr = 0; }
 static int fm_gemm_f32(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                        const float* a, ptrdiff_t lda, const float* b, ptrdiff_t ldb,

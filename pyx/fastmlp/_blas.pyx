@@ -26,6 +26,7 @@ cdef extern from "fastmlp/gemm.h" nogil:
     int fm_gemm_chunks_n
     int fm_gemm_chunks_m
     int fm_gemm_native()
+    int fm_gemm_cpu_isa()
     int fm_gemm_set_isa(int isa)
     int fm_gemm_get_isa()
     void fm_gemm_tile(int f64, int* mr, int* nr)
@@ -104,10 +105,7 @@ def gemm_isa():
 def best_gemm_isa():
     """The best kernel family this CPU runs (what ``set_gemm_isa(None)`` restores, unless
     the environment variable ``FASTMLP_GEMM_ISA`` names another)."""
-    saved = fm_gemm_get_isa()
-    best = GEMM_ISAS[fm_gemm_set_isa(len(GEMM_ISAS))]
-    fm_gemm_set_isa(saved)
-    return best
+    return GEMM_ISAS[fm_gemm_cpu_isa()]
 
 
 def set_gemm_isa(isa):
