@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 from fastmlp import _bench_peers as peers
 from fastmlp._bench_work import (busy_fit, fastmlp_epoch, fastmlp_steps, gemm_calls,
-                                 gemm_only, optimizer_steps, predictions, torch_train,
-                                 two_models)
+                                 gemm_only, optimizer_steps, predictions, subnormal_fit,
+                                 torch_train, two_models)
 
 
 class Case(NamedTuple):
@@ -108,6 +108,10 @@ def cases(quick=False):
             "gemm": lambda s=(m, n, k, ta): gemm_calls("numpy", *s),
             "blas": lambda s=(m, n, k, ta): gemm_calls("blas", *s),
         }, rep, note="blas"))
+    rows.append(Case("mnist b32, subnormals", f"epoch/{n_epoch // 1000}k", 1, {
+        "fastmlp": lambda: subnormal_fit(True, n_rows=n_epoch),
+        "ieee": lambda: subnormal_fit(False, n_rows=n_epoch)}, 3 if quick else 5,
+        note="ieee"))
     rows.append(Case("mnist b32, a core busy", "epoch/6k", 1, {
         "fastmlp": lambda: busy_fit(None), "fixed2": lambda: busy_fit(2),
         "fixed1": lambda: busy_fit(1)}, rep, busy=True, note="fixed"))

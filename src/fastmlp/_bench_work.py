@@ -263,6 +263,24 @@ def busy_fit(n_threads, batch=32, n_rows=6_400):
     return lambda: tr.fit(X, y, epochs=1, batch_size=batch, verbose=0)
 
 
+def subnormal_fit(flush, batch=32, n_rows=20_000, warm_epochs=3):
+    """One epoch of the MNIST shape (float32, Adam) through ``Trainer.fit`` of a Trainer
+    already trained for ``warm_epochs`` epochs, all with subnormals flushed to zero in the
+    training steps (``flush``, the default) or kept (IEEE): by then a few per mille of the
+    Adam moments have decayed into the subnormal range where they are kept."""
+    X, y = data("mnist", n_rows)
+    tr = trainer("mnist")
+
+    def run(epochs=1):
+        fm.set_flush_denormal(flush)
+        try:
+            tr.fit(X, y, epochs=epochs, batch_size=batch, verbose=0)
+        finally:
+            fm.set_flush_denormal(True)
+    run(warm_epochs)
+    return run
+
+
 def input_check(split, n_rows=20_000, n_cols=32, n_calls=10):
     """``n_calls`` finiteness checks of an (n_rows, n_cols) float32 input: as ``fit`` and
     ``predict`` check their input (``split=False``: one thread below 2**22 elements), or

@@ -202,6 +202,9 @@ def _row(case, t):
         row["note"] = f"one after the other / threads: {ratio('serial')[0]:.2f}x"
     elif case.note == "blas":
         row["note"] = f"vs the same call through scipy's BLAS: {ratio('blas')[0]:.2f}x"
+    elif case.note == "ieee":
+        row["note"] = (f"IEEE subnormals kept (set_flush_denormal(False)) / flushed: "
+                       f"{ratio('ieee')[0]:.2f}x")
     elif case.note == "fixed":
         row["note"] = (f"adaptive threads vs n_threads=2: {ratio('fixed2')[0]:.2f}x, "
                        f"vs n_threads=1: {ratio('fixed1')[0]:.2f}x")
