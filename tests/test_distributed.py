@@ -211,3 +211,21 @@ def test_distributed_needs_the_fused_loop():
     _, X, y = worker.problem()
     with pytest.raises(ValueError, match="fused loop only"):
         worker.trainer_for(model, comm=MPI.COMM_SELF).fit(X, y, verbose=0)
+
+
+def test_demo_distributed_under_mpiexec():
+    """`mpiexec -n 2 python -m fastmlp demo --distributed`: one data-parallel fit, rank 0
+    alone printing, the test accuracy once."""
+    mpiexec = _mpiexec()
+    if mpiexec is None:
+        pytest.skip("no mpiexec next to the interpreter or on PATH")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "fastmlp", "demo",
+                           "--distributed", "--epochs", "8", "--plot", "", "--verbose", "0"],
+                          capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    out = proc.stdout
+    assert out.count("data parallel on 2 MPI processes") == 1
+    assert out.count("test accuracy") == 1 and "fused core: True" in out
+    accuracy = float(out.split("test accuracy ")[1].split("%")[0])
+    assert accuracy > 85

@@ -23,6 +23,9 @@ def main(argv=None):
                       help="where to save the learning curves (PNG; needs matplotlib)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
+    demo.add_argument("--distributed", action="store_true",
+                      help="data parallel over MPI: run as 'mpiexec -n 2 python -m fastmlp "
+                           "demo --distributed' (needs pip install 'fastmlp[mpi]')")
     bench = sub.add_parser("bench", help="time fastmlp against its NumPy reference, PyTorch, "
                                          "JAX and ONNX Runtime (those installed: "
                                          "pip install '.[bench]'); prints one table")
@@ -38,7 +41,7 @@ def main(argv=None):
     if args.command == "demo":
         from fastmlp.demo import run
         return run(epochs=args.epochs, batch_size=args.batch_size, plot=args.plot,
-                   seed=args.seed, verbose=args.verbose)
+                   seed=args.seed, verbose=args.verbose, distributed=args.distributed)
     if args.command == "bench":
         from fastmlp.bench import run
         run(quick=args.quick, torch=not args.no_torch, only=args.only, threads=args.threads)
