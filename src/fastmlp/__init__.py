@@ -3,6 +3,10 @@
 A compiled core (Cython, GIL-free) runs dense forward/backward passes and optimizer
 updates over one contiguous parameter arena; this package is the Python face of it.
 """
+from fastmlp import _codes_check
+
+_codes_check.check_compiled_codes()   # the core's enums are fastmlp._codes' (else ImportError)
+
 from fastmlp import callbacks, metrics, reference, regularizers, schedules
 from fastmlp.callbacks import (Callback, CSVLogger, EarlyStopping, LambdaCallback,
                                LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,

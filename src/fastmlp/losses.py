@@ -16,7 +16,8 @@ from typing import Optional, Tuple, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fastmlp._losses import LossCode, Reduction, value_and_grad_memview
+from fastmlp._codes import LossCode, Reduction
+from fastmlp._losses import value_and_grad_memview
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp._validation import as_numeric as _as_numeric
 from fastmlp.reference.losses import unreduced as _unreduced
@@ -58,7 +59,7 @@ def _check_reduction(reduction):
 class Loss:
     """Base class: a loss of predictions ``pred`` (n, d) against targets.
 
-    Subclasses set ``code`` (a ``fastmlp._losses.LossCode``), ``is_classification`` and
+    Subclasses set ``code`` (a ``fastmlp._codes.LossCode``), ``is_classification`` and
     their hyperparameters; the core does the arithmetic.
 
     Parameters

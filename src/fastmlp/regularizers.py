@@ -31,6 +31,7 @@ import numbers
 import numpy as np
 
 from fastmlp import _regularize
+from fastmlp._codes import ConstraintKind
 from fastmlp.reference import regularize as _reference
 
 __all__ = ["Penalty", "L1Penalty", "L2Penalty", "ElasticNet", "TyingPenalty", "Constraint",
@@ -411,7 +412,7 @@ class MaxNorm(Constraint):
         The radius c, finite and >= 0.
     """
 
-    kind = _regularize.ConstraintKind.C_MAXNORM
+    kind = ConstraintKind.C_MAXNORM
 
     def __init__(self, max_value=3.0):
         self.max_value = _check_coef(max_value, "max_value")
@@ -436,7 +437,7 @@ class MaxNorm(Constraint):
 class NonNeg(Constraint):
     """Non-negative weights: :math:`w \\leftarrow \\max(w, 0)` elementwise after each update."""
 
-    kind = _regularize.ConstraintKind.C_NONNEG
+    kind = ConstraintKind.C_NONNEG
 
     def apply(self, W, backend="core"):
         W = _check_weights(W)

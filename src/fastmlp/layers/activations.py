@@ -1,8 +1,7 @@
 """Activation layers: elementwise functions, PReLU (learnable slopes) and Softmax."""
 import numpy as np
 
-from fastmlp._activations import NAMES as ACT_CODES
-from fastmlp._plan import LayerKind
+from fastmlp._codes import ACT_NAMES as ACT_CODES, LayerKind
 from fastmlp.layers.base import Layer
 from fastmlp.reference import activations as ref_act
 from fastmlp.reference import layers as ref_layers

@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from fastmlp._plan import LayerKind
+from fastmlp._codes import LayerKind
 from fastmlp.layers.noise import _Stochastic
 from fastmlp.reference import augment as ref_aug
 

@@ -1,6 +1,6 @@
 """Fully connected layers: Dense (with a fused activation) and Maxout."""
 from fastmlp import init as initializers
-from fastmlp._plan import LayerFlag, LayerKind
+from fastmlp._codes import LayerFlag, LayerKind
 from fastmlp._validation import check_positive_int
 from fastmlp.layers.activations import activation_from_name
 from fastmlp.layers.base import Layer

@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from fastmlp._plan import LayerKind
+from fastmlp._codes import LayerKind
 from fastmlp.layers.base import Layer
 from fastmlp.reference import rng as ref_rng
 

@@ -2,7 +2,7 @@
 import math
 import numbers
 
-from fastmlp._plan import LayerFlag, LayerKind
+from fastmlp._codes import LayerFlag, LayerKind
 from fastmlp._validation import check_positive_int
 from fastmlp.layers.base import Layer
 from fastmlp.reference import norm as ref_norm

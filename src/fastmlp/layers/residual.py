@@ -1,6 +1,6 @@
 """Containers of layers: Chain (layers in order: a Sequential nested in another) and
 Residual(*layers), x + f(x)."""
-from fastmlp._plan import LayerKind
+from fastmlp._codes import LayerKind
 from fastmlp.layers.base import Layer
 
 

@@ -1,5 +1,8 @@
 """Adam and AdamW (torch.optim.Adam, torch.optim.AdamW): one kernel, L2 or decoupled decay."""
-from fastmlp.optim.base import Optimizer, as_real, check_flag, check_nonneg
+from fastmlp import _optim
+from fastmlp._codes import OptFamily
+from fastmlp.optim.base import KernelSpec, Optimizer, as_real, check_flag, check_nonneg
+from fastmlp.reference import optim as reference
 
 
 class Adam(Optimizer):
@@ -34,7 +37,9 @@ class Adam(Optimizer):
     >>> opt.step(model)   # doctest: +SKIP
     """
 
-    _family = "adam"
+    kernel = KernelSpec(OptFamily.OPT_ADAM, _optim.adam_step_memview,
+                        reference.adam_step,
+                        ("lr", "beta1", "beta2", "eps", "weight_decay", "decoupled"))
     _slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _decoupled = False
 

@@ -1,19 +1,20 @@
 """The optimizer base class: state buffers over the flat parameter arena, one kernel per step.
 
 A concrete optimizer only declares its hyperparameters (torch.optim names and defaults), its
-state buffers and how they map onto its family kernel in ``fastmlp._optim``; the base class
-does binding, allocation, validation, dispatch to the core or NumPy reference kernels, and
+state buffers and its :class:`KernelSpec` (the family code of the fused loop, the core kernel,
+its NumPy twin and the kernel's hyperparameter names); the base class does binding,
+allocation, validation, dispatch to the core or NumPy reference kernels, and
 (de)serialization.
 """
 import math
 import numbers
 import weakref
+from typing import Callable, NamedTuple, Tuple
 
 import numpy as np
 
-from fastmlp import _optim
+from fastmlp._codes import OptFamily
 from fastmlp._freeze import FrozenParams
-from fastmlp.reference import optim as _reference
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -85,6 +86,27 @@ def _plain(value):
     return tuple(value) if isinstance(value, list) else value
 
 
+class KernelSpec(NamedTuple):
+    """The kernel an optimizer class runs, declared explicitly on the class.
+
+    Attributes
+    ----------
+    family : OptFamily
+        The code the fused training loop (``fastmlp._train``) dispatches on.
+    core : callable
+        The compiled kernel, ``core(params, grads, *states, step, **hyper)``.
+    reference : callable
+        Its NumPy twin in ``fastmlp.reference``, with the same signature.
+    hyper : tuple of str
+        The kernel's keyword hyperparameters, as :meth:`Optimizer._kwargs` returns them
+        (by default the optimizer's attributes of these names).
+    """
+    family: OptFamily
+    core: Callable
+    reference: Callable
+    hyper: Tuple[str, ...]
+
+
 def _weak(model):
     try:
         return weakref.ref(model)
@@ -95,9 +117,11 @@ def _weak(model):
 class Optimizer:
     """Base class of the first-order optimizers.
 
-    Subclasses set ``_family`` (the kernel ``fastmlp._optim.<family>_step_memview`` and its
-    NumPy twin ``fastmlp.reference.optim.<family>_step``), ``_slots`` (the state buffers in
-    the kernel's argument order) and implement ``_validate``, ``_active`` and ``_kwargs``.
+    Subclasses set ``kernel`` (a :class:`KernelSpec`), ``_slots`` (the state buffers in the
+    kernel's argument order) and implement ``_validate``, and ``_active`` and ``_kwargs`` when
+    the defaults do not fit. A subclass without a kernel (``kernel = None``) must override
+    ``_update`` (the Python step); it then always trains through the Python step, never the
+    fused loop.
 
     The optimizer binds to the first model it steps (or :meth:`bind`); its state buffers are
     1-D arrays of the arena's length and dtype, allocated once. The model's ``backend``
@@ -106,7 +130,7 @@ class Optimizer:
     construction (:meth:`load_state_dict` may replace them all).
     """
 
-    _family = None
+    kernel = None
     _slots = ()
     _initial = {}
 
@@ -127,8 +151,17 @@ class Optimizer:
         return True
 
     def _kwargs(self):
-        """Keyword arguments of the family kernel for the current hyperparameters."""
-        raise NotImplementedError
+        """Keyword arguments of the kernel for the current hyperparameters: by default the
+        attributes named by ``kernel.hyper``."""
+        return {name: getattr(self, name) for name in self._spec().hyper}
+
+    @classmethod
+    def _spec(cls):
+        """The class's :class:`KernelSpec`; TypeError naming the class when it has none."""
+        if cls.kernel is None:
+            raise TypeError(f"{cls.__name__} declares no kernel (kernel = KernelSpec(...)) and "
+                            "does not override Optimizer._update: it has no update rule")
+        return cls.kernel
 
     @property
     def lr(self):
@@ -209,27 +242,32 @@ class Optimizer:
         self.step_count += 1
 
     def _update(self, model, params, grads):
-        """Step ``step_count + 1`` of the family's kernel (the core's, or its NumPy twin
+        """Step ``step_count + 1`` of the class's kernel (the core's, or its NumPy twin
         for ``backend="numpy"``) on the bound arrays, in place."""
+        spec = self._spec()
         buffers = [self.state.get(name) if self._active(name) else None
                    for name in self._slots]
-        if getattr(model, "backend", "core") == "numpy":
-            kernel = getattr(_reference, f"{self._family}_step")
-        else:
-            kernel = getattr(_optim, f"{self._family}_step_memview")
+        kernel = spec.reference if getattr(model, "backend", "core") == "numpy" else spec.core
         kernel(params, grads, *buffers, self.step_count + 1, **self._kwargs())
 
     # -- the fused trainer's side (fastmlp._train.Runner) ------------------------------------------
-    def _fused_binding(self, model):
+    @property
+    def _fused_binding(self):
+        """The fused loop's binding function (:meth:`_bind_fused`); absent (AttributeError,
+        so ``hasattr`` is False) for a class without a kernel, which the training loop then
+        runs through the Python step."""
+        if type(self).kernel is None:
+            raise AttributeError(f"{type(self).__name__} has no kernel for the fused loop")
+        return self._bind_fused
+
+    def _bind_fused(self, model):
         """Bind to ``model`` and return ``(family code, kernel hyperparameters, state
         buffers in kernel order (None when unused), steps taken)`` for the fused loop, which
         then takes steps ``step_count + 1, ...`` itself: report them with :meth:`_advance`."""
-        from fastmlp._train import OptFamily
         self.bind(model)
         states = tuple(self.state[name] if self._active(name) else None
                        for name in self._slots)
-        return (int(OptFamily[f"OPT_{self._family.upper()}"]), self._kwargs(), states,
-                self.step_count)
+        return int(self._spec().family), self._kwargs(), states, self.step_count
 
     def _advance(self, steps):
         """Count ``steps`` updates taken by the fused loop."""
