@@ -35,8 +35,7 @@ from fastmlp.trainer import Trainer
 from fastmlp.io import load, save
 from fastmlp.interop import from_torch, to_torch
 from fastmlp.onnx_export import to_onnx
-
-__version__ = "0.1.0"
+from fastmlp._version import __version__
 
 
 _LAZY = ("MLPClassifier", "MLPRegressor")

@@ -16,6 +16,9 @@ import warnings
 
 import numpy as np
 
+from fastmlp import schedules
+from fastmlp.io import save
+
 
 class Callback:
     """Base class; ``self.trainer`` is set before training begins."""
@@ -201,7 +204,6 @@ class ModelCheckpoint(_Monitor):
                                     "not exist")
 
     def on_epoch_end(self, epoch, logs=None):
-        from fastmlp.io import save
         logs = logs or {}
         if self.save_best_only:
             current = self._current(logs)
@@ -230,15 +232,13 @@ class ReduceLROnPlateau(Callback):
         self.kwargs = dict(mode=_resolve_mode(mode, monitor), factor=factor, patience=patience,
                            threshold=min_delta, threshold_mode="abs", cooldown=cooldown,
                            min_lr=min_lr)
-        from fastmlp.schedules import ReduceLROnPlateau as _Check
-        self.kwargs = _Check.validate(**self.kwargs)
+        self.kwargs = schedules.ReduceLROnPlateau.validate(**self.kwargs)
         self.patience = self.kwargs["patience"]
         self.kwargs["patience"] = max(self.patience - 1, 0)      # torch counts one more
         self.verbose = verbose
 
     def on_train_begin(self, logs=None):
-        from fastmlp.schedules import ReduceLROnPlateau as Schedule
-        self.schedule = Schedule(self.trainer.optimizer, **self.kwargs)
+        self.schedule = schedules.ReduceLROnPlateau(self.trainer.optimizer, **self.kwargs)
 
     def on_epoch_end(self, epoch, logs=None):
         value = _Monitor._current(self, logs)

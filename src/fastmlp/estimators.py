@@ -25,7 +25,7 @@ from sklearn.utils.multiclass import (_check_partial_fit_first_call, type_of_tar
                                       unique_labels)
 from sklearn.utils.validation import column_or_1d, validate_data
 
-from fastmlp._config import register
+from fastmlp._serial import register
 from fastmlp._estimator_base import BaseMLP
 from fastmlp._estimator_fit import HalfPoissonLoss
 from fastmlp.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss

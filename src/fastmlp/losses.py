@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike
 
 from fastmlp._codes import LossCode, Reduction
 from fastmlp._losses import value_and_grad_memview
+from fastmlp._serial import register
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp._validation import as_numeric as _as_numeric
 from fastmlp.reference.losses import unreduced as _unreduced
@@ -183,6 +184,7 @@ def _check_float(value, name, low=-math.inf, high=math.inf, low_open=False):
     return v
 
 
+@register
 class MSELoss(Loss):
     """Mean squared error, ``torch.nn.MSELoss()``.
 
@@ -201,6 +203,7 @@ class MSELoss(Loss):
     code = LossCode.LOSS_MSE
 
 
+@register
 class L1Loss(Loss):
     """Mean absolute error, ``torch.nn.L1Loss()``.
 
@@ -221,6 +224,7 @@ class L1Loss(Loss):
     code = LossCode.LOSS_L1
 
 
+@register
 class HuberLoss(Loss):
     """Huber loss, ``torch.nn.HuberLoss(delta=delta)``.
 
@@ -257,6 +261,7 @@ class HuberLoss(Loss):
         return ", ".join(filter(None, [f"delta={self.delta!r}", super()._repr_args()]))
 
 
+@register
 class BCEWithLogitsLoss(Loss):
     """Binary cross-entropy on logits, ``torch.nn.BCEWithLogitsLoss()``.
 
@@ -283,6 +288,7 @@ class BCEWithLogitsLoss(Loss):
     is_classification = True
 
 
+@register
 class CrossEntropyLoss(Loss):
     """Softmax cross-entropy on logits, ``torch.nn.CrossEntropyLoss(label_smoothing=...)``.
 
@@ -329,6 +335,7 @@ class CrossEntropyLoss(Loss):
                                        super()._repr_args()]))
 
 
+@register
 class MultiMarginLoss(Loss):
     """Multi-class hinge loss, ``torch.nn.MultiMarginLoss(margin=margin)`` (p=1, no weight).
 

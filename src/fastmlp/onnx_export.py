@@ -22,6 +22,7 @@ import os
 import numpy as np
 
 from fastmlp._onnx_layers import GraphBuilder, emit_sequence
+from fastmlp._version import __version__
 
 __all__ = ["to_onnx"]
 
@@ -181,7 +182,6 @@ def to_onnx(model, path=None, opset: int = MIN_OPSET, *, probabilities: bool = F
     b, seq, outputs = _graph_for(model, opset, probabilities)
     graph = helper.make_graph(b.nodes, "fastmlp", [_value_info("X", seq.dtype, seq.n_in)],
                               outputs, initializer=b.initializers)
-    from fastmlp import __version__
     proto = helper.make_model(graph, producer_name="fastmlp", producer_version=__version__,
                               opset_imports=[helper.make_opsetid("", opset)])
     onnx.checker.check_model(proto, full_check=True)

@@ -32,6 +32,7 @@ import numpy as np
 
 from fastmlp import _regularize
 from fastmlp._codes import ConstraintKind
+from fastmlp._serial import register
 from fastmlp.reference import regularize as _reference
 
 __all__ = ["Penalty", "L1Penalty", "L2Penalty", "ElasticNet", "TyingPenalty", "Constraint",
@@ -69,6 +70,7 @@ def _layer_set(model, layers):
     return out
 
 
+@register
 class Penalty:
     """Elastic penalty :math:`\\ell_1 \\sum|\\theta| + \\frac{\\ell_2}{2}\\sum\\theta^2` over
     the weights (and the biases when ``include_bias``); the base of the named penalties.
@@ -183,6 +185,7 @@ class Penalty:
         return f"{type(self).__name__}({self._args()}{bias}{prox})"
 
 
+@register
 class L2Penalty(Penalty):
     """L2 penalty (weight decay in the loss): :math:`R(\\theta) = \\frac{\\lambda}{2}
     \\sum_i \\theta_i^2`, :math:`\\nabla R = \\lambda \\theta`.
@@ -214,6 +217,7 @@ class L2Penalty(Penalty):
         return f"lam={self.l2!r}"
 
 
+@register
 class L1Penalty(Penalty):
     """L1 penalty (lasso): :math:`R(\\theta) = \\lambda \\sum_i |\\theta_i|`,
     :math:`\\nabla R = \\lambda \\operatorname{sign}(\\theta)` with sign(0) = 0.
@@ -249,6 +253,7 @@ class L1Penalty(Penalty):
         return f"lam={self.l1!r}"
 
 
+@register
 class ElasticNet(Penalty):
     """Elastic net: :math:`R(\\theta) = \\ell_1 \\sum_i |\\theta_i| + \\frac{\\ell_2}{2}
     \\sum_i \\theta_i^2`, :math:`\\nabla R = \\ell_1 \\operatorname{sign}(\\theta) + \\ell_2
@@ -269,6 +274,7 @@ class ElasticNet(Penalty):
         super().__init__(l1=l1, l2=l2, include_bias=include_bias, proximal=proximal)
 
 
+@register
 class TyingPenalty(Penalty):
     """Soft parameter tying: :math:`R = \\lambda \\lVert W_a - W_b \\rVert^2` (plus
     :math:`\\lambda \\lVert b_a - b_b \\rVert^2` with ``include_bias``), the lecture's
@@ -392,6 +398,7 @@ class Constraint:
         return (int(self.kind), int(offset), int(n_in), int(n_out), self._value())
 
 
+@register
 class MaxNorm(Constraint):
     """Max-norm on the incoming weights of every unit (Srebro & Shraibman, 2005; used with
     dropout by Srivastava et al., 2014).
@@ -434,6 +441,7 @@ class MaxNorm(Constraint):
         return f"MaxNorm(max_value={self.max_value!r})"
 
 
+@register
 class NonNeg(Constraint):
     """Non-negative weights: :math:`w \\leftarrow \\max(w, 0)` elementwise after each update."""
 

@@ -4,8 +4,10 @@ import threading
 
 import numpy as np
 
+from fastmlp import _model_config
 from fastmlp._nesting import adopt_nested, layer_list
 from fastmlp._plan import Plan
+from fastmlp._serial import register_kind
 from fastmlp._validation import as_float_matrix, check_dtype, check_positive_int, contiguous
 from fastmlp.layers.base import Layer
 
@@ -14,6 +16,7 @@ BACKENDS = ("core", "numpy")
 PREDICT_CHUNK = 1024
 
 
+@register_kind("sequential")
 class Sequential:
     """A feedforward network: layers applied in order, parameters in one arena.
 
@@ -219,19 +222,28 @@ class Sequential:
         self.params[...] = w[:self.params.shape[0]]
         self.buffers[...] = w[self.params.shape[0]:]
 
-    # -- configuration and interop (the work is in fastmlp._config and fastmlp.io) ------------
+    # -- configuration, save/load and interop (fastmlp._model_config, fastmlp.interop) -------
     def get_config(self):
         """The architecture as JSON data: layer configs, dtype, seed, the dropout RNG key
         and counter, backend. :meth:`from_config` rebuilds the model (fresh weights)."""
-        from fastmlp._config import model_config
-        return model_config(self)
+        return _model_config.model_config(self)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """A new model from :meth:`get_config` (same seed: same initial weights).
         ``custom_objects``: ``{name: class}`` for user layers. ValueError on a bad config."""
-        from fastmlp._config import model_from_config
-        return model_from_config(config, custom_objects, cls=cls)
+        return _model_config.model_from_config(cls, config, custom_objects)
+
+    def __fastmlp_save__(self):
+        """``(config, arrays)`` for ``fastmlp.io.save``: :meth:`get_config` and the live
+        arenas ``params`` and ``buffers`` (not copies)."""
+        return _model_config.pack_model(self)
+
+    @classmethod
+    def __fastmlp_load__(cls, config, arrays, custom_objects=None):
+        """The model :meth:`__fastmlp_save__` described, its arenas filled from ``arrays``
+        (which it consumes). ValueError when they do not describe a valid model."""
+        return _model_config.unpack_model(cls, config, arrays, custom_objects)
 
     def to_torch_state_dict(self):
         """Parameters and buffers as the ``state_dict`` of the matching

@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 
+from fastmlp import _trainer_state
 from fastmlp import callbacks as cbks
 from fastmlp._epoch import EpochLoop, NonFiniteLoss, penalty_terms
 from fastmlp._fit_checks import (check_batchnorm_batches, check_deterministic, check_int,
@@ -11,6 +12,7 @@ from fastmlp._fit_checks import (check_batchnorm_batches, check_deterministic, c
 from fastmlp._output_unit import check_output_unit
 from fastmlp._refit import check_refit, run_refit
 from fastmlp._progress import Progress
+from fastmlp._serial import register_kind
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.data import split_indices
 from fastmlp.distributed import Distributed, RankFailed, fingerprint
@@ -22,6 +24,7 @@ from fastmlp.threads import limit_threads
 
 
 
+@register_kind("trainer")
 class Trainer:
     """Train a model with a loss and an optimizer.
 
@@ -95,6 +98,15 @@ class Trainer:
         """Pickle (and ``copy.deepcopy``) everything but the thread governor, which holds
         timings of this machine's run: a copy measures afresh."""
         return {**self.__dict__, "_thread_governor": None, "comm": None, "_dist": None}
+
+    def __fastmlp_save__(self):
+        """``(config, arrays)`` for ``fastmlp.io.save`` (see :mod:`fastmlp._trainer_state`)."""
+        return _trainer_state.pack_trainer(self)
+
+    @classmethod
+    def __fastmlp_load__(cls, config, arrays, custom_objects=None):
+        """The trainer :meth:`__fastmlp_save__` described; consumes ``arrays``."""
+        return _trainer_state.unpack_trainer(cls, config, arrays, custom_objects)
 
     @property
     def rank(self) -> int:

@@ -2,6 +2,7 @@
 import numpy as np
 
 from fastmlp._codes import ACT_NAMES as ACT_CODES, LayerKind
+from fastmlp._serial import register
 from fastmlp.layers.base import Layer
 from fastmlp.reference import activations as ref_act
 from fastmlp.reference import layers as ref_layers
@@ -14,6 +15,7 @@ def _check_finite_param(value, name):
     return value
 
 
+@register
 class Activation(Layer):
     """An elementwise activation ``A = f(X)`` (see ``fastmlp.reference.activations``)."""
 
@@ -48,26 +50,31 @@ class Activation(Layer):
         return f"{type(self).__name__}()"
 
 
+@register
 class Identity(Activation):
     """f(x) = x."""
     name = "identity"
 
 
+@register
 class Sigmoid(Activation):
     """f(x) = 1 / (1 + e^{−x}); f' = f (1 − f)."""
     name = "sigmoid"
 
 
+@register
 class Tanh(Activation):
     """f(x) = tanh x; f' = 1 − f²."""
     name = "tanh"
 
 
+@register
 class ReLU(Activation):
     """f(x) = max(x, 0); f'(x) = 1 for x > 0, else 0 (0 at x = 0, as PyTorch)."""
     name = "relu"
 
 
+@register
 class LeakyReLU(Activation):
     """f(x) = x for x > 0, negative_slope·x otherwise (torch's ``negative_slope``; Keras'
     and older fastmlp's ``alpha`` is the same number)."""
@@ -87,6 +94,7 @@ class LeakyReLU(Activation):
         return f"LeakyReLU(negative_slope={self.alpha})"
 
 
+@register
 class ELU(Activation):
     """f(x) = x for x > 0, alpha·(e^x − 1) otherwise; f' = f + alpha for x <= 0."""
     name = "elu"
@@ -98,21 +106,25 @@ class ELU(Activation):
         return f"ELU(alpha={self.alpha})"
 
 
+@register
 class Softplus(Activation):
     """f(x) = log(1 + e^x), computed as max(x, 0) + log1p(e^{−|x|}); f' = σ(x)."""
     name = "softplus"
 
 
+@register
 class ArcTan(Activation):
     """f(x) = arctan x; f' = 1 / (1 + x²)."""
     name = "arctan"
 
 
+@register
 class HardTanh(Activation):
     """f(x) = clip(x, −1, 1); f' = 1 on (−1, 1), 0 elsewhere."""
     name = "hard_tanh"
 
 
+@register
 class Step(Activation):
     """Binary step: f(x) = 1 for x > 0, else 0.
 
@@ -122,11 +134,13 @@ class Step(Activation):
     name = "step"
 
 
+@register
 class SiLU(Activation):
     """f(x) = x·σ(x) (swish); f' = σ(x)(1 + x(1 − σ(x)))."""
     name = "silu"
 
 
+@register
 class GELU(Activation):
     """f(x) = x·Φ(x) = x/2·(1 + erf(x/√2)), the exact form (PyTorch's default);
     f' = Φ(x) + x·φ(x).
@@ -187,6 +201,7 @@ def activation_from_name(activation):
                      f"got {activation!r}")
 
 
+@register
 class PReLU(Layer):
     """f(x) = x for x > 0, a·x otherwise, with learnable slopes a (He et al., 2015).
 
@@ -238,6 +253,7 @@ class PReLU(Layer):
         return f"PReLU(num_parameters={self.num_parameters}, init={self.init})"
 
 
+@register
 class Softmax(Layer):
     """Row-wise softmax: A_ij = e^{X_ij} / Σ_k e^{X_ik} (shifted by the row max).
 

@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 
 from fastmlp._codes import LayerKind
+from fastmlp._serial import register
 from fastmlp.layers.noise import _Stochastic
 from fastmlp.reference import augment as ref_aug
 
@@ -17,6 +18,7 @@ def _nonneg(value, name, high=math.inf):
     return float(value)
 
 
+@register
 class ImageAugment(_Stochastic):
     r"""Dataset augmentation in the network: in training, every row, seen as an image of
     ``shape`` (h, w[, c]; row-major, channels last), is resampled through a random affine

@@ -1,6 +1,8 @@
 """The Layer protocol shared by library layers and layers users write in NumPy."""
 import numpy as np
 
+from fastmlp._serial import constructor_config
+
 
 class Layer:
     """Base class of every layer: a map from (batch, n_in) to (batch, n_out).
@@ -15,6 +17,8 @@ class Layer:
 
     #: name of the activation this layer applies, used by init="auto" of the layer before
     activation_name = None
+    #: the config key holding the configs of the layers a container holds (None: not one)
+    children_key = None
 
     @property
     def trainable(self):
@@ -85,8 +89,16 @@ class Layer:
         """The constructor arguments as JSON values: ``type(self)(**config)`` rebuilds the
         layer (used by ``fastmlp.save``). The default reads each argument back from the
         attribute of the same name; override when they differ."""
-        from fastmlp._config import constructor_config
         return constructor_config(self)
+
+    @classmethod
+    def from_config(cls, config, context):
+        """The layer described by ``config`` (from :meth:`get_config`): by default
+        ``cls(**config)`` with plain JSON arguments. ``context`` (a
+        ``fastmlp._serial.Context``) resolves what the config refers to: nested objects,
+        the contained layers of a container (``children_key``), tied layers by index.
+        ValueError naming the layer when the config is invalid."""
+        return context.build(cls, context.kwargs(cls, config))
 
     # -- computation (NumPy path) --------------------------------------------------------
     def forward(self, X, training=False):

@@ -1,12 +1,15 @@
 """Fully connected layers: Dense (with a fused activation) and Maxout."""
 from fastmlp import init as initializers
 from fastmlp._codes import LayerFlag, LayerKind
+from fastmlp._serial import register, to_config
 from fastmlp._validation import check_positive_int
-from fastmlp.layers.activations import activation_from_name
+from fastmlp.layers.activations import Activation, activation_from_name
 from fastmlp.layers.base import Layer
 from fastmlp.reference import layers as ref_layers
+from fastmlp.regularizers import Constraint, Penalty
 
 
+@register
 class Dense(Layer):
     """Fully connected layer: ``Z = X W + b``, ``A = activation(Z)``.
 
@@ -80,13 +83,34 @@ class Dense(Layer):
     def get_config(self):
         """Constructor arguments as JSON: nested objects as their configs, ``tied_to`` as
         the index of that layer in the model's ``flat_layers``."""
-        from fastmlp._config import layer_index, to_config
         return dict(n_in=self.n_in, n_out=self.n_out, activation=to_config(self.activation),
                     init=self.init, bias=self.bias,
                     regularizer=None if self.regularizer is None else to_config(self.regularizer),
                     constraint=None if self.constraint is None else to_config(self.constraint),
-                    tied_to=None if self.tied_to is None else layer_index(self.tied_to),
+                    tied_to=None if self.tied_to is None else _layer_index(self.tied_to),
                     transpose=self.transpose)
+
+    @classmethod
+    def from_config(cls, config, context):
+        """As :meth:`Layer.from_config`, with the nested activation, regularizer and
+        constraint configs rebuilt and ``tied_to`` resolved to the layer of that index."""
+        nested = {"activation": Activation, "regularizer": Penalty, "constraint": Constraint}
+        kwargs = context.kwargs(cls, config, skip=(*nested, "tied_to"))
+        for key, base in nested.items():
+            value = config.get(key)
+            if isinstance(value, dict):
+                kwargs[key] = context.nested(value, base, key)
+            elif value is not None and not (key == "activation" and isinstance(value, str)):
+                raise ValueError(f"{context.where}: {key} must be a config object or null")
+            elif key in config:
+                kwargs[key] = value
+        tied = config.get("tied_to")
+        if tied is not None:
+            target = context.reference(tied, "tied_to")
+            if not isinstance(target, Dense):
+                raise ValueError(f"{context.where}: tied_to={tied} is not a Dense layer")
+            kwargs["tied_to"] = target
+        return context.build(cls, kwargs)
 
     def build(self, n_in):
         if n_in != self.n_in:
@@ -147,6 +171,7 @@ class Dense(Layer):
         return f"Dense({', '.join(args)})"
 
 
+@register
 class Maxout(Layer):
     """Maxout units (Goodfellow et al., 2013): each output is the max of ``pieces`` affine
     functions of the input.
@@ -201,3 +226,12 @@ class Maxout(Layer):
 
     def __repr__(self):
         return f"Maxout({self.n_in}, {self.n_out}, pieces={self.pieces})"
+
+
+def _layer_index(layer):
+    """Index of ``layer`` in its model's ``flat_layers`` (how configs refer to a layer)."""
+    model = getattr(layer, "_model", None)
+    if model is None:
+        raise ValueError(f"{layer!r} is referred to by another layer but belongs to no model; "
+                         "describe the whole Sequential")
+    return next(i for i, other in enumerate(model.flat_layers) if other is layer)

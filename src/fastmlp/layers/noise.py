@@ -10,6 +10,7 @@ import numbers
 import numpy as np
 
 from fastmlp._codes import LayerKind
+from fastmlp._serial import register
 from fastmlp.layers.base import Layer
 from fastmlp.reference import rng as ref_rng
 
@@ -36,6 +37,7 @@ class _Stochastic(Layer):
         return seed, stream, step
 
 
+@register
 class Dropout(_Stochastic):
     """Inverted dropout: in training, each element is zeroed with probability ``p`` and the
     survivors are scaled by 1/(1−p), so the expected activation is unchanged; in evaluation
@@ -74,6 +76,7 @@ class Dropout(_Stochastic):
         return f"Dropout(p={self.p})"
 
 
+@register
 class GaussianNoise(_Stochastic):
     """Additive zero-mean Gaussian noise in training (a regularizer and a form of data
     augmentation): ``A = X + std·ε``, ε ~ N(0, 1); the identity in evaluation mode.

@@ -3,6 +3,7 @@ import math
 import numbers
 
 from fastmlp._codes import LayerFlag, LayerKind
+from fastmlp._serial import register
 from fastmlp._validation import check_positive_int
 from fastmlp.layers.base import Layer
 from fastmlp.reference import norm as ref_norm
@@ -53,6 +54,7 @@ class _Norm(Layer):
         return dX
 
 
+@register
 class BatchNorm(_Norm):
     """Batch normalization (Ioffe & Szegedy, 2015), as ``torch.nn.BatchNorm1d``.
 
@@ -104,6 +106,7 @@ class BatchNorm(_Norm):
                 f"affine={self.affine})")
 
 
+@register
 class LayerNorm(_Norm):
     """Layer normalization (Ba et al., 2016), as ``torch.nn.LayerNorm(n)``: each row is
     normalized over its n features, ``A = γ·(x − μ_row) / sqrt(σ²_row + eps) + β``; the

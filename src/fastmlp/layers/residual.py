@@ -1,9 +1,11 @@
 """Containers of layers: Chain (layers in order: a Sequential nested in another) and
 Residual(*layers), x + f(x)."""
 from fastmlp._codes import LayerKind
+from fastmlp._serial import register, to_config
 from fastmlp.layers.base import Layer
 
 
+@register
 class Chain(Layer):
     """Layers applied in order, as one layer: what a Sequential nested in another becomes
     (``Sequential(Sequential(a, b), c)``; torch's nested ``nn.Sequential``). The model
@@ -31,10 +33,17 @@ class Chain(Layer):
     def __len__(self):
         return len(self.layers)
 
+    children_key = "layers"
+
     def get_config(self):
         """``{"layers": [config of each inner layer]}``."""
-        from fastmlp._config import to_config
         return {"layers": [to_config(layer) for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config, context):
+        """The container of ``context.children`` (rebuilt from ``config["layers"]``)."""
+        return context.build(cls, context.kwargs(cls, config, skip=("layers",)),
+                             args=context.children)
 
     def build(self, n_in):
         width = n_in
@@ -79,6 +88,7 @@ class Chain(Layer):
         return sum(layer.n_params() for layer in self.layers)
 
 
+@register
 class Residual(Chain):
     """``y = x + f(x)`` where f is the given layers applied in order (He et al., 2016).
 

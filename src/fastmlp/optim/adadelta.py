@@ -1,10 +1,12 @@
 """Adadelta (torch.optim.Adadelta)."""
 from fastmlp import _optim
 from fastmlp._codes import OptFamily
+from fastmlp._serial import register
 from fastmlp.optim.base import KernelSpec, Optimizer, check_nonneg, check_unit
 from fastmlp.reference import optim as reference
 
 
+@register
 class Adadelta(Optimizer):
     r"""Adadelta: step sizes from running averages of squared gradients and updates.
 

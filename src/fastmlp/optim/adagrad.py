@@ -1,10 +1,12 @@
 """Adagrad (torch.optim.Adagrad)."""
 from fastmlp import _optim
 from fastmlp._codes import OptFamily
+from fastmlp._serial import register
 from fastmlp.optim.base import KernelSpec, Optimizer, check_nonneg
 from fastmlp.reference import optim as reference
 
 
+@register
 class Adagrad(Optimizer):
     r"""Adagrad: per-coordinate learning rates from the sum of squared gradients.
 

@@ -20,6 +20,7 @@ import numbers
 import numpy as np
 from scipy.optimize import minimize
 
+from fastmlp._serial import register
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.optim.base import _check_keys, _plain, check_lr, check_nonneg, model_arrays
 
@@ -237,6 +238,7 @@ def _result(n_iter, converged, message, loss, n_fev):
 
 # --- steepest descent ----------------------------------------------------------------------
 
+@register
 class GradientDescent(FullBatchSolver):
     r"""Full-batch steepest descent with a fixed step.
 
@@ -336,6 +338,7 @@ class _ScipySolver(FullBatchSolver):
         return _result(count["it"], converged, message, res.fun, count["fev"])
 
 
+@register
 class LBFGS(_ScipySolver):
     r"""Limited-memory BFGS: ``scipy.optimize.minimize(method="L-BFGS-B")``, no bounds.
 
@@ -374,6 +377,7 @@ class LBFGS(_ScipySolver):
                 "ftol": self.tol, "gtol": self.tol}
 
 
+@register
 class BFGS(_ScipySolver):
     r"""BFGS with a dense inverse Hessian: ``scipy.optimize.minimize(method="BFGS")``.
 

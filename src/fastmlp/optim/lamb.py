@@ -3,11 +3,13 @@ import numpy as np
 
 from fastmlp import _lamb
 from fastmlp._codes import OptFamily
+from fastmlp._serial import register
 from fastmlp.optim.adam import Adam
 from fastmlp.optim.base import KernelSpec, Optimizer
 from fastmlp.reference import lamb as reference
 
 
+@register
 class LAMB(Optimizer):
     r"""Layer-wise Adaptive Moments for Batch training (``optax.lamb``).
 

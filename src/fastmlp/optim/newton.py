@@ -4,6 +4,7 @@ import math
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
+from fastmlp._serial import register
 from fastmlp.optim.base import check_nonneg
 from fastmlp.optim.fullbatch import (FullBatchSolver, _check_int, _check_positive, _gnorm,
                                      _iteration_end, _result, check_size)
@@ -54,6 +55,7 @@ def hessian(model, objective):
     return H
 
 
+@register
 class Newton(FullBatchSolver):
     r"""Newton's method with Levenberg–Marquardt damping, for models of a few thousand
     parameters.

@@ -1,10 +1,12 @@
 """RMSprop (torch.optim.RMSprop)."""
 from fastmlp import _optim
 from fastmlp._codes import OptFamily
+from fastmlp._serial import register
 from fastmlp.optim.base import KernelSpec, Optimizer, check_flag, check_nonneg
 from fastmlp.reference import optim as reference
 
 
+@register
 class RMSprop(Optimizer):
     r"""RMSprop: divide the gradient by a running root mean square.
 

@@ -1,10 +1,12 @@
 """Stochastic gradient descent with momentum (torch.optim.SGD)."""
 from fastmlp import _optim
 from fastmlp._codes import OptFamily
+from fastmlp._serial import register
 from fastmlp.optim.base import KernelSpec, Optimizer, as_real, check_flag, check_nonneg
 from fastmlp.reference import optim as reference
 
 
+@register
 class SGD(Optimizer):
     r"""Stochastic gradient descent, optionally with (Nesterov) momentum.
 
