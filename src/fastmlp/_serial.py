@@ -17,6 +17,7 @@ The kinds of saved file (``"sequential"``, ``"trainer"``) are classes registered
 """
 import inspect
 import math
+from typing import Any, Optional
 
 import numpy as np
 
@@ -33,7 +34,7 @@ _SCALARS = (str, bool, int, float, type(None))
 
 # --- the registry -----------------------------------------------------------------------------
 
-def register(cls=None, *, name=None):
+def register(cls: Optional[type] = None, *, name: Optional[str] = None) -> Any:
     """Make ``cls`` known to save/load under ``name`` (default: its ``__name__``).
 
     Needed for user-written layers (which then describe themselves with ``get_config()``)

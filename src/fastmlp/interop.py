@@ -17,6 +17,8 @@ LayerNorm      ``weight``, ``bias`` (when affine)
 
 Parameter-free layers (activations, Softmax, Dropout) hold a position only.
 """
+from typing import Any, Dict, List, Optional
+
 import numpy as np
 
 from fastmlp import layers as L
@@ -86,7 +88,7 @@ def _entries(layers):
 
 # --- state dicts --------------------------------------------------------------------------
 
-def to_torch_state_dict(model):
+def to_torch_state_dict(model: Sequential) -> Dict[str, np.ndarray]:
     """The model's parameters and buffers keyed as the state dict of the matching
     ``torch.nn.Sequential`` (NumPy arrays, copies; see the module docstring)."""
     out = {}
@@ -105,7 +107,9 @@ def _as_array(value):
     return np.asarray(value)
 
 
-def from_torch_state_dict(cls, state, layers, dtype=None, seed=None, backend="core"):
+def from_torch_state_dict(cls: type, state: Dict[str, Any], layers: List[Any],
+                          dtype: Optional[str] = None, seed: Optional[int] = None,
+                          backend: str = "core") -> Sequential:
     """A ``cls`` (Sequential) of ``layers`` with the weights of a torch state dict (NumPy
     arrays or tensors; see :meth:`Sequential.from_torch_state_dict`)."""
     layers = list(layers)
@@ -197,7 +201,7 @@ def _module(layer, where):
     return [simple[type(layer)]()]
 
 
-def to_torch(model):
+def to_torch(model: Sequential) -> Any:
     """A ``torch.nn.Sequential`` computing what ``model`` computes, with its weights and
     running statistics (of its dtype, in the model's mode: ``train()`` or ``eval()``).
 
@@ -265,7 +269,8 @@ def _activation_layer(mod, nn):
     return ACTIVATION_LAYERS[act]()
 
 
-def from_torch(module, dtype=None, seed=None, backend="core"):
+def from_torch(module: Any, dtype: Optional[str] = None, seed: Optional[int] = None,
+               backend: str = "core") -> Sequential:
     """A Sequential computing what the ``torch.nn.Sequential`` ``module`` computes, with
     its weights and running statistics (one fastmlp layer per torch module: a Linear and
     the activation after it stay two layers). ``dtype`` defaults to the module's (float64

@@ -51,11 +51,13 @@ import os
 import re
 import secrets
 import zipfile
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from fastmlp._serial import (KINDS, check_keys, jsonable, kind_of, register, registered,
                              registered_name)
+from fastmlp._typing import Config, PathLike
 from fastmlp._version import __version__
 from fastmlp.interop import from_torch_state_dict, to_torch_state_dict  # noqa: F401 (API)
 
@@ -75,7 +77,7 @@ _DTYPE_KINDS = "biufcSU"
 
 # --- public API -----------------------------------------------------------------------------
 
-def save(obj, path) -> None:
+def save(obj: Any, path: PathLike) -> None:
     """Save a Sequential, a Trainer or an object implementing ``__fastmlp_save__`` to
     ``path`` (one ``.npz`` file; see the module docstring), atomically. A Trainer of a
     distributed fit (``comm=``) is written by rank 0 only.
@@ -100,7 +102,7 @@ def save(obj, path) -> None:
     _write_atomic(os.fspath(path), entries)
 
 
-def load(path, custom_objects=None):
+def load(path: PathLike, custom_objects: Optional[Dict[str, Any]] = None) -> Any:
     """Load what :func:`save` wrote.
 
     Parameters
@@ -134,7 +136,7 @@ def load(path, custom_objects=None):
                          f"{exc}") from None
 
 
-def pack(obj):
+def pack(obj: Any) -> Tuple[Config, Dict[str, np.ndarray]]:
     """``(header, arrays)`` of ``obj`` as :func:`save` writes them (no file involved).
     Arrays may be views of the object's live state: copy them to keep a snapshot."""
     kind = kind_of(obj)
@@ -161,7 +163,8 @@ def pack(obj):
     return header, arrays
 
 
-def unpack(header, arrays, custom_objects=None):
+def unpack(header: Config, arrays: Dict[str, np.ndarray],
+           custom_objects: Optional[Dict[str, Any]] = None) -> Any:
     """Rebuild the object from ``(header, arrays)`` (the inverse of :func:`pack`)."""
     check_keys(header, ("format", "version", "kind", "config"), ("fastmlp_version",),
                "the header")

@@ -11,7 +11,7 @@ weights give PyTorch's mean; weights are not renormalized, so a mini-batch estim
 weighted loss is unbiased. ``sample_weight=None`` is exactly PyTorch's default.
 """
 import math
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -388,7 +388,7 @@ LOSSES = {"mse": MSELoss, "mean_squared_error": MSELoss, "mse_loss": MSELoss,
           "multi_margin": MultiMarginLoss, "multi_margin_loss": MultiMarginLoss}
 
 
-def get_loss(loss, **kwargs) -> Loss:
+def get_loss(loss: Union[str, "Loss", type], **kwargs: Any) -> Loss:
     """A loss from an instance (returned as is, as is any object with the loss protocol,
     such as ``loss.value_and_grad(pred, target)``), a class (instantiated with
     ``kwargs``) or

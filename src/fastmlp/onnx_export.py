@@ -18,10 +18,12 @@ Inputs and outputs
 - MLPRegressor: input ``"X"``, output ``"variable"`` (N, n_outputs), as skl2onnx.
 """
 import os
+from typing import Any, Optional
 
 import numpy as np
 
 from fastmlp._onnx_layers import GraphBuilder, emit_sequence
+from fastmlp._typing import PathLike
 from fastmlp._version import __version__
 
 __all__ = ["to_onnx"]
@@ -136,7 +138,8 @@ def _graph_for(model, opset, probabilities):
                     f"MLPRegressor, got {type(model).__name__}")
 
 
-def to_onnx(model, path=None, opset: int = MIN_OPSET, *, probabilities: bool = False):
+def to_onnx(model: Any, path: Optional[PathLike] = None, opset: int = MIN_OPSET, *,
+            probabilities: bool = False) -> Any:
     """Export a model to ONNX (inference only).
 
     Parameters

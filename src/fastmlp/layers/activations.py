@@ -1,8 +1,11 @@
 """Activation layers: elementwise functions, PReLU (learnable slopes) and Softmax."""
+from typing import Any, List, Optional, Union
+
 import numpy as np
 
 from fastmlp._codes import ACT_NAMES as ACT_CODES, LayerKind
 from fastmlp._serial import register
+from fastmlp._typing import Config, ParamSpec
 from fastmlp.layers.base import Layer
 from fastmlp.reference import activations as ref_act
 from fastmlp.reference import layers as ref_layers
@@ -21,28 +24,28 @@ class Activation(Layer):
 
     name = "identity"
 
-    def __init__(self, alpha=0.0):
+    def __init__(self, alpha: float = 0.0):
         super().__init__()
         self.alpha = _check_finite_param(alpha, "alpha")
 
     @property
-    def activation_name(self):
+    def activation_name(self) -> str:
         return self.name
 
     @property
-    def code(self):
+    def code(self) -> int:
         return ACT_CODES[self.name]
 
-    def core_desc(self, ctx):
+    def core_desc(self, ctx: Any) -> Optional[Config]:
         return dict(kind=LayerKind.K_ACT, act=self.code, alpha=self.alpha,
                     n_in=self.n_in, n_out=self.n_out)
 
-    def forward(self, X, training=False):
+    def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         A = ref_act.forward(self.code, X, self.alpha)
         self._cache = (X, A)
         return A
 
-    def backward(self, dY):
+    def backward(self, dY: np.ndarray) -> np.ndarray:
         X, A = self._need_cache()
         return ref_act.backward(self.code, X, A, dY, self.alpha)
 
@@ -80,14 +83,14 @@ class LeakyReLU(Activation):
     and older fastmlp's ``alpha`` is the same number)."""
     name = "leaky_relu"
 
-    def __init__(self, negative_slope=0.01, alpha=None):
+    def __init__(self, negative_slope: float = 0.01, alpha: Optional[float] = None):
         super().__init__(negative_slope if alpha is None else alpha)
 
     @property
-    def negative_slope(self):
+    def negative_slope(self) -> float:
         return self.alpha
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"negative_slope": self.alpha}
 
     def __repr__(self):
@@ -99,7 +102,7 @@ class ELU(Activation):
     """f(x) = x for x > 0, alpha·(e^x − 1) otherwise; f' = f + alpha for x <= 0."""
     name = "elu"
 
-    def __init__(self, alpha=1.0):
+    def __init__(self, alpha: float = 1.0):
         super().__init__(alpha)
 
     def __repr__(self):
@@ -152,26 +155,26 @@ class GELU(Activation):
     """
     name = "gelu"
 
-    def __init__(self, approximate="none"):
+    def __init__(self, approximate: str = "none"):
         if approximate not in ("none", "tanh"):
             raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
         super().__init__()
         self.approximate = approximate
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"approximate": self.approximate}
 
-    def core_desc(self, ctx):
+    def core_desc(self, ctx: Any) -> Optional[Config]:
         return None if self.approximate == "tanh" else super().core_desc(ctx)
 
-    def forward(self, X, training=False):
+    def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         if self.approximate == "none":
             return super().forward(X, training)
         t = np.tanh(_GELU_C * (X + 0.044715 * X ** 3))
         self._cache = (X, t)
         return 0.5 * X * (1 + t)
 
-    def backward(self, dY):
+    def backward(self, dY: np.ndarray) -> np.ndarray:
         if self.approximate == "none":
             return super().backward(dY)
         X, t = self._need_cache()
@@ -189,7 +192,7 @@ ACTIVATION_LAYERS = {cls.name: cls for cls in (Identity, Sigmoid, Tanh, ReLU, Le
                                                Softplus, ArcTan, HardTanh, Step, SiLU, GELU)}
 
 
-def activation_from_name(activation):
+def activation_from_name(activation: Union[str, "Activation", None]) -> "Activation":
     """An Activation instance for a name, an instance, or None (identity)."""
     if activation is None:
         return Identity()
@@ -214,7 +217,7 @@ class PReLU(Layer):
     """
     activation_name = "prelu"
 
-    def __init__(self, num_parameters=1, init=0.25):
+    def __init__(self, num_parameters: int = 1, init: float = 0.25):
         super().__init__()
         if isinstance(num_parameters, bool) or not isinstance(num_parameters, (int, np.integer)) \
                 or num_parameters < 1:
@@ -222,28 +225,29 @@ class PReLU(Layer):
         self.num_parameters = int(num_parameters)
         self.init = _check_finite_param(init, "init")
 
-    def build(self, n_in):
+    def build(self, n_in: int) -> int:
         n = super().build(n_in)
         if self.num_parameters not in (1, n):
             raise ValueError(f"PReLU(num_parameters={self.num_parameters}) needs 1 or the layer "
                              f"width ({n}) slopes")
         return n
 
-    def param_specs(self):
+    def param_specs(self) -> List[ParamSpec]:
         return [("weight", (self.num_parameters,), "other")]
 
-    def init_params(self, rng, next_activation=None):
+    def init_params(self, rng: np.random.Generator,
+                    next_activation: Optional[str] = None) -> None:
         self.weight[...] = self.init
 
-    def core_desc(self, ctx):
+    def core_desc(self, ctx: Any) -> Optional[Config]:
         return dict(kind=LayerKind.K_PRELU, n_in=self.n_in, n_out=self.n_out,
                     pieces=self.num_parameters, w_off=ctx.offsets(self)["weight"])
 
-    def forward(self, X, training=False):
+    def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         self._cache = X
         return ref_layers.prelu_forward(X, self.weight)
 
-    def backward(self, dY):
+    def backward(self, dY: np.ndarray) -> np.ndarray:
         X = self._need_cache()
         dX, dslope = ref_layers.prelu_backward(X, self.weight, dY)
         self.dweight += dslope
@@ -261,13 +265,13 @@ class Softmax(Layer):
     softmax with the loss stably; this layer is for outputs meant as probabilities.
     """
 
-    def core_desc(self, ctx):
+    def core_desc(self, ctx: Any) -> Optional[Config]:
         return dict(kind=LayerKind.K_SOFTMAX, n_in=self.n_in, n_out=self.n_out)
 
-    def forward(self, X, training=False):
+    def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         S = ref_layers.softmax_forward(X)
         self._cache = S
         return S
 
-    def backward(self, dY):
+    def backward(self, dY: np.ndarray) -> np.ndarray:
         return ref_layers.softmax_backward(self._need_cache(), dY)

@@ -1,7 +1,12 @@
 """Fully connected layers: Dense (with a fused activation) and Maxout."""
+from typing import Any, List, Optional, Union
+
+import numpy as np
+
 from fastmlp import init as initializers
 from fastmlp._codes import LayerFlag, LayerKind
-from fastmlp._serial import register, to_config
+from fastmlp._serial import Context, register, to_config
+from fastmlp._typing import Config, ParamSpec
 from fastmlp._validation import check_positive_int
 from fastmlp.layers.activations import Activation, activation_from_name
 from fastmlp.layers.base import Layer
@@ -41,8 +46,10 @@ class Dense(Layer):
     ``dX = dZ Wᵀ``. ``W``, ``b``, ``dW``, ``db`` are views into the model's arena.
     """
 
-    def __init__(self, n_in, n_out, activation=None, init="auto", bias=True, regularizer=None,
-                 constraint=None, tied_to=None, transpose=False):
+    def __init__(self, n_in: int, n_out: int, activation: Union[str, Activation, None] = None,
+                 init: str = "auto", bias: bool = True, regularizer: Optional[Penalty] = None,
+                 constraint: Optional[Constraint] = None, tied_to: Optional["Dense"] = None,
+                 transpose: bool = False):
         super().__init__()
         self.n_in = check_positive_int(n_in, "n_in")
         self.n_out = check_positive_int(n_out, "n_out")
@@ -77,10 +84,10 @@ class Dense(Layer):
                              "matrix): set it on the layer that owns the weights (tied_to)")
 
     @property
-    def activation_name(self):
+    def activation_name(self) -> str:
         return self.activation.name
 
-    def get_config(self):
+    def get_config(self) -> Config:
         """Constructor arguments as JSON: nested objects as their configs, ``tied_to`` as
         the index of that layer in the model's ``flat_layers``."""
         return dict(n_in=self.n_in, n_out=self.n_out, activation=to_config(self.activation),
@@ -91,7 +98,7 @@ class Dense(Layer):
                     transpose=self.transpose)
 
     @classmethod
-    def from_config(cls, config, context):
+    def from_config(cls, config: Config, context: Context) -> "Layer":
         """As :meth:`Layer.from_config`, with the nested activation, regularizer and
         constraint configs rebuilt and ``tied_to`` resolved to the layer of that index."""
         nested = {"activation": Activation, "regularizer": Penalty, "constraint": Constraint}
@@ -112,25 +119,26 @@ class Dense(Layer):
             kwargs["tied_to"] = target
         return context.build(cls, kwargs)
 
-    def build(self, n_in):
+    def build(self, n_in: int) -> int:
         if n_in != self.n_in:
             raise ValueError(f"{self!r} expects {self.n_in} inputs but receives {n_in}")
         return self.n_out
 
-    def param_specs(self):
+    def param_specs(self) -> List[ParamSpec]:
         specs = [] if self.tied_to is not None else [("W", (self.n_in, self.n_out), "weight")]
         if self.bias:
             specs.append(("b", (self.n_out,), "bias"))
         return specs
 
-    def bind_shared(self):
+    def bind_shared(self) -> None:
         if self.tied_to is not None:
             if self.tied_to._model is not self._model:
                 raise ValueError(f"tied_to={self.tied_to!r} must belong to the same model")
             src = self.tied_to
             self.W, self.dW = (src.W.T, src.dW.T) if self.transpose else (src.W, src.dW)
 
-    def init_params(self, rng, next_activation=None):
+    def init_params(self, rng: np.random.Generator,
+                    next_activation: Optional[str] = None) -> None:
         if self.tied_to is None:
             act = self.activation.name if self.activation.name != "identity" else next_activation
             scheme = initializers.resolve(self.init, act)
@@ -138,20 +146,20 @@ class Dense(Layer):
         if self.bias:
             self.b[...] = 0
 
-    def core_desc(self, ctx):
+    def core_desc(self, ctx: Any) -> Optional[Config]:
         owner = self.tied_to if self.tied_to is not None else self
         return dict(kind=LayerKind.K_DENSE, act=self.activation.code,
                     alpha=self.activation.alpha, n_in=self.n_in, n_out=self.n_out,
                     w_off=ctx.offsets(owner)["W"], b_off=ctx.offsets(self).get("b", -1),
                     flags=LayerFlag.F_TRANS_W if self.transpose else 0)
 
-    def forward(self, X, training=False):
+    def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         Z, A = ref_layers.dense_forward(X, self.W, self.b if self.bias else None,
                                         self.activation.code, self.activation.alpha)
         self._cache = (X, Z, A)
         return A
 
-    def backward(self, dY):
+    def backward(self, dY: np.ndarray) -> np.ndarray:
         X, Z, A = self._need_cache()
         dX, dW, db = ref_layers.dense_backward(X, self.W, Z, A, dY, self.activation.code,
                                                self.activation.alpha)
@@ -181,7 +189,8 @@ class Maxout(Layer):
     winning piece of each unit (the first one on ties).
     """
 
-    def __init__(self, n_in, n_out, pieces, init="auto", bias=True):
+    def __init__(self, n_in: int, n_out: int, pieces: int, init: str = "auto",
+                 bias: bool = True):
         super().__init__()
         self.n_in = check_positive_int(n_in, "n_in")
         self.n_out = check_positive_int(n_out, "n_out")
@@ -189,34 +198,35 @@ class Maxout(Layer):
         self.init = initializers.check_init(init)
         self.bias = bool(bias)
 
-    def build(self, n_in):
+    def build(self, n_in: int) -> int:
         if n_in != self.n_in:
             raise ValueError(f"{self!r} expects {self.n_in} inputs but receives {n_in}")
         return self.n_out
 
-    def param_specs(self):
+    def param_specs(self) -> List[ParamSpec]:
         specs = [("W", (self.n_in, self.n_out * self.pieces), "weight")]
         if self.bias:
             specs.append(("b", (self.n_out * self.pieces,), "bias"))
         return specs
 
-    def init_params(self, rng, next_activation=None):
+    def init_params(self, rng: np.random.Generator,
+                    next_activation: Optional[str] = None) -> None:
         scheme = initializers.resolve(self.init, None)
         initializers.initialize(scheme, self.W, self.n_in, self.n_out, rng)
         if self.bias:
             self.b[...] = 0
 
-    def core_desc(self, ctx):
+    def core_desc(self, ctx: Any) -> Optional[Config]:
         offsets = ctx.offsets(self)
         return dict(kind=LayerKind.K_MAXOUT, n_in=self.n_in, n_out=self.n_out,
                     pieces=self.pieces, w_off=offsets["W"], b_off=offsets.get("b", -1))
 
-    def forward(self, X, training=False):
+    def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         Z, A = ref_layers.maxout_forward(X, self.W, self.b if self.bias else None, self.pieces)
         self._cache = (X, Z)
         return A
 
-    def backward(self, dY):
+    def backward(self, dY: np.ndarray) -> np.ndarray:
         X, Z = self._need_cache()
         dX, dW, db = ref_layers.maxout_backward(X, self.W, Z, dY, self.pieces)
         self.dW += dW

@@ -9,12 +9,13 @@ allocation, validation, dispatch to the core or NumPy reference kernels, and
 import math
 import numbers
 import weakref
-from typing import Callable, NamedTuple, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Tuple
 
 import numpy as np
 
 from fastmlp._codes import OptFamily
 from fastmlp._freeze import FrozenParams
+from fastmlp._typing import Arena
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -134,7 +135,7 @@ class Optimizer:
     _slots = ()
     _initial = {}
 
-    def __init__(self, lr, **hyper):
+    def __init__(self, lr: float, **hyper: Any):
         object.__setattr__(self, "_hyper", {})
         self.lr = lr
         self._hyper.update(self._validate(**hyper))
@@ -164,15 +165,15 @@ class Optimizer:
         return cls.kernel
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         return self._lr
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: float) -> None:
         object.__setattr__(self, "_lr", check_lr(value))
 
     @property
-    def hyperparameters(self):
+    def hyperparameters(self) -> Dict[str, Any]:
         """All hyperparameters, ``lr`` first, as the constructor takes them."""
         return {"lr": self._lr, **self._hyper}
 
@@ -201,14 +202,14 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
     # -- binding and state ----------------------------------------------------------------------
-    def reset(self):
+    def reset(self) -> None:
         """Forget the state buffers, the step count and the bound model."""
         self.state = {}
         self.step_count = 0
         self._model = None
         self._n, self._dtype = None, None
 
-    def bind(self, model):
+    def bind(self, model: Arena) -> Tuple[np.ndarray, np.ndarray]:
         """Bind to ``model`` and allocate the state buffers; returns (params, grads)."""
         params, grads = model_arrays(model)
         if self._model is not None:
@@ -232,7 +233,7 @@ class Optimizer:
                 self.state[name] = np.full_like(params, self._initial.get(name, 0.0))
         return params, grads
 
-    def step(self, model):
+    def step(self, model: Arena) -> None:
         """Apply one update to ``model.params`` from ``model.grads`` (in place)."""
         params, grads = self.bind(model)
         held = FrozenParams(model) if getattr(model, "flat_layers", None) else None
@@ -276,14 +277,14 @@ class Optimizer:
         self.step_count += int(steps)
 
     # -- serialization --------------------------------------------------------------------------
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         """A plain dict: ``type``, ``step``, ``hyper`` (dict of scalars) and ``state``
         (dict of 1-D arrays, copies)."""
         return {"type": type(self).__name__, "step": self.step_count,
                 "hyper": dict(self.hyperparameters),
                 "state": {k: v.copy() for k, v in self.state.items()}}
 
-    def load_state_dict(self, d):
+    def load_state_dict(self, d: Dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`; ValueError on any mismatch (nothing is changed)."""
         _check_keys(d, {"type", "step", "hyper", "state"}, "state dict")
         if _plain(d["type"]) != type(self).__name__:

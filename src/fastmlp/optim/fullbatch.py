@@ -16,11 +16,13 @@ solver :class:`~fastmlp.optim.newton.Newton` lives in ``fastmlp.optim.newton``.
 """
 import math
 import numbers
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 from scipy.optimize import minimize
 
 from fastmlp._serial import register
+from fastmlp._typing import Arena
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.optim.base import _check_keys, _plain, check_lr, check_nonneg, model_arrays
 
@@ -175,7 +177,8 @@ class FullBatchSolver:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
         return f"{type(self).__name__}({args})"
 
-    def run(self, model, objective, max_iter, on_iteration=None):
+    def run(self, model: Arena, objective: Callable[[], float], max_iter: int,
+            on_iteration: Optional[Callable[[int, float], bool]] = None) -> Dict[str, Any]:
         """Minimize ``objective`` over ``model.params`` for at most ``max_iter`` iterations.
 
         Parameters
@@ -269,7 +272,8 @@ class GradientDescent(FullBatchSolver):
     def __init__(self, lr: float = 0.01, tol: float = 1e-6):
         super().__init__(lr=lr, tol=tol)
 
-    def run(self, model, objective, max_iter, on_iteration=None):
+    def run(self, model: Arena, objective: Callable[[], float], max_iter: int,
+            on_iteration: Optional[Callable[[int, float], bool]] = None) -> Dict[str, Any]:
         params, max_iter, on_iteration = self._start(model, max_iter, on_iteration)
         loss, n_fev = objective(), 1
         if not math.isfinite(loss):
@@ -302,7 +306,8 @@ class _ScipySolver(FullBatchSolver):
     def _options(self, model, max_iter):
         raise NotImplementedError
 
-    def run(self, model, objective, max_iter, on_iteration=None):
+    def run(self, model: Arena, objective: Callable[[], float], max_iter: int,
+            on_iteration: Optional[Callable[[int, float], bool]] = None) -> Dict[str, Any]:
         params, max_iter, on_iteration = self._start(model, max_iter, on_iteration)
         options = self._options(model, max_iter)
         x0 = params.astype(np.float64)

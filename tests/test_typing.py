@@ -1,0 +1,52 @@
+"""The public API is typed: the package ships ``py.typed`` and every public function, and
+every public method and constructor of a public class, annotates its parameters (and its
+return, constructors apart)."""
+import inspect
+import os
+
+import pytest
+
+import fastmlp as fm
+from fastmlp import estimators, io
+
+
+def _public():
+    names = [n for n in fm.__all__ if not inspect.ismodule(getattr(fm, n))]
+    objs = {n: getattr(fm, n) for n in names}
+    objs.update({f"io.{n}": getattr(io, n) for n in io.__all__})
+    objs.update(MLPClassifier=estimators.MLPClassifier, MLPRegressor=estimators.MLPRegressor)
+    return objs
+
+
+def _functions():
+    for name, obj in _public().items():
+        if not inspect.isclass(obj):
+            yield name, obj
+            continue
+        for attr, member in vars(obj).items():
+            if attr.startswith("_") and attr != "__init__":
+                continue
+            fn = member.__func__ if isinstance(member, (classmethod, staticmethod)) else member
+            fn = fn.fget if isinstance(fn, property) else fn
+            if inspect.isfunction(fn):
+                yield f"{name}.{attr}", fn
+
+
+def _missing(name, fn):
+    sig = inspect.signature(fn)
+    params = [p.name for p in sig.parameters.values()
+              if p.name not in ("self", "cls") and not p.name.startswith("_")
+              and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+              and p.annotation is p.empty]
+    if sig.return_annotation is sig.empty and not name.endswith("__init__"):
+        params.append("return")
+    return params
+
+
+def test_the_package_ships_py_typed():
+    assert os.path.isfile(os.path.join(os.path.dirname(fm.__file__), "py.typed"))
+
+
+@pytest.mark.parametrize("name,fn", sorted(_functions()), ids=lambda x: x if isinstance(x, str) else "")
+def test_public_signatures_are_annotated(name, fn):
+    assert not _missing(name, fn), f"{name}: no annotation for {_missing(name, fn)}"
