@@ -6,7 +6,7 @@ so ``import fastmlp`` compares them once (a few dozen integers) and refuses to g
 """
 from fastmlp import _activations, _codes, _losses, _plan, _regularize, _train
 
-#: (compiled enum, its Python twin); ``ACT_NAMES`` is compared with ``_activations.NAMES``
+#: (compiled enum, its Python twin)
 PAIRS = ((_activations.fm_act, _codes.Act), (_plan.LayerKind, _codes.LayerKind),
          (_plan.LayerFlag, _codes.LayerFlag), (_train.OptFamily, _codes.OptFamily),
          (_losses.LossCode, _codes.LossCode), (_losses.Reduction, _codes.Reduction),
@@ -34,12 +34,9 @@ def compare(compiled, python):
     return problems
 
 
-def check_compiled_codes(pairs=PAIRS, names=None):
+def check_compiled_codes(pairs=PAIRS):
     """Raise ImportError when the core's enums differ from ``fastmlp._codes``."""
     problems = [line for compiled, python in pairs for line in compare(compiled, python)]
-    names = _activations.NAMES if names is None else names
-    if {k: int(v) for k, v in names.items()} != {k: int(v) for k, v in _codes.ACT_NAMES.items()}:
-        problems.append("fastmlp._activations.NAMES differs from fastmlp._codes.ACT_NAMES")
     if problems:
         raise ImportError("the compiled core does not match fastmlp._codes (rebuild it, or "
                           "add the code on both sides): " + "; ".join(problems))
