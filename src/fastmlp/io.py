@@ -33,7 +33,9 @@ the uninterrupted run would have (same batches, dropout masks and optimizer step
 
 Any other **kind** is the registered name of a class implementing ``__fastmlp_save__(self)
 -> (config, arrays)`` and the classmethod ``__fastmlp_load__(cls, config, arrays)``; its
-arrays are stored under their own names.
+arrays are stored under their own names. Sequential and Trainer implement the same protocol
+(their ``__fastmlp_load__`` also takes ``custom_objects``); this module knows them only by
+their kinds (``fastmlp._serial.register_kind``), not by import.
 
 Writing is atomic: the file is written to a temporary file in the same directory, flushed
 and fsynced, then renamed over ``path`` (and the directory fsynced); a crash mid-save leaves
