@@ -166,6 +166,20 @@ def test_every_loss_code_has_its_class_kernel_and_twin(code, rng):
     assert abs(value - ref_value) <= 1e-12 * abs(ref_value) and rel_err(grad, ref_grad) < 1e-12
 
 
+# --- savable classes register where they are defined -------------------------------------------
+
+def test_every_library_class_is_registered_under_its_name():
+    from fastmlp import _serial, regularizers
+    abstract = {layers.Layer, losses.Loss, regularizers.Constraint}
+    classes = [getattr(m, n) for m in (layers, losses, regularizers) for n in m.__all__]
+    classes = [c for c in classes if isinstance(c, type) and c not in abstract]
+    classes += list(OPTIMIZERS.values())
+    for cls in classes:
+        assert _serial.registered_name(cls) == cls.__name__, cls
+        assert _serial.registered(cls.__name__) is cls
+    assert set(_serial.KINDS) == {"sequential", "trainer"}
+
+
 # --- the reference runs without the compiled build ---------------------------------------------
 
 NO_BUILD = r"""

@@ -16,6 +16,8 @@ class Chain(Layer):
     (``Sequential(Sequential(a, b), c)``; torch's nested ``nn.Sequential``). The model
     owns its layers' parameters; ``chain[i]`` is its i-th layer."""
 
+    children_key = "layers"
+
     def __init__(self, *layers: Layer):
         super().__init__()
         if not layers:
@@ -37,8 +39,6 @@ class Chain(Layer):
 
     def __len__(self):
         return len(self.layers)
-
-    children_key = "layers"
 
     def get_config(self) -> Config:
         """``{"layers": [config of each inner layer]}``."""
