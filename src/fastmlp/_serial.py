@@ -57,8 +57,9 @@ def register(cls: Optional[type] = None, *, name: Optional[str] = None) -> Any:
 
 
 def register_kind(name):
-    """Class decorator: instances of the class (and its subclasses) are saved as files of
-    kind ``name`` (one of :data:`RESERVED`)."""
+    """Class decorator: instances of the class (and of its subclasses that register no
+    kind of their own) are saved as files of kind ``name``, one of :data:`RESERVED` (the
+    names :func:`register` refuses)."""
     if name not in RESERVED:
         raise ValueError(f"invalid kind {name!r}")
 
@@ -69,8 +70,10 @@ def register_kind(name):
 
 
 def kind_of(obj):
-    """The kind of file ``obj`` is saved as (:func:`register_kind`), or None."""
-    return next((name for name, cls in KINDS.items() if isinstance(obj, cls)), None)
+    """The kind of file ``obj`` is saved as: that of the most derived class of ``obj``
+    registered with :func:`register_kind`, or None."""
+    names = {cls: name for name, cls in KINDS.items()}
+    return next((names[cls] for cls in type(obj).__mro__ if cls in names), None)
 
 
 def registered_name(cls):
