@@ -1,13 +1,16 @@
 """The public API is typed: the package ships ``py.typed`` and every public function, and
-every public method and constructor of a public class, annotates its parameters (and its
-return, constructors apart)."""
+every public method and constructor of a public class (of ``fastmlp``, ``fastmlp.io``,
+the estimators and the public modules schedules, metrics, optim, losses, regularizers,
+callbacks), annotates its parameters (and its return, constructors apart)."""
 import inspect
 import os
 
 import pytest
 
 import fastmlp as fm
-from fastmlp import estimators, io
+from fastmlp import callbacks, estimators, io, losses, metrics, optim, regularizers, schedules
+
+MODULES = (schedules, metrics, optim, losses, regularizers, callbacks)
 
 
 def _public():
@@ -15,6 +18,14 @@ def _public():
     objs = {n: getattr(fm, n) for n in names}
     objs.update({f"io.{n}": getattr(io, n) for n in io.__all__})
     objs.update(MLPClassifier=estimators.MLPClassifier, MLPRegressor=estimators.MLPRegressor)
+    for module in MODULES:
+        listed = getattr(module, "__all__", None)
+        names = listed or [n for n, obj in vars(module).items() if not n.startswith("_")
+                           and getattr(obj, "__module__", None) == module.__name__]
+        for n in names:
+            obj = getattr(module, n)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                objs[f"{module.__name__}.{n}"] = obj
     return objs
 
 

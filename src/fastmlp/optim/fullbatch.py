@@ -16,7 +16,7 @@ solver :class:`~fastmlp.optim.newton.Newton` lives in ``fastmlp.optim.newton``.
 """
 import math
 import numbers
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 from scipy.optimize import minimize
@@ -31,7 +31,9 @@ __all__ = ["FullBatchSolver", "GradientDescent", "LBFGS", "BFGS", "make_objectiv
 
 # --- the objective -------------------------------------------------------------------------
 
-def make_objective(model, loss, X, targets, weights=None, regularizers=(), chunk=4096):
+def make_objective(model: Arena, loss: Any, X: np.ndarray, targets: np.ndarray,
+                   weights: Optional[np.ndarray] = None, regularizers: Sequence[Any] = (),
+                   chunk: int = 4096) -> Callable[[], float]:
     """Return ``objective() -> float``: the full-batch loss at the current ``model.params``.
 
     Each call zeroes ``model.grads``, runs forward (``training=True``) and backward over
@@ -159,7 +161,7 @@ class FullBatchSolver:
     full_batch = True
     _checks = {}
 
-    def __init__(self, **hyper):
+    def __init__(self, **hyper: Any):
         for name, value in hyper.items():
             setattr(self, name, value)
         self.step_count = 0
@@ -169,7 +171,7 @@ class FullBatchSolver:
         object.__setattr__(self, name, value if check is None else check(value, name))
 
     @property
-    def hyperparameters(self):
+    def hyperparameters(self) -> Dict[str, Any]:
         """All hyperparameters, as the constructor takes them."""
         return {name: getattr(self, name) for name in self._checks}
 
@@ -211,13 +213,13 @@ class FullBatchSolver:
         return params, max_iter, on_iteration or (lambda iteration, loss: False)
 
     # -- serialization ------------------------------------------------------------------------
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         """``{"type", "step", "hyper", "state"}`` as :meth:`Optimizer.state_dict`; ``state``
         is empty (a solver's memory lives within one :meth:`run`)."""
         return {"type": type(self).__name__, "step": self.step_count,
                 "hyper": dict(self.hyperparameters), "state": {}}
 
-    def load_state_dict(self, d):
+    def load_state_dict(self, d: Dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`; ValueError on any mismatch (nothing is changed)."""
         _check_keys(d, {"type", "step", "hyper", "state"}, "state dict")
         if _plain(d["type"]) != type(self).__name__:
