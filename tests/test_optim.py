@@ -545,3 +545,30 @@ def test_optimizer_without_kernel_or_update_refuses_clearly():
         _NoRule().step(model)
     with pytest.raises(TypeError, match="_NoRule declares no kernel"):
         fm.Trainer(model, fm.MSELoss(), _NoRule()).fit(X, y, epochs=1, verbose=0)
+
+
+def test_a_subclass_overriding_the_step_of_a_kernel_optimizer_trains_with_its_own_step():
+    """Its ``_update`` runs (the fused loop would silently run the parent's kernel);
+    declaring ``kernel`` again opts back into the fused loop."""
+    import fastmlp as fm
+
+    class Counted(Adam):
+        calls = 0
+
+        def _update(self, model, params, grads):
+            type(self).calls += 1
+            super()._update(model, params, grads)
+
+    class Fused(Counted):
+        kernel = Adam.kernel
+
+    assert not hasattr(Counted(), "_fused_binding") and hasattr(Fused(), "_fused_binding")
+    assert all(cls._runs_kernel() for cls in (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta))
+    params = []
+    for opt in (Counted(lr=0.01), Adam(lr=0.01)):
+        model, X, y = _mlp_and_data()
+        fm.Trainer(model, fm.MSELoss(), opt, seed=0).fit(X, y, epochs=2, batch_size=8,
+                                                          verbose=0)
+        params.append(model.params.copy())
+    assert Counted.calls == 10                   # 2 epochs of 5 batches
+    np.testing.assert_allclose(params[0], params[1], rtol=1e-12, atol=1e-14)

@@ -255,11 +255,22 @@ class Optimizer:
     @property
     def _fused_binding(self):
         """The fused loop's binding function (:meth:`_bind_fused`); absent (AttributeError,
-        so ``hasattr`` is False) for a class without a kernel, which the training loop then
-        runs through the Python step."""
-        if type(self).kernel is None:
+        so ``hasattr`` is False) when the class's step is not its kernel's, which the
+        training loop then runs through the Python step (see :meth:`_runs_kernel`)."""
+        if not type(self)._runs_kernel():
             raise AttributeError(f"{type(self).__name__} has no kernel for the fused loop")
         return self._bind_fused
+
+    @classmethod
+    def _runs_kernel(cls):
+        """Whether ``cls.kernel`` is its step: it has one, declared by a class at least as
+        derived as the one defining ``_update`` (a subclass that overrides ``_update`` of a
+        class with a kernel gets its own step; it may declare ``kernel`` again to opt in)."""
+        if cls.kernel is None:
+            return False
+        declares = next(c for c in cls.__mro__ if "kernel" in vars(c))
+        steps = next(c for c in cls.__mro__ if "_update" in vars(c))
+        return issubclass(declares, steps)
 
     def _bind_fused(self, model):
         """Bind to ``model`` and return ``(family code, kernel hyperparameters, state
