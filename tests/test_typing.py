@@ -58,6 +58,9 @@ def test_the_package_ships_py_typed():
     assert os.path.isfile(os.path.join(os.path.dirname(fm.__file__), "py.typed"))
 
 
-@pytest.mark.parametrize("name,fn", sorted(_functions()), ids=lambda x: x if isinstance(x, str) else "")
+FUNCTIONS = sorted(_functions())
+
+
+@pytest.mark.parametrize("name,fn", FUNCTIONS, ids=[name for name, _ in FUNCTIONS])
 def test_public_signatures_are_annotated(name, fn):
     assert not _missing(name, fn), f"{name}: no annotation for {_missing(name, fn)}"

@@ -100,8 +100,8 @@ class _Snapshot:
         self.trainer._rng.bit_generator.state = self.rng
 
 
-def lr_find(trainer: Any, X: ArrayLike, y: ArrayLike, start: float = 1e-7, end: float = 10.0, steps: int = 100,
-            batch_size: int = 32, smooth: float = 0.9, diverge: float = 4.0,
+def lr_find(trainer: Any, X: ArrayLike, y: ArrayLike, start: float = 1e-7, end: float = 10.0,
+            steps: int = 100, batch_size: int = 32, smooth: float = 0.9, diverge: float = 4.0,
             sample_weight: Optional[ArrayLike] = None) -> LRFinderResult:
     """The learning-rate range test: leaves the model, optimizer and trainer as they were.
 
