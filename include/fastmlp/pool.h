@@ -25,7 +25,8 @@
  * (fm_threads_forked: its threads were not copied); the callers run alone there.
  *
  * Results never depend on which thread runs a chunk: the callers make every chunk an
- * independent computation of a fixed part of the output.
+ * independent computation of a fixed part of the output, and a worker computes in the
+ * caller's floating-point mode (fpmode.h: MXCSR on x86), set before each chunk it runs.
  */
 #ifndef FASTMLP_POOL_H
 #define FASTMLP_POOL_H
@@ -51,6 +52,8 @@ typedef void (*fm_pool_run_fn)(int threads, ptrdiff_t n, fm_task_fn fn, void* ct
 #define FM_PAUSE() ((void)0)
 #endif
 
+#include "fpmode.h"
+
 #define FM_POOL_MAX_WORKERS 63
 #define FM_POOL_SPIN (1 << 15)
 
@@ -62,6 +65,7 @@ typedef struct {
     ptrdiff_t n;            /* the current job: chunk count, function, argument, */
     fm_task_fn fn;
     void* ctx;
+    unsigned fp_mode;       /* the caller's floating-point mode (fpmode.h): workers take it */
     int max_workers;        /* and how many workers may join it */
     uint32_t gen;           /* generation of the current job (workers wait for a new one) */
     int busy;               /* 1 while a caller owns the team */
@@ -71,7 +75,7 @@ typedef struct {
     pthread_cond_t wake;
 } fm_pool_state;
 
-static fm_pool_state fm_pool = {0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0,
+static fm_pool_state fm_pool = {0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0,
                                 PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
 
 #define FM_LOAD(x) __atomic_load_n(&(x), __ATOMIC_SEQ_CST)
@@ -88,7 +92,10 @@ static void fm_pool_work(uint32_t g, int slot) {
         if (!__atomic_compare_exchange_n(&fm_pool.next, &v, v + 1, 0, __ATOMIC_SEQ_CST,
                                          __ATOMIC_SEQ_CST))
             continue;
-        /* the claim succeeded, so job g cannot have ended: fn and ctx were its own */
+        /* the claim succeeded, so job g cannot have ended: fn, ctx and the mode were its
+         * own; a chunk computes in the caller's floating-point mode */
+        unsigned mode = FM_LOAD(fm_pool.fp_mode);
+        if (slot != 0 && fm_fp_mode() != mode) fm_fp_set_mode(mode);
         fn(ctx, i, slot);
         __atomic_add_fetch(&fm_pool.done, 1, __ATOMIC_SEQ_CST);
     }
@@ -155,6 +162,7 @@ static void fm_pool_run(int threads, ptrdiff_t n, fm_task_fn fn, void* ctx) {
     FM_STORE(fm_pool.n, n);
     FM_STORE(fm_pool.fn, fn);
     FM_STORE(fm_pool.ctx, ctx);
+    FM_STORE(fm_pool.fp_mode, fm_fp_mode());
     FM_STORE(fm_pool.max_workers, workers < threads - 1 ? workers : threads - 1);
     FM_STORE(fm_pool.done, 0);
     uint32_t g = fm_pool.gen + 1;

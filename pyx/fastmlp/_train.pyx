@@ -31,6 +31,29 @@ cdef extern from "fastmlp/governor.h" nogil:
     int fm_governor_step(fm_governor* g)
     int fm_governor_threads(const fm_governor* g)
 
+cdef extern from "fastmlp/fpmode.h" nogil:
+    unsigned FM_FP_FLUSH
+    unsigned fm_fp_mode()
+    void fm_fp_set_mode(unsigned mode)
+    int fm_fp_can_flush()
+
+# Training steps flush subnormals to zero (include/fastmlp/fpmode.h); process-wide setting.
+cdef bint _flush_denormal = fm_fp_can_flush()
+
+
+def set_flush_denormal(bint mode):
+    """Whether training steps flush subnormal numbers to zero (``fastmlp.set_flush_denormal``);
+    returns False when this CPU has no such mode (the setting is then ignored)."""
+    global _flush_denormal
+    _flush_denormal = mode and fm_fp_can_flush()
+    return bool(fm_fp_can_flush())
+
+
+def get_flush_denormal():
+    """Whether training steps flush subnormal numbers to zero."""
+    return bool(_flush_denormal)
+
+
 cdef extern from "fastmlp/reduce.h" nogil:
     ctypedef struct fm_reducer:
         void* allreduce
@@ -425,8 +448,11 @@ cdef class Runner:
         self.plan.ex.fresh_grads = True
         cdef fm_governor* gov = self.governor._start() if self.governor is not None else NULL
         cdef int saved = thread_override_get()
+        cdef unsigned fp_saved = fm_fp_mode()
         if gov != NULL:
             thread_override_set(fm_governor_threads(gov))
+        if _flush_denormal:       # subnormals flushed while the steps run (fpmode.h)
+            fm_fp_set_mode(fp_saved | FM_FP_FLUSH)
         try:
             with nogil:
                 if self.plan.f32:
@@ -436,6 +462,7 @@ cdef class Runner:
                     run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, first,
                               p.shape[0], self.batch_size, &prog, gov, &dtag)
         finally:
+            fm_fp_set_mode(fp_saved)
             thread_override_set(saved)
             self.plan.ex.fresh_grads = False
             self.plan.ex.row0 = 0

@@ -30,6 +30,7 @@ from fastmlp.optim import (BFGS, LAMB, LBFGS, SGD, Adadelta, Adagrad, Adam, Adam
                            clip_grad_value, get_optimizer)
 from fastmlp.sequential import Sequential
 from fastmlp.threads import get_num_threads, limit_threads, set_num_threads
+from fastmlp.fpmode import get_flush_denormal, set_flush_denormal
 from fastmlp.sysinfo import show_config
 from fastmlp.trainer import Trainer
 from fastmlp.io import load, save
@@ -71,5 +72,6 @@ __all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "
            "train_val_test_split", "one_hot", "Standardizer", "save", "load", "to_torch",
            "from_torch", "to_onnx",
            "set_num_threads", "get_num_threads", "limit_threads", "show_config",
+           "set_flush_denormal", "get_flush_denormal",
            "callbacks", "interop", "io", "losses", "metrics", "optim", "reference",
            "regularizers", "schedules"]

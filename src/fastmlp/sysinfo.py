@@ -14,6 +14,7 @@ import numpy as np
 
 from fastmlp import _blas
 from fastmlp._version import __version__
+from fastmlp.fpmode import get_flush_denormal
 from fastmlp.threads import get_num_threads
 
 #: CPU flags worth naming (as /proc/cpuinfo spells them).
@@ -57,6 +58,7 @@ def config() -> dict:
         "gemm_tile_f32": _blas.gemm_tile(False), "gemm_tile_f64": _blas.gemm_tile(True),
         "gemm_env": os.environ.get("FASTMLP_GEMM_ISA"),
         "threads": get_num_threads(), "pool_workers": _blas.pool_workers(),
+        "flush_denormal": get_flush_denormal(),
         "blas_fallback": [f"{p['internal_api']} {p.get('version')} ({p['prefix']}, "
                           f"{p.get('architecture')}, {p['num_threads']} threads)"
                           for p in threadpool_info() if p["user_api"] == "blas"],
@@ -87,6 +89,8 @@ def show_config(file: Optional[TextIO] = None) -> dict:
         f"{tile(c['gemm_tile_f64'])} float64 tiles; best here: {c['gemm_best_isa']}"
         + (f"; FASTMLP_GEMM_ISA={c['gemm_env']}" if c["gemm_env"] else "") + ")",
         f"threads: {c['threads']} (the core's team has started {c['pool_workers']} workers)",
+        "training steps: subnormals " + ("flushed to zero (FTZ/DAZ; fm.set_flush_denormal)"
+                                         if c["flush_denormal"] else "kept (IEEE)"),
         f"BLAS (fallback path): {'; '.join(c['blas_fallback']) or 'none found'}",
     ]
     print("\n".join(lines), file=out)
