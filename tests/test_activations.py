@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 
 from fastmlp import _activations as core
+from fastmlp._codes import ACT_NAMES
 from fastmlp.reference import activations as ref
 from helpers import RTOL, rel_err
 
-NAMES = sorted(core.NAMES)
+NAMES = sorted(ACT_NAMES)
 ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 
 
@@ -20,7 +21,7 @@ def _inputs(dtype, rng, shape=(7, 13)):
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("shape", [(1, 1), (7, 13), (3, 1000)])
 def test_forward_matches_reference(name, dtype, shape, rng):
-    code, alpha = core.NAMES[name], ALPHA.get(name, 0.0)
+    code, alpha = ACT_NAMES[name], ALPHA.get(name, 0.0)
     z = _inputs(dtype, rng, shape)
     b = rng.normal(size=shape[1]).astype(dtype)
     zb = z + b
@@ -33,7 +34,7 @@ def test_forward_matches_reference(name, dtype, shape, rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", NAMES)
 def test_backward_matches_reference(name, dtype, rng):
-    code, alpha = core.NAMES[name], ALPHA.get(name, 0.0)
+    code, alpha = ACT_NAMES[name], ALPHA.get(name, 0.0)
     z = _inputs(dtype, rng).ravel()
     a = ref.forward(code, z, alpha)
     da = rng.normal(size=z.shape).astype(dtype)
@@ -44,7 +45,7 @@ def test_backward_matches_reference(name, dtype, rng):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_derivative_matches_central_differences(name, rng):
-    code, alpha = core.NAMES[name], ALPHA.get(name, 0.0)
+    code, alpha = ACT_NAMES[name], ALPHA.get(name, 0.0)
     z = rng.normal(scale=2.0, size=(1, 200))
     z = z[np.abs(z) > 1e-3].reshape(1, -1)                     # away from the kinks at 0
     z = z[(np.abs(np.abs(z) - 1) > 1e-3)].reshape(1, -1)       # and HardTanh's at ±1
@@ -59,7 +60,7 @@ def test_derivative_matches_central_differences(name, rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", NAMES)
 def test_extreme_inputs_stay_finite(name, dtype):
-    code, alpha = core.NAMES[name], ALPHA.get(name, 0.0)
+    code, alpha = ACT_NAMES[name], ALPHA.get(name, 0.0)
     z = np.array([[-1e4, -50.0, -1e-30, 0.0, 1e-30, 50.0, 1e4]], dtype=dtype)
     a = core.forward(code, z.copy(), alpha=alpha)
     dz = core.backward(code, z.ravel(), a.ravel(), np.ones(z.size, dtype=dtype), alpha=alpha)
@@ -69,7 +70,7 @@ def test_extreme_inputs_stay_finite(name, dtype):
 
 def test_known_values():
     z = np.array([[-2.0, 0.0, 3.0]])
-    f = lambda name, alpha=0.0: core.forward(core.NAMES[name], z.copy(), alpha=alpha)
+    f = lambda name, alpha=0.0: core.forward(ACT_NAMES[name], z.copy(), alpha=alpha)
     np.testing.assert_allclose(f("relu"), [[0, 0, 3]])
     np.testing.assert_allclose(f("leaky_relu", 0.1), [[-0.2, 0, 3]])
     np.testing.assert_allclose(f("step"), [[0, 0, 1]])

@@ -425,8 +425,7 @@ def test_fused_binding_drives_the_same_kernel(cls, hyper, rng):
         fused.grads[...] = plain.grads[...] = rng.normal(size=6)
         family, kwargs, states, t = opt_f._fused_binding(fused)
         assert all(s is None or s is opt_f.state[k] for s, k in zip(states, opt_f._slots))
-        getattr(_optim, f"{opt_f._family}_step_memview")(fused.params, fused.grads, *states,
-                                                          t + 1, **kwargs)
+        opt_f.kernel.core(fused.params, fused.grads, *states, t + 1, **kwargs)
         opt_f._advance(1)
         opt_p.step(plain)
     np.testing.assert_array_equal(fused.params, plain.params)
@@ -495,3 +494,81 @@ def test_trajectory_matches_torch(cls, hyper, dtype, tol, rng):
         tp.grad = torch.from_numpy(g.copy())
         topt.step()
         assert rel_err(model.params, tp.detach().numpy()) < tol
+
+
+# --- optimizers without a kernel -----------------------------------------------------------
+
+class _PlainSGD(Optimizer):
+    """A user optimizer written in NumPy: no kernel, its own ``_update``."""
+
+    def __init__(self, lr=0.1):
+        super().__init__(lr)
+
+    @classmethod
+    def _validate(cls):
+        return {}
+
+    def _update(self, model, params, grads):
+        params -= self.lr * grads
+
+
+class _NoRule(_PlainSGD):
+    _update = Optimizer._update
+
+
+def _mlp_and_data(seed=0):
+    import fastmlp as fm
+    rng = np.random.default_rng(seed)
+    X, y = rng.normal(size=(40, 3)), rng.normal(size=(40, 1))
+    return fm.Sequential([fm.Dense(3, 5, activation="tanh"), fm.Dense(5, 1)], seed=1), X, y
+
+
+def test_optimizer_without_kernel_trains_through_the_python_step():
+    """A fused model with a kernel-less optimizer falls back to the Python step (never the
+    fused loop, which would need a family code) and matches SGD's kernel."""
+    import fastmlp as fm
+    assert not hasattr(_PlainSGD(), "_fused_binding") and hasattr(SGD(), "_fused_binding")
+    params = []
+    for opt in (_PlainSGD(lr=0.1), SGD(lr=0.1)):
+        model, X, y = _mlp_and_data()
+        assert model.is_fused
+        fm.Trainer(model, fm.MSELoss(), opt, seed=0).fit(X, y, epochs=2, batch_size=8,
+                                                          verbose=0)
+        params.append(model.params.copy())
+    np.testing.assert_allclose(params[0], params[1], rtol=1e-12, atol=1e-14)
+
+
+def test_optimizer_without_kernel_or_update_refuses_clearly():
+    import fastmlp as fm
+    model, X, y = _mlp_and_data()
+    with pytest.raises(TypeError, match="_NoRule declares no kernel"):
+        _NoRule().step(model)
+    with pytest.raises(TypeError, match="_NoRule declares no kernel"):
+        fm.Trainer(model, fm.MSELoss(), _NoRule()).fit(X, y, epochs=1, verbose=0)
+
+
+def test_a_subclass_overriding_the_step_of_a_kernel_optimizer_trains_with_its_own_step():
+    """Its ``_update`` runs (the fused loop would silently run the parent's kernel);
+    declaring ``kernel`` again opts back into the fused loop."""
+    import fastmlp as fm
+
+    class Counted(Adam):
+        calls = 0
+
+        def _update(self, model, params, grads):
+            type(self).calls += 1
+            super()._update(model, params, grads)
+
+    class Fused(Counted):
+        kernel = Adam.kernel
+
+    assert not hasattr(Counted(), "_fused_binding") and hasattr(Fused(), "_fused_binding")
+    assert all(cls._runs_kernel() for cls in (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta))
+    params = []
+    for opt in (Counted(lr=0.01), Adam(lr=0.01)):
+        model, X, y = _mlp_and_data()
+        fm.Trainer(model, fm.MSELoss(), opt, seed=0).fit(X, y, epochs=2, batch_size=8,
+                                                          verbose=0)
+        params.append(model.params.copy())
+    assert Counted.calls == 10                   # 2 epochs of 5 batches
+    np.testing.assert_allclose(params[0], params[1], rtol=1e-12, atol=1e-14)

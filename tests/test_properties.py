@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import fastmlp as fm
-from fastmlp._activations import NAMES
+from fastmlp._codes import ACT_NAMES
 from fastmlp.reference import losses as ref_losses
 from helpers import RTOL, rel_err
 
-ACTIVATIONS = sorted(NAMES)
+ACTIVATIONS = sorted(ACT_NAMES)
 DTYPES = ["float32", "float64"]
 SCALE = float(os.environ.get("FASTMLP_HYPOTHESIS_SCALE", "1"))
 SETTINGS = dict(deadline=None, derandomize=SCALE == 1, database=None,

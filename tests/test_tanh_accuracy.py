@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from fastmlp import _activations
+from fastmlp._codes import ACT_NAMES
 
-TANH = _activations.NAMES["tanh"]
+TANH = int(ACT_NAMES["tanh"])
 
 
 def _sweep(dtype):

@@ -1,21 +1,8 @@
-"""Activation kernels exposed to Python (thin wrappers used by the tests)."""
-from cython cimport floating
+"""Activation kernels exposed to Python (thin wrappers used by the tests).
 
-#: Activation names, in the order of the ``fm_act`` codes (the C enum is the source).
-NAMES = {
-    "identity": FM_IDENTITY,
-    "sigmoid": FM_SIGMOID,
-    "tanh": FM_TANH,
-    "relu": FM_RELU,
-    "leaky_relu": FM_LEAKY_RELU,
-    "elu": FM_ELU,
-    "softplus": FM_SOFTPLUS,
-    "arctan": FM_ARCTAN,
-    "hard_tanh": FM_HARD_TANH,
-    "step": FM_STEP,
-    "silu": FM_SILU,
-    "gelu": FM_GELU,
-}
+Activation names and codes: ``fastmlp._codes.ACT_NAMES`` (checked against ``fm_act`` at
+``import fastmlp``)."""
+from cython cimport floating
 
 
 def forward(int act, floating[:, ::1] z, floating[::1] bias=None, double alpha=0.0):

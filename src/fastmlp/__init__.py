@@ -3,6 +3,10 @@
 A compiled core (Cython, GIL-free) runs dense forward/backward passes and optimizer
 updates over one contiguous parameter arena; this package is the Python face of it.
 """
+from fastmlp import _codes_check
+
+_codes_check.check_compiled_codes()   # the core's enums are fastmlp._codes' (else ImportError)
+
 from fastmlp import callbacks, metrics, reference, regularizers, schedules
 from fastmlp.callbacks import (Callback, CSVLogger, EarlyStopping, LambdaCallback,
                                LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
@@ -32,8 +36,7 @@ from fastmlp.trainer import Trainer
 from fastmlp.io import load, save
 from fastmlp.interop import from_torch, to_torch
 from fastmlp.onnx_export import to_onnx
-
-__version__ = "0.1.0"
+from fastmlp._version import __version__
 
 
 _LAZY = ("MLPClassifier", "MLPRegressor")

@@ -75,8 +75,11 @@ class BaseMLP(BaseEstimator):
         raise NotImplementedError
 
     def _loss(self):
-        """``(loss, scale)``: the fastmlp loss on the network's raw outputs and the row
-        weight that turns its gradient into scikit-learn's."""
+        """``(loss, scale, div)``: the fastmlp loss on the network's raw outputs, the row
+        weight ``scale`` that turns its gradient into scikit-learn's, and the divisor
+        ``div`` of the data term in the reported loss (scikit-learn's squared error is
+        the mean over the outputs while its gradient sums them: ``div = n_outputs``;
+        1 otherwise). See ``fastmlp._estimator_fit``."""
         raise NotImplementedError
 
     def _loss_targets(self, Y):

@@ -13,8 +13,13 @@ import math
 import os
 import string
 import warnings
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
+
+from fastmlp import schedules
+from fastmlp._typing import Logs, PathLike
+from fastmlp.io import save
 
 
 class Callback:
@@ -22,38 +27,38 @@ class Callback:
 
     trainer = None
 
-    def set_trainer(self, trainer):
+    def set_trainer(self, trainer: Any) -> None:
         self.trainer = trainer
 
     @property
-    def params(self):
+    def params(self) -> dict:
         """The current fit's parameters (Keras): ``epochs``, ``verbose`` and ``log_keys``,
         the keys of the logs ``on_epoch_end`` receives."""
         return getattr(self.trainer, "fit_params", {})
 
     @property
-    def is_chief(self):
+    def is_chief(self) -> bool:
         """False on the ranks other than 0 of a distributed fit, which neither print nor
         write files (their logs, weights and decisions are those of rank 0)."""
         return getattr(self.trainer, "rank", 0) == 0
 
     @property
-    def wants_batches(self):
+    def wants_batches(self) -> bool:
         return type(self).on_batch_end is not Callback.on_batch_end
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs = None) -> None:
         pass
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs = None) -> None:
         pass
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
         pass
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         pass
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: Logs = None) -> None:
         pass
 
 
@@ -69,7 +74,7 @@ def _resolve_mode(mode, monitor):
 class _Monitor(Callback):
     """Shared logic: compare a monitored value with the best one seen."""
 
-    def __init__(self, monitor, mode, min_delta=0.0):
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
         if not isinstance(monitor, str):
             raise TypeError(f"monitor must be a metric name, got {monitor!r}")
         if not (min_delta >= 0):
@@ -112,8 +117,9 @@ class EarlyStopping(_Monitor):
     History marks them with ``phase == "refit"`` (see ``fastmlp._refit``).
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0.0, patience=10, mode="auto",
-                 restore_best_weights=True, start_from_epoch=0, verbose=0, refit=None):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 10,
+                 mode: str = "auto", restore_best_weights: bool = True,
+                 start_from_epoch: int = 0, verbose: int = 0, refit: Optional[str] = None):
         if refit not in (None, "retrain", "continue"):
             raise ValueError(f"refit must be None, 'retrain' or 'continue', got {refit!r}")
         self.refit = refit
@@ -127,7 +133,7 @@ class EarlyStopping(_Monitor):
         self.start_from_epoch = int(start_from_epoch)
         self.verbose = verbose
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs = None) -> None:
         self.wait = 0
         self.stopped_epoch = None
         self.best = self._initial_best()
@@ -136,7 +142,7 @@ class EarlyStopping(_Monitor):
         self.refit_epochs, self.refit_target_loss = 0, None
         self.initial_lr = getattr(self.trainer.optimizer, "lr", None)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         current = self._current(logs)
         if current is None or epoch < self.start_from_epoch:
             return
@@ -154,7 +160,7 @@ class EarlyStopping(_Monitor):
             self.stopped_epoch = epoch
             self.trainer.stop_training = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs = None) -> None:
         if self.stopped_epoch is not None and self.verbose and self.is_chief:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
@@ -169,15 +175,15 @@ class ModelCheckpoint(_Monitor):
     ``monitor`` improved (``save_best_only``). ``path`` may contain ``{epoch}`` and
     metric names, e.g. ``"ckpt-{epoch:03d}-{val_loss:.3f}.fmlp"``."""
 
-    def __init__(self, path, monitor="val_loss", save_best_only=True, mode="auto",
-                 save_trainer=False, verbose=0):
+    def __init__(self, path: PathLike, monitor: str = "val_loss", save_best_only: bool = True,
+                 mode: str = "auto", save_trainer: bool = False, verbose: int = 0):
         super().__init__(monitor, mode)
         self.path = os.fspath(path)
         self.save_best_only = bool(save_best_only)
         self.save_trainer = bool(save_trainer)
         self.verbose = verbose
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs = None) -> None:
         self.best = self._initial_best()
         self._check_path(self.params.get("log_keys"))
 
@@ -200,8 +206,7 @@ class ModelCheckpoint(_Monitor):
             raise FileNotFoundError(f"ModelCheckpoint: the directory of {self.path!r} does "
                                     "not exist")
 
-    def on_epoch_end(self, epoch, logs=None):
-        from fastmlp.io import save
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         logs = logs or {}
         if self.save_best_only:
             current = self._current(logs)
@@ -224,23 +229,22 @@ class ReduceLROnPlateau(Callback):
     counted. :class:`fastmlp.schedules.ReduceLROnPlateau` does the bookkeeping (its
     torch-style ``patience`` is one less)."""
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, mode="auto",
-                 min_delta=1e-4, cooldown=0, min_lr=0.0, verbose=0):
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0,
+                 min_lr: float = 0.0, verbose: int = 0):
         self.monitor = monitor
         self.kwargs = dict(mode=_resolve_mode(mode, monitor), factor=factor, patience=patience,
                            threshold=min_delta, threshold_mode="abs", cooldown=cooldown,
                            min_lr=min_lr)
-        from fastmlp.schedules import ReduceLROnPlateau as _Check
-        self.kwargs = _Check.validate(**self.kwargs)
+        self.kwargs = schedules.ReduceLROnPlateau.validate(**self.kwargs)
         self.patience = self.kwargs["patience"]
         self.kwargs["patience"] = max(self.patience - 1, 0)      # torch counts one more
         self.verbose = verbose
 
-    def on_train_begin(self, logs=None):
-        from fastmlp.schedules import ReduceLROnPlateau as Schedule
-        self.schedule = Schedule(self.trainer.optimizer, **self.kwargs)
+    def on_train_begin(self, logs: Logs = None) -> None:
+        self.schedule = schedules.ReduceLROnPlateau(self.trainer.optimizer, **self.kwargs)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         value = _Monitor._current(self, logs)
         if value is None:
             return
@@ -255,14 +259,14 @@ class LearningRateScheduler(Callback):
     ``(epoch, lr) -> new lr`` or ``(epoch) -> new lr`` (Keras; epochs count from 0) or a
     fastmlp schedule object (its ``lr_at(epoch)``)."""
 
-    def __init__(self, schedule, verbose=0):
+    def __init__(self, schedule: Union[Callable[[int, float], float], Any], verbose: int = 0):
         if not (callable(schedule) or hasattr(schedule, "lr_at")):
             raise TypeError("schedule must be a function (epoch, lr) -> lr or a fastmlp schedule")
         self.schedule = schedule
         self.verbose = verbose
         self._one_arg = not hasattr(schedule, "lr_at") and _takes_one_arg(schedule)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
         opt = self.trainer.optimizer
         if hasattr(self.schedule, "lr_at"):
             lr = self.schedule.lr_at(epoch)
@@ -306,14 +310,14 @@ class CSVLogger(Callback):
     epochs are numbered on from the file's last one (a resumed run continues its log); an
     ``initial_epoch`` beyond it is kept as it is."""
 
-    def __init__(self, path, separator=",", append=False):
+    def __init__(self, path: PathLike, separator: str = ",", append: bool = False):
         self.path = os.fspath(path)
         self.separator = separator
         self.append = bool(append)
         self._keys = None
         self._offset = 0
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs = None) -> None:
         self._keys, self._offset = None, 0
         if not self.is_chief:
             return
@@ -334,7 +338,7 @@ class CSVLogger(Callback):
             rows = list(csv.DictReader(f, delimiter=self.separator))
         return rows[-1] if rows else None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         logs = logs or {}
         if not self.is_chief:
             return
@@ -351,8 +355,11 @@ class CSVLogger(Callback):
 class LambdaCallback(Callback):
     """A callback from plain functions: ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``."""
 
-    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_batch_end=None,
-                 on_train_begin=None, on_train_end=None):
+    def __init__(self, on_epoch_begin: Optional[Callable] = None,
+                 on_epoch_end: Optional[Callable] = None,
+                 on_batch_end: Optional[Callable] = None,
+                 on_train_begin: Optional[Callable] = None,
+                 on_train_end: Optional[Callable] = None):
         for name, fn in (("on_epoch_begin", on_epoch_begin), ("on_epoch_end", on_epoch_end),
                          ("on_train_begin", on_train_begin), ("on_train_end", on_train_end)):
             if fn is not None:
@@ -360,9 +367,9 @@ class LambdaCallback(Callback):
         self._batch_fn = on_batch_end
 
     @property
-    def wants_batches(self):
+    def wants_batches(self) -> bool:
         return self._batch_fn is not None
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: Logs = None) -> None:
         if self._batch_fn is not None:
             self._batch_fn(batch, logs)

@@ -1,5 +1,8 @@
 """Data helpers: index splits (stratified when labels are given)."""
+from typing import Optional, Tuple
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 
 def split_indices(n, fraction, rng, labels=None):
@@ -36,7 +39,10 @@ def split_indices(n, fraction, rng, labels=None):
     return np.flatnonzero(mask).astype(np.int64), second
 
 
-def train_val_test_split(X, y, sizes=(0.8, 0.1, 0.1), stratify=True, seed=None):
+def train_val_test_split(X: ArrayLike, y: ArrayLike,
+                         sizes: Tuple[float, float, float] = (0.8, 0.1, 0.1),
+                         stratify: bool = True, seed: Optional[int] = None
+                         ) -> Tuple[Tuple[np.ndarray, np.ndarray], ...]:
     """Split (X, y) into training, validation and test parts by shuffled row index.
 
     Parameters
@@ -82,7 +88,8 @@ def _looks_like_labels(y):
     return bool(np.all(np.mod(y, 1) == 0) and np.unique(y).shape[0] <= max(2, 0.02 * y.shape[0]))
 
 
-def one_hot(y, n_classes=None, dtype=np.float32):
+def one_hot(y: ArrayLike, n_classes: Optional[int] = None,
+            dtype: DTypeLike = np.float32) -> np.ndarray:
     """One-hot rows for integer class labels ``y`` in [0, n_classes)."""
     y = np.asarray(y)
     if y.ndim != 1 or y.dtype.kind not in "iub":
@@ -102,7 +109,7 @@ class Standardizer:
     data only (``fit``), then applied to any data (``transform``). Constant features are
     left centred (scale 1)."""
 
-    def fit(self, X):
+    def fit(self, X: ArrayLike) -> "Standardizer":
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[0] == 0:
             raise ValueError(f"X must be a non-empty 2-D array, got shape {X.shape}")
@@ -121,15 +128,15 @@ class Standardizer:
             raise ValueError(f"X must have shape (n, {self.mean_.shape[0]}), got {X.shape}")
         return X
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> np.ndarray:
         X = self._check(X)
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         return ((X - self.mean_) / self.scale_).astype(dtype)
 
-    def fit_transform(self, X):
+    def fit_transform(self, X: ArrayLike) -> np.ndarray:
         return self.fit(X).transform(X)
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X: ArrayLike) -> np.ndarray:
         X = self._check(X)
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         return (X * self.scale_ + self.mean_).astype(dtype)

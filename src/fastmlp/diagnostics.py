@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 
+from fastmlp._typing import Logs
 from fastmlp.callbacks import Callback
 from fastmlp.layers.activations import Activation
 from fastmlp.layers.residual import Chain
@@ -63,11 +64,11 @@ class Diagnostics(Callback):
         self.warn = bool(warn)
         self._rows, self._steps = [], []
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs = None) -> None:
         self._rows, self._steps, self._warned = [], [], set()
         self._done = 0
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs = None) -> None:
         if self.trainer.history is not None:
             self.trainer.history.diagnostics = self.records
 

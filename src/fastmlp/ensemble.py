@@ -2,8 +2,10 @@
 import copy
 import numbers
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fastmlp.metrics import link
 from fastmlp.optim import get_optimizer
@@ -50,7 +52,7 @@ class Ensemble:
     >>> proba = ens.predict_proba(X_test)                                 # doctest: +SKIP
     """
 
-    def __init__(self, models, loss=None):
+    def __init__(self, models: Sequence[Sequential], loss: Any = None):
         if isinstance(models, Sequential):
             raise TypeError("models must be a sequence of Sequential models, got one model; "
                             "wrap it in a list")
@@ -80,13 +82,13 @@ class Ensemble:
             total = out.astype(np.float64) if total is None else total + out
         return total / len(self.models)
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The mean of the members' outputs (evaluation mode), shape (n_samples, n_out), in
         float64. For classification members these are mean logits; see
         :meth:`predict_proba`."""
         return self._mean(lambda out: out, X)
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """The mean of the members' predicted probabilities, shape (n_samples, n_out):
         softmax rows for cross-entropy, the sigmoid of each output for BCE-with-logits (for
         one output, the probability of class 1)."""
@@ -96,9 +98,11 @@ class Ensemble:
         return self._mean(lambda out: link(self.loss, out), X)
 
     # -- training -------------------------------------------------------------------------------
-    def fit(self, X, y, loss=None, optimizer="adam", optimizer_kwargs=None, epochs=1,
-            batch_size=32, n_jobs=1, regularizers=(), metrics=(), callbacks=(),
-            backend="threads", **fit_kwargs):
+    def fit(self, X: ArrayLike, y: ArrayLike, loss: Any = None, optimizer: Any = "adam",
+            optimizer_kwargs: Optional[Dict[str, Any]] = None, epochs: int = 1,
+            batch_size: int = 32, n_jobs: Optional[int] = 1, regularizers: Sequence[Any] = (),
+            metrics: Sequence[Any] = (), callbacks: Sequence[Any] = (),
+            backend: str = "threads", **fit_kwargs: Any) -> List[Any]:
         """Train every member with its own :class:`Trainer` and its own optimizer.
 
         Parameters

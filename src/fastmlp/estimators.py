@@ -14,7 +14,10 @@ activation or optimizer, ``dtype``, ``n_threads``, ``class_weight``).
 >>> clf.score(X / 16, y) > 0.95
 True
 """
+from typing import Any, Dict, Optional, Sequence, Union
+
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import expit, softmax
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
@@ -25,10 +28,13 @@ from sklearn.utils.multiclass import (_check_partial_fit_first_call, type_of_tar
                                       unique_labels)
 from sklearn.utils.validation import column_or_1d, validate_data
 
-from fastmlp._config import register
 from fastmlp._estimator_base import BaseMLP
 from fastmlp._estimator_fit import HalfPoissonLoss
+from fastmlp._serial import register
 from fastmlp.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+
+#: ``random_state`` as scikit-learn takes it
+RandomState = Union[int, np.random.RandomState, None]
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -184,14 +190,19 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dropout=0.0, batch_norm=False, dtype=None, n_threads=None,
-                 class_weight=None):
+    def __init__(self, hidden_layer_sizes: Union[int, Sequence[int]] = (100,),
+                 activation: str = "relu", *,
+                 solver: str = "adam", alpha: float = 0.0001,
+                 batch_size: Union[int, str] = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: RandomState = None, tol: float = 1e-4,
+                 verbose: bool = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: int = 10, max_fun: int = 15000,
+                 dropout: float = 0.0, batch_norm: bool = False, dtype: Optional[str] = None,
+                 n_threads: Optional[int] = None,
+                 class_weight: Union[Dict[Any, float], str, None] = None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -222,13 +233,15 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         self.class_weight = class_weight
 
     # -- fitting ------------------------------------------------------------------------------
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike,
+            sample_weight: Optional[ArrayLike] = None) -> "MLPClassifier":
         """Fit the model to X (n_samples, n_features), dense or sparse, and the labels y;
         returns self."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None,
+                    classes: Optional[ArrayLike] = None) -> "MLPClassifier":
         """One epoch over (X, y). ``classes`` (all the labels) is required on the first
         call. Not available for full-batch solvers."""
         self._validate_params()
@@ -323,17 +336,17 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         p = expit(z)
         return p.ravel() if self.n_outputs_ == 1 else p
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The predicted classes (n_samples,), or indicator rows for multilabel."""
         p = self._proba(self._check_predict_input(X))
         return self._label_binarizer.inverse_transform(p)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Probability of each class (n_samples, n_classes), in the order of classes_."""
         p = self._proba(self._check_predict_input(X))
         return np.stack([1 - p, p], axis=1) if p.ndim == 1 else p
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """``log(predict_proba(X))`` (as scikit-learn: -inf where a probability
         underflows to 0)."""
         with np.errstate(divide="ignore"):
@@ -379,13 +392,19 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         "loss": [StrOptions({"squared_error", "poisson"})],
     }
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
-                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dropout=0.0, batch_norm=False, dtype=None, n_threads=None):
+    def __init__(self, loss: str = "squared_error",
+                 hidden_layer_sizes: Union[int, Sequence[int]] = (100,),
+                 activation: str = "relu", *,
+                 solver: str = "adam", alpha: float = 0.0001,
+                 batch_size: Union[int, str] = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: RandomState = None, tol: float = 1e-4,
+                 verbose: bool = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: int = 10, max_fun: int = 15000,
+                 dropout: float = 0.0, batch_norm: bool = False, dtype: Optional[str] = None,
+                 n_threads: Optional[int] = None):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -415,13 +434,15 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         self.dtype = dtype
         self.n_threads = n_threads
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike,
+            sample_weight: Optional[ArrayLike] = None) -> "MLPRegressor":
         """Fit the model to X (n_samples, n_features), dense or sparse, and y (n_samples,)
         or (n_samples, n_outputs); returns self."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike,
+                    sample_weight: Optional[ArrayLike] = None) -> "MLPRegressor":
         """One epoch over (X, y). Not available for full-batch solvers."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
@@ -458,7 +479,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
                 out = np.exp(out)
         return out.ravel() if out.shape[1] == 1 else out
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted values, (n_samples,) or (n_samples, n_outputs)."""
         return self._predict(self._check_predict_input(X))
 

@@ -1,5 +1,8 @@
 """Gradient check: backpropagation against central finite differences."""
+from typing import Any, Optional, Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fastmlp._validation import as_float_matrix
 
@@ -14,7 +17,9 @@ def _rel_err(analytic, numeric, floor):
     return float(np.abs(analytic - numeric).max() / scale)
 
 
-def gradient_check(model, loss, X, y, eps=1e-6, check_input=True, regularizers=()):
+def gradient_check(model: Any, loss: Any, X: ArrayLike, y: Optional[ArrayLike],
+                   eps: float = 1e-6, check_input: bool = True,
+                   regularizers: Sequence[Any] = ()) -> float:
     """Maximum relative error between backprop and central-difference gradients.
 
     For every parameter θ_i of the arena (and every input X_ij when ``check_input``),

@@ -1,4 +1,7 @@
 """History: what fit measured, per epoch."""
+from typing import Any, Dict, Optional
+
+from fastmlp._typing import PathLike
 
 
 class History:
@@ -13,13 +16,13 @@ class History:
     ``fm.Diagnostics`` callback (``None`` without one).
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.history = {}
         self.epoch = []
         self.phase = []
         self.diagnostics = None      # the records of a fm.Diagnostics callback, if any
 
-    def append(self, epoch, logs, phase="train"):
+    def append(self, epoch: int, logs: Dict[str, float], phase: str = "train") -> None:
         self.epoch.append(epoch)
         self.phase.append(phase)
         for key, value in logs.items():
@@ -37,7 +40,7 @@ class History:
     def __repr__(self):
         return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
 
-    def plot(self, path=None):
+    def plot(self, path: Optional[PathLike] = None) -> Any:
         """Draw the training/validation curves of every metric, one panel each.
 
         Saves a PNG to ``path`` when given (without pyplot: no window, no change of the
@@ -62,7 +65,7 @@ class History:
             finish_axes(ax, name, "epoch")
         return finish_figure(fig, path)
 
-    def plot_diagnostics(self, path=None):
+    def plot_diagnostics(self, path: Optional[PathLike] = None) -> Any:
         """Draw the records of ``fm.Diagnostics`` (one panel per quantity, one line per
         layer, against the training step; norms on a log scale); saves a PNG to ``path``
         when given; returns the Figure."""

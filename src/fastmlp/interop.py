@@ -17,7 +17,15 @@ LayerNorm      ``weight``, ``bias`` (when affine)
 
 Parameter-free layers (activations, Softmax, Dropout) hold a position only.
 """
+from typing import Any, Dict, List, Optional
+
 import numpy as np
+
+from fastmlp import layers as L
+from fastmlp.layers import (Activation, BatchNorm, Chain, Dense, Dropout, LayerNorm, PReLU,
+                            Residual, Softmax)
+from fastmlp.layers.activations import ACTIVATION_LAYERS, ELU, GELU, LeakyReLU
+from fastmlp.sequential import Sequential
 
 __all__ = ["to_torch_state_dict", "from_torch_state_dict", "to_torch", "from_torch",
            "torch_residual"]
@@ -38,8 +46,6 @@ _TORCH_ACTIVATIONS = {
 def _layout(layers, prefix="", where="layers"):
     """``[(key prefix, layer, where)]`` in torch module order, Residuals opened (their
     children follow them with the prefix ``"<i>."``)."""
-    from fastmlp.layers import (Activation, BatchNorm, Chain, Dense, Dropout, LayerNorm,
-                                PReLU, Softmax)
     out, index = [], 0
     for i, layer in enumerate(layers):
         here = f"{where}[{i}]"
@@ -59,7 +65,6 @@ def _layout(layers, prefix="", where="layers"):
 
 def _entries(layers):
     """``{key: (layer, attribute or None, transposed, torch shape)}`` of the state dict."""
-    from fastmlp.layers import BatchNorm, Dense, LayerNorm, PReLU
     out = {}
     for key, layer, _ in _layout(layers):
         names = []
@@ -83,7 +88,7 @@ def _entries(layers):
 
 # --- state dicts --------------------------------------------------------------------------
 
-def to_torch_state_dict(model):
+def to_torch_state_dict(model: Sequential) -> Dict[str, np.ndarray]:
     """The model's parameters and buffers keyed as the state dict of the matching
     ``torch.nn.Sequential`` (NumPy arrays, copies; see the module docstring)."""
     out = {}
@@ -102,7 +107,9 @@ def _as_array(value):
     return np.asarray(value)
 
 
-def from_torch_state_dict(cls, state, layers, dtype=None, seed=None, backend="core"):
+def from_torch_state_dict(cls: type, state: Dict[str, Any], layers: List[Any],
+                          dtype: Optional[str] = None, seed: Optional[int] = None,
+                          backend: str = "core") -> Sequential:
     """A ``cls`` (Sequential) of ``layers`` with the weights of a torch state dict (NumPy
     arrays or tensors; see :meth:`Sequential.from_torch_state_dict`)."""
     layers = list(layers)
@@ -171,8 +178,6 @@ def __getattr__(name):                   # unpickling a torch module that holds 
 
 def _module(layer, where):
     """The torch module(s) of one fastmlp layer."""
-    from fastmlp.layers import (Activation, BatchNorm, Chain, Dense, Dropout, LayerNorm,
-                                PReLU, Residual, Softmax)
     nn = _torch().nn
     if isinstance(layer, Dense):
         mods = [nn.Linear(layer.n_in, layer.n_out, bias=layer.bias)]
@@ -196,7 +201,7 @@ def _module(layer, where):
     return [simple[type(layer)]()]
 
 
-def to_torch(model):
+def to_torch(model: Sequential) -> Any:
     """A ``torch.nn.Sequential`` computing what ``model`` computes, with its weights and
     running statistics (of its dtype, in the model's mode: ``train()`` or ``eval()``).
 
@@ -215,7 +220,6 @@ def to_torch(model):
 
 def _layer(mod, where):
     """The fastmlp layer of one torch module; ValueError naming it when there is none."""
-    from fastmlp import layers as L
     nn = _torch().nn
     kind = type(mod).__name__
     if isinstance(mod, nn.Linear):
@@ -248,7 +252,6 @@ def _layer(mod, where):
 def _activation_layer(mod, nn):
     """The fastmlp activation layer of a torch activation module (default arguments of
     torch's, fastmlp's forms only), or None."""
-    from fastmlp.layers.activations import ACTIVATION_LAYERS, GELU, ELU, LeakyReLU
     by_torch = {name: act for act, (name, _) in _TORCH_ACTIVATIONS.items()}
     act = by_torch.get(type(mod).__name__)
     if act is None or type(mod) is not getattr(nn, type(mod).__name__):
@@ -266,7 +269,8 @@ def _activation_layer(mod, nn):
     return ACTIVATION_LAYERS[act]()
 
 
-def from_torch(module, dtype=None, seed=None, backend="core"):
+def from_torch(module: Any, dtype: Optional[str] = None, seed: Optional[int] = None,
+               backend: str = "core") -> Sequential:
     """A Sequential computing what the ``torch.nn.Sequential`` ``module`` computes, with
     its weights and running statistics (one fastmlp layer per torch module: a Linear and
     the activation after it stay two layers). ``dtype`` defaults to the module's (float64
@@ -275,7 +279,6 @@ def from_torch(module, dtype=None, seed=None, backend="core"):
     Raises ValueError naming a module without a fastmlp counterpart; TypeError when
     ``module`` is not an ``nn.Sequential``.
     """
-    from fastmlp.sequential import Sequential
     nn = _torch().nn
     if not isinstance(module, nn.Sequential) or isinstance(module, torch_residual()):
         raise TypeError(f"module must be a torch.nn.Sequential, got {type(module).__name__}")

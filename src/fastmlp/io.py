@@ -33,7 +33,9 @@ the uninterrupted run would have (same batches, dropout masks and optimizer step
 
 Any other **kind** is the registered name of a class implementing ``__fastmlp_save__(self)
 -> (config, arrays)`` and the classmethod ``__fastmlp_load__(cls, config, arrays)``; its
-arrays are stored under their own names.
+arrays are stored under their own names. Sequential and Trainer implement the same protocol
+(their ``__fastmlp_load__`` also takes ``custom_objects``); this module knows them only by
+their kinds (``fastmlp._serial.register_kind``), not by import.
 
 Writing is atomic: the file is written to a temporary file in the same directory, flushed
 and fsynced, then renamed over ``path`` (and the directory fsynced); a crash mid-save leaves
@@ -51,11 +53,14 @@ import os
 import re
 import secrets
 import zipfile
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from fastmlp import _config
-from fastmlp._config import check_keys, register
+from fastmlp._serial import (KINDS, check_keys, jsonable, kind_of, register, registered,
+                             registered_name)
+from fastmlp._typing import Config, PathLike
+from fastmlp._version import __version__
 from fastmlp.interop import from_torch_state_dict, to_torch_state_dict  # noqa: F401 (API)
 
 __all__ = ["save", "load", "pack", "unpack", "register", "to_torch_state_dict",
@@ -74,7 +79,7 @@ _DTYPE_KINDS = "biufcSU"
 
 # --- public API -----------------------------------------------------------------------------
 
-def save(obj, path) -> None:
+def save(obj: Any, path: PathLike) -> None:
     """Save a Sequential, a Trainer or an object implementing ``__fastmlp_save__`` to
     ``path`` (one ``.npz`` file; see the module docstring), atomically. A Trainer of a
     distributed fit (``comm=``) is written by rank 0 only.
@@ -99,7 +104,7 @@ def save(obj, path) -> None:
     _write_atomic(os.fspath(path), entries)
 
 
-def load(path, custom_objects=None):
+def load(path: PathLike, custom_objects: Optional[Dict[str, Any]] = None) -> Any:
     """Load what :func:`save` wrote.
 
     Parameters
@@ -133,21 +138,18 @@ def load(path, custom_objects=None):
                          f"{exc}") from None
 
 
-def pack(obj):
+def pack(obj: Any) -> Tuple[Config, Dict[str, np.ndarray]]:
     """``(header, arrays)`` of ``obj`` as :func:`save` writes them (no file involved).
     Arrays may be views of the object's live state: copy them to keep a snapshot."""
-    from fastmlp.sequential import Sequential
-    from fastmlp.trainer import Trainer
-    if isinstance(obj, Sequential):
-        kind, (config, arrays) = "sequential", _config.pack_model(obj)
-    elif isinstance(obj, Trainer):
-        kind, (config, arrays) = "trainer", _config.pack_trainer(obj)
+    kind = kind_of(obj)
+    if kind is not None:                  # a Sequential or a Trainer
+        config, arrays = obj.__fastmlp_save__()
     elif callable(getattr(obj, "__fastmlp_save__", None)):
-        kind = _config.registered_name(type(obj))
+        kind = registered_name(type(obj))
         config, arrays = obj.__fastmlp_save__()
         if not isinstance(config, dict) or not isinstance(arrays, dict):
             raise TypeError(f"{type(obj).__name__}.__fastmlp_save__ must return (dict, dict)")
-        config = _config.jsonable(config, f"{type(obj).__name__} config")
+        config = jsonable(config, f"{type(obj).__name__} config")
     else:
         raise TypeError(f"cannot save a {type(obj).__name__}: save takes a Sequential, a "
                         "Trainer or an object implementing __fastmlp_save__")
@@ -159,11 +161,12 @@ def pack(obj):
             raise TypeError(f"array {name!r} must be a numeric or string ndarray, got "
                             f"{getattr(a, 'dtype', type(a).__name__)}")
     header = {"format": FORMAT, "version": VERSION, "kind": kind,
-              "fastmlp_version": _version(), "config": config}
+              "fastmlp_version": __version__, "config": config}
     return header, arrays
 
 
-def unpack(header, arrays, custom_objects=None):
+def unpack(header: Config, arrays: Dict[str, np.ndarray],
+           custom_objects: Optional[Dict[str, Any]] = None) -> Any:
     """Rebuild the object from ``(header, arrays)`` (the inverse of :func:`pack`)."""
     check_keys(header, ("format", "version", "kind", "config"), ("fastmlp_version",),
                "the header")
@@ -176,10 +179,8 @@ def unpack(header, arrays, custom_objects=None):
         raise TypeError("custom_objects must be a dict {name: object}")
     kind, config = header["kind"], header["config"]
     arrays = dict(arrays)
-    if kind == "sequential":
-        out = _config.unpack_model(config, arrays, custom_objects)
-    elif kind == "trainer":
-        out = _config.unpack_trainer(config, arrays, custom_objects)
+    if isinstance(kind, str) and kind in KINDS:      # "sequential", "trainer"
+        out = KINDS[kind].__fastmlp_load__(config, arrays, custom_objects)
     else:
         cls = _estimator_class(kind, custom_objects)
         return cls.__fastmlp_load__(config, arrays)
@@ -191,20 +192,15 @@ def unpack(header, arrays, custom_objects=None):
 def _estimator_class(kind, custom_objects):
     if not isinstance(kind, str):
         raise ValueError("the file's kind must be a string")
-    cls = (custom_objects or {}).get(kind, _config._REGISTRY.get(kind))
+    cls = registered(kind, custom_objects)
     if cls is None:
         for module in PROVIDERS:        # our own modules only, never a name from the file
             with contextlib.suppress(ImportError):
                 __import__(module)
-        cls = _config._REGISTRY.get(kind)
+        cls = registered(kind)
     if not (isinstance(cls, type) and callable(getattr(cls, "__fastmlp_load__", None))):
         raise ValueError(f"unknown kind of saved object {kind[:100]!r}")
     return cls
-
-
-def _version():
-    from fastmlp import __version__
-    return __version__
 
 
 # --- the file ---------------------------------------------------------------------------------

@@ -11,12 +11,14 @@ weights give PyTorch's mean; weights are not renormalized, so a mini-batch estim
 weighted loss is unbiased. ``sample_weight=None`` is exactly PyTorch's default.
 """
 import math
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fastmlp._losses import LossCode, Reduction, value_and_grad_memview
+from fastmlp._codes import LossCode, Reduction
+from fastmlp._losses import value_and_grad_memview
+from fastmlp._serial import register
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp._validation import as_numeric as _as_numeric
 from fastmlp.reference.losses import unreduced as _unreduced
@@ -58,7 +60,7 @@ def _check_reduction(reduction):
 class Loss:
     """Base class: a loss of predictions ``pred`` (n, d) against targets.
 
-    Subclasses set ``code`` (a ``fastmlp._losses.LossCode``), ``is_classification`` and
+    Subclasses set ``code`` (a ``fastmlp._codes.LossCode``), ``is_classification`` and
     their hyperparameters; the core does the arithmetic.
 
     Parameters
@@ -182,6 +184,7 @@ def _check_float(value, name, low=-math.inf, high=math.inf, low_open=False):
     return v
 
 
+@register
 class MSELoss(Loss):
     """Mean squared error, ``torch.nn.MSELoss()``.
 
@@ -200,6 +203,7 @@ class MSELoss(Loss):
     code = LossCode.LOSS_MSE
 
 
+@register
 class L1Loss(Loss):
     """Mean absolute error, ``torch.nn.L1Loss()``.
 
@@ -220,6 +224,7 @@ class L1Loss(Loss):
     code = LossCode.LOSS_L1
 
 
+@register
 class HuberLoss(Loss):
     """Huber loss, ``torch.nn.HuberLoss(delta=delta)``.
 
@@ -256,6 +261,7 @@ class HuberLoss(Loss):
         return ", ".join(filter(None, [f"delta={self.delta!r}", super()._repr_args()]))
 
 
+@register
 class BCEWithLogitsLoss(Loss):
     """Binary cross-entropy on logits, ``torch.nn.BCEWithLogitsLoss()``.
 
@@ -282,6 +288,7 @@ class BCEWithLogitsLoss(Loss):
     is_classification = True
 
 
+@register
 class CrossEntropyLoss(Loss):
     """Softmax cross-entropy on logits, ``torch.nn.CrossEntropyLoss(label_smoothing=...)``.
 
@@ -328,6 +335,7 @@ class CrossEntropyLoss(Loss):
                                        super()._repr_args()]))
 
 
+@register
 class MultiMarginLoss(Loss):
     """Multi-class hinge loss, ``torch.nn.MultiMarginLoss(margin=margin)`` (p=1, no weight).
 
@@ -380,7 +388,7 @@ LOSSES = {"mse": MSELoss, "mean_squared_error": MSELoss, "mse_loss": MSELoss,
           "multi_margin": MultiMarginLoss, "multi_margin_loss": MultiMarginLoss}
 
 
-def get_loss(loss, **kwargs) -> Loss:
+def get_loss(loss: Union[str, "Loss", type], **kwargs: Any) -> Loss:
     """A loss from an instance (returned as is, as is any object with the loss protocol,
     such as ``loss.value_and_grad(pred, target)``), a class (instantiated with
     ``kwargs``) or

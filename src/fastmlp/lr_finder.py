@@ -7,11 +7,12 @@ where the loss falls fastest, well before the minimum.
 """
 import math
 import numbers
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from fastmlp._epoch import EpochLoop, NonFiniteLoss
+from fastmlp._typing import ArrayLike, PathLike
 
 
 class LRFinderResult:
@@ -31,13 +32,13 @@ class LRFinderResult:
         steepest negative slope after the first tenth of the steps, before the minimum).
     """
 
-    def __init__(self, lrs, losses, raw_losses):
+    def __init__(self, lrs: np.ndarray, losses: np.ndarray, raw_losses: np.ndarray):
         self.lrs = np.asarray(lrs, dtype=np.float64)
         self.losses = np.asarray(losses, dtype=np.float64)
         self.raw_losses = np.asarray(raw_losses, dtype=np.float64)
         self.suggestion = _steepest(self.lrs, self.losses)
 
-    def plot(self, path=None):
+    def plot(self, path: Optional[PathLike] = None) -> Any:
         """Loss against learning rate (log axis) with the suggestion marked; saves a PNG
         to ``path`` when given; returns the matplotlib Figure (needs matplotlib)."""
         from fastmlp._plotting import finish_axes, finish_figure, new_figure
@@ -99,9 +100,9 @@ class _Snapshot:
         self.trainer._rng.bit_generator.state = self.rng
 
 
-def lr_find(trainer, X, y, start: float = 1e-7, end: float = 10.0, steps: int = 100,
-            batch_size: int = 32, smooth: float = 0.9, diverge: float = 4.0,
-            sample_weight=None) -> LRFinderResult:
+def lr_find(trainer: Any, X: ArrayLike, y: ArrayLike, start: float = 1e-7, end: float = 10.0,
+            steps: int = 100, batch_size: int = 32, smooth: float = 0.9, diverge: float = 4.0,
+            sample_weight: Optional[ArrayLike] = None) -> LRFinderResult:
     """The learning-rate range test: leaves the model, optimizer and trainer as they were.
 
     Step :math:`i` (of ``steps``) trains one mini-batch with learning rate

@@ -5,13 +5,17 @@ classification losses (softmax of the logits for cross-entropy, sigmoid for
 BCE-with-logits) and the outputs themselves for regression (see :func:`link`).
 ``y_true`` is the target as the loss takes it (class labels, probability rows, values).
 """
-import numpy as np
+from typing import Any, List, Tuple, Union
 
+import numpy as np
+from numpy.typing import ArrayLike
+
+from fastmlp._typing import MetricFn
 from fastmlp.reference.activations import sigmoid
 from fastmlp.reference.layers import softmax_forward
 
 
-def link(loss, outputs):
+def link(loss: Any, outputs: np.ndarray) -> np.ndarray:
     """Map raw network outputs to what they predict under ``loss``."""
     name = type(loss).__name__
     if name in ("CrossEntropyLoss", "MultiMarginLoss"):
@@ -26,7 +30,7 @@ def _labels(y_true):
     return y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)
 
 
-def accuracy(y_true, y_pred):
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Share of rows predicted right: argmax for several classes, p > 0.5 for one output
     (and elementwise for multi-label 0/1 targets of several columns)."""
     y_pred = np.asarray(y_pred)
@@ -42,7 +46,7 @@ def _is_multilabel(y):
     return bool(((y == 0) | (y == 1)).all() and (y.sum(axis=1) != 1).any())
 
 
-def top_k_accuracy(y_true, y_pred, k=5):
+def top_k_accuracy(y_true: ArrayLike, y_pred: ArrayLike, k: int = 5) -> float:
     """Share of rows whose true class is among the k highest scores."""
     y_pred = np.asarray(y_pred)
     k = min(k, y_pred.shape[1])
@@ -50,19 +54,19 @@ def top_k_accuracy(y_true, y_pred, k=5):
     return float((top == _labels(y_true)[:, None]).any(axis=1).mean())
 
 
-def mse(y_true, y_pred):
+def mse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Mean squared error over all elements."""
     y_pred = np.asarray(y_pred, dtype=np.float64)
     return float(((y_pred - np.asarray(y_true).reshape(y_pred.shape)) ** 2).mean())
 
 
-def mae(y_true, y_pred):
+def mae(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Mean absolute error over all elements."""
     y_pred = np.asarray(y_pred, dtype=np.float64)
     return float(np.abs(y_pred - np.asarray(y_true).reshape(y_pred.shape)).mean())
 
 
-def r2(y_true, y_pred):
+def r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Coefficient of determination, averaged uniformly over outputs (as scikit-learn)."""
     y_pred = np.asarray(y_pred, dtype=np.float64)
     y_true = np.asarray(y_true, dtype=np.float64).reshape(y_pred.shape)
@@ -73,7 +77,7 @@ def r2(y_true, y_pred):
     return float(scores.mean())
 
 
-def log_loss(y_true, y_pred, eps=1e-15):
+def log_loss(y_true: ArrayLike, y_pred: ArrayLike, eps: float = 1e-15) -> float:
     """Cross-entropy of probability predictions (clipped to [eps, 1 − eps])."""
     p = np.clip(np.asarray(y_pred, dtype=np.float64), eps, 1 - eps)
     y = np.asarray(y_true)
@@ -122,42 +126,42 @@ def _average(per_class, binary, macro):
     return float(per_class.mean() if macro or not binary else per_class[1])
 
 
-def precision(y_true, y_pred, macro=False):
+def precision(y_true: ArrayLike, y_pred: ArrayLike, macro: bool = False) -> float:
     """tp / (tp + fp): of class 1 for a binary task, else the unweighted mean over classes
     (scikit-learn's ``average="binary"`` / ``"macro"``, 0 where nothing was predicted)."""
     tp, fp, _, binary = _confusion_counts(y_true, y_pred)
     return _average(_ratio(tp, tp + fp), binary, macro)
 
 
-def recall(y_true, y_pred, macro=False):
+def recall(y_true: ArrayLike, y_pred: ArrayLike, macro: bool = False) -> float:
     """tp / (tp + fn), averaged as :func:`precision`."""
     tp, _, fn, binary = _confusion_counts(y_true, y_pred)
     return _average(_ratio(tp, tp + fn), binary, macro)
 
 
-def f1(y_true, y_pred, macro=False):
+def f1(y_true: ArrayLike, y_pred: ArrayLike, macro: bool = False) -> float:
     """2 tp / (2 tp + fp + fn), averaged as :func:`precision` (the macro F1 is the mean of
     the per-class F1 scores, as scikit-learn's)."""
     tp, fp, fn, binary = _confusion_counts(y_true, y_pred)
     return _average(_ratio(2 * tp, 2 * tp + fp + fn), binary, macro)
 
 
-def precision_macro(y_true, y_pred):
+def precision_macro(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """:func:`precision` averaged over the classes, also for a binary task."""
     return precision(y_true, y_pred, macro=True)
 
 
-def recall_macro(y_true, y_pred):
+def recall_macro(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """:func:`recall` averaged over the classes, also for a binary task."""
     return recall(y_true, y_pred, macro=True)
 
 
-def f1_macro(y_true, y_pred):
+def f1_macro(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """:func:`f1` averaged over the classes, also for a binary task."""
     return f1(y_true, y_pred, macro=True)
 
 
-def auc(y_true, y_pred):
+def auc(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Area under the ROC curve: of class 1 for a binary task, else the unweighted mean of
     the one-vs-rest areas (scikit-learn's ``roc_auc_score(multi_class="ovr")``); ties count
     half (average ranks). NaN when a class is missing from ``y_true``."""
@@ -187,7 +191,8 @@ _SKLEARN_SCORE_METRICS = {"roc_auc_score", "log_loss", "brier_score_loss",
                           "label_ranking_loss", "ndcg_score", "dcg_score", "hinge_loss"}
 
 
-def call_metric(fn, y_true, y_pred, classification):
+def call_metric(fn: MetricFn, y_true: ArrayLike, y_pred: ArrayLike,
+                classification: bool) -> float:
     """``fn(y_true, y_pred)``, except that a scikit-learn classification metric gets what it
     takes: class labels for ``y_true``, and class predictions for ``y_pred`` (scores, with
     a single output squeezed, for those of ``_SKLEARN_SCORE_METRICS``)."""
@@ -201,7 +206,7 @@ def call_metric(fn, y_true, y_pred, classification):
     return fn(y, p.argmax(axis=1))
 
 
-def get_metrics(metrics):
+def get_metrics(metrics: Any) -> List[Tuple[str, MetricFn]]:
     """``[(name, function), ...]`` from what a Trainer's ``metrics`` may be: one metric (a
     name, a callable), a list of them, or a dict ``{name: metric}`` that names them (how
     a lambda gets a name that save/load can use)."""
@@ -221,7 +226,7 @@ def get_metrics(metrics):
                         f"{{name: metric}}, got {metrics!r:.80}") from None
 
 
-def get_metric(metric):
+def get_metric(metric: Union[str, MetricFn, type]) -> Tuple[str, MetricFn]:
     """``(name, function)`` for a metric name (``"top_3_accuracy"`` sets k), a callable
     ``f(y_true, y_pred)``, or a class whose instances are such callables."""
     if isinstance(metric, type):

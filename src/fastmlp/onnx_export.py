@@ -18,10 +18,13 @@ Inputs and outputs
 - MLPRegressor: input ``"X"``, output ``"variable"`` (N, n_outputs), as skl2onnx.
 """
 import os
+from typing import Any, Optional
 
 import numpy as np
 
 from fastmlp._onnx_layers import GraphBuilder, emit_sequence
+from fastmlp._typing import PathLike
+from fastmlp._version import __version__
 
 __all__ = ["to_onnx"]
 
@@ -135,7 +138,8 @@ def _graph_for(model, opset, probabilities):
                     f"MLPRegressor, got {type(model).__name__}")
 
 
-def to_onnx(model, path=None, opset: int = MIN_OPSET, *, probabilities: bool = False):
+def to_onnx(model: Any, path: Optional[PathLike] = None, opset: int = MIN_OPSET, *,
+            probabilities: bool = False) -> Any:
     """Export a model to ONNX (inference only).
 
     Parameters
@@ -181,7 +185,6 @@ def to_onnx(model, path=None, opset: int = MIN_OPSET, *, probabilities: bool = F
     b, seq, outputs = _graph_for(model, opset, probabilities)
     graph = helper.make_graph(b.nodes, "fastmlp", [_value_info("X", seq.dtype, seq.n_in)],
                               outputs, initializer=b.initializers)
-    from fastmlp import __version__
     proto = helper.make_model(graph, producer_name="fastmlp", producer_version=__version__,
                               opset_imports=[helper.make_opsetid("", opset)])
     onnx.checker.check_model(proto, full_check=True)

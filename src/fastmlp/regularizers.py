@@ -27,10 +27,13 @@ A constraint projects a layer's weight matrix after the optimizer update: :class
 """
 import math
 import numbers
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from fastmlp import _regularize
+from fastmlp._codes import ConstraintKind
+from fastmlp._serial import register
 from fastmlp.reference import regularize as _reference
 
 __all__ = ["Penalty", "L1Penalty", "L2Penalty", "ElasticNet", "TyingPenalty", "Constraint",
@@ -68,6 +71,7 @@ def _layer_set(model, layers):
     return out
 
 
+@register
 class Penalty:
     """Elastic penalty :math:`\\ell_1 \\sum|\\theta| + \\frac{\\ell_2}{2}\\sum\\theta^2` over
     the weights (and the biases when ``include_bias``); the base of the named penalties.
@@ -93,7 +97,8 @@ class Penalty:
         ``lr``. The value of the L1 term is still added to the loss.
     """
 
-    def __init__(self, l1=0.0, l2=0.0, include_bias=False, proximal=False):
+    def __init__(self, l1: float = 0.0, l2: float = 0.0, include_bias: bool = False,
+                 proximal: bool = False):
         self.l1 = _check_coef(l1, "l1")
         self.l2 = _check_coef(l2, "l2")
         self.include_bias = bool(include_bias)
@@ -136,7 +141,7 @@ class Penalty:
             return []
         return [(off, n, self.l1) for off, n in self._spans(model, layers)]
 
-    def prox(self, model, lr, layers=None) -> None:
+    def prox(self, model: Any, lr: float, layers: Optional[Sequence[int]] = None) -> None:
         """The proximal step of the L1 term: ``w ← sign(w)·max(|w| − lr·l1, 0)`` on the
         penalized parameters of ``model`` (nothing unless ``proximal``)."""
         for off, n, l1 in self._prox_rows(model, layers):
@@ -152,7 +157,7 @@ class Penalty:
             return _reference.penalties_apply(ranges, model.params, grads)
         return _regularize.penalties_apply_memview(ranges, model.params, grads)
 
-    def __call__(self, model, layers=None) -> float:
+    def __call__(self, model: Any, layers: Optional[Sequence[int]] = None) -> float:
         """The penalty's value :math:`R(\\theta)` at the model's current parameters.
 
         Parameters
@@ -168,7 +173,7 @@ class Penalty:
         """
         return float(self._run(model, layers, None))
 
-    def add_grad(self, model, layers=None) -> None:
+    def add_grad(self, model: Any, layers: Optional[Sequence[int]] = None) -> None:
         """Add :math:`\\nabla R(\\theta)` into ``model.grads`` (in place); ``layers`` as in
         :meth:`__call__`."""
         self._run(model, layers, model.grads)
@@ -182,6 +187,7 @@ class Penalty:
         return f"{type(self).__name__}({self._args()}{bias}{prox})"
 
 
+@register
 class L2Penalty(Penalty):
     """L2 penalty (weight decay in the loss): :math:`R(\\theta) = \\frac{\\lambda}{2}
     \\sum_i \\theta_i^2`, :math:`\\nabla R = \\lambda \\theta`.
@@ -202,17 +208,18 @@ class L2Penalty(Penalty):
     0.375
     """
 
-    def __init__(self, lam, include_bias=False):
+    def __init__(self, lam: float, include_bias: bool = False):
         super().__init__(l2=_check_coef(lam, "lam"), include_bias=include_bias)
 
     @property
-    def lam(self):
+    def lam(self) -> float:
         return self.l2
 
     def _args(self):
         return f"lam={self.l2!r}"
 
 
+@register
 class L1Penalty(Penalty):
     """L1 penalty (lasso): :math:`R(\\theta) = \\lambda \\sum_i |\\theta_i|`,
     :math:`\\nabla R = \\lambda \\operatorname{sign}(\\theta)` with sign(0) = 0.
@@ -236,18 +243,19 @@ class L1Penalty(Penalty):
     zeros; see :class:`Penalty` for the step size).
     """
 
-    def __init__(self, lam, include_bias=False, proximal=False):
+    def __init__(self, lam: float, include_bias: bool = False, proximal: bool = False):
         super().__init__(l1=_check_coef(lam, "lam"), include_bias=include_bias,
                          proximal=proximal)
 
     @property
-    def lam(self):
+    def lam(self) -> float:
         return self.l1
 
     def _args(self):
         return f"lam={self.l1!r}"
 
 
+@register
 class ElasticNet(Penalty):
     """Elastic net: :math:`R(\\theta) = \\ell_1 \\sum_i |\\theta_i| + \\frac{\\ell_2}{2}
     \\sum_i \\theta_i^2`, :math:`\\nabla R = \\ell_1 \\operatorname{sign}(\\theta) + \\ell_2
@@ -264,10 +272,12 @@ class ElasticNet(Penalty):
         term stays in the gradient.
     """
 
-    def __init__(self, l1, l2, include_bias=False, proximal=False):
+    def __init__(self, l1: float, l2: float, include_bias: bool = False,
+                 proximal: bool = False):
         super().__init__(l1=l1, l2=l2, include_bias=include_bias, proximal=proximal)
 
 
+@register
 class TyingPenalty(Penalty):
     """Soft parameter tying: :math:`R = \\lambda \\lVert W_a - W_b \\rVert^2` (plus
     :math:`\\lambda \\lVert b_a - b_b \\rVert^2` with ``include_bias``), the lecture's
@@ -298,7 +308,7 @@ class TyingPenalty(Penalty):
     0.1
     """
 
-    def __init__(self, layer_a, layer_b, lam: float, include_bias: bool = False):
+    def __init__(self, layer_a: Any, layer_b: Any, lam: float, include_bias: bool = False):
         from fastmlp.layers.dense import Dense
         for name, layer in (("layer_a", layer_a), ("layer_b", layer_b)):
             if not isinstance(layer, Dense):
@@ -336,7 +346,7 @@ class TyingPenalty(Penalty):
         return f"TyingPenalty(lam={self.lam!r}{bias})"
 
 
-def sparsity(model, include_bias: bool = False) -> dict:
+def sparsity(model: Any, include_bias: bool = False) -> dict:
     """Fraction of exactly-zero parameters per weight tensor (and bias with
     ``include_bias``), keyed ``"<layer index>.<name>"`` (indices of ``model.flat_layers``).
 
@@ -378,7 +388,7 @@ class Constraint:
 
     kind = None
 
-    def apply(self, W, backend="core"):
+    def apply(self, W: np.ndarray, backend: str = "core") -> np.ndarray:
         """Project ``W`` in place and return it; ``backend="numpy"`` uses the reference."""
         raise NotImplementedError
 
@@ -391,6 +401,7 @@ class Constraint:
         return (int(self.kind), int(offset), int(n_in), int(n_out), self._value())
 
 
+@register
 class MaxNorm(Constraint):
     """Max-norm on the incoming weights of every unit (Srebro & Shraibman, 2005; used with
     dropout by Srivastava et al., 2014).
@@ -411,15 +422,15 @@ class MaxNorm(Constraint):
         The radius c, finite and >= 0.
     """
 
-    kind = _regularize.ConstraintKind.C_MAXNORM
+    kind = ConstraintKind.C_MAXNORM
 
-    def __init__(self, max_value=3.0):
+    def __init__(self, max_value: float = 3.0):
         self.max_value = _check_coef(max_value, "max_value")
 
     def _value(self):
         return self.max_value
 
-    def apply(self, W, backend="core"):
+    def apply(self, W: np.ndarray, backend: str = "core") -> np.ndarray:
         W = _check_weights(W)
         if W.ndim != 2:
             raise ValueError(f"MaxNorm needs a 2-D weight matrix, got shape {W.shape}")
@@ -433,12 +444,13 @@ class MaxNorm(Constraint):
         return f"MaxNorm(max_value={self.max_value!r})"
 
 
+@register
 class NonNeg(Constraint):
     """Non-negative weights: :math:`w \\leftarrow \\max(w, 0)` elementwise after each update."""
 
-    kind = _regularize.ConstraintKind.C_NONNEG
+    kind = ConstraintKind.C_NONNEG
 
-    def apply(self, W, backend="core"):
+    def apply(self, W: np.ndarray, backend: str = "core") -> np.ndarray:
         W = _check_weights(W)
         flat = W.reshape(-1)
         if backend == "numpy":

@@ -20,6 +20,7 @@ import bisect
 import inspect
 import math
 import numbers
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "InverseScalingLR",
            "MultiStepLR", "LambdaLR", "LinearLR", "OneCycleLR", "ReduceLROnPlateau"]
@@ -72,15 +73,15 @@ class _Schedule:
             self.optimizer.lr = lr
         self._last_lr = lr
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> List[float]:
         """The learning rate set by the last step, as a one-element list (as torch)."""
         return [self._last_lr]
 
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         """Every attribute but the optimizer, as a plain dict of scalars."""
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
-    def load_state_dict(self, d):
+    def load_state_dict(self, d: Dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`; ValueError on missing/unexpected keys or values."""
         if not isinstance(d, dict):
             raise ValueError(f"state dict must be a dict, got {type(d).__name__}")
@@ -104,13 +105,13 @@ class _Schedule:
 class LRScheduler(_Schedule):
     """Base of the closed-form schedules: subclasses define ``validate`` and ``lr_at``."""
 
-    def __init__(self, optimizer, **hyper):
+    def __init__(self, optimizer: Any, **hyper: Any):
         self._bind(optimizer, **hyper)
         self.last_epoch = -1
         self.step()
 
     @classmethod
-    def validate(cls, **hyper):
+    def validate(cls, **hyper: Any) -> Dict[str, Any]:
         """Check the hyperparameters; return them normalized. ValueError names the argument."""
         raise NotImplementedError
 
@@ -122,7 +123,7 @@ class LRScheduler(_Schedule):
         """Keras style: the learning rate of ``epoch`` (``lr``, the current one, is unused)."""
         return self.lr_at(epoch)
 
-    def step(self):
+    def step(self) -> None:
         """Advance one epoch and set the optimizer's ``lr``."""
         self.last_epoch += 1
         self._set_lr(self.lr_at(self.last_epoch))
@@ -145,15 +146,15 @@ class StepLR(LRScheduler):
         Multiplicative factor (> 0).
     """
 
-    def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
+    def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1):
         super().__init__(optimizer, step_size=step_size, gamma=gamma)
 
     @classmethod
-    def validate(cls, step_size, gamma):
+    def validate(cls, step_size: int, gamma: float) -> Dict[str, Any]:
         return dict(step_size=_int(step_size, "step_size", 1),
                     gamma=_real(gamma, "gamma", low_open=True))
 
-    def lr_at(self, epoch):
+    def lr_at(self, epoch: int) -> float:
         return self.base_lr * self.gamma ** (self._epoch(epoch) // self.step_size)
 
 
@@ -168,14 +169,14 @@ class ExponentialLR(LRScheduler):
         Multiplicative factor (> 0).
     """
 
-    def __init__(self, optimizer, gamma: float):
+    def __init__(self, optimizer: Any, gamma: float):
         super().__init__(optimizer, gamma=gamma)
 
     @classmethod
-    def validate(cls, gamma):
+    def validate(cls, gamma: float) -> Dict[str, Any]:
         return dict(gamma=_real(gamma, "gamma", low_open=True))
 
-    def lr_at(self, epoch):
+    def lr_at(self, epoch: int) -> float:
         return self.base_lr * self.gamma ** self._epoch(epoch)
 
 
@@ -206,15 +207,15 @@ class CosineAnnealingLR(LRScheduler):
         Length of the linear warmup (>= 0).
     """
 
-    def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, warmup_epochs: int = 0):
+    def __init__(self, optimizer: Any, T_max: int, eta_min: float = 0.0, warmup_epochs: int = 0):
         super().__init__(optimizer, T_max=T_max, eta_min=eta_min, warmup_epochs=warmup_epochs)
 
     @classmethod
-    def validate(cls, T_max, eta_min, warmup_epochs):
+    def validate(cls, T_max: int, eta_min: float, warmup_epochs: int) -> Dict[str, Any]:
         return dict(T_max=_int(T_max, "T_max", 1), eta_min=_real(eta_min, "eta_min"),
                     warmup_epochs=_int(warmup_epochs, "warmup_epochs", 0))
 
-    def lr_at(self, epoch):
+    def lr_at(self, epoch: int) -> float:
         e, w = self._epoch(epoch), self.warmup_epochs
         if e < w:
             return self.base_lr * (e + 1) / (w + 1)
@@ -236,14 +237,14 @@ class InverseScalingLR(LRScheduler):
         Exponent p (>= 0).
     """
 
-    def __init__(self, optimizer, power_t: float = 0.5):
+    def __init__(self, optimizer: Any, power_t: float = 0.5):
         super().__init__(optimizer, power_t=power_t)
 
     @classmethod
-    def validate(cls, power_t):
+    def validate(cls, power_t: float) -> Dict[str, Any]:
         return dict(power_t=_real(power_t, "power_t"))
 
-    def lr_at(self, epoch):
+    def lr_at(self, epoch: int) -> float:
         return self.base_lr / (self._epoch(epoch) + 1) ** self.power_t
 
 
@@ -260,11 +261,11 @@ class MultiStepLR(LRScheduler):
         Multiplicative factor (> 0).
     """
 
-    def __init__(self, optimizer, milestones, gamma: float = 0.1):
+    def __init__(self, optimizer: Any, milestones: Sequence[int], gamma: float = 0.1):
         super().__init__(optimizer, milestones=milestones, gamma=gamma)
 
     @classmethod
-    def validate(cls, milestones, gamma):
+    def validate(cls, milestones: Sequence[int], gamma: float) -> Dict[str, Any]:
         try:
             ms = tuple(_int(m, "milestones entries", 1) for m in milestones)
         except TypeError:
@@ -274,7 +275,7 @@ class MultiStepLR(LRScheduler):
             raise ValueError(f"milestones must be increasing, got {list(ms)}")
         return dict(milestones=ms, gamma=_real(gamma, "gamma", low_open=True))
 
-    def lr_at(self, epoch):
+    def lr_at(self, epoch: int) -> float:
         return self.base_lr * self.gamma ** bisect.bisect_right(self.milestones,
                                                                 self._epoch(epoch))
 
@@ -283,19 +284,19 @@ class LambdaLR(LRScheduler):
     r""":math:`\eta_e = \eta_0 \cdot \text{lr\_lambda}(e)` (torch's LambdaLR). The function
     is not part of :meth:`state_dict` (as torch): a restored schedule keeps its own."""
 
-    def __init__(self, optimizer, lr_lambda):
+    def __init__(self, optimizer: Any, lr_lambda: Callable[[int], float]):
         super().__init__(optimizer, lr_lambda=lr_lambda)
 
     @classmethod
-    def validate(cls, lr_lambda):
+    def validate(cls, lr_lambda: Callable[[int], float]) -> Dict[str, Any]:
         if not callable(lr_lambda):
             raise TypeError(f"lr_lambda must be a function of the epoch, got {lr_lambda!r}")
         return dict(lr_lambda=lr_lambda)
 
-    def lr_at(self, epoch):
+    def lr_at(self, epoch: int) -> float:
         return self.base_lr * float(self.lr_lambda(self._epoch(epoch)))
 
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         return {k: v for k, v in super().state_dict().items() if k != "lr_lambda"}
 
 
@@ -315,19 +316,20 @@ class LinearLR(LRScheduler):
         Epochs of the line (>= 1).
     """
 
-    def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+    def __init__(self, optimizer: Any, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5):
         super().__init__(optimizer, start_factor=start_factor, end_factor=end_factor,
                          total_iters=total_iters)
 
     @classmethod
-    def validate(cls, start_factor, end_factor, total_iters):
+    def validate(cls, start_factor: float, end_factor: float,
+                 total_iters: int) -> Dict[str, Any]:
         return dict(start_factor=_real(start_factor, "start_factor", low_open=True, high=1.0,
                                        high_open=False),
                     end_factor=_real(end_factor, "end_factor", high=1.0, high_open=False),
                     total_iters=_int(total_iters, "total_iters", 1))
 
-    def lr_at(self, epoch):
+    def lr_at(self, epoch: int) -> float:
         e, s, f = min(self._epoch(epoch), self.total_iters), self.start_factor, self.end_factor
         return self.base_lr * (s + (f - s) * e / self.total_iters)
 
@@ -342,8 +344,9 @@ class OneCycleLR(LRScheduler):
     False: fastmlp optimizers fix their momentum at construction.
     """
 
-    def __init__(self, optimizer, max_lr: float, total_steps=None, epochs=None,
-                 steps_per_epoch=None, pct_start: float = 0.3, anneal_strategy: str = "cos",
+    def __init__(self, optimizer: Any, max_lr: float, total_steps: Optional[int] = None,
+                 epochs: Optional[int] = None, steps_per_epoch: Optional[int] = None,
+                 pct_start: float = 0.3, anneal_strategy: str = "cos",
                  cycle_momentum: bool = False, div_factor: float = 25.0,
                  final_div_factor: float = 1e4, three_phase: bool = False):
         if total_steps is None:
@@ -356,8 +359,9 @@ class OneCycleLR(LRScheduler):
                          final_div_factor=final_div_factor, three_phase=three_phase)
 
     @classmethod
-    def validate(cls, max_lr, total_steps, pct_start, anneal_strategy, cycle_momentum,
-                 div_factor, final_div_factor, three_phase):
+    def validate(cls, max_lr: float, total_steps: int, pct_start: float, anneal_strategy: str,
+                 cycle_momentum: bool, div_factor: float, final_div_factor: float,
+                 three_phase: bool) -> Dict[str, Any]:
         if cycle_momentum is not False:
             raise ValueError("cycle_momentum=True is not supported (fastmlp optimizers fix "
                              "their momentum at construction): pass cycle_momentum=False")
@@ -380,7 +384,7 @@ class OneCycleLR(LRScheduler):
                     (n - 1, start, low)]
         return [(p * n - 1, start, self.max_lr), (n - 1, self.max_lr, low)]
 
-    def lr_at(self, epoch):
+    def lr_at(self, epoch: int) -> float:
         step = self._epoch(epoch)
         if step > self.total_steps:
             raise ValueError(f"OneCycleLR stepped {step} times, beyond its total_steps="
@@ -428,7 +432,7 @@ class ReduceLROnPlateau(_Schedule):
         Changes of at most eps are ignored (>= 0).
     """
 
-    def __init__(self, optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
+    def __init__(self, optimizer: Any, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
                  min_lr: float = 0.0, eps: float = 1e-8):
         self._bind(optimizer, mode=mode, factor=factor, patience=patience,
@@ -441,8 +445,9 @@ class ReduceLROnPlateau(_Schedule):
         self.cooldown_counter = 0
 
     @classmethod
-    def validate(cls, mode="min", factor=0.1, patience=10, threshold=1e-4,
-                 threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
+    def validate(cls, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
+                 min_lr: float = 0.0, eps: float = 1e-8) -> Dict[str, Any]:
         """Check the hyperparameters (also used by the ReduceLROnPlateau callback)."""
         return dict(mode=_choice(mode, "mode", ("min", "max")),
                     factor=_real(factor, "factor", high=1.0),
@@ -452,7 +457,7 @@ class ReduceLROnPlateau(_Schedule):
                     cooldown=_int(cooldown, "cooldown", 0),
                     min_lr=_real(min_lr, "min_lr"), eps=_real(eps, "eps"))
 
-    def is_better(self, a, best):
+    def is_better(self, a: float, best: float) -> bool:
         """Whether metric value ``a`` improves on ``best``."""
         if self.mode == "min":
             return a < (best * (1.0 - self.threshold) if self.threshold_mode == "rel"
@@ -460,7 +465,7 @@ class ReduceLROnPlateau(_Schedule):
         return a > (best * (1.0 + self.threshold) if self.threshold_mode == "rel"
                     else best + self.threshold)
 
-    def step(self, metrics):
+    def step(self, metrics: float) -> None:
         """Record this epoch's metric; reduce the learning rate after a plateau."""
         current = float(metrics)
         self.last_epoch += 1

@@ -1,11 +1,16 @@
 """Sequential: a stack of layers over one contiguous parameter arena."""
 import numbers
 import threading
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
+from fastmlp import _model_config
 from fastmlp._nesting import adopt_nested, layer_list
 from fastmlp._plan import Plan
+from fastmlp._serial import register_kind
+from fastmlp._typing import Config, Seed
 from fastmlp._validation import as_float_matrix, check_dtype, check_positive_int, contiguous
 from fastmlp.layers.base import Layer
 
@@ -14,6 +19,7 @@ BACKENDS = ("core", "numpy")
 PREDICT_CHUNK = 1024
 
 
+@register_kind("sequential")
 class Sequential:
     """A feedforward network: layers applied in order, parameters in one arena.
 
@@ -45,7 +51,8 @@ class Sequential:
         into the arena and shape.
     """
 
-    def __init__(self, *layers, dtype="float32", seed=None, backend="core"):
+    def __init__(self, *layers: Union[Layer, List[Layer]], dtype: DTypeLike = "float32",
+                 seed: Seed = None, backend: str = "core"):
         layers, adopted = adopt_nested(layer_list(layers))
         if not layers:
             raise ValueError("layers must hold at least one layer")
@@ -158,24 +165,24 @@ class Sequential:
         self.backend = self._backend             # compiles the stages
 
     @property
-    def n_params(self):
+    def n_params(self) -> int:
         return self.params.shape[0]
 
     @property
-    def rng_step(self):
+    def rng_step(self) -> int:
         """Training forward passes so far: the counter of the dropout/noise RNG."""
         return self._rng_step
 
     @rng_step.setter
-    def rng_step(self, value):
+    def rng_step(self, value: int) -> None:
         self._rng_step = int(value)
 
     @property
-    def backend(self):
+    def backend(self) -> str:
         return self._backend
 
     @backend.setter
-    def backend(self, value):
+    def backend(self, value: str) -> None:
         if value not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {value!r}")
         self._backend = value
@@ -205,12 +212,12 @@ class Sequential:
         flush()
         return stages
 
-    def get_weights(self):
+    def get_weights(self) -> np.ndarray:
         """A copy of the model's state (parameters, then buffers such as running
         statistics), for :meth:`set_weights`."""
         return np.concatenate([self.params, self.buffers])
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: ArrayLike) -> None:
         """Put back a state taken by :meth:`get_weights` (copied into the arena)."""
         w = np.asarray(weights)
         n = self.params.shape[0] + self.buffers.shape[0]
@@ -219,21 +226,32 @@ class Sequential:
         self.params[...] = w[:self.params.shape[0]]
         self.buffers[...] = w[self.params.shape[0]:]
 
-    # -- configuration and interop (the work is in fastmlp._config and fastmlp.io) ------------
-    def get_config(self):
+    # -- configuration, save/load and interop (fastmlp._model_config, fastmlp.interop) -------
+    def get_config(self) -> Config:
         """The architecture as JSON data: layer configs, dtype, seed, the dropout RNG key
         and counter, backend. :meth:`from_config` rebuilds the model (fresh weights)."""
-        from fastmlp._config import model_config
-        return model_config(self)
+        return _model_config.model_config(self)
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: Config,
+                    custom_objects: Optional[Dict[str, Any]] = None) -> "Sequential":
         """A new model from :meth:`get_config` (same seed: same initial weights).
         ``custom_objects``: ``{name: class}`` for user layers. ValueError on a bad config."""
-        from fastmlp._config import model_from_config
-        return model_from_config(config, custom_objects, cls=cls)
+        return _model_config.model_from_config(cls, config, custom_objects)
 
-    def to_torch_state_dict(self):
+    def __fastmlp_save__(self) -> Tuple[Config, Dict[str, np.ndarray]]:
+        """``(config, arrays)`` for ``fastmlp.io.save``: :meth:`get_config` and the live
+        arenas ``params`` and ``buffers`` (not copies)."""
+        return _model_config.pack_model(self)
+
+    @classmethod
+    def __fastmlp_load__(cls, config: Config, arrays: Dict[str, np.ndarray],
+                         custom_objects: Optional[Dict[str, Any]] = None) -> "Sequential":
+        """The model :meth:`__fastmlp_save__` described, its arenas filled from ``arrays``
+        (which it consumes). ValueError when they do not describe a valid model."""
+        return _model_config.unpack_model(cls, config, arrays, custom_objects)
+
+    def to_torch_state_dict(self) -> Dict[str, np.ndarray]:
         """Parameters and buffers as the ``state_dict`` of the matching
         ``torch.nn.Sequential`` (NumPy arrays): ``"<i>.weight"`` is Wᵀ of shape (n_out,
         n_in), ``"<i>.bias"`` b; PReLU, BatchNorm (running statistics included) and
@@ -245,7 +263,9 @@ class Sequential:
         return to_torch_state_dict(self)
 
     @classmethod
-    def from_torch_state_dict(cls, state, layers, dtype=None, seed=None, backend="core"):
+    def from_torch_state_dict(cls, state: Dict[str, Any], layers: List[Layer],
+                              dtype: Optional[DTypeLike] = None, seed: Seed = None,
+                              backend: str = "core") -> "Sequential":
         """A model of ``layers`` (in torch module order, as :meth:`to_torch_state_dict`
         numbers them) with the weights of a torch state dict (NumPy arrays or tensors),
         transposed into the arena. ``dtype`` defaults to float64 when every weight is
@@ -254,12 +274,12 @@ class Sequential:
         return from_torch_state_dict(cls, state, layers, dtype, seed, backend)
 
     @property
-    def is_fused(self):
+    def is_fused(self) -> bool:
         """True when the whole model runs as one compiled plan (the fast training path)."""
         return len(self._stages) == 1 and self._stages[0][0] == "core"
 
     # -- computation -------------------------------------------------------------------------
-    def forward(self, X, training=False):
+    def forward(self, X: ArrayLike, training: bool = False) -> np.ndarray:
         """Outputs for X (n_samples, n_in); caches what :meth:`backward` needs.
 
         X may be any numeric array-like; it is converted to a C-contiguous array of the
@@ -284,7 +304,7 @@ class Sequential:
                              f"{(X.shape[0], layer.n_out)}")
         return out
 
-    def backward(self, grad_out):
+    def backward(self, grad_out: ArrayLike) -> np.ndarray:
         """Backpropagate dL/d(output) of the last forward; returns dL/dX.
 
         Parameter gradients are *added* into ``grads`` (call :meth:`zero_grad` between
@@ -306,11 +326,11 @@ class Sequential:
                                      f"{(self._last_batch, stage.n_in)}")
         return g
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every parameter gradient to 0 (one pass over the arena)."""
         self.grads.fill(0)
 
-    def predict(self, X, batch_size=PREDICT_CHUNK):
+    def predict(self, X: ArrayLike, batch_size: int = PREDICT_CHUNK) -> np.ndarray:
         """Network outputs in evaluation mode (no dropout, running statistics).
 
         Thread-safe: each thread runs its own compiled plans (workspaces), without the GIL,
@@ -352,7 +372,7 @@ class Sequential:
         :meth:`forward` takes the mode explicitly; :meth:`predict` always evaluates."""
         return self.forward(X, training=self.training)
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> "Sequential":
         """Set the mode of ``model(X)``: training (``mode=True``) or evaluation; returns the
         model (torch's ``Module.train``). The Trainer and ``predict`` do not depend on it."""
         if mode not in (True, False):
@@ -360,7 +380,7 @@ class Sequential:
         self.training = bool(mode)
         return self
 
-    def eval(self):
+    def eval(self) -> "Sequential":
         """Evaluation mode for ``model(X)`` (``train(False)``); returns the model."""
         return self.train(False)
 
@@ -374,7 +394,7 @@ class Sequential:
     def __getitem__(self, i):
         return self.layers[i]
 
-    def named_parameters(self):
+    def named_parameters(self) -> List[Tuple[str, np.ndarray]]:
         """List of ``(name, view)``, in arena order. A name is the layer's path, then the
         parameter: ``"0.W"`` for ``model[0].W``, ``"1.0.b"`` for the first layer inside
         the container ``model[1]`` (a Residual or a nested Sequential), as torch names
@@ -384,12 +404,12 @@ class Sequential:
                 for p in self.param_info
                 for layer in (self.flat_layers[p["layer"]],)]
 
-    def parameters(self):
+    def parameters(self) -> List[np.ndarray]:
         """List of the parameter views (``layer.W``, ``layer.b``, ...), in arena order, as
         ``torch.nn.Module.parameters()``; ``model.params`` is the same values as one array."""
         return [view for _, view in self.named_parameters()]
 
-    def summary(self, print_fn=print):
+    def summary(self, print_fn: Callable[[str], Any] = print) -> None:
         """Print the layers as Keras' ``model.summary()``: each layer, its output shape and
         its parameter count, then the totals. ``print_fn`` receives each line."""
         rows = [(f"({i}) {layer!r}", f"(None, {layer.n_out})", f"{layer.n_params():,}")

@@ -13,6 +13,9 @@ from typing import Optional, TextIO
 import numpy as np
 
 from fastmlp import _blas
+from fastmlp._version import __version__
+from fastmlp.fpmode import get_flush_denormal
+from fastmlp.threads import get_num_threads
 
 #: CPU flags worth naming (as /proc/cpuinfo spells them).
 _FLAGS = ("avx2", "fma", "avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16",
@@ -45,18 +48,17 @@ def _cpu():
 def config() -> dict:
     """The configuration ``show_config`` prints, as a dict."""
     from threadpoolctl import threadpool_info
-    import fastmlp as fm
     model, flags = _cpu()
     isa = _blas.gemm_isa()
     return {
-        "fastmlp": fm.__version__, "python": sys.version.split()[0], "numpy": np.__version__,
+        "fastmlp": __version__, "python": sys.version.split()[0], "numpy": np.__version__,
         "machine": platform.machine(), "cpu": model, "cpu_flags": flags,
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "gemm_isa": isa, "gemm_best_isa": _blas.best_gemm_isa(),
         "gemm_tile_f32": _blas.gemm_tile(False), "gemm_tile_f64": _blas.gemm_tile(True),
         "gemm_env": os.environ.get("FASTMLP_GEMM_ISA"),
-        "threads": fm.get_num_threads(), "pool_workers": _blas.pool_workers(),
-        "flush_denormal": fm.get_flush_denormal(),
+        "threads": get_num_threads(), "pool_workers": _blas.pool_workers(),
+        "flush_denormal": get_flush_denormal(),
         "blas_fallback": [f"{p['internal_api']} {p.get('version')} ({p['prefix']}, "
                           f"{p.get('architecture')}, {p['num_threads']} threads)"
                           for p in threadpool_info() if p["user_api"] == "blas"],

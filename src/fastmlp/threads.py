@@ -9,11 +9,12 @@ same expression in the same order whatever the split.
 """
 import contextlib
 import numbers
+from typing import Iterator, Optional
 
 from fastmlp import _blas
 
 
-def set_num_threads(n=None):
+def set_num_threads(n: Optional[int] = None) -> None:
     """Set the process-wide number of threads of the core (None: OpenMP's default).
 
     Examples
@@ -23,13 +24,13 @@ def set_num_threads(n=None):
     _blas.set_num_threads(0 if n is None else _check(n, "n"))
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Threads the core may use for a call made from the current thread."""
     return _blas.get_num_threads()
 
 
 @contextlib.contextmanager
-def limit_threads(n):
+def limit_threads(n: Optional[int]) -> Iterator[None]:
     """Within the block, the calling thread's core calls use at most ``n`` threads, and
     the BLAS pools (numpy's and scipy's OpenBLAS, through threadpoolctl) too. ``None``
     changes nothing. Other threads are not affected by the core setting."""

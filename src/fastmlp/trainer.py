@@ -1,9 +1,11 @@
 """Trainer: Keras-grade ``fit`` / ``evaluate`` / ``predict`` on top of the fused core."""
 import numbers
 import time
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from fastmlp import _trainer_state
 from fastmlp import callbacks as cbks
 from fastmlp._epoch import EpochLoop, NonFiniteLoss, penalty_terms
 from fastmlp._fit_checks import (check_batchnorm_batches, check_deterministic, check_int,
@@ -11,17 +13,23 @@ from fastmlp._fit_checks import (check_batchnorm_batches, check_deterministic, c
 from fastmlp._output_unit import check_output_unit
 from fastmlp._refit import check_refit, run_refit
 from fastmlp._progress import Progress
+from fastmlp._serial import register_kind
+from fastmlp._typing import ArrayLike, Config, MetricFn, Seed
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.data import split_indices
 from fastmlp.distributed import Distributed, RankFailed, fingerprint
 from fastmlp.diagnostics import Diagnostics
 from fastmlp.history import History
-from fastmlp.losses import get_loss
+from fastmlp.losses import Loss, get_loss
 from fastmlp.metrics import call_metric, get_metrics, link
+from fastmlp.optim import FullBatchSolver, Optimizer
+from fastmlp.regularizers import Penalty
+from fastmlp.sequential import Sequential
 from fastmlp.threads import limit_threads
 
 
 
+@register_kind("trainer")
 class Trainer:
     """Train a model with a loss and an optimizer.
 
@@ -62,8 +70,11 @@ class Trainer:
     ...                       callbacks=[fm.EarlyStopping(patience=5)])
     """
 
-    def __init__(self, model, loss, optimizer, regularizers=(), metrics=(), seed=None,
-                 n_threads=None, comm=None):
+    def __init__(self, model: Sequential, loss: Union[str, Loss],
+                 optimizer: Union[str, Optimizer, FullBatchSolver],
+                 regularizers: Sequence[Penalty] = (),
+                 metrics: Sequence[Union[str, MetricFn]] = (), seed: Seed = None,
+                 n_threads: Optional[int] = None, comm: Any = None):
         from fastmlp.optim import get_optimizer
         self.comm = comm
         self._dist = None if comm is None else Distributed(comm)
@@ -95,6 +106,16 @@ class Trainer:
         """Pickle (and ``copy.deepcopy``) everything but the thread governor, which holds
         timings of this machine's run: a copy measures afresh."""
         return {**self.__dict__, "_thread_governor": None, "comm": None, "_dist": None}
+
+    def __fastmlp_save__(self) -> Tuple[Config, Dict[str, np.ndarray]]:
+        """``(config, arrays)`` for ``fastmlp.io.save`` (see :mod:`fastmlp._trainer_state`)."""
+        return _trainer_state.pack_trainer(self)
+
+    @classmethod
+    def __fastmlp_load__(cls, config: Config, arrays: Dict[str, np.ndarray],
+                         custom_objects: Optional[Dict[str, Any]] = None) -> "Trainer":
+        """The trainer :meth:`__fastmlp_save__` described; consumes ``arrays``."""
+        return _trainer_state.unpack_trainer(cls, config, arrays, custom_objects)
 
     @property
     def rank(self) -> int:
@@ -165,9 +186,12 @@ class Trainer:
         return None if w is None else contiguous(w, self.model.dtype)
 
     # -- fit ----------------------------------------------------------------------------------
-    def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
-            validation_split=0.0, callbacks=(), verbose=1, sample_weight=None,
-            class_weight=None, initial_epoch=0, validation_freq=1, sharded=False):
+    def fit(self, X: ArrayLike, y: ArrayLike, epochs: int = 1, batch_size: int = 32,
+            shuffle: bool = True, validation_data: Optional[tuple] = None,
+            validation_split: float = 0.0, callbacks: Sequence[cbks.Callback] = (),
+            verbose: int = 1, sample_weight: Optional[ArrayLike] = None,
+            class_weight: Union[Dict[int, float], str, None] = None, initial_epoch: int = 0,
+            validation_freq: Union[int, Sequence[int]] = 1, sharded: bool = False) -> History:
         """Train for ``epochs`` passes over the data; returns the :class:`History`.
 
         Mini-batches sample rows without replacement: every training row is used exactly
@@ -460,7 +484,8 @@ class Trainer:
         return {prefix + name: float(call_metric(fn, targets, pred, classification))
                 for name, fn in self.metrics}
 
-    def evaluate(self, X, y, sample_weight=None, _prepared=False, prefix=""):
+    def evaluate(self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None,
+                 _prepared: bool = False, prefix: str = "") -> Dict[str, float]:
         """Loss and metrics on (X, y), in evaluation mode: ``{'loss': ..., 'accuracy': ...}``.
 
         The loss is the mean over all rows (plus the regularizers' penalties, as in fit).
@@ -475,7 +500,7 @@ class Trainer:
         logs.update(self._metric_logs(X, y, prefix, outputs=out))
         return logs
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities (softmax of the logits for ``CrossEntropyLoss`` and
         ``MultiMarginLoss``, sigmoid for ``BCEWithLogitsLoss``) in evaluation mode, as
         Keras' ``predict`` of a softmax model. TypeError for a regression loss."""
@@ -484,7 +509,7 @@ class Trainer:
                             f"{type(self.loss).__name__}: use predict")
         return link(self.loss, self.predict(X))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Network outputs (logits for classification losses) in evaluation mode; an empty
         (0, n_out) array for no rows."""
         return self._outputs(as_float_matrix(X, self.model.dtype, "X", self.model.n_in,

@@ -1,10 +1,13 @@
 """ImageAugment: random affine transforms of each row seen as an image, in training only."""
 import math
 import numbers
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from fastmlp._plan import LayerKind
+from fastmlp._codes import LayerKind
+from fastmlp._serial import register
+from fastmlp._typing import Config
 from fastmlp.layers.noise import _Stochastic
 from fastmlp.reference import augment as ref_aug
 
@@ -17,6 +20,7 @@ def _nonneg(value, name, high=math.inf):
     return float(value)
 
 
+@register
 class ImageAugment(_Stochastic):
     r"""Dataset augmentation in the network: in training, every row, seen as an image of
     ``shape`` (h, w[, c]; row-major, channels last), is resampled through a random affine
@@ -59,7 +63,7 @@ class ImageAugment(_Stochastic):
     >>> aug = ImageAugment((8, 8), max_shift=1, max_rotation=10)
     """
 
-    def __init__(self, shape, max_shift: float = 0.0, max_rotation: float = 0.0,
+    def __init__(self, shape: Tuple[int, ...], max_shift: float = 0.0, max_rotation: float = 0.0,
                  max_scale: float = 0.0, flip: bool = False):
         super().__init__()
         shape = tuple(shape) if isinstance(shape, (tuple, list)) else shape
@@ -78,7 +82,7 @@ class ImageAugment(_Stochastic):
         self.flip = bool(flip)
         self.n_in = self.n_out = int(np.prod(self._hwc))
 
-    def build(self, n_in):
+    def build(self, n_in: int) -> int:
         if n_in != self.n_in:
             raise ValueError(f"ImageAugment(shape={self.shape}) needs {self.n_in} input "
                              f"features (h·w·c), got {n_in}")
@@ -90,25 +94,25 @@ class ImageAugment(_Stochastic):
                     max_rotation=math.radians(self.max_rotation), max_scale=self.max_scale,
                     flip=int(self.flip))
 
-    def core_desc(self, ctx):
+    def core_desc(self, ctx: Any) -> Optional[Config]:
         return dict(kind=LayerKind.K_AUGMENT, n_in=self.n_in, n_out=self.n_out,
                     aug=self._aug())
 
-    def maps(self, n_rows):
+    def maps(self, n_rows: int) -> np.ndarray:
         """The inverse maps (n_rows, 6) of the current training step, as the core draws them."""
         seed, stream, step = self._draw_key()
         a = self._aug()
         return ref_aug.maps(self._hwc, a["max_shift"], a["max_rotation"], a["max_scale"],
                             self.flip, seed, stream, step, n_rows)
 
-    def forward(self, X, training=False):
+    def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         if not training:
             self._cache = None
             return X.copy()
         self._cache = self.maps(X.shape[0])
         return ref_aug.augment_forward(X, self._hwc, self._cache)
 
-    def backward(self, dY):
+    def backward(self, dY: np.ndarray) -> np.ndarray:
         if self._cache is None:
             return dY.copy()
         return ref_aug.augment_backward(dY, self._hwc, self._cache)

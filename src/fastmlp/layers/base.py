@@ -1,5 +1,10 @@
 """The Layer protocol shared by library layers and layers users write in NumPy."""
+from typing import Any, List, Optional
+
 import numpy as np
+
+from fastmlp._serial import Context, constructor_config
+from fastmlp._typing import BufferSpec, Config, ParamSpec
 
 
 class Layer:
@@ -15,27 +20,29 @@ class Layer:
 
     #: name of the activation this layer applies, used by init="auto" of the layer before
     activation_name = None
+    #: the config key holding the configs of the layers a container holds (None: not one)
+    children_key = None
 
     @property
-    def trainable(self):
+    def trainable(self) -> bool:
         """False freezes the layer (and a container's children): fit, the fused step and
         ``optimizer.step`` leave its parameters as they are (Keras' ``trainable``)."""
         return self.__dict__.get("_trainable", True)
 
     @trainable.setter
-    def trainable(self, value):
+    def trainable(self, value: bool) -> None:
         if value is not True and value is not False:
             raise TypeError(f"trainable must be True or False, got {value!r}")
         self._trainable = value
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.n_in = None
         self.n_out = None
         self._model = None
         self._cache = None
 
     # -- shapes and parameters -------------------------------------------------------------
-    def build(self, n_in):
+    def build(self, n_in: int) -> int:
         """Fix the layer's sizes for an input width ``n_in``; return the output width.
 
         The default keeps the width (elementwise layers). Raise ValueError on a mismatch.
@@ -45,34 +52,35 @@ class Layer:
         self.n_in = self.n_out = n_in
         return n_in
 
-    def param_specs(self):
+    def param_specs(self) -> List[ParamSpec]:
         """List of ``(name, shape, role)`` of trainable parameters; role is "weight",
         "bias" or "other" (regularizers exempt biases by role)."""
         return []
 
-    def init_params(self, rng, next_activation=None):
+    def init_params(self, rng: np.random.Generator,
+                    next_activation: Optional[str] = None) -> None:
         """Initialize the parameter views in place (called once, by the model)."""
 
-    def buffer_specs(self):
+    def buffer_specs(self) -> List[BufferSpec]:
         """List of ``(name, shape, initial value)`` of non-trainable state (running
         statistics), kept in the model's ``buffers`` arena."""
         return []
 
-    def children(self):
+    def children(self) -> List["Layer"]:
         """Layers contained in this one (``Residual``); the model owns their parameters."""
         return []
 
-    def bind_shared(self):
+    def bind_shared(self) -> None:
         """Called once every layer of the model has its views: take views of another
         layer's parameters (tied weights)."""
 
-    def core_desc(self, ctx):
+    def core_desc(self, ctx: Any) -> Optional[Config]:
         """The compiled-core descriptor of this layer (a dict of ``LayerDesc`` fields);
         None for layers that run in Python. ``ctx.offsets(self)`` maps each parameter and
         buffer name to its offset, ``ctx.index(self)`` is the layer's index in the model."""
         return None
 
-    def core_descs(self, ctx):
+    def core_descs(self, ctx: Any) -> Optional[List[Config]]:
         """The list of descriptors this layer compiles to (one, or a bracket of several for
         containers), or None when it must run in Python."""
         desc = self.core_desc(ctx)
@@ -81,19 +89,27 @@ class Layer:
         desc.setdefault("stream", ctx.index(self))
         return [desc]
 
-    def get_config(self):
+    def get_config(self) -> Config:
         """The constructor arguments as JSON values: ``type(self)(**config)`` rebuilds the
         layer (used by ``fastmlp.save``). The default reads each argument back from the
         attribute of the same name; override when they differ."""
-        from fastmlp._config import constructor_config
         return constructor_config(self)
 
+    @classmethod
+    def from_config(cls, config: Config, context: Context) -> "Layer":
+        """The layer described by ``config`` (from :meth:`get_config`): by default
+        ``cls(**config)`` with plain JSON arguments. ``context`` (a
+        ``fastmlp._serial.Context``) resolves what the config refers to: nested objects,
+        the contained layers of a container (``children_key``), tied layers by index.
+        ValueError naming the layer when the config is invalid."""
+        return context.build(cls, context.kwargs(cls, config))
+
     # -- computation (NumPy path) --------------------------------------------------------
-    def forward(self, X, training=False):
+    def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         """Return the layer's output for X (batch, n_in); keep what backward needs."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(X, training)")
 
-    def backward(self, dY):
+    def backward(self, dY: np.ndarray) -> np.ndarray:
         """Given dL/dY for the last forward, add parameter gradients into ``self.d<name>``
         and return dL/dX."""
         raise NotImplementedError(f"{type(self).__name__} must implement backward(dY)")
@@ -124,7 +140,7 @@ class Layer:
             model._finish_unpickling()
 
     # -- display ---------------------------------------------------------------------------
-    def n_params(self):
+    def n_params(self) -> int:
         return int(sum(np.prod(shape, dtype=np.int64) for _, shape, _ in self.param_specs()))
 
     def __repr__(self):

@@ -1,12 +1,20 @@
 """Fully connected layers: Dense (with a fused activation) and Maxout."""
+from typing import Any, List, Optional, Union
+
+import numpy as np
+
 from fastmlp import init as initializers
-from fastmlp._plan import LayerFlag, LayerKind
+from fastmlp._codes import LayerFlag, LayerKind
+from fastmlp._serial import Context, register, to_config
+from fastmlp._typing import Config, ParamSpec
 from fastmlp._validation import check_positive_int
-from fastmlp.layers.activations import activation_from_name
+from fastmlp.layers.activations import Activation, activation_from_name
 from fastmlp.layers.base import Layer
 from fastmlp.reference import layers as ref_layers
+from fastmlp.regularizers import Constraint, Penalty
 
 
+@register
 class Dense(Layer):
     """Fully connected layer: ``Z = X W + b``, ``A = activation(Z)``.
 
@@ -38,8 +46,10 @@ class Dense(Layer):
     ``dX = dZ Wᵀ``. ``W``, ``b``, ``dW``, ``db`` are views into the model's arena.
     """
 
-    def __init__(self, n_in, n_out, activation=None, init="auto", bias=True, regularizer=None,
-                 constraint=None, tied_to=None, transpose=False):
+    def __init__(self, n_in: int, n_out: int, activation: Union[str, Activation, None] = None,
+                 init: str = "auto", bias: bool = True, regularizer: Optional[Penalty] = None,
+                 constraint: Optional[Constraint] = None, tied_to: Optional["Dense"] = None,
+                 transpose: bool = False):
         super().__init__()
         self.n_in = check_positive_int(n_in, "n_in")
         self.n_out = check_positive_int(n_out, "n_out")
@@ -74,39 +84,61 @@ class Dense(Layer):
                              "matrix): set it on the layer that owns the weights (tied_to)")
 
     @property
-    def activation_name(self):
+    def activation_name(self) -> str:
         return self.activation.name
 
-    def get_config(self):
+    def get_config(self) -> Config:
         """Constructor arguments as JSON: nested objects as their configs, ``tied_to`` as
         the index of that layer in the model's ``flat_layers``."""
-        from fastmlp._config import layer_index, to_config
         return dict(n_in=self.n_in, n_out=self.n_out, activation=to_config(self.activation),
                     init=self.init, bias=self.bias,
                     regularizer=None if self.regularizer is None else to_config(self.regularizer),
                     constraint=None if self.constraint is None else to_config(self.constraint),
-                    tied_to=None if self.tied_to is None else layer_index(self.tied_to),
+                    tied_to=None if self.tied_to is None else _layer_index(self.tied_to),
                     transpose=self.transpose)
 
-    def build(self, n_in):
+    @classmethod
+    def from_config(cls, config: Config, context: Context) -> "Layer":
+        """As :meth:`Layer.from_config`, with the nested activation, regularizer and
+        constraint configs rebuilt and ``tied_to`` resolved to the layer of that index."""
+        nested = {"activation": Activation, "regularizer": Penalty, "constraint": Constraint}
+        kwargs = context.kwargs(cls, config, skip=(*nested, "tied_to"))
+        for key, base in nested.items():
+            value = config.get(key)
+            if isinstance(value, dict):
+                kwargs[key] = context.nested(value, base, key)
+            elif value is not None and not (key == "activation" and isinstance(value, str)):
+                raise ValueError(f"{context.where}: {key} must be a config object or null")
+            elif key in config:
+                kwargs[key] = value
+        tied = config.get("tied_to")
+        if tied is not None:
+            target = context.reference(tied, "tied_to")
+            if not isinstance(target, Dense):
+                raise ValueError(f"{context.where}: tied_to={tied} is not a Dense layer")
+            kwargs["tied_to"] = target
+        return context.build(cls, kwargs)
+
+    def build(self, n_in: int) -> int:
         if n_in != self.n_in:
             raise ValueError(f"{self!r} expects {self.n_in} inputs but receives {n_in}")
         return self.n_out
 
-    def param_specs(self):
+    def param_specs(self) -> List[ParamSpec]:
         specs = [] if self.tied_to is not None else [("W", (self.n_in, self.n_out), "weight")]
         if self.bias:
             specs.append(("b", (self.n_out,), "bias"))
         return specs
 
-    def bind_shared(self):
+    def bind_shared(self) -> None:
         if self.tied_to is not None:
             if self.tied_to._model is not self._model:
                 raise ValueError(f"tied_to={self.tied_to!r} must belong to the same model")
             src = self.tied_to
             self.W, self.dW = (src.W.T, src.dW.T) if self.transpose else (src.W, src.dW)
 
-    def init_params(self, rng, next_activation=None):
+    def init_params(self, rng: np.random.Generator,
+                    next_activation: Optional[str] = None) -> None:
         if self.tied_to is None:
             act = self.activation.name if self.activation.name != "identity" else next_activation
             scheme = initializers.resolve(self.init, act)
@@ -114,20 +146,20 @@ class Dense(Layer):
         if self.bias:
             self.b[...] = 0
 
-    def core_desc(self, ctx):
+    def core_desc(self, ctx: Any) -> Optional[Config]:
         owner = self.tied_to if self.tied_to is not None else self
         return dict(kind=LayerKind.K_DENSE, act=self.activation.code,
                     alpha=self.activation.alpha, n_in=self.n_in, n_out=self.n_out,
                     w_off=ctx.offsets(owner)["W"], b_off=ctx.offsets(self).get("b", -1),
                     flags=LayerFlag.F_TRANS_W if self.transpose else 0)
 
-    def forward(self, X, training=False):
+    def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         Z, A = ref_layers.dense_forward(X, self.W, self.b if self.bias else None,
                                         self.activation.code, self.activation.alpha)
         self._cache = (X, Z, A)
         return A
 
-    def backward(self, dY):
+    def backward(self, dY: np.ndarray) -> np.ndarray:
         X, Z, A = self._need_cache()
         dX, dW, db = ref_layers.dense_backward(X, self.W, Z, A, dY, self.activation.code,
                                                self.activation.alpha)
@@ -147,6 +179,7 @@ class Dense(Layer):
         return f"Dense({', '.join(args)})"
 
 
+@register
 class Maxout(Layer):
     """Maxout units (Goodfellow et al., 2013): each output is the max of ``pieces`` affine
     functions of the input.
@@ -156,7 +189,8 @@ class Maxout(Layer):
     winning piece of each unit (the first one on ties).
     """
 
-    def __init__(self, n_in, n_out, pieces, init="auto", bias=True):
+    def __init__(self, n_in: int, n_out: int, pieces: int, init: str = "auto",
+                 bias: bool = True):
         super().__init__()
         self.n_in = check_positive_int(n_in, "n_in")
         self.n_out = check_positive_int(n_out, "n_out")
@@ -164,34 +198,35 @@ class Maxout(Layer):
         self.init = initializers.check_init(init)
         self.bias = bool(bias)
 
-    def build(self, n_in):
+    def build(self, n_in: int) -> int:
         if n_in != self.n_in:
             raise ValueError(f"{self!r} expects {self.n_in} inputs but receives {n_in}")
         return self.n_out
 
-    def param_specs(self):
+    def param_specs(self) -> List[ParamSpec]:
         specs = [("W", (self.n_in, self.n_out * self.pieces), "weight")]
         if self.bias:
             specs.append(("b", (self.n_out * self.pieces,), "bias"))
         return specs
 
-    def init_params(self, rng, next_activation=None):
+    def init_params(self, rng: np.random.Generator,
+                    next_activation: Optional[str] = None) -> None:
         scheme = initializers.resolve(self.init, None)
         initializers.initialize(scheme, self.W, self.n_in, self.n_out, rng)
         if self.bias:
             self.b[...] = 0
 
-    def core_desc(self, ctx):
+    def core_desc(self, ctx: Any) -> Optional[Config]:
         offsets = ctx.offsets(self)
         return dict(kind=LayerKind.K_MAXOUT, n_in=self.n_in, n_out=self.n_out,
                     pieces=self.pieces, w_off=offsets["W"], b_off=offsets.get("b", -1))
 
-    def forward(self, X, training=False):
+    def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         Z, A = ref_layers.maxout_forward(X, self.W, self.b if self.bias else None, self.pieces)
         self._cache = (X, Z)
         return A
 
-    def backward(self, dY):
+    def backward(self, dY: np.ndarray) -> np.ndarray:
         X, Z = self._need_cache()
         dX, dW, db = ref_layers.maxout_backward(X, self.W, Z, dY, self.pieces)
         self.dW += dW
@@ -201,3 +236,12 @@ class Maxout(Layer):
 
     def __repr__(self):
         return f"Maxout({self.n_in}, {self.n_out}, pieces={self.pieces})"
+
+
+def _layer_index(layer):
+    """Index of ``layer`` in its model's ``flat_layers`` (how configs refer to a layer)."""
+    model = getattr(layer, "_model", None)
+    if model is None:
+        raise ValueError(f"{layer!r} is referred to by another layer but belongs to no model; "
+                         "describe the whole Sequential")
+    return next(i for i, other in enumerate(model.flat_layers) if other is layer)

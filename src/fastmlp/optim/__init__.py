@@ -6,6 +6,8 @@ Examples
 >>> get_optimizer("adam", lr=1e-2)
 Adam(lr=0.01, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, amsgrad=False)
 """
+from typing import Any, Union
+
 from fastmlp.optim.adadelta import Adadelta
 from fastmlp.optim.adagrad import Adagrad
 from fastmlp.optim.adam import Adam, AdamW
@@ -26,7 +28,8 @@ __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW"
            "FullBatchSolver", "GradientDescent", "LBFGS", "BFGS", "Newton", "make_objective"]
 
 
-def get_optimizer(name_or_obj, **kwargs):
+def get_optimizer(name_or_obj: Union[str, type, Optimizer, FullBatchSolver],
+                  **kwargs: Any) -> Union[Optimizer, FullBatchSolver]:
     """Return an optimizer (or full-batch solver) from a name, a class, or an instance.
 
     Parameters

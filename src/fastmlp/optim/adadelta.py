@@ -1,7 +1,12 @@
 """Adadelta (torch.optim.Adadelta)."""
-from fastmlp.optim.base import Optimizer, check_nonneg, check_unit
+from fastmlp import _optim
+from fastmlp._codes import OptFamily
+from fastmlp._serial import register
+from fastmlp.optim.base import KernelSpec, Optimizer, check_nonneg, check_unit
+from fastmlp.reference import optim as reference
 
 
+@register
 class Adadelta(Optimizer):
     r"""Adadelta: step sizes from running averages of squared gradients and updates.
 
@@ -30,7 +35,9 @@ class Adadelta(Optimizer):
     >>> opt.step(model)   # doctest: +SKIP
     """
 
-    _family = "adadelta"
+    kernel = KernelSpec(OptFamily.OPT_ADADELTA, _optim.adadelta_step_memview,
+                        reference.adadelta_step,
+                        ("lr", "rho", "eps", "weight_decay"))
     _slots = ("square_avg", "acc_delta")
 
     def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
@@ -42,5 +49,3 @@ class Adadelta(Optimizer):
         return dict(rho=check_unit(rho, "rho"), eps=check_nonneg(eps, "epsilon"),
                     weight_decay=check_nonneg(weight_decay, "weight_decay"))
 
-    def _kwargs(self):
-        return dict(lr=self.lr, **self._hyper)

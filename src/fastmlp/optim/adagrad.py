@@ -1,7 +1,12 @@
 """Adagrad (torch.optim.Adagrad)."""
-from fastmlp.optim.base import Optimizer, check_nonneg
+from fastmlp import _optim
+from fastmlp._codes import OptFamily
+from fastmlp._serial import register
+from fastmlp.optim.base import KernelSpec, Optimizer, check_nonneg
+from fastmlp.reference import optim as reference
 
 
+@register
 class Adagrad(Optimizer):
     r"""Adagrad: per-coordinate learning rates from the sum of squared gradients.
 
@@ -31,7 +36,9 @@ class Adagrad(Optimizer):
     >>> opt.step(model)   # doctest: +SKIP
     """
 
-    _family = "adagrad"
+    kernel = KernelSpec(OptFamily.OPT_ADAGRAD, _optim.adagrad_step_memview,
+                        reference.adagrad_step,
+                        ("lr", "lr_decay", "weight_decay", "eps"))
     _slots = ("state_sum",)
 
     def __init__(self, lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0,
@@ -51,6 +58,3 @@ class Adagrad(Optimizer):
     def _initial(self):
         return {"state_sum": self.initial_accumulator_value}
 
-    def _kwargs(self):
-        return dict(lr=self.lr, lr_decay=self.lr_decay, weight_decay=self.weight_decay,
-                    eps=self.eps)

@@ -1,7 +1,12 @@
 """Adam and AdamW (torch.optim.Adam, torch.optim.AdamW): one kernel, L2 or decoupled decay."""
-from fastmlp.optim.base import Optimizer, as_real, check_flag, check_nonneg
+from fastmlp import _optim
+from fastmlp._codes import OptFamily
+from fastmlp._serial import register
+from fastmlp.optim.base import KernelSpec, Optimizer, as_real, check_flag, check_nonneg
+from fastmlp.reference import optim as reference
 
 
+@register
 class Adam(Optimizer):
     r"""Adam with L2 weight decay added to the gradient (torch.optim.Adam).
 
@@ -34,7 +39,9 @@ class Adam(Optimizer):
     >>> opt.step(model)   # doctest: +SKIP
     """
 
-    _family = "adam"
+    kernel = KernelSpec(OptFamily.OPT_ADAM, _optim.adam_step_memview,
+                        reference.adam_step,
+                        ("lr", "beta1", "beta2", "eps", "weight_decay", "decoupled"))
     _slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _decoupled = False
 
@@ -64,6 +71,7 @@ class Adam(Optimizer):
                     weight_decay=self.weight_decay, decoupled=self._decoupled)
 
 
+@register
 class AdamW(Adam):
     r"""Adam with decoupled weight decay (torch.optim.AdamW).
 

@@ -1,19 +1,21 @@
 """The optimizer base class: state buffers over the flat parameter arena, one kernel per step.
 
 A concrete optimizer only declares its hyperparameters (torch.optim names and defaults), its
-state buffers and how they map onto its family kernel in ``fastmlp._optim``; the base class
-does binding, allocation, validation, dispatch to the core or NumPy reference kernels, and
+state buffers and its :class:`KernelSpec` (the family code of the fused loop, the core kernel,
+its NumPy twin and the kernel's hyperparameter names); the base class does binding,
+allocation, validation, dispatch to the core or NumPy reference kernels, and
 (de)serialization.
 """
 import math
 import numbers
 import weakref
+from typing import Any, Callable, Dict, NamedTuple, Tuple
 
 import numpy as np
 
-from fastmlp import _optim
+from fastmlp._codes import OptFamily
 from fastmlp._freeze import FrozenParams
-from fastmlp.reference import optim as _reference
+from fastmlp._typing import Arena
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -85,6 +87,27 @@ def _plain(value):
     return tuple(value) if isinstance(value, list) else value
 
 
+class KernelSpec(NamedTuple):
+    """The kernel an optimizer class runs, declared explicitly on the class.
+
+    Attributes
+    ----------
+    family : OptFamily
+        The code the fused training loop (``fastmlp._train``) dispatches on.
+    core : callable
+        The compiled kernel, ``core(params, grads, *states, step, **hyper)``.
+    reference : callable
+        Its NumPy twin in ``fastmlp.reference``, with the same signature.
+    hyper : tuple of str
+        The kernel's keyword hyperparameters, as :meth:`Optimizer._kwargs` returns them
+        (by default the optimizer's attributes of these names).
+    """
+    family: OptFamily
+    core: Callable
+    reference: Callable
+    hyper: Tuple[str, ...]
+
+
 def _weak(model):
     try:
         return weakref.ref(model)
@@ -95,9 +118,11 @@ def _weak(model):
 class Optimizer:
     """Base class of the first-order optimizers.
 
-    Subclasses set ``_family`` (the kernel ``fastmlp._optim.<family>_step_memview`` and its
-    NumPy twin ``fastmlp.reference.optim.<family>_step``), ``_slots`` (the state buffers in
-    the kernel's argument order) and implement ``_validate``, ``_active`` and ``_kwargs``.
+    Subclasses set ``kernel`` (a :class:`KernelSpec`), ``_slots`` (the state buffers in the
+    kernel's argument order) and implement ``_validate``, and ``_active`` and ``_kwargs`` when
+    the defaults do not fit. A subclass without a kernel (``kernel = None``) must override
+    ``_update`` (the Python step); it then always trains through the Python step, never the
+    fused loop.
 
     The optimizer binds to the first model it steps (or :meth:`bind`); its state buffers are
     1-D arrays of the arena's length and dtype, allocated once. The model's ``backend``
@@ -106,11 +131,11 @@ class Optimizer:
     construction (:meth:`load_state_dict` may replace them all).
     """
 
-    _family = None
+    kernel = None
     _slots = ()
     _initial = {}
 
-    def __init__(self, lr, **hyper):
+    def __init__(self, lr: float, **hyper: Any):
         object.__setattr__(self, "_hyper", {})
         self.lr = lr
         self._hyper.update(self._validate(**hyper))
@@ -127,19 +152,28 @@ class Optimizer:
         return True
 
     def _kwargs(self):
-        """Keyword arguments of the family kernel for the current hyperparameters."""
-        raise NotImplementedError
+        """Keyword arguments of the kernel for the current hyperparameters: by default the
+        attributes named by ``kernel.hyper``."""
+        return {name: getattr(self, name) for name in self._spec().hyper}
+
+    @classmethod
+    def _spec(cls):
+        """The class's :class:`KernelSpec`; TypeError naming the class when it has none."""
+        if cls.kernel is None:
+            raise TypeError(f"{cls.__name__} declares no kernel (kernel = KernelSpec(...)) and "
+                            "does not override Optimizer._update: it has no update rule")
+        return cls.kernel
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         return self._lr
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: float) -> None:
         object.__setattr__(self, "_lr", check_lr(value))
 
     @property
-    def hyperparameters(self):
+    def hyperparameters(self) -> Dict[str, Any]:
         """All hyperparameters, ``lr`` first, as the constructor takes them."""
         return {"lr": self._lr, **self._hyper}
 
@@ -168,14 +202,14 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
     # -- binding and state ----------------------------------------------------------------------
-    def reset(self):
+    def reset(self) -> None:
         """Forget the state buffers, the step count and the bound model."""
         self.state = {}
         self.step_count = 0
         self._model = None
         self._n, self._dtype = None, None
 
-    def bind(self, model):
+    def bind(self, model: Arena) -> Tuple[np.ndarray, np.ndarray]:
         """Bind to ``model`` and allocate the state buffers; returns (params, grads)."""
         params, grads = model_arrays(model)
         if self._model is not None:
@@ -199,7 +233,7 @@ class Optimizer:
                 self.state[name] = np.full_like(params, self._initial.get(name, 0.0))
         return params, grads
 
-    def step(self, model):
+    def step(self, model: Arena) -> None:
         """Apply one update to ``model.params`` from ``model.grads`` (in place)."""
         params, grads = self.bind(model)
         held = FrozenParams(model) if getattr(model, "flat_layers", None) else None
@@ -209,27 +243,43 @@ class Optimizer:
         self.step_count += 1
 
     def _update(self, model, params, grads):
-        """Step ``step_count + 1`` of the family's kernel (the core's, or its NumPy twin
+        """Step ``step_count + 1`` of the class's kernel (the core's, or its NumPy twin
         for ``backend="numpy"``) on the bound arrays, in place."""
+        spec = self._spec()
         buffers = [self.state.get(name) if self._active(name) else None
                    for name in self._slots]
-        if getattr(model, "backend", "core") == "numpy":
-            kernel = getattr(_reference, f"{self._family}_step")
-        else:
-            kernel = getattr(_optim, f"{self._family}_step_memview")
+        kernel = spec.reference if getattr(model, "backend", "core") == "numpy" else spec.core
         kernel(params, grads, *buffers, self.step_count + 1, **self._kwargs())
 
     # -- the fused trainer's side (fastmlp._train.Runner) ------------------------------------------
-    def _fused_binding(self, model):
+    @property
+    def _fused_binding(self):
+        """The fused loop's binding function (:meth:`_bind_fused`); absent (AttributeError,
+        so ``hasattr`` is False) when the class's step is not its kernel's, which the
+        training loop then runs through the Python step (see :meth:`_runs_kernel`)."""
+        if not type(self)._runs_kernel():
+            raise AttributeError(f"{type(self).__name__} has no kernel for the fused loop")
+        return self._bind_fused
+
+    @classmethod
+    def _runs_kernel(cls):
+        """Whether ``cls.kernel`` is its step: it has one, declared by a class at least as
+        derived as the one defining ``_update`` (a subclass that overrides ``_update`` of a
+        class with a kernel gets its own step; it may declare ``kernel`` again to opt in)."""
+        if cls.kernel is None:
+            return False
+        declares = next(c for c in cls.__mro__ if "kernel" in vars(c))
+        steps = next(c for c in cls.__mro__ if "_update" in vars(c))
+        return issubclass(declares, steps)
+
+    def _bind_fused(self, model):
         """Bind to ``model`` and return ``(family code, kernel hyperparameters, state
         buffers in kernel order (None when unused), steps taken)`` for the fused loop, which
         then takes steps ``step_count + 1, ...`` itself: report them with :meth:`_advance`."""
-        from fastmlp._train import OptFamily
         self.bind(model)
         states = tuple(self.state[name] if self._active(name) else None
                        for name in self._slots)
-        return (int(OptFamily[f"OPT_{self._family.upper()}"]), self._kwargs(), states,
-                self.step_count)
+        return int(self._spec().family), self._kwargs(), states, self.step_count
 
     def _advance(self, steps):
         """Count ``steps`` updates taken by the fused loop."""
@@ -238,14 +288,14 @@ class Optimizer:
         self.step_count += int(steps)
 
     # -- serialization --------------------------------------------------------------------------
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         """A plain dict: ``type``, ``step``, ``hyper`` (dict of scalars) and ``state``
         (dict of 1-D arrays, copies)."""
         return {"type": type(self).__name__, "step": self.step_count,
                 "hyper": dict(self.hyperparameters),
                 "state": {k: v.copy() for k, v in self.state.items()}}
 
-    def load_state_dict(self, d):
+    def load_state_dict(self, d: Dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`; ValueError on any mismatch (nothing is changed)."""
         _check_keys(d, {"type", "step", "hyper", "state"}, "state dict")
         if _plain(d["type"]) != type(self).__name__:

@@ -4,12 +4,13 @@ import math
 import numpy as np
 
 from fastmlp import _optim
+from fastmlp._typing import Arena
 from fastmlp.optim.base import as_real, model_arrays
 
 _EPS = 1e-6     # torch.nn.utils.clip_grad_norm_ adds it to the norm
 
 
-def grad_norm(grads, norm_type=2.0):
+def grad_norm(grads: np.ndarray, norm_type: float = 2.0) -> float:
     """The ``norm_type``-norm of a 1-D gradient array, as a float (accumulated in float64)."""
     if norm_type == 2.0:
         return math.sqrt(_optim.sq_norm_memview(grads))
@@ -20,7 +21,7 @@ def grad_norm(grads, norm_type=2.0):
     return float(np.sum(np.abs(grads.astype(np.float64)) ** norm_type) ** (1.0 / norm_type))
 
 
-def clip_grad_norm(model, max_norm: float, norm_type: float = 2.0,
+def clip_grad_norm(model: Arena, max_norm: float, norm_type: float = 2.0,
                    error_if_nonfinite: bool = False) -> float:
     r"""Rescale ``model.grads`` in place so that its global norm is at most ``max_norm``.
 
@@ -68,7 +69,7 @@ def clip_grad_norm(model, max_norm: float, norm_type: float = 2.0,
     return total
 
 
-def clip_grad_value(model, clip_value: float) -> None:
+def clip_grad_value(model: Arena, clip_value: float) -> None:
     r"""Clip every gradient of ``model.grads`` in place to ``[-clip_value, clip_value]``,
     as ``torch.nn.utils.clip_grad_value_`` over all parameters at once.
 

@@ -16,10 +16,13 @@ solver :class:`~fastmlp.optim.newton.Newton` lives in ``fastmlp.optim.newton``.
 """
 import math
 import numbers
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 from scipy.optimize import minimize
 
+from fastmlp._serial import register
+from fastmlp._typing import Arena
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.optim.base import _check_keys, _plain, check_lr, check_nonneg, model_arrays
 
@@ -28,7 +31,9 @@ __all__ = ["FullBatchSolver", "GradientDescent", "LBFGS", "BFGS", "make_objectiv
 
 # --- the objective -------------------------------------------------------------------------
 
-def make_objective(model, loss, X, targets, weights=None, regularizers=(), chunk=4096):
+def make_objective(model: Arena, loss: Any, X: np.ndarray, targets: np.ndarray,
+                   weights: Optional[np.ndarray] = None, regularizers: Sequence[Any] = (),
+                   chunk: int = 4096) -> Callable[[], float]:
     """Return ``objective() -> float``: the full-batch loss at the current ``model.params``.
 
     Each call zeroes ``model.grads``, runs forward (``training=True``) and backward over
@@ -156,7 +161,7 @@ class FullBatchSolver:
     full_batch = True
     _checks = {}
 
-    def __init__(self, **hyper):
+    def __init__(self, **hyper: Any):
         for name, value in hyper.items():
             setattr(self, name, value)
         self.step_count = 0
@@ -166,7 +171,7 @@ class FullBatchSolver:
         object.__setattr__(self, name, value if check is None else check(value, name))
 
     @property
-    def hyperparameters(self):
+    def hyperparameters(self) -> Dict[str, Any]:
         """All hyperparameters, as the constructor takes them."""
         return {name: getattr(self, name) for name in self._checks}
 
@@ -174,7 +179,8 @@ class FullBatchSolver:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
         return f"{type(self).__name__}({args})"
 
-    def run(self, model, objective, max_iter, on_iteration=None):
+    def run(self, model: Arena, objective: Callable[[], float], max_iter: int,
+            on_iteration: Optional[Callable[[int, float], bool]] = None) -> Dict[str, Any]:
         """Minimize ``objective`` over ``model.params`` for at most ``max_iter`` iterations.
 
         Parameters
@@ -207,13 +213,13 @@ class FullBatchSolver:
         return params, max_iter, on_iteration or (lambda iteration, loss: False)
 
     # -- serialization ------------------------------------------------------------------------
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         """``{"type", "step", "hyper", "state"}`` as :meth:`Optimizer.state_dict`; ``state``
         is empty (a solver's memory lives within one :meth:`run`)."""
         return {"type": type(self).__name__, "step": self.step_count,
                 "hyper": dict(self.hyperparameters), "state": {}}
 
-    def load_state_dict(self, d):
+    def load_state_dict(self, d: Dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`; ValueError on any mismatch (nothing is changed)."""
         _check_keys(d, {"type", "step", "hyper", "state"}, "state dict")
         if _plain(d["type"]) != type(self).__name__:
@@ -237,6 +243,7 @@ def _result(n_iter, converged, message, loss, n_fev):
 
 # --- steepest descent ----------------------------------------------------------------------
 
+@register
 class GradientDescent(FullBatchSolver):
     r"""Full-batch steepest descent with a fixed step.
 
@@ -267,7 +274,8 @@ class GradientDescent(FullBatchSolver):
     def __init__(self, lr: float = 0.01, tol: float = 1e-6):
         super().__init__(lr=lr, tol=tol)
 
-    def run(self, model, objective, max_iter, on_iteration=None):
+    def run(self, model: Arena, objective: Callable[[], float], max_iter: int,
+            on_iteration: Optional[Callable[[int, float], bool]] = None) -> Dict[str, Any]:
         params, max_iter, on_iteration = self._start(model, max_iter, on_iteration)
         loss, n_fev = objective(), 1
         if not math.isfinite(loss):
@@ -300,7 +308,8 @@ class _ScipySolver(FullBatchSolver):
     def _options(self, model, max_iter):
         raise NotImplementedError
 
-    def run(self, model, objective, max_iter, on_iteration=None):
+    def run(self, model: Arena, objective: Callable[[], float], max_iter: int,
+            on_iteration: Optional[Callable[[int, float], bool]] = None) -> Dict[str, Any]:
         params, max_iter, on_iteration = self._start(model, max_iter, on_iteration)
         options = self._options(model, max_iter)
         x0 = params.astype(np.float64)
@@ -336,6 +345,7 @@ class _ScipySolver(FullBatchSolver):
         return _result(count["it"], converged, message, res.fun, count["fev"])
 
 
+@register
 class LBFGS(_ScipySolver):
     r"""Limited-memory BFGS: ``scipy.optimize.minimize(method="L-BFGS-B")``, no bounds.
 
@@ -374,6 +384,7 @@ class LBFGS(_ScipySolver):
                 "ftol": self.tol, "gtol": self.tol}
 
 
+@register
 class BFGS(_ScipySolver):
     r"""BFGS with a dense inverse Hessian: ``scipy.optimize.minimize(method="BFGS")``.
 

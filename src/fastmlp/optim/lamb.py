@@ -1,10 +1,15 @@
 """LAMB (You et al., 2020): Adam with a per-tensor trust ratio, equal to ``optax.lamb``."""
 import numpy as np
 
+from fastmlp import _lamb
+from fastmlp._codes import OptFamily
+from fastmlp._serial import register
 from fastmlp.optim.adam import Adam
-from fastmlp.optim.base import Optimizer
+from fastmlp.optim.base import KernelSpec, Optimizer
+from fastmlp.reference import lamb as reference
 
 
+@register
 class LAMB(Optimizer):
     r"""Layer-wise Adaptive Moments for Batch training (``optax.lamb``).
 
@@ -40,7 +45,9 @@ class LAMB(Optimizer):
     >>> opt = LAMB(lr=1e-3, weight_decay=0.01)
     """
 
-    _family = "lamb"
+    #: a per-tensor kernel: ``core(params, grads, *states, ranges, step, **hyper)``
+    kernel = KernelSpec(OptFamily.OPT_LAMB, _lamb.lamb_step_memview, reference.lamb_step,
+                        ("lr", "beta1", "beta2", "eps", "weight_decay"))
     _slots = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-6,
@@ -65,14 +72,12 @@ class LAMB(Optimizer):
 
     def _update(self, model, params, grads):
         """One LAMB update of the arena, tensor by tensor (``Optimizer.step`` calls it)."""
-        from fastmlp import _lamb
-        from fastmlp.reference import lamb as reference
-        kernel = (reference.lamb_step if getattr(model, "backend", "core") == "numpy"
-                  else _lamb.lamb_step_memview)
+        kernel = (self.kernel.reference if getattr(model, "backend", "core") == "numpy"
+                  else self.kernel.core)
         kernel(params, grads, self.state["exp_avg"], self.state["exp_avg_sq"],
                self._tensor_ranges(model), self.step_count + 1, **self._kwargs())
 
-    def _fused_binding(self, model):
+    def _bind_fused(self, model):
         """As the base class, with the tensor ranges in the hyperparameters (``ranges``)."""
-        family, hyper, states, t = super()._fused_binding(model)
+        family, hyper, states, t = super()._bind_fused(model)
         return family, {**hyper, "ranges": self._tensor_ranges(model)}, states, t

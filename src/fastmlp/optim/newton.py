@@ -1,9 +1,12 @@
 """Damped Newton's method with a finite-difference Hessian, for small models."""
 import math
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
+from fastmlp._serial import register
+from fastmlp._typing import Arena
 from fastmlp.optim.base import check_nonneg
 from fastmlp.optim.fullbatch import (FullBatchSolver, _check_int, _check_positive, _gnorm,
                                      _iteration_end, _result, check_size)
@@ -54,6 +57,7 @@ def hessian(model, objective):
     return H
 
 
+@register
 class Newton(FullBatchSolver):
     r"""Newton's method with Levenberg–Marquardt damping, for models of a few thousand
     parameters.
@@ -100,7 +104,8 @@ class Newton(FullBatchSolver):
     def __init__(self, damping: float = 1e-4, max_params: int = 2000, tol: float = 1e-9):
         super().__init__(damping=damping, max_params=max_params, tol=tol)
 
-    def run(self, model, objective, max_iter, on_iteration=None):
+    def run(self, model: Arena, objective: Callable[[], float], max_iter: int,
+            on_iteration: Optional[Callable[[int, float], bool]] = None) -> Dict[str, Any]:
         params, max_iter, on_iteration = self._start(model, max_iter, on_iteration)
         check_size(self, model)
         loss, n_fev = objective(), 1

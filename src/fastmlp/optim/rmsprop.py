@@ -1,7 +1,12 @@
 """RMSprop (torch.optim.RMSprop)."""
-from fastmlp.optim.base import Optimizer, check_flag, check_nonneg
+from fastmlp import _optim
+from fastmlp._codes import OptFamily
+from fastmlp._serial import register
+from fastmlp.optim.base import KernelSpec, Optimizer, check_flag, check_nonneg
+from fastmlp.reference import optim as reference
 
 
+@register
 class RMSprop(Optimizer):
     r"""RMSprop: divide the gradient by a running root mean square.
 
@@ -37,7 +42,9 @@ class RMSprop(Optimizer):
     >>> opt.step(model)   # doctest: +SKIP
     """
 
-    _family = "rmsprop"
+    kernel = KernelSpec(OptFamily.OPT_RMSPROP, _optim.rmsprop_step_memview,
+                        reference.rmsprop_step,
+                        ("lr", "alpha", "eps", "weight_decay", "momentum"))
     _slots = ("square_avg", "grad_avg", "momentum_buffer")
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
@@ -59,6 +66,3 @@ class RMSprop(Optimizer):
             return self.momentum > 0
         return True
 
-    def _kwargs(self):
-        return dict(lr=self.lr, alpha=self.alpha, eps=self.eps,
-                    weight_decay=self.weight_decay, momentum=self.momentum)

@@ -1,7 +1,12 @@
 """Stochastic gradient descent with momentum (torch.optim.SGD)."""
-from fastmlp.optim.base import Optimizer, as_real, check_flag, check_nonneg
+from fastmlp import _optim
+from fastmlp._codes import OptFamily
+from fastmlp._serial import register
+from fastmlp.optim.base import KernelSpec, Optimizer, as_real, check_flag, check_nonneg
+from fastmlp.reference import optim as reference
 
 
+@register
 class SGD(Optimizer):
     r"""Stochastic gradient descent, optionally with (Nesterov) momentum.
 
@@ -35,7 +40,9 @@ class SGD(Optimizer):
     >>> opt.step(model)   # doctest: +SKIP
     """
 
-    _family = "sgd"
+    kernel = KernelSpec(OptFamily.OPT_SGD, _optim.sgd_step_memview,
+                        reference.sgd_step,
+                        ("lr", "momentum", "dampening", "weight_decay", "nesterov"))
     _slots = ("momentum_buffer",)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
@@ -59,5 +66,3 @@ class SGD(Optimizer):
     def _active(self, slot):
         return self.momentum != 0
 
-    def _kwargs(self):
-        return dict(lr=self.lr, **self._hyper)

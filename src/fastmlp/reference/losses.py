@@ -8,7 +8,7 @@ pred's dtype (``None`` when ``with_grad`` is False). Arithmetic is float64 throu
 """
 import numpy as np
 
-from fastmlp._losses import LossCode, Reduction
+from fastmlp._codes import LossCode, Reduction
 
 
 def _prepare(pred, row_weight):

@@ -6,8 +6,10 @@ are Python floats, so float32 arrays stay float32, NEP 50). ``sign(0) = 0``.
 """
 import numpy as np
 
-#: Constraint kinds, as in ``fastmlp._regularize.ConstraintKind``.
-C_MAXNORM, C_NONNEG, C_SOFT_THRESHOLD = 0, 1, 2
+from fastmlp._codes import ConstraintKind
+
+C_MAXNORM, C_NONNEG, C_SOFT_THRESHOLD = (ConstraintKind.C_MAXNORM, ConstraintKind.C_NONNEG,
+                                        ConstraintKind.C_SOFT_THRESHOLD)
 
 
 def penalty_value_grad(w, grad, l1, l2):
