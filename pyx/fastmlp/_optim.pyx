@@ -111,7 +111,7 @@ cdef void adam_step(floating* params, const floating* grads, floating* exp_avg,
                     const AdamHyper* h) noexcept nogil:
     """Adam: d = g + wd p.  AdamW (decoupled): d = g, p *= 1 − lr wd.
     m = lerp(m, d, 1 − β1); v = β2 v + (1 − β2) d²; amsgrad: v̄ = max(v̄, v) used for v;
-    p -= step_size · m / (√v / bc2_sqrt + eps).
+    p -= step_size · m / (√v · inv_bc2 + eps), inv_bc2 = 1 / bc2_sqrt rounded to the type.
     Contract: h.step_size = lr / (1 − β1ᵗ), h.bc2_sqrt = √(1 − β2ᵗ) by the caller."""
     if floating is float:
         fm_adam_f32(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, n, h, num_threads())

@@ -79,7 +79,9 @@ def adam_step(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, step, *, lr, b
               beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled=False):
     """Adam: d = g + wd·p.  AdamW (decoupled): d = g and p ← p·(1 − lr·wd) first.
     m = lerp(m, d, 1 − β1); v = β2·v + (1 − β2)·d²; amsgrad: v̄ = max(v̄, v), used for v;
-    p −= lr/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + eps)."""
+    p −= lr/(1 − β1ᵗ) · m / (√v · c + eps), c = 1/√(1 − β2ᵗ) rounded to the dtype (torch
+    divides √v by √(1 − β2ᵗ): the denominator differs by at most 1 ulp; one division
+    fewer per element in the kernel)."""
     _check_step(step)
     if decoupled:
         params *= 1.0 - lr * weight_decay
@@ -93,8 +95,8 @@ def adam_step(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, step, *, lr, b
         np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
         v = max_exp_avg_sq
     step_size = lr / (1.0 - beta1 ** step)
-    bc2_sqrt = math.sqrt(1.0 - beta2 ** step)
-    params -= step_size * (exp_avg / (np.sqrt(v) / bc2_sqrt + eps))
+    inv_bc2 = params.dtype.type(1.0 / math.sqrt(1.0 - beta2 ** step))
+    params -= step_size * (exp_avg / (np.sqrt(v) * inv_bc2 + eps))
 
 
 def sq_norm(x):
