@@ -5,6 +5,7 @@ from fastmlp.layers.activations import (ELU, GELU, ArcTan, Activation, HardTanh,
 from fastmlp.layers.augment import ImageAugment
 from fastmlp.layers.base import Layer
 from fastmlp.layers.dense import Dense, Maxout
+from fastmlp.layers.merge import Add, Concatenate, Merge, Multiply, Subtract
 from fastmlp.layers.noise import Dropout, GaussianNoise
 from fastmlp.layers.norm import BatchNorm, LayerNorm
 from fastmlp.layers.residual import Chain, Residual
@@ -12,4 +13,5 @@ from fastmlp.layers.residual import Chain, Residual
 __all__ = ["Layer", "Dense", "Maxout", "Activation", "Identity", "Sigmoid", "Tanh", "ReLU",
            "LeakyReLU", "PReLU", "ELU", "Softplus", "ArcTan", "HardTanh", "Step", "SiLU",
            "GELU", "Softmax", "Dropout", "GaussianNoise", "Residual", "Chain",
-           "BatchNorm", "LayerNorm", "ImageAugment"]
+           "BatchNorm", "LayerNorm", "ImageAugment", "Merge", "Add", "Subtract", "Multiply",
+           "Concatenate"]

@@ -1,6 +1,8 @@
 """The Layer protocol shared by library layers and layers users write in NumPy."""
 import numpy as np
 
+from fastmlp._symbolic import apply_layer
+
 
 class Layer:
     """Base class of every layer: a map from (batch, n_in) to (batch, n_out).
@@ -33,6 +35,12 @@ class Layer:
         self.n_out = None
         self._model = None
         self._cache = None
+
+    def __call__(self, x, name=None):
+        """Apply the layer to a symbolic tensor (the functional API: ``fm.Input``, then
+        ``fm.Model``); returns the output tensor. Calling one layer on two tensors shares
+        its parameters. ``name`` names the output (e.g. a model output's name)."""
+        return apply_layer(self, x, name)
 
     # -- shapes and parameters -------------------------------------------------------------
     def build(self, n_in):
