@@ -105,7 +105,6 @@ class Model:
         self.layers = gb.unique_layers(self.calls)
         self.flat_layers = _flatten(self.layers)
         self._nodes = gb.make_nodes(self.calls, consumers, self.outputs)
-        self._tables = gb.layout(self._nodes, self.inputs, self.outputs)
         self._build_arena(consumers)
         for t in self.inputs + [call.output for call in self.calls]:
             t._model = self                 # claimed only once the graph is valid
@@ -134,6 +133,8 @@ class Model:
     def _compile_stages(self):
         """The compiled executor, or the reference one (backend "numpy", or a layer
         without a core kernel)."""
+        # numbered by id(tensor): recomputed on every compile (and after unpickling)
+        self._tables = gb.layout(self._nodes, self.inputs, self.outputs)
         tensors, accum, modes, work_cols, tmp_col, ids = self._tables
         if self._backend == "core":
             plans = self._plans()
@@ -257,7 +258,8 @@ class Model:
         return gradient_check(self, loss, X, y, **kwargs)
 
     # -- pickling and copy.deepcopy: through the arenas, as Sequential ----------------------
-    _TRANSIENT = ("_local", "_python_lock", "_train_lock", "_stages", "_last_batch")
+    _TRANSIENT = ("_local", "_python_lock", "_train_lock", "_stages", "_last_batch",
+                  "_tables")
     __getstate__, __setstate__ = Sequential.__getstate__, Sequential.__setstate__
     _finish_unpickling = Sequential._finish_unpickling
 
