@@ -143,3 +143,20 @@ def test_non_finite_loss_stops_with_the_last_finite_weights(rng):
     with pytest.raises(FloatingPointError, match="non-finite"):
         trainer.fit([A, B], [yc, yv * 1e10], epochs=5, verbose=0)
     assert np.isfinite(model.params).all()
+
+
+def test_readme_graph_section_runs(rng):
+    import os
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "README.md")
+    if not os.path.exists(readme):
+        pytest.skip("README.md is not next to tests/ (an installed test tree)")
+    text = open(readme, encoding="utf-8").read()
+    code = text[text.index("## Graphs"):].split("```python")[1].split("```")[0]
+    A, B, yc, yv = tabular(rng, 100)
+    scope = {"fm": fm, "np": np, "A": A, "B": B, "y_class": yc, "y_value": yv}
+    exec(compile(code.replace("epochs=30", "epochs=2").replace(
+        "validation_split=0.1)", "validation_split=0.1, verbose=0)"), "README.md", "exec"),
+         scope)
+    assert scope["g"].forward([[[1.0]], [[-3.0]], [[4.0]]])[0, 0] == -8.0
+    assert [d[0, 0] for d in (scope["dx"], scope["dy"], scope["dz"])] == [4.0, 4.0, -2.0]
