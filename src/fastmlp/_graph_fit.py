@@ -116,6 +116,10 @@ class GraphTrainer(Trainer):
                 self._metric_output.append(k)
         self.metrics = _unique_names(flat)
 
+    def __fastmlp_save__(self):
+        raise TypeError("saving the Trainer of a graph model is not supported yet: save the "
+                        "model, fm.save(trainer.model, path)")
+
     # -- data ------------------------------------------------------------------------------
     def _inputs(self, X, name="X"):
         try:

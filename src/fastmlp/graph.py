@@ -4,6 +4,7 @@ import threading
 import numpy as np
 
 from fastmlp import _graph_build as gb
+from fastmlp._config import register
 from fastmlp._graph import Graph, GraphOp
 from fastmlp._graph_ref import ReferenceGraph
 from fastmlp._plan import Plan
@@ -257,6 +258,18 @@ class Model:
         from fastmlp.gradcheck import gradient_check
         return gradient_check(self, loss, X, y, **kwargs)
 
+    # -- fm.save / fm.load (fastmlp._graph_io), registered as "graph_model" ----------------
+    def __fastmlp_save__(self):
+        """``(config, arrays)`` for :func:`fastmlp.save`."""
+        from fastmlp._graph_io import pack_graph
+        return pack_graph(self)
+
+    @classmethod
+    def __fastmlp_load__(cls, config, arrays):
+        """The model :func:`fastmlp.load` reads; ValueError on a config that does not fit."""
+        from fastmlp._graph_io import unpack_graph
+        return unpack_graph(cls, config, arrays)
+
     # -- pickling and copy.deepcopy: through the arenas, as Sequential ----------------------
     _TRANSIENT = ("_local", "_python_lock", "_train_lock", "_stages", "_last_batch",
                   "_tables")
@@ -272,6 +285,9 @@ class Model:
 
     def __repr__(self):
         return "\n".join(_summary_lines(self))
+
+
+register(Model, name="graph_model")
 
 
 def _summary_lines(model):

@@ -140,14 +140,14 @@ def pack(obj):
     from fastmlp.trainer import Trainer
     if isinstance(obj, Sequential):
         kind, (config, arrays) = "sequential", _config.pack_model(obj)
-    elif isinstance(obj, Trainer):
-        kind, (config, arrays) = "trainer", _config.pack_trainer(obj)
-    elif callable(getattr(obj, "__fastmlp_save__", None)):
-        kind = _config.registered_name(type(obj))
+    elif callable(getattr(obj, "__fastmlp_save__", None)):     # before Trainer: subclasses
         config, arrays = obj.__fastmlp_save__()
+        kind = _config.registered_name(type(obj))
         if not isinstance(config, dict) or not isinstance(arrays, dict):
             raise TypeError(f"{type(obj).__name__}.__fastmlp_save__ must return (dict, dict)")
         config = _config.jsonable(config, f"{type(obj).__name__} config")
+    elif isinstance(obj, Trainer):
+        kind, (config, arrays) = "trainer", _config.pack_trainer(obj)
     else:
         raise TypeError(f"cannot save a {type(obj).__name__}: save takes a Sequential, a "
                         "Trainer or an object implementing __fastmlp_save__")

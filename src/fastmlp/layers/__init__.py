@@ -5,7 +5,6 @@ from fastmlp.layers.activations import (ELU, GELU, ArcTan, Activation, HardTanh,
 from fastmlp.layers.augment import ImageAugment
 from fastmlp.layers.base import Layer
 from fastmlp.layers.dense import Dense, Maxout
-from fastmlp.layers.merge import Add, Concatenate, Merge, Multiply, Subtract
 from fastmlp.layers.noise import Dropout, GaussianNoise
 from fastmlp.layers.norm import BatchNorm, LayerNorm
 from fastmlp.layers.residual import Chain, Residual
@@ -13,5 +12,4 @@ from fastmlp.layers.residual import Chain, Residual
 __all__ = ["Layer", "Dense", "Maxout", "Activation", "Identity", "Sigmoid", "Tanh", "ReLU",
            "LeakyReLU", "PReLU", "ELU", "Softplus", "ArcTan", "HardTanh", "Step", "SiLU",
            "GELU", "Softmax", "Dropout", "GaussianNoise", "Residual", "Chain",
-           "BatchNorm", "LayerNorm", "ImageAugment", "Merge", "Add", "Subtract", "Multiply",
-           "Concatenate"]
+           "BatchNorm", "LayerNorm", "ImageAugment"]
