@@ -187,3 +187,50 @@ def test_pickle_and_deepcopy_roundtrip(rng):
         clone.params[:] = 0
         assert np.abs(m.params).max() > 0               # its own arena
         assert clone.layers[0].W.base is not None       # views rebound
+
+
+BRANCH_LAYERS = {
+    "batchnorm": lambda: [fm.Dense(4, 6), fm.BatchNorm(6), fm.Tanh()],
+    "maxout": lambda: [fm.Maxout(4, 6, pieces=3)],
+    "prelu_softmax": lambda: [fm.Dense(4, 6), fm.PReLU(6), fm.Softmax()],
+    "elu_leaky": lambda: [fm.Dense(4, 6, activation="elu"), fm.LeakyReLU(0.1)],
+    "tied": None,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BRANCH_LAYERS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_layer_kind_in_a_branch_compiled_equals_reference(rng, kind, dtype):
+    def build(backend):
+        x = fm.Input(4)
+        if kind == "tied":
+            enc = fm.Dense(4, 6, activation="tanh")
+            layers = [enc, fm.Dense(6, 4, tied_to=enc, transpose=True), fm.Dense(4, 6)]
+        else:
+            layers = BRANCH_LAYERS[kind]()
+        h = x
+        for layer in layers:
+            h = layer(h)
+        out = fm.Concatenate()([h, fm.Multiply()([x, x])])   # x feeds both branches
+        return fm.Model(x, out, dtype=dtype, seed=5, backend=backend)
+
+    core, ref = build("core"), build("numpy")
+    X = rng.normal(size=(8, 4)).astype(dtype)
+    dY = rng.normal(size=(8, 10)).astype(dtype)
+    tol = RTOL[np.dtype(dtype).type]
+    for training in (True, False):
+        assert rel_err(core.forward(X, training), ref.forward(X, training)) < tol
+        core.zero_grad(), ref.zero_grad()
+        assert rel_err(core.backward(dY), ref.backward(dY)) < tol
+        assert rel_err(core.grads, ref.grads) < tol
+    np.testing.assert_allclose(core.buffers, ref.buffers, rtol=tol)
+
+
+def test_a_tensor_merged_with_itself(rng):
+    x = fm.Input(3)
+    h = fm.Dense(3, 3, activation="tanh")(x)
+    out = fm.Concatenate()([fm.Add()([h, h]), fm.Multiply()([h, h]), fm.Subtract()([h, h])])
+    m = fm.Model(x, out, dtype="float64", seed=0)
+    X = rng.normal(size=(5, 3))
+    assert fm.gradient_check(m, fm.MSELoss(), X, rng.normal(size=(5, 9))) < 1e-6
+    np.testing.assert_array_equal(m.forward(X)[:, 6:], 0.0)

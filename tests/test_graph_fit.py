@@ -160,3 +160,26 @@ def test_readme_graph_section_runs(rng):
          scope)
     assert scope["g"].forward([[[1.0]], [[-3.0]], [[4.0]]])[0, 0] == -8.0
     assert [d[0, 0] for d in (scope["dx"], scope["dy"], scope["dz"])] == [4.0, 4.0, -2.0]
+
+
+def test_lr_find_on_a_graph_leaves_it_as_it_was(rng):
+    A, B, yc, yv = tabular(rng, 200)
+    model = two_heads()
+    before = model.params.copy()
+    trainer = fm.Trainer(model, ["categorical_crossentropy", "mse"], "adam")
+    result = fm.lr_find(trainer, [A, B], [yc, yv], steps=30)
+    assert len(result.lrs) >= 10 and np.isfinite(result.losses[0])
+    np.testing.assert_array_equal(model.params, before)
+
+
+def test_example_prints_both_heads():
+    import os
+    import subprocess
+    import sys
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "examples", "graph_multitask.py")
+    if not os.path.exists(path):
+        pytest.skip("examples/ is not next to tests/")
+    out = subprocess.run([sys.executable, path], capture_output=True, text=True, timeout=300,
+                         check=True).stdout
+    assert "cultivar head: accuracy" in out and "alcohol head:  R²" in out
