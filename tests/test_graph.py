@@ -151,6 +151,14 @@ def test_failed_model_does_not_claim_its_tensors():
     fm.Model(a, out)                                 # still free
 
 
+def test_an_input_is_no_output():
+    a = fm.Input(2, name="x")
+    with pytest.raises(ValueError, match="output 'x' is the Input 'x'"):
+        fm.Model(a, a)
+    m = fm.Model(a, fm.Identity()(a), dtype="float64")
+    np.testing.assert_array_equal(m.forward([[1.0, 2.0]]), [[1.0, 2.0]])
+
+
 def test_inputs_must_be_inputs_and_unique():
     a = fm.Input(2)
     h = fm.Tanh()(a)

@@ -6,6 +6,7 @@ then walks these records backwards from the outputs (:mod:`fastmlp._graph_build`
 This module depends on nothing else in the package, so that ``Layer.__call__`` can use it.
 """
 import numbers
+from typing import Optional
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class Call:
         return f"Call({self.op!r} on {[t.shape for t in self.inputs]})"
 
 
-def Input(n, name=None, dtype=None):
+def Input(n: int, name: Optional[str] = None, dtype=None) -> "SymbolicTensor":
     """A model input: a symbolic tensor of ``n`` features per row.
 
     Parameters

@@ -1,5 +1,6 @@
 """Model: a graph of layers (the functional API) over one contiguous parameter arena."""
 import threading
+from typing import Optional
 
 import numpy as np
 
@@ -69,7 +70,8 @@ class Model:
     #: the fused single-model training loop does not run graphs (fastmlp._graph_fit does)
     is_fused = False
 
-    def __init__(self, inputs, outputs, dtype="float32", seed=None, backend="core"):
+    def __init__(self, inputs, outputs, dtype: str = "float32", seed: Optional[int] = None,
+                 backend: str = "core") -> None:
         self.inputs, in_names, self._single_in = gb.as_tensor_list(inputs, "inputs")
         if in_names is not None:
             raise TypeError("inputs must be a tensor or a list of them (name them with "
@@ -96,6 +98,10 @@ class Model:
             if t.dtype is not None and t.dtype != self.dtype:
                 raise ValueError(f"input {self.input_names[k]!r} is {t.dtype.name} but the "
                                  f"model is {self.dtype.name}")
+        for name, t in zip(self.output_names, self.outputs):
+            if t.producer is None:
+                raise ValueError(f"output {name!r} is the Input {t.describe()} itself: an "
+                                 "output must be computed by a layer (fm.Identity()(x))")
         self.calls, consumers = gb.collect(self.inputs, self.outputs)
         gb.check_calls(self.calls, self)
         for call in self.calls:
@@ -126,7 +132,7 @@ class Model:
 
     # -- the executor ------------------------------------------------------------------------
     @property
-    def is_compiled(self):
+    def is_compiled(self) -> bool:
         """True when forward and backward run as one compiled call each (no Python per
         node); False on the NumPy reference path."""
         return isinstance(self._stages, Graph)
@@ -202,7 +208,7 @@ class Model:
                                  f"expected {out[0].shape[0] if rows is None else rows}")
         return out
 
-    def forward(self, X, training=False):
+    def forward(self, X, training: bool = False):
         """Outputs for the inputs X: one array (one input) or a list (or a dict by input
         name) of (n_samples, width) arrays; returns one array (one output) or a list.
         Caches what :meth:`backward` needs. NaN or infinity in X raise ValueError."""
@@ -232,7 +238,7 @@ class Model:
         no input gradients)."""
         self._stages.backward(gs, None)
 
-    def predict(self, X, batch_size=PREDICT_CHUNK):
+    def predict(self, X, batch_size: int = PREDICT_CHUNK):
         """Outputs in evaluation mode, ``batch_size`` rows per compiled call; thread-safe
         (each thread runs its own executor) and leaves :meth:`forward`'s cache alone."""
         Xs = self._arrays(X, allow_empty=True)
@@ -252,7 +258,7 @@ class Model:
         """:meth:`forward` in the model's mode (``train()`` / ``eval()``)."""
         return self.forward(X, training=self.training)
 
-    def gradient_check(self, loss, X, y, **kwargs):
+    def gradient_check(self, loss, X, y, **kwargs) -> float:
         """:func:`fastmlp.gradient_check` of this model (``loss`` and ``y``: one per output,
         as lists)."""
         from fastmlp.gradcheck import gradient_check
@@ -277,7 +283,7 @@ class Model:
     _finish_unpickling = Sequential._finish_unpickling
 
     # -- display ---------------------------------------------------------------------------
-    def summary(self, print_fn=print):
+    def summary(self, print_fn=print) -> None:
         """Print the graph: each node (inputs, then layer calls in execution order), its
         output shape, its parameters and the nodes it reads (the edges)."""
         for line in _summary_lines(self):

@@ -4,6 +4,8 @@ A merge takes a list of symbolic tensors and returns one: ``fm.Add()([a, b])``. 
 parameters. Its ``forward``/``backward`` here are the NumPy reference; the compiled graph
 executor (``fastmlp._graph``) runs the same formulas, in the same order, without the GIL.
 """
+from typing import Optional
+
 import numpy as np
 
 from fastmlp._graph import GraphOp
@@ -18,7 +20,7 @@ class Merge:
     #: the fewest inputs the merge takes (and the most, None: any number)
     min_inputs, max_inputs = 2, None
 
-    def __call__(self, tensors, name=None):
+    def __call__(self, tensors, name: Optional[str] = None):
         """Apply the merge to a list of symbolic tensors; returns the output tensor."""
         return apply_merge(self, tensors, name)
 
