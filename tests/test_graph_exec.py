@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastmlp as fm
-from fastmlp._graph_build import assign_slots
+from fastmlp._graph_build import assign_slots, node_table
 from helpers import RTOL, python_identity, rel_err
 
 
@@ -234,3 +234,35 @@ def test_a_tensor_merged_with_itself(rng):
     X = rng.normal(size=(5, 3))
     assert fm.gradient_check(m, fm.MSELoss(), X, rng.normal(size=(5, 9))) < 1e-6
     np.testing.assert_array_equal(m.forward(X)[:, 6:], 0.0)
+
+
+def test_executor_refuses_tables_the_kernels_could_not_trust():
+    """fastmlp._graph.Graph checks every index, width and block against each other."""
+    from fastmlp._graph import Graph
+    m = every_merge("float64")
+    tensors, accum, modes, work_cols, tmp_col, ids = m._tables
+    plans = m._plans()
+    ex = m._stages
+    good = dict(plans=plans, nodes=node_table(m._nodes, ids), tensors=tensors, edge_accum=accum,
+                inputs=[0, 1], outputs=[ids[id(t)] for t in m.outputs], seed_modes=modes,
+                work_cols=work_cols, tmp_col=tmp_col, dtype=np.float64)
+    Graph(**good)                                       # the model's own tables pass
+    assert ex.n_outputs == 2
+    bad = [
+        dict(work_cols=3),                                         # blocks outside
+        dict(tensors=[t if k != 5 else (t[0], t[1] + 1, *t[2:]) for k, t in enumerate(tensors)]),
+        dict(nodes=[(op, seg, ins, out) if k != 3 else (op, seg, [99] * len(ins), out)
+                    for k, (op, seg, ins, out) in enumerate(good["nodes"])]),
+        dict(nodes=good["nodes"][::-1]),                           # not topological
+        dict(outputs=[0, 1]),                                      # inputs are no outputs
+        dict(seed_modes=[0, 0, 0]),
+        dict(edge_accum=accum[:-1]),
+        dict(inputs=[0]),
+        dict(tmp_col=-1),
+    ]
+    for change in bad:
+        with pytest.raises((ValueError, TypeError)):
+            Graph(**{**good, **change})
+    with pytest.raises(TypeError):
+        Graph(**{**good, "dtype": np.float32})                     # plans are float64
+

@@ -19,7 +19,7 @@ from libc.string cimport memcpy, memset
 
 from fastmlp._merge cimport (add2, add_into, concat_block, mul2, mul_into, mul_others, put,
                              put_neg, split_block, sub2)
-from fastmlp._plan cimport Exec, LayerDesc, Plan, plan_backward, plan_forward
+from fastmlp._plan cimport Exec, Plan, plan_backward, plan_forward
 from cython cimport floating
 
 cpdef enum GraphOp:
@@ -175,7 +175,6 @@ cdef void graph_backward(const GraphExec* g, floating* work) noexcept nogil:
             add_into(dst, <floating*> x.grad, g.batch * x.width)
 
 
-
 cdef void seed_grads(GraphExec* g, const Py_ssize_t* out_ids, const char* modes,
                      floating** dY, Py_ssize_t n_out) noexcept nogil:
     """Each output's dY: its tensor's gradient (mode 0: that very array), copied into or
@@ -265,8 +264,12 @@ cdef class Graph:
         self.typenum = cnp.NPY_FLOAT32 if self.f32 else cnp.NPY_FLOAT64
         self.plans = plans
         self.n_inputs, self.n_outputs = len(inputs), len(outputs)
-        self.work_cols = work_cols
         n_edges = sum(len(node[2]) for node in nodes)
+        if not inputs or not outputs or len(seed_modes) != len(outputs) or \
+                len(edge_accum) != n_edges:
+            raise ValueError("a graph needs inputs, outputs, one seed mode per output and one "
+                             "accumulation flag per edge")
+        self.work_cols = work_cols
         self.g.n_nodes, self.g.n_segs = len(nodes), len(plans)
         self.g.nodes = <GNode*> calloc(max(len(nodes), 1), sizeof(GNode))
         self.g.tensors = <GTensor*> calloc(max(len(tensors), 1), sizeof(GTensor))
@@ -384,8 +387,9 @@ cdef class Graph:
             raise ValueError("inputs must list every input tensor once")
         for k, x in enumerate(inputs):
             self.in_ids[k] = x
+        made = {self.g.nodes[i].out for i in range(self.g.n_nodes)}
         for k, (x, mode) in enumerate(zip(outputs, seed_modes)):
-            if not 0 <= x < n_tensors or homes[x] == T_INPUT or mode not in (0, 1, 2):
+            if x not in made or mode not in (0, 1, 2):
                 raise ValueError(f"output {k}: bad tensor {x} or seed mode {mode}")
             if (mode == 0) != (self.g.tensors[x].grad_col < 0):
                 raise ValueError(f"output {k}: seed mode {mode} does not fit its gradient")

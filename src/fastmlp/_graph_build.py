@@ -159,6 +159,20 @@ def node_output(node):
     return body[-1].output if kind == "segment" else body.output
 
 
+def node_table(nodes, ids):
+    """``[(op, segment index or -1, input tensor numbers, output tensor number)]``: the
+    nodes as ``fastmlp._graph.Graph`` takes them."""
+    table, seg = [], 0
+    for node in nodes:
+        ins, out = [ids[id(x)] for x in node_inputs(node)], ids[id(node_output(node))]
+        if node[0] == "segment":
+            table.append((int(GraphOp.G_SEGMENT), seg, ins, out))
+            seg += 1
+        else:
+            table.append((int(node[1].op.code), -1, ins, out))
+    return table
+
+
 def _needs_value(node):
     """Whether the node's backward reads its inputs' values."""
     kind, body = node

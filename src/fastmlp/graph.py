@@ -6,7 +6,7 @@ import numpy as np
 
 from fastmlp import _graph_build as gb
 from fastmlp._config import register
-from fastmlp._graph import Graph, GraphOp
+from fastmlp._graph import Graph
 from fastmlp._graph_ref import ReferenceGraph
 from fastmlp._plan import Plan
 from fastmlp._validation import as_float_matrix, check_dtype, check_positive_int
@@ -146,16 +146,8 @@ class Model:
         if self._backend == "core":
             plans = self._plans()
             if plans is not None:
-                table, seg = [], 0
-                for node in self._nodes:
-                    ins = [ids[id(x)] for x in gb.node_inputs(node)]
-                    out = ids[id(gb.node_output(node))]
-                    if node[0] == "segment":
-                        table.append((int(GraphOp.G_SEGMENT), seg, ins, out))
-                        seg += 1
-                    else:
-                        table.append((int(node[1].op.code), -1, ins, out))
-                return Graph(plans, table, tensors, accum, [ids[id(t)] for t in self.inputs],
+                return Graph(plans, gb.node_table(self._nodes, ids), tensors, accum,
+                             [ids[id(t)] for t in self.inputs],
                              [ids[id(t)] for t in self.outputs], modes, work_cols, tmp_col,
                              self.dtype)
         return ReferenceGraph(self._nodes, ids, accum, self.inputs, self.outputs, self.dtype)
