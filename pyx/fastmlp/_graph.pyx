@@ -22,47 +22,6 @@ from fastmlp._merge cimport (add2, add_into, concat_block, mul2, mul_into, mul_o
 from fastmlp._plan cimport Exec, Plan, plan_backward, plan_forward
 from cython cimport floating
 
-cpdef enum GraphOp:
-    G_SEGMENT = 0    # a chain of library layers (a Plan)
-    G_ADD = 1        # Y = X_0 + X_1 + ...
-    G_SUB = 2        # Y = X_0 - X_1
-    G_MUL = 3        # Y = X_0 * X_1 * ...
-    G_CONCAT = 4     # Y = [X_0 | X_1 | ...]
-
-cpdef enum TensorHome:
-    T_INPUT = 0      # value (and gradient) in the caller's arrays
-    T_SEGMENT = 1    # value: the last block of its segment's workspace
-    T_SLOT = 2       # value: a block of this executor's workspace
-
-ctypedef struct GNode:
-    int op
-    Py_ssize_t seg           # G_SEGMENT: index of its plan
-    Py_ssize_t first_in      # index of its first input edge
-    Py_ssize_t n_in
-    Py_ssize_t out           # its output tensor
-
-ctypedef struct GTensor:
-    int home                 # TensorHome
-    Py_ssize_t width
-    Py_ssize_t seg           # T_SEGMENT: the segment computing it
-    Py_ssize_t val_col       # T_SLOT: workspace column of the value
-    Py_ssize_t grad_col      # workspace column of the gradient, -1: the caller's array
-    void* val                # pointers for the current batch (bind_batch)
-    void* grad
-
-ctypedef struct GraphExec:
-    GNode* nodes
-    Py_ssize_t n_nodes
-    GTensor* tensors
-    Py_ssize_t* edge_tensor  # input tensor of each edge
-    char* edge_accum         # backward adds into that tensor's gradient (else writes it)
-    Exec** segs              # each segment's plan executor
-    Py_ssize_t n_segs
-    Py_ssize_t* seg_col      # workspace column (of its plan) of each segment's output
-    void** ptrs              # scratch: the input pointers of one merge
-    void* work
-    Py_ssize_t tmp_col       # a block for a segment's dX before it is added (fan-out)
-    Py_ssize_t batch
 
 
 cdef inline floating* block(const GraphExec* g, Py_ssize_t col, floating* base) noexcept nogil:
@@ -234,20 +193,6 @@ cdef class Graph:
         Row width of the workspace; column of the fan-out block (-1: none).
     dtype : numpy dtype
     """
-    cdef GraphExec g
-    cdef list plans
-    cdef object work, x_refs
-    cdef Py_ssize_t* in_ids
-    cdef Py_ssize_t* out_ids
-    cdef char* modes
-    cdef void** io                       # scratch: the caller's input (or dX) arrays
-    cdef void** outp                     # scratch: the caller's dY (or output) arrays
-    cdef readonly Py_ssize_t n_inputs, n_outputs, work_cols, capacity
-    cdef readonly object dtype
-    cdef readonly bint ready
-    cdef bint f32
-    cdef int typenum
-
     def __cinit__(self):
         memset(&self.g, 0, sizeof(GraphExec))
         self.io = self.outp = NULL

@@ -193,9 +193,41 @@ def layout(nodes, inputs, outputs):
     ids = {id(t): k for k, t in enumerate(inputs)}
     for node in nodes:
         ids[id(node_output(node))] = len(ids)
-    n_out_uses = {}
-    for t in outputs:
-        n_out_uses[ids[id(t)]] = n_out_uses.get(ids[id(t)], 0) + 1
+    out_ids = [ids[id(t)] for t in outputs]
+    val_end, grad_start, edges = _lifetimes(nodes, ids, out_ids)
+    # the first contribution backward meets writes; an output's gradient starts as its dY
+    accum, written = [False] * len(edges), set(out_ids)
+    for _, e, j in sorted(edges, key=lambda t: (t[0], t[1])):
+        accum[e] = j in written
+        written.add(j)
+    fed = {j for _, _, j in edges}
+    alias = {j for j in out_ids if out_ids.count(j) == 1 and j not in fed}
+    buffers = []
+    for i, node in enumerate(nodes):
+        j, width = ids[id(node_output(node))], node_output(node).width
+        if node[0] == "merge":
+            buffers.append((i, val_end[j], width, ("val", j)))
+        if j not in alias:
+            buffers.append((grad_start[j], 2 * N - i, width, ("grad", j)))
+    cols, work_cols = assign_slots(buffers)
+    tmp_w = max([x.width for i, node in enumerate(nodes) if node[0] == "segment"
+                 for x in node_inputs(node) if accum[_first_edge(nodes, i)]], default=0)
+    tensors = [(int(TensorHome.T_INPUT), t.width, -1, -1, -1) for t in inputs]
+    seg = 0
+    for node in nodes:
+        j = ids[id(node_output(node))]
+        home = TensorHome.T_SEGMENT if node[0] == "segment" else TensorHome.T_SLOT
+        tensors.append((int(home), node_output(node).width, seg if node[0] == "segment" else -1,
+                        cols.get(("val", j), -1), cols.get(("grad", j), -1)))
+        seg += node[0] == "segment"
+    modes = [0 if j in alias else (2 if j in out_ids[:k] else 1) for k, j in enumerate(out_ids)]
+    return tensors, accum, modes, work_cols + tmp_w, work_cols if tmp_w else -1, ids
+
+
+def _lifetimes(nodes, ids, out_ids):
+    """``(last use of each value, first contribution to each gradient, edges)``, each edge
+    ``(backward time, edge index, input tensor)``; see :func:`layout` for the clock."""
+    N = len(nodes)
     val_end, grad_start, edges = {}, {}, []
     for i, node in enumerate(nodes):
         for x in node_inputs(node):
@@ -203,41 +235,10 @@ def layout(nodes, inputs, outputs):
             val_end[j] = max(val_end.get(j, i), 2 * N - i if _needs_value(node) else i)
             grad_start[j] = min(grad_start.get(j, 2 * N - i), 2 * N - i)
             edges.append((2 * N - i, len(edges), j))
-    for j in n_out_uses:
+    for j in out_ids:
         val_end[j] = max(val_end.get(j, N), N)
         grad_start[j] = N
-    # the first contribution backward meets writes; an output's gradient starts as its dY
-    accum, written = [False] * len(edges), set(n_out_uses)
-    for _, e, j in sorted(edges, key=lambda t: (t[0], t[1])):
-        accum[e] = j in written
-        written.add(j)
-    alias = {j for j, uses in n_out_uses.items()
-             if uses == 1 and not any(j == jj for _, _, jj in edges)}
-    buffers = []
-    for i, node in enumerate(nodes):
-        j = ids[id(node_output(node))]
-        if node[0] == "merge":
-            buffers.append((i, val_end[j], node_output(node).width, ("val", j)))
-        if j not in alias:
-            buffers.append((grad_start[j], 2 * N - i, node_output(node).width, ("grad", j)))
-    cols, work_cols = assign_slots(buffers)
-    tmp_w = max([x.width for i, node in enumerate(nodes) if node[0] == "segment"
-                 for x in node_inputs(node) if accum[_first_edge(nodes, i)]], default=0)
-    tmp_col = work_cols if tmp_w else -1
-    tensors = [(int(TensorHome.T_INPUT), t.width, -1, -1, -1) for t in inputs]
-    seg = 0
-    for i, node in enumerate(nodes):
-        j = ids[id(node_output(node))]
-        home = TensorHome.T_SEGMENT if node[0] == "segment" else TensorHome.T_SLOT
-        tensors.append((int(home), node_output(node).width, seg if node[0] == "segment" else -1,
-                        cols.get(("val", j), -1), cols.get(("grad", j), -1)))
-        seg += node[0] == "segment"
-    seen, modes = set(), []
-    for t in outputs:
-        j = ids[id(t)]
-        modes.append(0 if j in alias else (2 if j in seen else 1))
-        seen.add(j)
-    return tensors, accum, modes, work_cols + tmp_w, tmp_col, ids
+    return val_end, grad_start, edges
 
 
 def _first_edge(nodes, i):
