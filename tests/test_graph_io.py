@@ -82,3 +82,22 @@ def test_invalid_graph_files_raise_value_error(edit, message):
     header, arrays = corrupt(every_merge(), edit)
     with pytest.raises(ValueError, match=message):
         io.unpack(header, arrays)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_onnx_export_matches_predict(dtype, rng):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from helpers import RTOL, rel_err
+    m = every_merge(np.dtype(dtype).name, extra=fm.Dropout(0.3))
+    m.params[...] = rng.normal(scale=0.7, size=m.params.shape)
+    X = data(rng, 23, dtype)
+    proto = fm.to_onnx(m)
+    assert [i.name for i in proto.graph.input] == ["a", "b"]
+    assert [o.name for o in proto.graph.output] == ["cls", "reg"]
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"a": X[0], "b": X[1]})
+    for g, w in zip(got, m.predict(X)):
+        assert g.dtype == dtype and rel_err(g, w) < RTOL[dtype]
+    with pytest.raises(ValueError, match="one output"):
+        fm.to_onnx(m, probabilities=True)
