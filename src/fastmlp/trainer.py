@@ -27,7 +27,9 @@ class Trainer:
 
     Parameters
     ----------
-    model : Sequential
+    model : Sequential or Model
+        A graph :class:`~fastmlp.Model` gets the trainer of ``fastmlp._graph_fit``
+        (``GraphTrainer``): a loss per output, ``loss_weights=``, metrics per output.
     loss : Loss, Loss class or str
         e.g. ``CrossEntropyLoss()`` (the model outputs logits) or ``MSELoss()``; a class or
         a name (``"mse"``, ``"categorical_crossentropy"``, ...: see
