@@ -183,3 +183,12 @@ def test_example_prints_both_heads():
     out = subprocess.run([sys.executable, path], capture_output=True, text=True, timeout=300,
                          check=True).stdout
     assert "cultivar head: accuracy" in out and "alcohol head:  R²" in out
+
+
+def test_a_softmax_head_before_cross_entropy_warns():
+    x = fm.Input(3)
+    probs = fm.Softmax()(fm.Dense(3, 4)(x))
+    value = fm.Add()([fm.Dense(3, 1)(x), fm.Dense(3, 1)(x)])      # a merge head: no check
+    m = fm.Model(x, [probs, value])
+    with pytest.warns(UserWarning, match="double softmax"):
+        fm.Trainer(m, [fm.CrossEntropyLoss(), fm.MSELoss()], "adam")

@@ -10,14 +10,18 @@ losses, then the optimizer's ``step`` over the arena.
 import math
 import numbers
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
 from fastmlp._epoch import NonFiniteLoss, constraint_terms, penalty_terms
 from fastmlp._freeze import FrozenParams
 from fastmlp._refit import refit_callback
+from fastmlp._output_unit import check_output_unit
+from fastmlp.layers.base import Layer
 from fastmlp.losses import get_loss
 from fastmlp.metrics import call_metric, get_metrics, link
+from fastmlp.sequential import _flatten
 from fastmlp.trainer import Trainer, _class_labels, _unique_names, prepare_targets
 
 #: Seconds between progress refreshes within an epoch.
@@ -93,28 +97,9 @@ class GraphTrainer(Trainer):
         if getattr(self.optimizer, "full_batch", False):
             raise ValueError(f"optimizer={self.optimizer!r} is a full-batch solver: graph "
                              "models train with mini-batch optimizers")
-        names = model.output_names
-        self.loss = [get_loss(f) for f in per_output(loss, names, "loss")]
-        for name, f in zip(names, self.loss):
-            if getattr(f, "reduction", "mean") == "none":
-                raise ValueError(f"loss of output {name!r}: reduction='none' gives one value "
-                                 "per row; training needs one number")
-        weights = per_output(1.0 if loss_weights is None else loss_weights, names,
-                             "loss_weights")
-        for name, w in zip(names, weights):
-            if isinstance(w, bool) or not isinstance(w, numbers.Real) or not \
-                    (math.isfinite(w) and w >= 0):
-                raise ValueError(f"loss_weights[{name!r}] must be a number >= 0, got {w!r}")
-        self.loss_weights = [float(w) for w in weights]
-        specs = per_output(metrics, names, "metrics", _is_metric_list)
-        single = len(names) == 1
-        self._metric_output = []
-        flat = []
-        for k, (name, spec) in enumerate(zip(names, specs)):
-            for mname, fn in get_metrics(() if spec is None else spec):
-                flat.append((mname if single else f"{name}_{mname}", fn))
-                self._metric_output.append(k)
-        self.metrics = _unique_names(flat)
+        self.loss = _losses(model, loss)
+        self.loss_weights = _loss_weights(model.output_names, loss_weights)
+        self.metrics, self._metric_output = _metrics(model.output_names, metrics)
 
     def __fastmlp_save__(self):
         raise TypeError("saving the Trainer of a graph model is not supported yet: save the "
@@ -211,6 +196,40 @@ class GraphTrainer(Trainer):
         outs = [link(f, o) if f.is_classification else o
                 for f, o in zip(self.loss, self._outputs(X))]
         return outs[0] if len(outs) == 1 else outs
+
+
+def _losses(model, loss):
+    """One loss per output; warns when an output unit does not suit its loss."""
+    names = model.output_names
+    losses = [get_loss(f) for f in per_output(loss, names, "loss")]
+    for name, f, t in zip(names, losses, model.outputs):
+        if getattr(f, "reduction", "mean") == "none":
+            raise ValueError(f"loss of output {name!r}: reduction='none' gives one value "
+                             "per row; training needs one number")
+        op = t.producer.op                   # a softmax head before a loss on logits
+        head = _flatten([op]) if isinstance(op, Layer) else []
+        check_output_unit(SimpleNamespace(flat_layers=head), f)
+    return losses
+
+
+def _loss_weights(names, loss_weights):
+    weights = per_output(1.0 if loss_weights is None else loss_weights, names, "loss_weights")
+    for name, w in zip(names, weights):
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not \
+                (math.isfinite(w) and w >= 0):
+            raise ValueError(f"loss_weights[{name!r}] must be a number >= 0, got {w!r}")
+    return [float(w) for w in weights]
+
+
+def _metrics(names, metrics):
+    """``(metrics as (log name, fn), the output of each)``."""
+    flat, which = [], []
+    for k, (name, spec) in enumerate(zip(names, per_output(metrics, names, "metrics",
+                                                          _is_metric_list))):
+        for mname, fn in get_metrics(() if spec is None else spec):
+            flat.append((mname if len(names) == 1 else f"{name}_{mname}", fn))
+            which.append(k)
+    return _unique_names(flat), which
 
 
 class GraphEpochLoop:

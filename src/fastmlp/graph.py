@@ -37,7 +37,9 @@ class Model:
 
     Calling one layer object on two tensors shares its parameters: both calls read the
     same arena slot and add their gradients into the same gradient slot. A tensor that
-    feeds several layers receives the sum of their gradients.
+    feeds several layers receives the sum of their gradients. (A layer written in Python
+    and called twice must keep what its backward needs in ``self._cache``, which the
+    reference path saves per call; a layer with running statistics is called once.)
 
     Attributes
     ----------
