@@ -220,3 +220,18 @@ def test_forward_checks_its_arrays():
     m.forward([np.ones((4, 2)), np.ones((4, 3))])
     with pytest.raises(ValueError, match="rows"):
         m.backward(np.ones((3, 5)))
+
+
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_one_tensor_listed_as_two_outputs_gets_both_gradients(backend):
+    x = fm.Input(2)
+    h = fm.Dense(2, 2, bias=False)(x)
+    m = fm.Model(x, [h, h], dtype="float64", seed=0, backend=backend)
+    X = np.array([[1.0, 2.0]])
+    a, b = m.forward(X)
+    np.testing.assert_array_equal(a, b)
+    m.zero_grad()
+    dx = m.backward([np.array([[1.0, 0.0]]), np.array([[0.5, 2.0]])])
+    np.testing.assert_allclose(dx, np.array([[1.5, 2.0]]) @ m.layers[0].W.T, rtol=1e-15)
+    np.testing.assert_allclose(m.grads.reshape(2, 2), X.T @ np.array([[1.5, 2.0]]),
+                               rtol=1e-15)
