@@ -101,3 +101,27 @@ def test_onnx_export_matches_predict(dtype, rng):
         assert g.dtype == dtype and rel_err(g, w) < RTOL[dtype]
     with pytest.raises(ValueError, match="one output"):
         fm.to_onnx(m, probabilities=True)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_to_torch_gives_the_same_outputs(rng, dtype):
+    torch = pytest.importorskip("torch")
+    import pickle
+    m = every_merge(dtype, extra=fm.Dropout(0.3))
+    m.eval()
+    X = data(rng, 11, dtype)
+    net = fm.to_torch(m)
+    assert not net.training and sorted(net.state_dict())[0].startswith("layers.")
+    with torch.no_grad():
+        outs = net(*map(torch.from_numpy, X))
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    from helpers import rel_err
+    for got, want in zip(outs, m.predict(X)):
+        assert rel_err(got.numpy(), want) < tol
+    clone = pickle.loads(pickle.dumps(net))
+    with torch.no_grad():
+        np.testing.assert_array_equal(clone(*map(torch.from_numpy, X))[0].numpy(),
+                                      outs[0].numpy())
+    x = fm.Input(3)
+    with pytest.raises(ValueError, match=r"layers\[0\].*Maxout"):
+        fm.to_torch(fm.Model(x, fm.Maxout(3, 2, pieces=2)(x)))
