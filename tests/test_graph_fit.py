@@ -192,3 +192,25 @@ def test_a_softmax_head_before_cross_entropy_warns():
     m = fm.Model(x, [probs, value])
     with pytest.warns(UserWarning, match="double softmax"):
         fm.Trainer(m, [fm.CrossEntropyLoss(), fm.MSELoss()], "adam")
+
+
+def test_penalties_constraints_and_frozen_layers_apply_to_graphs(rng):
+    A, B, yc, yv = tabular(rng, 80)
+    a, b = fm.Input(5), fm.Input(3)
+    frozen = fm.Dense(3, 4, activation="tanh")
+    capped = fm.Dense(5, 4, activation="tanh", constraint=fm.MaxNorm(0.5),
+                      regularizer=fm.L1Penalty(1e-2))
+    h = fm.Concatenate()([capped(a), frozen(b)])
+    m = fm.Model([a, b], [fm.Dense(8, 3)(h), fm.Dense(8, 1)(h)], dtype="float64", seed=0)
+    frozen.trainable = False
+    before = frozen.W.copy()
+    trainer = fm.Trainer(m, ["categorical_crossentropy", "mse"], fm.Adam(1e-2),
+                         regularizers=[fm.L2Penalty(1e-3)])
+    hist = trainer.fit([A, B], [yc, yv], epochs=3, verbose=0)
+    np.testing.assert_array_equal(frozen.W, before)
+    assert np.linalg.norm(capped.W, axis=0).max() <= 0.5 + 1e-12
+    logs = trainer.evaluate([A, B], [yc, yv])
+    outs = m.predict([A, B])
+    plain = fm.CrossEntropyLoss()(outs[0], yc) + fm.MSELoss()(outs[1], yv)
+    assert logs["loss"] > plain                          # the penalties are in the loss
+    assert np.isfinite(hist.history["loss"]).all()
