@@ -3,15 +3,13 @@ layers and several outputs, Sequential rebuilt as a graph, workspace reuse, allo
 predict and pickling."""
 import copy
 import pickle
-import threading
-import tracemalloc
 
 import numpy as np
 import pytest
 
 import fastmlp as fm
 from fastmlp._graph_build import assign_slots, node_table
-from helpers import RTOL, python_identity, rel_err
+from helpers import RTOL, python_identity, rel_err, retained_bytes, run_threads
 
 
 def every_merge(dtype="float64", backend="core", seed=0, extra=None):
@@ -113,18 +111,12 @@ def test_steady_state_allocates_nothing(rng):
     m = every_merge("float32")
     X = data(rng, 32, "float32")
     dY = [np.ones((32, 3), np.float32), np.ones((32, 2), np.float32)]
-    for _ in range(3):
-        m.forward(X, training=True)
-        m.backward(dY)
-    tracemalloc.start()
-    base, _ = tracemalloc.get_traced_memory()
-    for _ in range(100):
+
+    def step():
         m.zero_grad()
         m.forward(X, training=True)
         m.backward(dY)
-    current, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    assert current - base < 4096
+    assert retained_bytes(step) < 4096
 
 
 def test_workspace_blocks_are_reused_when_dead():
@@ -164,11 +156,7 @@ def test_predict_in_chunks_and_threads_equals_forward(rng):
     def work(i):
         results[i] = m.predict(X, batch_size=3)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(work, 4)
     for r in results:
         for got, w in zip(r, want):
             np.testing.assert_array_equal(got, w)
