@@ -309,10 +309,15 @@ def _summary_lines(model):
     fmt = "{:<%d}  {:<%d}  {:<%d}  {:>%d}  {}" % tuple(widths[:4])
     rule = "-" * (sum(widths) + 8)
     executor = "compiled" if model.is_compiled else "NumPy reference, per node"
+    segments = sum(kind == "segment" for kind, _ in model._nodes)
+    plan = (f"{segments} layer chain{'s' * (segments != 1)} + "
+            f"{len(model._nodes) - segments} merge{'s' * (len(model._nodes) - segments != 1)}, "
+            f"merge/gradient workspace {model._tables[3]} values per row")
     outs = ", ".join(f"{name} = #{index[id(t)]}"
                      for name, t in zip(model.output_names, model.outputs))
     return ([f"Model (dtype={model.dtype.name}, backend={model.backend!r}, executor: "
              f"{executor})", rule, fmt.format(*head), rule]
             + [fmt.format(*r) for r in rows]
-            + [rule, f"Outputs: {outs}", f"Total params: {model.n_params:,}",
+            + [rule, f"Outputs: {outs}", f"Executor nodes: {plan}",
+               f"Total params: {model.n_params:,}",
                f"Non-trainable buffers: {model.buffers.shape[0]:,}", rule])
