@@ -1,4 +1,7 @@
 """Shared test helpers (tests/ is on sys.path through pyproject's pythonpath)."""
+import threading
+import tracemalloc
+
 import numpy as np
 
 #: Agreement required between the core and the NumPy reference (see DESIGN.md).
@@ -78,3 +81,26 @@ class FixedStep:
     def grad(self, out, y=None):
         self.model.rng_step = self.step - 1
         return self.loss.grad(out, y)
+
+
+def retained_bytes(step, warmup=3, repeats=100):
+    """Python-heap bytes still held after ``repeats`` calls of ``step()``, measured after
+    ``warmup`` calls (workspaces sized once): what a steady state allocates and keeps."""
+    for _ in range(warmup):
+        step()
+    tracemalloc.start()
+    base, _ = tracemalloc.get_traced_memory()
+    for _ in range(repeats):
+        step()
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return current - base
+
+
+def run_threads(work, n):
+    """``work(i)`` for i in range(n), each in its own thread; returns when all are done."""
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

@@ -21,6 +21,8 @@ ROOT = os.path.dirname(fastmlp.__file__)
 LAZY_UPWARD = {
     ("fastmlp.regularizers", "fastmlp.layers.dense"): "TyingPenalty checks it ties Dense layers",
     ("fastmlp.sequential", "fastmlp.interop"): "Sequential.to/from_torch_state_dict delegate",
+    ("fastmlp.interop", "fastmlp._graph_torch"): "to_torch hands a graph Model to its exporter",
+    ("fastmlp.trainer", "fastmlp._graph_fit"): "Trainer(graph_model) is a GraphTrainer",
 }
 
 

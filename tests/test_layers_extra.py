@@ -3,13 +3,12 @@ and tied Dense weights. Gradient checks with fixed masks, core vs NumPy referenc
 and evaluation mode, dropout statistics and reproducibility, BatchNorm and LayerNorm against
 torch, bad arguments. (The kernels alone: test_norm_kernels.py; penalties, constraints and
 training with them: test_regularizers.py, test_regularization.py.)"""
-import threading
 
 import numpy as np
 import pytest
 
 import fastmlp as fm
-from helpers import RTOL, FixedStep, WeightedSumLoss, rel_err
+from helpers import RTOL, FixedStep, WeightedSumLoss, rel_err, run_threads
 
 
 def tied_autoencoder():
@@ -192,11 +191,7 @@ def test_dropout_masks_do_not_depend_on_threads(rng):
         for _ in range(8):
             results[i].append(models[i].forward(X, training=True))
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(work, 2)
     for got in results:
         for a, b in zip(got, expect):
             np.testing.assert_array_equal(a, b)

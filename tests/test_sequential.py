@@ -1,11 +1,10 @@
 """Sequential: the arena, the fused path, Python layers, input handling and errors."""
-import tracemalloc
 
 import numpy as np
 import pytest
 
 import fastmlp as fm
-from helpers import WeightedSumLoss, rel_err
+from helpers import WeightedSumLoss, rel_err, retained_bytes
 
 
 def test_xor_by_hand():
@@ -213,18 +212,12 @@ def test_steady_state_allocates_nothing(rng):
     m = fm.Sequential([fm.Dense(64, 128, activation="relu"), fm.Dense(128, 10)], seed=0)
     X = rng.normal(size=(32, 64)).astype(np.float32)
     g = np.ones((32, 10), dtype=np.float32)
-    for _ in range(3):                      # warm up: workspaces sized once
-        m.forward(X, training=True)
-        m.backward(g)
-    tracemalloc.start()
-    base, _ = tracemalloc.get_traced_memory()
-    for _ in range(100):
+
+    def step():
         m.zero_grad()
         m.forward(X, training=True)
         m.backward(g)
-    current, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    assert current - base < 4096
+    assert retained_bytes(step) < 4096
 
 
 def test_gradient_check_zero_gradient_tensor(rng):

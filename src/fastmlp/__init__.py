@@ -29,6 +29,9 @@ from fastmlp.optim import (BFGS, LAMB, LBFGS, SGD, Adadelta, Adagrad, Adam, Adam
                            GradientDescent, Newton, Optimizer, RMSprop, clip_grad_norm,
                            clip_grad_value, get_optimizer)
 from fastmlp.sequential import Sequential
+from fastmlp._symbolic import Input
+from fastmlp.graph import Model
+from fastmlp.layers.merge import Add, Concatenate, Multiply, Subtract
 from fastmlp.threads import get_num_threads, limit_threads, set_num_threads
 from fastmlp.fpmode import get_flush_denormal, set_flush_denormal
 from fastmlp.sysinfo import show_config
@@ -55,7 +58,8 @@ def __getattr__(name):
     raise AttributeError(f"module 'fastmlp' has no attribute {name!r}")
 
 
-__all__ = ["Sequential", "Layer", "Dense", "Maxout", "Activation", "Identity", "Sigmoid",
+__all__ = ["Sequential", "Model", "Input", "Add", "Subtract", "Multiply", "Concatenate",
+           "Layer", "Dense", "Maxout", "Activation", "Identity", "Sigmoid",
            "Tanh", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softplus", "ArcTan", "HardTanh",
            "Step", "SiLU", "GELU", "Softmax", "Dropout", "GaussianNoise", "Residual", "BatchNorm", "LayerNorm",
            "L2Penalty", "L1Penalty", "ElasticNet", "MaxNorm", "NonNeg", "gradient_check",

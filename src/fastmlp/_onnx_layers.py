@@ -3,9 +3,9 @@
 An emitter takes ``(builder, layer, x)``, where ``x`` is the name of the layer's input
 tensor, adds the nodes of the layer's inference computation and returns the name of its
 output tensor. Nothing here knows about Sequential: a chain of layers is
-:func:`emit_sequence`, and a graph model (issue 14) will call :func:`emit_layer` once per
-node with the tensor names of that node's inputs, and add its merge nodes with
-:meth:`GraphBuilder.op` ("Add", "Mul", "Concat"), without changing the emitters.
+:func:`emit_sequence`, and a graph model calls :func:`emit_layer` once per node with the
+tensor name of that node's input, and adds its merge nodes with :meth:`GraphBuilder.op`
+("Add", "Sub", "Mul", "Concat"; ``fastmlp.onnx_export``).
 
 The formulas are those of the NumPy reference (``fastmlp.reference``) in evaluation mode,
 composed from ONNX operators where ONNX has no single operator with the same meaning

@@ -37,17 +37,21 @@ def gradient_check(model: Any, loss: Any, X: ArrayLike, y: Optional[ArrayLike],
 
     Parameters
     ----------
-    model : Sequential
+    model : Sequential or Model
         A float64 model (float32 finite differences are too coarse to judge anything).
         Every forward of the check draws the dropout masks and noise of one training step
         (the next one, ``model.rng_step + 1``), so a stochastic model is checked as the
         deterministic function of that draw. Its parameters, buffers (running statistics)
         and RNG counter are restored exactly afterwards; its gradients hold the analytic
         gradient of this batch.
-    loss : Loss
-        Any fastmlp loss (``loss(pred, y) -> float`` and ``loss.grad(pred, y)``).
+    loss : Loss, or list of Loss
+        Any fastmlp loss (``loss(pred, y) -> float`` and ``loss.grad(pred, y)``); for a
+        graph :class:`~fastmlp.Model` with several outputs, one loss per output (L is
+        their sum).
     X, y : array-like
-        One batch; keep it small: the check runs 2 forwards per parameter.
+        One batch; keep it small: the check runs 2 forwards per parameter. For a graph
+        Model, X as its ``forward`` takes it (a list for several inputs; every input is
+        checked) and y one target per output (a list for several outputs).
     eps : float
         Finite-difference step.
     check_input : bool
@@ -74,7 +78,10 @@ def gradient_check(model: Any, loss: Any, X: ArrayLike, y: Optional[ArrayLike],
                          "finite differences in float32 are too coarse to be meaningful")
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a positive finite float, got {eps}")
-    X = as_float_matrix(X, np.float64, "X", model.n_in).copy()
+    graph = getattr(model, "is_graph", False)
+    Xs = [x.copy() for x in model._arrays(X)] if graph else \
+        [as_float_matrix(X, np.float64, "X", model.n_in).copy()]
+    losses, ys = _per_output(model, loss, y) if graph else ([loss], [y])
     step, buffers = model.rng_step, model.buffers.copy()
     regularizers = tuple(regularizers)
     for reg in regularizers:
@@ -86,18 +93,24 @@ def gradient_check(model: Any, loss: Any, X: ArrayLike, y: Optional[ArrayLike],
         # every forward draws the masks and noise of one step: one deterministic function
         # (training forwards read no running statistics; they only update them)
         model.rng_step = step
-        return model.forward(X, training=True)
+        out = model.forward(Xs if graph else Xs[0], training=True)
+        return out if isinstance(out, list) else [out]
 
     def penalty():
         return sum(float(reg(model)) for reg in regularizers)
 
+    def data_loss(outs):
+        return sum(float(f(o, t)) for f, o, t in zip(losses, outs, ys))
+
     def objective():
-        return float(loss(forward(), y)) + penalty()
+        return data_loss(forward()) + penalty()
 
     model.zero_grad()
-    out = forward()
-    floor = 1e-3 * max(1.0, abs(float(loss(out, y)) + penalty()))
-    dX = model.backward(loss.grad(out, y))
+    outs = forward()
+    floor = 1e-3 * max(1.0, abs(data_loss(outs) + penalty()))
+    dY = [f.grad(o, t) for f, o, t in zip(losses, outs, ys)]
+    dX = model.backward(dY if graph else dY[0])
+    dX = dX if isinstance(dX, list) else [dX]
     for reg in regularizers:
         reg.add_grad(model)
     analytic = model.grads.copy()
@@ -108,11 +121,26 @@ def gradient_check(model: Any, loss: Any, X: ArrayLike, y: Optional[ArrayLike],
         sl = slice(p["offset"], p["offset"] + size)
         errors.append(_rel_err(analytic[sl], numeric[sl], floor))
     if check_input:
-        errors.append(_rel_err(dX, _numeric_grad(objective, X, eps), floor))
+        errors += [_rel_err(d, _numeric_grad(objective, x, eps), floor) for d, x in zip(dX, Xs)]
     forward()                        # leave caches consistent with the analytic gradient
     model.rng_step = step
     _restore_statistics(model, buffers)
     return max(errors, default=0.0)
+
+
+def _per_output(model, loss, y):
+    """(losses, targets), one per output of a graph model: lists (or dicts by output
+    name) for several outputs, as given for one."""
+    n = len(model.outputs)
+    if n == 1:
+        return [loss], [y]
+    losses, ys = ([v[name] for name in model.output_names] if isinstance(v, dict) else v
+                  for v in (loss, y))
+    if not (isinstance(losses, (list, tuple)) and isinstance(ys, (list, tuple))
+            and len(losses) == len(ys) == n):
+        raise ValueError(f"the model has {n} outputs: give one loss and one target per "
+                         "output (lists or dicts by output name)")
+    return list(losses), list(ys)
 
 
 def _numeric_grad(objective, arr, eps):

@@ -203,11 +203,16 @@ def _module(layer, where):
 
 def to_torch(model: Sequential) -> Any:
     """A ``torch.nn.Sequential`` computing what ``model`` computes, with its weights and
-    running statistics (of its dtype, in the model's mode: ``train()`` or ``eval()``).
+    running statistics (of its dtype, in the model's mode: ``train()`` or ``eval()``). A
+    graph ``Model`` gives a module whose ``forward(*inputs)`` returns its outputs
+    (``fastmlp._graph_torch``).
 
     Raises ValueError naming a layer without a torch counterpart (ArcTan, Step, Maxout,
     GaussianNoise, a tied Dense, user layers); ImportError without torch.
     """
+    if getattr(model, "is_graph", False):                 # a graph Model: fastmlp._graph_torch
+        from fastmlp._graph_torch import graph_to_torch
+        return graph_to_torch(model)
     torch = _torch()
     _layout(model.layers)                                  # names an unsupported layer
     mods = [m for i, layer in enumerate(model.layers) for m in _module(layer, f"layers[{i}]")]

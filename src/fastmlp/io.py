@@ -145,8 +145,8 @@ def pack(obj: Any) -> Tuple[Config, Dict[str, np.ndarray]]:
     if kind is not None:                  # a Sequential or a Trainer
         config, arrays = obj.__fastmlp_save__()
     elif callable(getattr(obj, "__fastmlp_save__", None)):
+        config, arrays = obj.__fastmlp_save__()      # first: it may refuse with its reason
         kind = registered_name(type(obj))
-        config, arrays = obj.__fastmlp_save__()
         if not isinstance(config, dict) or not isinstance(arrays, dict):
             raise TypeError(f"{type(obj).__name__}.__fastmlp_save__ must return (dict, dict)")
         config = jsonable(config, f"{type(obj).__name__} config")

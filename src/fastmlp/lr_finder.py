@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from fastmlp._epoch import EpochLoop, NonFiniteLoss
+from fastmlp._epoch import NonFiniteLoss
 from fastmlp._typing import ArrayLike, PathLike
 
 
@@ -160,7 +160,7 @@ def lr_find(trainer: Any, X: ArrayLike, y: ArrayLike, start: float = 1e-7, end: 
     weights = trainer._row_weights(sample_weight, None, targets)
     snap = _Snapshot(trainer)
     try:
-        return _sweep(trainer, EpochLoop(trainer, Xc, targets, weights, batch_size),
+        return _sweep(trainer, trainer._epoch_loop(Xc, targets, weights, batch_size, False),
                       Xc.shape[0], start, end, steps, smooth, diverge)
     finally:
         snap.restore()

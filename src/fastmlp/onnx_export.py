@@ -4,7 +4,7 @@ that ONNX Runtime (or any ONNX runtime) runs without Python.
 The exported graph is the inference computation: Dense as Gemm, each activation as ONNX
 operators, BatchNorm (running statistics) as BatchNormalization, LayerNorm composed,
 Dropout and GaussianNoise removed, Residual as Add (the emitters are in
-``fastmlp._onnx_layers``; a graph model will reuse them node by node). Needs the ``onnx``
+``fastmlp._onnx_layers``; a graph model reuses them node by node). Needs the ``onnx``
 package (``pip install "fastmlp[onnx]"``).
 
 Inputs and outputs
@@ -16,13 +16,16 @@ Inputs and outputs
   skl2onnx's converter with ``zipmap=False``. Multilabel: ``"label"`` is the (N, n_labels)
   int64 indicator matrix.
 - MLPRegressor: input ``"X"``, output ``"variable"`` (N, n_outputs), as skl2onnx.
+- Graph model (``fm.Model``): one input per model input and one output per model output,
+  named as the model names them (``model.input_names``, ``model.output_names``); the
+  merges as Add, Sub, Mul (chained left to right, as the model computes them) and Concat.
 """
 import os
 from typing import Any, Optional
 
 import numpy as np
 
-from fastmlp._onnx_layers import GraphBuilder, emit_sequence
+from fastmlp._onnx_layers import GraphBuilder, emit_layer, emit_sequence
 from fastmlp._typing import PathLike
 from fastmlp._version import __version__
 
@@ -60,6 +63,43 @@ def _sequential_graph(model, opset, probabilities):
         y = b.op("Softmax", y, axis=1)
     b.nodes.append(_rename(y, "Y"))
     return b, [_value_info("Y", model.dtype, model.n_out)]
+
+
+#: merge class name -> ONNX operator (n-ary merges chained left to right, as the core does)
+MERGE_OPS = {"Add": "Add", "Subtract": "Sub", "Multiply": "Mul"}
+
+
+def _graph_model_graph(model, opset, probabilities):
+    """``(builder, input value infos, output value infos)`` of a graph Model: each layer
+    call through its emitter, each merge as its operator, each output renamed to its name."""
+    if probabilities and len(model.outputs) > 1:
+        raise ValueError("probabilities=True is for a model with one output: apply the "
+                         "softmax to the outputs that need it")
+    clash = set(model.input_names) & set(model.output_names)
+    if clash:
+        raise ValueError(f"{sorted(clash)} names both an input and an output: ONNX needs "
+                         "distinct names")
+    b = GraphBuilder(model.dtype, opset)
+    names = {id(t): name for t, name in zip(model.inputs, model.input_names)}
+    for k, call in enumerate(model.calls):
+        xs = [names[id(x)] for x in call.inputs]
+        kind = type(call.op).__name__
+        if kind == "Concatenate":
+            y = b.op("Concat", *xs, axis=1)
+        elif kind in MERGE_OPS:
+            y = xs[0]
+            for x in xs[1:]:
+                y = b.op(MERGE_OPS[kind], y, x)
+        else:
+            y = emit_layer(b, call.op, xs[0], f"node {k}")
+        names[id(call.output)] = y
+    for name, t in zip(model.output_names, model.outputs):
+        y = b.op("Softmax", names[id(t)], axis=1) if probabilities else names[id(t)]
+        b.nodes.append(_rename(y, name))
+    return (b, [_value_info(n, model.dtype, t.width)
+                for n, t in zip(model.input_names, model.inputs)],
+            [_value_info(n, model.dtype, t.width)
+             for n, t in zip(model.output_names, model.outputs)])
 
 
 def _rename(src, dst):
@@ -120,21 +160,24 @@ def _estimator_graph(est, opset):
 
 
 def _graph_for(model, opset, probabilities):
-    """``(builder, the Sequential, output value infos)`` for any exportable object."""
+    """``(builder, input value infos, output value infos)`` for any exportable object."""
     from fastmlp.sequential import Sequential
     from fastmlp.trainer import Trainer
     if isinstance(model, Trainer):
         model = model.model
+    if getattr(model, "is_graph", False):
+        return _graph_model_graph(model, opset, probabilities)
     if isinstance(model, Sequential):
         b, outputs = _sequential_graph(model, opset, probabilities)
-        return b, model, outputs
+        return b, [_value_info("X", model.dtype, model.n_in)], outputs
     from fastmlp.estimators import MLPClassifier, MLPRegressor
     if isinstance(model, (MLPClassifier, MLPRegressor)):
         if probabilities:
             raise ValueError("probabilities=True is for a Sequential or Trainer; an estimator "
                              "exports its probabilities already")
-        return _estimator_graph(model, opset)
-    raise TypeError(f"model must be a fastmlp Sequential, Trainer, MLPClassifier or "
+        b, seq, outputs = _estimator_graph(model, opset)
+        return b, [_value_info("X", seq.dtype, seq.n_in)], outputs
+    raise TypeError(f"model must be a fastmlp Sequential, Model, Trainer, MLPClassifier or "
                     f"MLPRegressor, got {type(model).__name__}")
 
 
@@ -144,15 +187,17 @@ def to_onnx(model: Any, path: Optional[PathLike] = None, opset: int = MIN_OPSET,
 
     Parameters
     ----------
-    model : Sequential, Trainer, MLPClassifier or MLPRegressor
-        A built model, a trainer (its model) or a fitted estimator.
+    model : Sequential, Model, Trainer, MLPClassifier or MLPRegressor
+        A built model (a graph Model included), a trainer (its model) or a fitted
+        estimator.
     path : str or os.PathLike or None
         Where to write the ``.onnx`` file; None writes nothing (the model is returned).
     opset : int, default=17
         The ONNX default-domain opset, from 17 to the installed ``onnx``'s newest.
     probabilities : bool, default=False
-        Sequential and Trainer only: append a Softmax over the outputs (for a classifier
-        trained on logits). Estimators always export their probabilities.
+        Sequential, Trainer and one-output graph models only: append a Softmax over the
+        outputs (for a classifier trained on logits). Estimators always export their
+        probabilities.
 
     Returns
     -------
@@ -182,9 +227,8 @@ def to_onnx(model: Any, path: Optional[PathLike] = None, opset: int = MIN_OPSET,
         raise TypeError(f"probabilities must be True or False, got {probabilities!r}")
     opset = _check_opset(opset)
     from onnx import helper
-    b, seq, outputs = _graph_for(model, opset, probabilities)
-    graph = helper.make_graph(b.nodes, "fastmlp", [_value_info("X", seq.dtype, seq.n_in)],
-                              outputs, initializer=b.initializers)
+    b, inputs, outputs = _graph_for(model, opset, probabilities)
+    graph = helper.make_graph(b.nodes, "fastmlp", inputs, outputs, initializer=b.initializers)
     proto = helper.make_model(graph, producer_name="fastmlp", producer_version=__version__,
                               opset_imports=[helper.make_opsetid("", opset)])
     onnx.checker.check_model(proto, full_check=True)

@@ -68,13 +68,9 @@ class Sequential:
             raise ValueError("a layer object appears twice in layers; to share weights use "
                              "Dense(..., tied_to=other)")
         self.dtype = np.dtype(check_dtype(dtype))
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                                 or not 0 <= seed < 2**63):
-            raise ValueError(f"seed must be None or an integer in [0, 2**63), got {seed!r}")
         self.seed = seed
         #: key of the counter-based RNG of dropout and noise
-        self.rng_seed = int(seed) if seed is not None else \
-            int(np.random.SeedSequence().entropy % 2**63)
+        self.rng_seed = rng_key(seed)
         self._rng_step = 0
         self._build_shapes()
         self._build_arena()
@@ -104,6 +100,12 @@ class Sequential:
     def _build_arena(self):
         """Place every parameter in ``params`` (gradients in ``grads``) and every buffer in
         ``buffers``; give the layers their views; initialize them in order."""
+        self._allocate_arena()
+        _init_sequence(self.layers, np.random.default_rng(self.seed))
+
+    def _allocate_arena(self):
+        """The arenas of ``flat_layers`` (parameters at 0, buffers at their initial values)
+        and the layers' views into them."""
         info, buf_info, offset, boff = [], [], 0, 0
         for i, layer in enumerate(self.flat_layers):
             for name, shape, role in layer.param_specs():
@@ -121,7 +123,6 @@ class Sequential:
             self.buffers[b["offset"]:b["offset"] + _size(b["shape"])] = \
                 np.broadcast_to(b["value"], b["shape"]).reshape(-1)
         self._bind_views()
-        _init_sequence(self.layers, np.random.default_rng(self.seed))
 
     def _bind_views(self):
         """Give every layer its views of ``params``, ``grads`` and ``buffers``."""
@@ -433,6 +434,15 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             rows.append(f"  ({i}) {layer!r:<{width}}  params: {layer.n_params():>12,}")
         return "\n".join(rows)
+
+
+def rng_key(seed):
+    """The key of a model's counter-based RNG: ``seed``, or a fresh random one for None.
+    ValueError unless seed is None or an integer in [0, 2**63)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                             or not 0 <= seed < 2**63):
+        raise ValueError(f"seed must be None or an integer in [0, 2**63), got {seed!r}")
+    return int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
 
 
 def _size(shape):

@@ -35,7 +35,9 @@ class Trainer:
 
     Parameters
     ----------
-    model : Sequential
+    model : Sequential or Model
+        A graph :class:`~fastmlp.Model` gets the trainer of ``fastmlp._graph_fit``
+        (``GraphTrainer``): a loss per output, ``loss_weights=``, metrics per output.
     loss : Loss, Loss class or str
         e.g. ``CrossEntropyLoss()`` (the model outputs logits) or ``MSELoss()``; a class or
         a name (``"mse"``, ``"categorical_crossentropy"``, ...: see
@@ -70,11 +72,29 @@ class Trainer:
     ...                       callbacks=[fm.EarlyStopping(patience=5)])
     """
 
+    def __new__(cls, model: Any = None, *args: Any, **kwargs: Any) -> "Trainer":
+        # a graph model (fastmlp.Model: several inputs and outputs) gets the Trainer of
+        # fastmlp._graph_fit, which adds losses per output, loss_weights and per-output metrics
+        if cls is Trainer and getattr(model, "is_graph", False):
+            from fastmlp._graph_fit import GraphTrainer
+            cls = GraphTrainer
+        return super().__new__(cls)
+
     def __init__(self, model: Sequential, loss: Union[str, Loss],
                  optimizer: Union[str, Optimizer, FullBatchSolver],
                  regularizers: Sequence[Penalty] = (),
                  metrics: Sequence[Union[str, MetricFn]] = (), seed: Seed = None,
                  n_threads: Optional[int] = None, comm: Any = None):
+        self._setup(model, optimizer, regularizers, seed, n_threads, comm)
+        self.loss = get_loss(loss)
+        if getattr(self.loss, "reduction", "mean") == "none":
+            raise ValueError(f"loss {self.loss!r}: reduction='none' gives one value per row, "
+                             "training needs one number; use 'mean' or 'sum'")
+        check_output_unit(model, self.loss)
+        self.metrics = _unique_names(get_metrics(metrics))
+
+    def _setup(self, model, optimizer, regularizers, seed, n_threads, comm):
+        """What every Trainer sets up, whatever its losses and metrics."""
         from fastmlp.optim import get_optimizer
         self.comm = comm
         self._dist = None if comm is None else Distributed(comm)
@@ -82,18 +102,12 @@ class Trainer:
             check_int(n_threads, "n_threads", 1)
         self.n_threads = n_threads
         self.model = model
-        self.loss = get_loss(loss)
-        if getattr(self.loss, "reduction", "mean") == "none":
-            raise ValueError(f"loss {self.loss!r}: reduction='none' gives one value per row, "
-                             "training needs one number; use 'mean' or 'sum'")
-        check_output_unit(model, self.loss)
         self.optimizer = get_optimizer(optimizer)
         self.regularizers = list(regularizers)
         for reg in self.regularizers:
             if not (callable(reg) and hasattr(reg, "add_grad")):
                 raise TypeError(f"regularizers must be penalties such as L2Penalty(1e-4), "
                                 f"got {reg!r}")
-        self.metrics = _unique_names(get_metrics(metrics))
         self.seed = model.seed if seed is None else seed
         self._rng = np.random.default_rng(self.seed)
         self.history = None
@@ -137,17 +151,7 @@ class Trainer:
         return as_float_matrix(X, self.model.dtype, name, self.model.n_in)
 
     def _targets(self, y, n_rows, name="y"):
-        if self.loss.is_classification and self.model.n_out > 1:
-            arr = np.asarray(y)            # (n, 1) class labels, as scikit-learn and Keras
-            if arr.ndim == 2 and arr.shape[1] == 1:
-                y = arr[:, 0]
-        try:
-            t = self.loss._prepare_target(y, self.model.n_out, self.model.dtype)
-        except (ValueError, TypeError) as exc:
-            raise type(exc)(f"{name}: {exc}") from None
-        if t.shape[0] != n_rows:
-            raise ValueError(f"{name} has {t.shape[0]} rows but X has {n_rows}")
-        return t
+        return prepare_targets(self.loss, y, self.model.n_out, self.model.dtype, n_rows, name)
 
     def _row_weights(self, sample_weight, class_weight, targets):
         n = targets.shape[0]
@@ -304,12 +308,16 @@ class Trainer:
             return np.arange(n, dtype=np.int64), (Xv, yv, wv)
         if validation_split == 0.0:
             return np.arange(n, dtype=np.int64), None
-        strat = None
-        if self.loss.is_classification:
-            strat = _class_labels(targets, self.model.n_out)[0]
-        train_idx, val_idx = split_indices(n, validation_split, self._split_rng(n), strat)
+        train_idx, val_idx = split_indices(n, validation_split, self._split_rng(n),
+                                           self._strata(targets))
         self._val_idx = val_idx           # the refit gives these rows their sample weights
         return train_idx, (X[val_idx], targets[val_idx], None)
+
+    def _strata(self, targets):
+        """The class of each row, by which ``validation_split`` stratifies (None: none)."""
+        if self.loss.is_classification:
+            return _class_labels(targets, self.model.n_out)[0]
+        return None
 
     def _split_rng(self, n):
         """The generator of ``validation_split``: fixed by the seed (the trainer's, else the
@@ -323,7 +331,7 @@ class Trainer:
         if getattr(self.optimizer, "full_batch", False):
             return self._fit_full_batch(X, targets, weights, train_idx, val, epochs,
                                         callbacks, verbose)
-        loop = EpochLoop(self, X, targets, weights, batch_size, sharded)
+        loop = self._epoch_loop(X, targets, weights, batch_size, sharded)
         self._sharded = sharded
         loop.probe = next((cb for cb in callbacks if isinstance(cb, Diagnostics)), None)
         history = self.history = History()
@@ -380,6 +388,10 @@ class Trainer:
         run_refit(self, callbacks, (X, targets, weights, train_idx, val, self._val_idx),
                   epochs, batch_size, shuffle, verbose, history)
         return history
+
+    def _epoch_loop(self, X, targets, weights, batch_size, sharded):
+        """What runs the epochs of ``_fit``: the fused loop or its Python steps."""
+        return EpochLoop(self, X, targets, weights, batch_size, sharded)
 
     def _permutation(self, train_idx, epoch, sharded):
         """The epoch's order of the training rows: from the trainer's generator (the same
@@ -514,6 +526,22 @@ class Trainer:
         (0, n_out) array for no rows."""
         return self._outputs(as_float_matrix(X, self.model.dtype, "X", self.model.n_in,
                                              allow_empty=True))
+
+
+def prepare_targets(loss, y, n_out, dtype, n_rows, name="y"):
+    """``y`` as ``loss`` trains on it (class labels as int64, else a float matrix of
+    ``n_out`` columns), checked to have ``n_rows`` rows; errors name ``name``."""
+    if loss.is_classification and n_out > 1:
+        arr = np.asarray(y)            # (n, 1) class labels, as scikit-learn and Keras
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            y = arr[:, 0]
+    try:
+        t = loss._prepare_target(y, n_out, dtype)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{name}: {exc}") from None
+    if t.shape[0] != n_rows:
+        raise ValueError(f"{name} has {t.shape[0]} rows but X has {n_rows}")
+    return t
 
 
 def _chunk_hook(bar, batch_cbs, epoch):

@@ -4,6 +4,7 @@ from typing import Any, List, Optional
 import numpy as np
 
 from fastmlp._serial import Context, constructor_config
+from fastmlp._symbolic import apply_layer
 from fastmlp._typing import BufferSpec, Config, ParamSpec
 
 
@@ -40,6 +41,12 @@ class Layer:
         self.n_out = None
         self._model = None
         self._cache = None
+
+    def __call__(self, x: Any, name: Optional[str] = None) -> Any:
+        """Apply the layer to a symbolic tensor (the functional API: ``fm.Input``, then
+        ``fm.Model``); returns the output tensor. Calling one layer on two tensors shares
+        its parameters. ``name`` names the output (e.g. a model output's name)."""
+        return apply_layer(self, x, name)
 
     # -- shapes and parameters -------------------------------------------------------------
     def build(self, n_in: int) -> int:
