@@ -8,6 +8,7 @@ and helpers that feed the note column ("gemm": NumPy's matmuls of the same steps
 """
 from typing import NamedTuple
 
+from fastmlp import _bench_graph as graph
 from fastmlp import _bench_peers as peers
 from fastmlp._bench_work import (busy_fit, fastmlp_epoch, fastmlp_steps, gemm_calls,
                                  gemm_only, optimizer_steps, predictions, subnormal_fit,
@@ -83,6 +84,14 @@ def cases(quick=False):
                      ("deep", 64), ("mnist", 512)):
         rows.append(Case(f"sweep {shape} b{b}", f"epoch/{n_epoch // 1000}k", 1, _training(
             shape, "float32", b, n_epoch, numpy=False, gemm=False), 3 if quick else 5))
+    rows.append(Case("graph 2-in 2-head b64", f"epoch/{n_epoch // 1000}k", 1, {
+        "fastmlp": lambda: graph.fastmlp_graph(64, n_epoch),
+        "torch": lambda: graph.torch_graph(64, n_epoch),
+        "jax": lambda: graph.jax_graph(64, n_epoch)}, 3 if quick else 5))
+    rows.append(Case("mnist chain as graph b32", f"epoch/{n_epoch // 1000}k", 1, {
+        "fastmlp": lambda: graph.chain(True, n_rows=n_epoch),
+        "sequential": lambda: graph.chain(False, n_rows=n_epoch)}, 3 if quick else 5,
+        note="sequential"))
     rows.append(Case("sgemm 2048^3 (peak)", "call", 3, {
         "fastmlp": lambda: gemm_calls("core", 2048, 2048, 2048, n_calls=3),
         "gemm": lambda: gemm_calls("numpy", 2048, 2048, 2048, n_calls=3),

@@ -202,6 +202,9 @@ def _row(case, t):
         row["note"] = f"one after the other / threads: {ratio('serial')[0]:.2f}x"
     elif case.note == "blas":
         row["note"] = f"vs the same call through scipy's BLAS: {ratio('blas')[0]:.2f}x"
+    elif case.note == "sequential":
+        row["note"] = (f"the same chain as a Sequential / as a graph Model: "
+                       f"{ratio('sequential')[0]:.2f}x")
     elif case.note == "ieee":
         row["note"] = (f"IEEE subnormals kept (set_flush_denormal(False)) / flushed: "
                        f"{ratio('ieee')[0]:.2f}x")
