@@ -2,7 +2,8 @@
 
 Build rules:
 - Every module in ``MODULES`` is ``pyx/fastmlp/<name>.pyx`` and becomes the extension
-  ``fastmlp.<name>``; its ``.pxd`` (if any) is what other modules cimport.
+  ``fastmlp.<name>``; its ``.pxd`` (if any) is what other modules cimport. A ``.pxi`` is a
+  part of one module, textually included (the ops table of ``_plan``: ``_layer_ops.pxi``).
 - Inline C kernels live in ``include/fastmlp/`` and are found through ``include_dirs``
   (with NumPy's headers: the hot entry points take arrays through its C API).
 - BLAS comes from ``scipy.linalg.cython_blas`` (no link step of our own).

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import fastmlp as fm
-from fastmlp import _activations, _codes, _codes_check, layers, losses
+from fastmlp import _activations, _codes, _codes_check, _plan, layers, losses
 from fastmlp._codes import Act, LayerKind, LossCode, OptFamily
 from fastmlp.optim import OPTIMIZERS, Optimizer
 from fastmlp.reference import activations as ref_act
@@ -107,6 +107,44 @@ def test_every_layer_kind_is_emitted_by_a_layer_class():
     missing = [k.name for k in LayerKind if k not in emitted]
     assert not missing, f"no library layer describes itself with {missing}"
     assert emitted <= set(LayerKind), f"unknown kinds {emitted - set(LayerKind)}"
+
+
+def test_every_layer_kind_has_a_complete_ops_table_entry():
+    """The executor looks each kind up in one table (_layer_ops.pxi), K_N_KINDS entries long."""
+    assert int(_plan.LayerKind.K_N_KINDS) == len(LayerKind)
+    table = _plan.layer_ops()
+    assert [entry["kind"] for entry in table] == list(range(len(LayerKind)))
+    for entry in table:
+        kind = LayerKind(entry["kind"])
+        assert entry["name"] == kind.name, f"{kind.name}: the entry says {entry['name']}"
+        missing = [op for op in ("forward", "backward", "sizes", "layout", "read")
+                   if not entry[op]]
+        assert not missing and entry["complete"], f"{kind.name} has no {missing}"
+        assert entry["grad_mode"] in (0, 1, 2), kind.name
+
+
+def _plan_of(spec, n=8):
+    return _plan.Plan([spec], np.zeros(n), np.zeros(n))
+
+
+@pytest.mark.parametrize("spec, message", [
+    (dict(kind=LayerKind.K_DROPOUT, n_in=3, n_out=3, p=0.5), "K_DROPOUT needs 'rate'"),
+    (dict(kind=LayerKind.K_DROPOUT, n_in=3, n_out=3, rate=0.5, p=0.5),
+     r"K_DROPOUT takes no \['p'\]"),
+    (dict(kind=LayerKind.K_PRELU, n_in=3, n_out=3, w_off=0, pieces=3), "needs 'n_slopes'"),
+    (dict(kind=LayerKind.K_NOISE, n_in=3, n_out=3, std=0.1, momentum=0.1), "takes no"),
+    (dict(kind=LayerKind.K_DENSE, n_in=2, n_out=2, w_off=0, rate=0.5), "takes no"),
+    (dict(kind=len(LayerKind), n_in=3, n_out=3), "unknown layer kind"),
+    (dict(kind=LayerKind.K_DROPOUT, n_in=3, n_out=3, rate=1.0), r"rate must be in \[0, 1\)"),
+    (dict(kind=LayerKind.K_BATCHNORM, n_in=3, n_out=3, eps=1e-5, momentum=2.0), "momentum"),
+    (dict(kind=LayerKind.K_SOFTMAX, n_in=3, n_out=4), "K_SOFTMAX must keep its width"),
+    (dict(kind=LayerKind.K_PRELU, n_in=3, n_out=3, w_off=7, n_slopes=3), "outside the arena"),
+])
+def test_a_descriptor_is_read_by_its_kind_and_nothing_else(spec, message):
+    """Each kind reads its own named fields; a field of another kind (or the old overloaded
+    ``p``) is refused instead of silently ignored."""
+    with pytest.raises(ValueError, match=message):
+        _plan_of(spec)
 
 
 @pytest.mark.parametrize("cls", list(EXAMPLES), ids=[c.__name__ for c in EXAMPLES])

@@ -17,31 +17,43 @@ cpdef enum LayerKind:
     K_RES_END = 10   # A = X + A[link]: the skip connection x + f(x)
     K_AUGMENT = 11   # training: A = random affine resampling of each row as an image
                      # (augment.h, counter-based RNG); eval: A = X
+    K_N_KINDS = 12   # the number of kinds (not a kind): the length of the ops table
 
 cpdef enum LayerFlag:
     F_TRANS_W = 1    # K_DENSE: the arena slot holds W transposed (a tied layer)
     F_AFFINE = 2     # K_BATCHNORM / K_LAYERNORM: learnable scale and shift
     F_ACCUM_W = 4    # K_DENSE: another use of this W slot is written first in backward
 
+# One node of the plan. The fields above the per-kind ones mean the same for every kind; each
+# per-kind field has one meaning, and kinds that do not use it leave it at its default.
+# Filled from a dict of the same names by the kind's entry of the ops table (_layer_ops.pxi).
 ctypedef struct LayerDesc:
     int kind
-    int act                  # fm_act code (K_DENSE, K_ACT)
-    double alpha             # activation parameter (leaky slope, ELU alpha)
+    int flags                # LayerFlag bits
     Py_ssize_t n_in
     Py_ssize_t n_out
-    Py_ssize_t pieces        # K_MAXOUT: pieces per unit; K_PRELU: number of slopes
-    Py_ssize_t w_off         # arena offset of W (or PReLU slopes); -1 when none
-    Py_ssize_t b_off         # arena offset of b; -1 when none
-    Py_ssize_t z_col         # workspace column of Z (pre-activation, dropout mask, xhat);
-                             # == a_col when Z is A
-    Py_ssize_t a_col         # workspace column of A (the layer output)
-    Py_ssize_t aux_col       # workspace column of a per-layer extra (skip gradient, row stats)
-    int flags                # LayerFlag bits
-    double p                 # dropout rate, noise std, batch-norm momentum
-    double eps               # normalization epsilon
+    Py_ssize_t w_off         # arena offset of the layer's weight (W, PReLU slopes, norm
+                             # scale gamma); -1 when none
+    Py_ssize_t b_off         # arena offset of its bias (b, norm shift beta); -1 when none
     Py_ssize_t s_off         # offset into the model's buffers (running statistics); -1 none
-    Py_ssize_t link          # K_RES_END: index of its K_RES_BEGIN
     unsigned int stream      # RNG stream (the layer's index in the model)
+    Py_ssize_t a_col         # workspace column of A (the layer output)
+    # workspace blocks some kinds keep for backward; -1 for the other kinds
+    Py_ssize_t z_col         # K_DENSE, K_MAXOUT: Z, the pre-activation (== a_col when Z is A)
+    Py_ssize_t mask_col      # K_DROPOUT: the mask of the last training forward
+    Py_ssize_t xhat_col      # K_BATCHNORM, K_LAYERNORM: the normalized input
+    Py_ssize_t rstd_col      # K_LAYERNORM: one column, each row's 1/std
+    Py_ssize_t skip_col      # K_RES_END: the skip path's gradient, read by its K_RES_BEGIN
+    # per-kind parameters
+    int act                  # K_DENSE, K_ACT: fm_act code (FM_IDENTITY otherwise)
+    double alpha             # K_DENSE, K_ACT: activation parameter (leaky slope, ELU alpha)
+    Py_ssize_t pieces        # K_MAXOUT: pieces per unit (1 for every other kind)
+    Py_ssize_t n_slopes      # K_PRELU: learnable slopes, 1 (shared) or n_out
+    double rate              # K_DROPOUT: probability of dropping an element, in [0, 1)
+    double std               # K_NOISE: standard deviation of the noise, >= 0
+    double momentum          # K_BATCHNORM: running statistics' momentum, in [0, 1]
+    double eps               # K_BATCHNORM, K_LAYERNORM: added to the variance, > 0
+    Py_ssize_t link          # K_RES_BEGIN / K_RES_END: index of the matching marker
     AugmentSpec aug          # K_AUGMENT: image shape and transform ranges
 
 # Everything one pass needs; pointers are typed by the caller (float or double).

@@ -1,214 +1,83 @@
 """Run a compiled model plan: forward and backward over a stack of library layers.
 
 One call runs every layer with the GIL released, over preallocated buffers: the
-activation workspace (each layer's Z and A for the current batch) and three gradient
-scratch buffers. Layer parameters and gradients are read/written in the flat arena.
+activation workspace (each layer's output and what its backward needs, for the current
+batch) and three gradient scratch buffers. Layer parameters and gradients are read/written
+in the flat arena. What a layer does is looked up by its kind in one ops table
+(``_layer_ops.pxi``, included here).
 """
 import numpy as np
 
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from fastmlp._activations cimport act_backward, act_forward, FM_IDENTITY, FM_N_ACT
-from fastmlp._augment cimport (fm_augment_backward_d, fm_augment_backward_f,
-                               fm_augment_forward_d, fm_augment_forward_f)
-from fastmlp._norm cimport (NormArgs, batchnorm_backward, batchnorm_backward_eval,
-                            batchnorm_forward_eval, batchnorm_forward_train, layernorm_backward,
-                            layernorm_forward)
-from fastmlp._kernels cimport (add, dense_backward, dense_forward, dropout_forward,
-                               maxout_reduce, maxout_scatter, multiply, noise_forward,
-                               prelu_backward, prelu_forward, softmax_backward,
-                               softmax_forward)
+from fastmlp._activations cimport FM_IDENTITY
+
+include "_layer_ops.pxi"
 
 
-# --- the executor --------------------------------------------------------------------------
-
-cdef inline floating* block(const Exec* e, Py_ssize_t col, floating* base) noexcept nogil:
-    return base + e.batch * col
-
-
-cdef inline void augment(const Exec* e, const LayerDesc* d, const floating* X, floating* A,
-                         bint adjoint) noexcept nogil:
-    """K_AUGMENT in training: the resampling of augment.h (adjoint: its transpose)."""
-    if floating is float:
-        if adjoint:
-            fm_augment_backward_f(&d.aug, X, A, e.batch, e.seed, d.stream, e.step,
-                                  e.row0)
-        else:
-            fm_augment_forward_f(&d.aug, X, A, e.batch, e.seed, d.stream, e.step,
-                                  e.row0)
-    else:
-        if adjoint:
-            fm_augment_backward_d(&d.aug, X, A, e.batch, e.seed, d.stream, e.step,
-                                  e.row0)
-        else:
-            fm_augment_forward_d(&d.aug, X, A, e.batch, e.seed, d.stream, e.step,
-                                  e.row0)
-
-
-cdef inline void norm_args(const Exec* e, const LayerDesc* d, NormArgs* a) noexcept nogil:
-    a.B, a.n, a.eps, a.momentum = e.batch, d.n_out, d.eps, d.p
-
-
-cdef void norm_forward(const Exec* e, const LayerDesc* d, const floating* X,
-                       floating* A) noexcept nogil:
-    """Batch or layer normalization of X into A; xhat kept at z_col. Batch statistics in
-    training (when the batch has >= 2 rows: the Python side refuses 1-row training
-    batches), running statistics otherwise."""
-    cdef NormArgs a
-    norm_args(e, d, &a)
-    cdef floating* P = <floating*> e.params
-    cdef floating* W = <floating*> e.work
-    cdef const floating* gamma = P + d.w_off if d.flags & F_AFFINE else NULL
-    cdef const floating* beta = P + d.b_off if d.flags & F_AFFINE else NULL
-    cdef floating* stats
-    if d.kind == K_LAYERNORM:
-        layernorm_forward(&a, X, gamma, beta, block(e, d.aux_col, W), block(e, d.z_col, W), A)
-        return
-    stats = <floating*> e.buffers + d.s_off
-    if e.training and e.batch >= 2:
-        batchnorm_forward_train(&a, X, gamma, beta, stats, block(e, d.z_col, W), A)
-    else:
-        batchnorm_forward_eval(&a, X, gamma, beta, stats, block(e, d.z_col, W), A)
-
-
-cdef void norm_backward(const Exec* e, const LayerDesc* d, const floating* dA,
-                        floating* dX) noexcept nogil:
-    """dgamma, dbeta accumulate into the grads; dX written when not NULL."""
-    cdef NormArgs a
-    norm_args(e, d, &a)
-    cdef floating* P = <floating*> e.params
-    cdef floating* G = <floating*> e.grads
-    cdef floating* W = <floating*> e.work
-    cdef bint affine = d.flags & F_AFFINE
-    cdef const floating* gamma = P + d.w_off if affine else NULL
-    cdef floating* dgamma = G + d.w_off if affine else NULL
-    cdef floating* dbeta = G + d.b_off if affine else NULL
-    cdef const floating* xhat = block(e, d.z_col, W)
-    cdef const floating* inv_std
-    if d.kind == K_LAYERNORM:
-        layernorm_backward(&a, xhat, block(e, d.aux_col, W), gamma, dA, dgamma, dbeta, dX)
-        return
-    inv_std = <floating*> e.buffers + d.s_off + 2 * d.n_out
-    if e.training and e.batch >= 2:
-        batchnorm_backward(&a, xhat, inv_std, gamma, dA, dgamma, dbeta, dX)
-    else:
-        batchnorm_backward_eval(&a, xhat, inv_std, gamma, dA, dgamma, dbeta, dX)
-
+# --- the executor: one loop over the layers, each step looked up in the ops table ----------
 
 cdef void plan_forward(const Exec* e, const floating* X) noexcept nogil:
-    """Run every layer on X (batch, n_in); layer i's Z and A land in the workspace.
-    Training-mode layers draw their randomness from (e.seed, layer stream, e.step, element
-    e.row0 * width + index in the batch): keyed by the global row."""
-    cdef Py_ssize_t i, B = e.batch
+    """Run every layer on X (batch, n_in); layer i's output and the blocks its backward needs
+    land in the workspace. Training-mode layers draw their randomness from (e.seed, layer
+    stream, e.step, element e.row0 * width + index in the batch): keyed by the global row."""
+    cdef Py_ssize_t i
     cdef const LayerDesc* d
     cdef const floating* inp = X
-    cdef floating* P = <floating*> e.params
-    cdef floating* W = <floating*> e.work
     cdef floating* A
     for i in range(e.n_layers):
         d = &e.layers[i]
-        A = block(e, d.a_col, W)
-        if d.kind == K_DENSE:
-            dense_forward(d, inp, P, block(e, d.z_col, W), A, B)
-        elif d.kind == K_MAXOUT:
-            dense_forward(d, inp, P, block(e, d.z_col, W), A, B)
-            maxout_reduce(block(e, d.z_col, W), A, B, d.n_out, d.pieces)
-        elif d.kind == K_ACT:
-            # act_forward only writes z when a bias is given; inp is read-only here.
-            act_forward(d.act, d.alpha, <floating*> inp, NULL, A, B, d.n_out)
-        elif d.kind == K_PRELU:
-            prelu_forward(inp, P + d.w_off, d.pieces, A, B, d.n_out)
-        elif d.kind == K_SOFTMAX:
-            softmax_forward(inp, A, B, d.n_out)
-        elif d.kind == K_DROPOUT and e.training and d.p > 0:
-            dropout_forward(inp, block(e, d.z_col, W), A, B * d.n_out, d.p, e.seed, d.stream,
-                            e.step, e.row0 * d.n_out)
-        elif d.kind == K_NOISE and e.training and d.p > 0:
-            noise_forward(inp, A, B * d.n_out, d.p, e.seed, d.stream, e.step,
-                          e.row0 * d.n_out)
-        elif d.kind == K_AUGMENT and e.training:
-            augment(e, d, inp, A, False)
-        elif d.kind == K_RES_END:
-            add(inp, block(e, e.layers[d.link].a_col, W), A, B * d.n_out)
-        elif d.kind == K_BATCHNORM or d.kind == K_LAYERNORM:
-            norm_forward(e, d, inp, A)
-        else:   # K_RES_BEGIN; dropout and noise outside training: the identity
-            memcpy(A, inp, B * d.n_out * sizeof(floating))
+        A = block(e, d.a_col, <floating*> e.work)
+        if floating is float:
+            OPS[d.kind].forward_f(e, d, inp, A)
+        else:
+            OPS[d.kind].forward_d(e, d, inp, A)
         inp = A
 
 
 cdef void zero_small_grads(const Exec* e, floating* G) noexcept nogil:
-    """Zero the gradient slots that kernels accumulate into (PReLU slopes, normalization
-    scale and shift): with fresh_grads the dense ones are overwritten by their GEMM."""
+    """Zero the gradient slots that kernels accumulate into (GRADS_ACCUMULATE kinds: PReLU
+    slopes, normalization scale and shift): with fresh_grads the GEMM-written ones
+    (GRADS_WRITE) are overwritten by their GEMM."""
     cdef Py_ssize_t i
     cdef const LayerDesc* d
+    cdef Sizes s
     for i in range(e.n_layers):
         d = &e.layers[i]
-        if d.kind == K_PRELU:
-            memset(G + d.w_off, 0, d.pieces * sizeof(floating))
-        elif (d.kind == K_BATCHNORM or d.kind == K_LAYERNORM) and d.flags & F_AFFINE:
-            memset(G + d.w_off, 0, d.n_out * sizeof(floating))
-            memset(G + d.b_off, 0, d.n_out * sizeof(floating))
+        if OPS[d.kind].grad_mode == GRADS_ACCUMULATE:
+            OPS[d.kind].sizes(d, &s)
+            if s.w > 0:
+                memset(G + d.w_off, 0, s.w * sizeof(floating))
+            if s.b > 0:
+                memset(G + d.b_off, 0, s.b * sizeof(floating))
 
 
 cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
                         floating* dX) noexcept nogil:
     """Backpropagate dY (batch, n_out of the last layer) after plan_forward on X.
 
-    Parameter gradients accumulate into e.grads; dX (batch, n_in) is written when not NULL.
+    Parameter gradients accumulate into e.grads (are written with e.fresh_grads); dX (batch,
+    n_in) is written when not NULL. The gradient ping-pongs between two scratch buffers.
     """
     cdef Py_ssize_t i, B = e.batch
     cdef const LayerDesc* d
-    cdef floating* P = <floating*> e.params
-    cdef floating* G = <floating*> e.grads
-    cdef floating* W = <floating*> e.work
     cdef floating* g_cur = <floating*> e.scratch
     cdef floating* g_next = g_cur + B * e.scratch_cols
-    cdef floating* g_wide = g_next + B * e.scratch_cols
     cdef floating* dst
     cdef floating* tmp
     cdef const floating* inp
-    cdef Py_ssize_t n
-    cdef const LayerDesc* last = &e.layers[e.n_layers - 1]
-    memcpy(g_cur, dY, B * last.n_out * sizeof(floating))
+    memcpy(g_cur, dY, B * e.layers[e.n_layers - 1].n_out * sizeof(floating))
     if e.fresh_grads:
-        zero_small_grads(e, G)
+        zero_small_grads(e, <floating*> e.grads)
     for i in range(e.n_layers - 1, -1, -1):
         d = &e.layers[i]
-        n = B * d.n_out
-        inp = X if i == 0 else block(e, e.layers[i - 1].a_col, W)
+        inp = X if i == 0 else block(e, e.layers[i - 1].a_col, <floating*> e.work)
         dst = dX if i == 0 else g_next
-        if d.kind == K_DENSE:
-            if d.act != FM_IDENTITY:
-                act_backward(d.act, d.alpha, block(e, d.z_col, W), block(e, d.a_col, W),
-                             g_cur, g_cur, n)
-            dense_backward(d, inp, P, G, g_cur, dst, B, e.fresh_grads)
-        elif d.kind == K_MAXOUT:
-            maxout_scatter(block(e, d.z_col, W), g_cur, g_wide, B, d.n_out, d.pieces)
-            dense_backward(d, inp, P, G, g_wide, dst, B, e.fresh_grads)
-        elif d.kind == K_PRELU:
-            prelu_backward(inp, P + d.w_off, G + d.w_off, d.pieces, g_cur, dst, B, d.n_out)
-        elif d.kind == K_BATCHNORM or d.kind == K_LAYERNORM:
-            norm_backward(e, d, g_cur, dst)
-        elif dst == NULL:
-            pass     # the remaining kinds have no parameters: nothing to do without dX
-        elif d.kind == K_ACT:
-            act_backward(d.act, d.alpha, inp, block(e, d.a_col, W), g_cur, dst, n)
-        elif d.kind == K_SOFTMAX:
-            softmax_backward(block(e, d.a_col, W), g_cur, dst, B, d.n_out)
-        elif d.kind == K_DROPOUT and e.training and d.p > 0:
-            multiply(g_cur, block(e, d.z_col, W), dst, n)
-        elif d.kind == K_AUGMENT and e.training:
-            augment(e, d, g_cur, dst, True)
-        elif d.kind == K_RES_END:
-            # the skip path's share waits in aux until the matching K_RES_BEGIN
-            memcpy(block(e, d.aux_col, W), g_cur, n * sizeof(floating))
-            memcpy(dst, g_cur, n * sizeof(floating))
-        elif d.kind == K_RES_BEGIN:
-            add(g_cur, block(e, e.layers[d.link].aux_col, W), dst, n)
-        else:    # noise, and dropout outside training: the identity
-            memcpy(dst, g_cur, n * sizeof(floating))
+        if floating is float:
+            OPS[d.kind].backward_f(e, d, inp, g_cur, dst)
+        else:
+            OPS[d.kind].backward_d(e, d, inp, g_cur, dst)
         tmp = g_cur
         g_cur = g_next
         g_next = tmp
@@ -249,9 +118,10 @@ cdef class Plan:
     Parameters
     ----------
     descs : list of dict
-        One dict per layer with the ``LayerDesc`` fields (kind, act, alpha, n_in, n_out,
-        pieces, w_off, b_off, flags, p, eps, s_off, link, stream); workspace columns are
-        assigned here.
+        One dict per layer with the ``LayerDesc`` fields: those of every kind (kind, n_in,
+        n_out, w_off, b_off, s_off, flags, stream) and the kind's own (act, alpha, pieces,
+        n_slopes, rate, std, momentum, eps, link, aug: see ``_plan.pxd``); a key the kind
+        does not take is refused. Workspace columns are assigned here.
     params, grads : ndarray
         The model's arena and its gradient (1-D, C-contiguous, float32 or float64). The plan
         keeps references to both; they must never be reallocated.
@@ -430,112 +300,64 @@ cdef class Plan:
 
 cdef _assign_columns(Exec* ex, LayerDesc* descs):
     """Lay out each layer's blocks in the workspace (widths per row) and size the scratch."""
-    cdef Py_ssize_t i, col = 0, widest = 0, width
+    cdef Py_ssize_t i, col = 0, widest = 0
+    cdef Sizes s
     cdef LayerDesc* d
     for i in range(ex.n_layers):
         d = &descs[i]
-        width = d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
-        d.z_col = d.aux_col = -1
-        if d.kind == K_DENSE and d.act == FM_IDENTITY:
-            d.z_col = d.a_col = col
-            col += width
-        elif d.kind in (K_DENSE, K_MAXOUT, K_DROPOUT, K_BATCHNORM, K_LAYERNORM):
-            d.z_col = col                          # Z, the dropout mask or xhat
-            d.a_col = col + width
-            col += width + d.n_out
-        else:
-            d.a_col = col
-            col += d.n_out
-        if d.kind == K_RES_END:
-            d.aux_col = col                        # the skip connection's gradient
-            col += d.n_out
-        elif d.kind == K_LAYERNORM:
-            d.aux_col = col                        # per-row 1/std
-            col += 1
-        widest = max(widest, d.n_out * (d.pieces if d.kind == K_MAXOUT else 1), d.n_in)
+        col = OPS[d.kind].layout(d, col)
+        OPS[d.kind].sizes(d, &s)
+        widest = max(widest, s.grad_cols, d.n_in)
     ex.work_cols = col
     ex.scratch_cols = widest
 
 
 cdef _mark_shared_weights(LayerDesc* d, Py_ssize_t n):
-    """Flag F_ACCUM_W on every dense use of a W slot but the first one backward meets."""
+    """Flag F_ACCUM_W on every GEMM-written (GRADS_WRITE) use of a W slot but the first one
+    backward meets."""
     seen = set()
     for i in range(n - 1, -1, -1):
-        if d[i].kind == K_DENSE or d[i].kind == K_MAXOUT:
+        if OPS[d[i].kind].grad_mode == GRADS_WRITE:
             if d[i].w_off in seen:
                 d[i].flags |= F_ACCUM_W
             seen.add(d[i].w_off)
 
 
 cdef _check_links(LayerDesc* d, Py_ssize_t n):
-    cdef Py_ssize_t i, j
+    """Each layer's input is its predecessor's output; the kinds' own checks of the others."""
+    cdef Py_ssize_t i
     for i in range(n):
         if i > 0 and d[i].n_in != d[i - 1].n_out:
             raise ValueError(f"layer {i} expects {d[i].n_in} inputs but layer {i - 1} gives "
                              f"{d[i - 1].n_out}")
-        if d[i].kind == K_RES_END or d[i].kind == K_RES_BEGIN:
-            j = d[i].link
-            if not (0 <= j < n and d[j].link == i and d[j].n_out == d[i].n_out
-                    and (j < i) == (d[i].kind == K_RES_END)
-                    and d[j].kind == (K_RES_BEGIN if d[i].kind == K_RES_END else K_RES_END)):
-                raise ValueError(f"residual markers {i} and {j} do not match")
+        if OPS[d[i].kind].check_links != NULL:
+            OPS[d[i].kind].check_links(d, n, i)
 
 
 cdef LayerDesc _desc_from_dict(dict spec, Py_ssize_t arena_size, Py_ssize_t n_buffers) except *:
-    """Check one layer descriptor against the arena, so the kernels can trust it."""
+    """Check one layer descriptor against the arena, so the kernels can trust it: the fields
+    every kind has here, the kind's own ones by its ``read``; a key nobody reads is refused."""
     cdef LayerDesc d
-    d.kind = spec["kind"]
-    d.act = spec.get("act", FM_IDENTITY)
-    d.alpha = spec.get("alpha", 0.0)
-    d.n_in = spec["n_in"]
-    d.n_out = spec["n_out"]
-    d.pieces = spec.get("pieces", 1)
-    d.w_off = spec.get("w_off", -1)
-    d.b_off = spec.get("b_off", -1)
-    d.flags = spec.get("flags", 0)
-    d.p = spec.get("p", 0.0)
-    d.eps = spec.get("eps", 0.0)
-    d.s_off = spec.get("s_off", -1)
-    d.link = spec.get("link", -1)
-    d.stream = spec.get("stream", 0)
-    d.aug = AugmentSpec(h=0, w=0, c=0, max_shift=0, max_rotation=0, max_scale=0, flip=0)
-    if d.kind == K_AUGMENT:
-        d.aug = spec["aug"]
-        if d.aug.h * d.aug.w * d.aug.c != d.n_out or d.aug.h < 1 or d.aug.w < 1 \
-                or not (d.aug.max_shift >= 0 and d.aug.max_rotation >= 0
-                        and 0 <= d.aug.max_scale < 1):
-            raise ValueError(f"bad augmentation: {spec}")
-    if d.kind < K_DENSE or d.kind > K_AUGMENT:
+    memset(&d, 0, sizeof(LayerDesc))
+    rest = dict(spec)
+    d.kind = rest.pop("kind")
+    if not 0 <= d.kind < K_N_KINDS:
         raise ValueError(f"unknown layer kind {d.kind}")
-    if d.act < 0 or d.act >= FM_N_ACT:
-        raise ValueError(f"unknown activation code {d.act}")
-    if not (0 < d.n_in < 2**31 and 0 < d.n_out < 2**31 and 0 < d.pieces < 2**31):
+    d.n_in, d.n_out = rest.pop("n_in"), rest.pop("n_out")
+    d.w_off, d.b_off, d.s_off = rest.pop("w_off", -1), rest.pop("b_off", -1), rest.pop("s_off", -1)
+    d.flags, d.stream = rest.pop("flags", 0), rest.pop("stream", 0)
+    d.a_col = d.z_col = d.mask_col = d.xhat_col = d.rstd_col = d.skip_col = d.link = -1
+    d.act, d.pieces = FM_IDENTITY, 1
+    if not (0 < d.n_in < 2**31 and 0 < d.n_out < 2**31):
         raise ValueError(f"layer sizes must be positive and < 2**31: {spec}")
-    cdef Py_ssize_t n_w = 0, n_b = 0, n_s = 0
-    if d.kind == K_DENSE or d.kind == K_MAXOUT:
-        n_w = d.n_in * d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
-        n_b = d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
-        if d.n_out * d.pieces >= 2**31 or (d.kind == K_MAXOUT and d.flags & F_TRANS_W):
-            raise ValueError(f"bad dense layer: {spec}")
-    elif d.kind == K_PRELU:
-        n_w = d.pieces
-        if d.pieces != 1 and d.pieces != d.n_out:
-            raise ValueError(f"PReLU needs 1 or n_out slopes: {spec}")
-    elif d.kind in (K_BATCHNORM, K_LAYERNORM):
-        n_w = n_b = d.n_out if d.flags & F_AFFINE else 0
-        n_s = 3 * d.n_out if d.kind == K_BATCHNORM else 0   # running mean, var, 1/std
-        if not d.eps > 0:
-            raise ValueError(f"eps must be > 0: {spec}")
-    if d.kind != K_DENSE and d.kind != K_MAXOUT and d.n_in != d.n_out:
-        raise ValueError(f"this layer must keep its width: {spec}")
-    if (d.kind == K_DROPOUT and not 0 <= d.p < 1) or (d.kind == K_NOISE and not d.p >= 0) \
-            or (d.kind == K_BATCHNORM and not 0 <= d.p <= 1):
-        raise ValueError(f"bad rate / std / momentum: {spec}")
-    cdef bint w_bad = n_w > 0 and not (0 <= d.w_off and d.w_off + n_w <= arena_size)
-    cdef bint b_bad = d.b_off >= 0 and not (n_b > 0 and d.b_off + n_b <= arena_size)
-    cdef bint affine_bad = (d.kind == K_BATCHNORM or d.kind == K_LAYERNORM) and n_b > 0 \
-        and d.b_off < 0
-    cdef bint s_bad = n_s > 0 and not (0 <= d.s_off and d.s_off + n_s <= n_buffers)
-    if w_bad or b_bad or affine_bad or s_bad:
+    OPS[d.kind].read(&d, rest)
+    if rest:
+        raise ValueError(f"{OPS[d.kind].name.decode()} takes no {sorted(rest)}: {spec}")
+    cdef Sizes s
+    OPS[d.kind].sizes(&d, &s)
+    cdef bint w_bad = s.w > 0 and not (0 <= d.w_off and d.w_off + s.w <= arena_size)
+    cdef bint b_bad = d.b_off >= 0 and not (s.b > 0 and d.b_off + s.b <= arena_size)
+    cdef bint s_bad = s.state > 0 and not (0 <= d.s_off and d.s_off + s.state <= n_buffers)
+    if w_bad or b_bad or s_bad:
         raise ValueError(f"layer parameters fall outside the arena: {spec}")
     return d

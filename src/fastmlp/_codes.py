@@ -105,4 +105,4 @@ class ConstraintKind(IntEnum):
 
 
 #: compiled enum members that count the codes of their enum rather than name one
-SENTINELS = frozenset({"FM_N_ACT", "LOSS_N_CODES"})
+SENTINELS = frozenset({"FM_N_ACT", "LOSS_N_CODES", "K_N_KINDS"})

@@ -241,7 +241,7 @@ class PReLU(Layer):
 
     def core_desc(self, ctx: Any) -> Optional[Config]:
         return dict(kind=LayerKind.K_PRELU, n_in=self.n_in, n_out=self.n_out,
-                    pieces=self.num_parameters, w_off=ctx.offsets(self)["weight"])
+                    n_slopes=self.num_parameters, w_off=ctx.offsets(self)["weight"])
 
     def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         self._cache = X

@@ -53,7 +53,7 @@ class Dropout(_Stochastic):
         self.p = _check_float(p, "p", 0.0, 1.0)
 
     def core_desc(self, ctx: Any) -> Optional[Config]:
-        return dict(kind=LayerKind.K_DROPOUT, n_in=self.n_in, n_out=self.n_out, p=self.p)
+        return dict(kind=LayerKind.K_DROPOUT, n_in=self.n_in, n_out=self.n_out, rate=self.p)
 
     def mask(self, n_rows: int) -> np.ndarray:
         """The mask (n_rows, width) of the current training step (as the core draws it)."""
@@ -89,7 +89,7 @@ class GaussianNoise(_Stochastic):
         self.std = _check_float(std, "std", 0.0, math.inf)
 
     def core_desc(self, ctx: Any) -> Optional[Config]:
-        return dict(kind=LayerKind.K_NOISE, n_in=self.n_in, n_out=self.n_out, p=self.std)
+        return dict(kind=LayerKind.K_NOISE, n_in=self.n_in, n_out=self.n_out, std=self.std)
 
     def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         if not training or self.std == 0:

@@ -91,7 +91,7 @@ class BatchNorm(_Norm):
         return [("running_mean", (n,), 0.0), ("running_var", (n,), 1.0), ("_inv_std", (n,), 1.0)]
 
     def core_desc(self, ctx: Any) -> Optional[Config]:
-        return self._desc(ctx, LayerKind.K_BATCHNORM, p=self.momentum,
+        return self._desc(ctx, LayerKind.K_BATCHNORM, momentum=self.momentum,
                           s_off=ctx.offsets(self)["running_mean"])
 
     def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""NumPy twins of the layer kernels in pyx/fastmlp/_plan.pyx.
+"""NumPy twins of the layer kernels (pyx/fastmlp/_kernels.pxd) that the plan runs.
 
 Each forward returns what the backward needs; each backward returns
 ``(dX, parameter gradients...)``. Shapes: X (batch, n_in), W (n_in, n_out).
