@@ -31,7 +31,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 MODULES = ["_blas", "_activations", "_losses", "_plan", "_optim", "_train", "_norm", "_regularize",
-           "_lamb", "_graph"]
+           "_lamb", "_graph", "_graph_train"]
 
 DIRECTIVES = {
     "language_level": 3,

@@ -1,6 +1,7 @@
 # The graph executor (_graph.pyx): a model's nodes in topological order, each a segment (a
 # chain of library layers run by its Plan) or a merge, over numbered tensors whose values and
 # gradients live in blocks of one workspace planned by liveness (fastmlp/_graph_build.py).
+from cython cimport floating
 from fastmlp._plan cimport Exec
 
 cpdef enum GraphOp:
@@ -44,6 +45,15 @@ ctypedef struct GraphExec:
     void* work
     Py_ssize_t tmp_col       # a block for a segment's dX before it is added (fan-out)
     Py_ssize_t batch
+
+
+# The passes (also run by the fused training loop, fastmlp._graph_train): bind the blocks
+# for a batch of B rows, forward, seed the outputs' gradients, backward.
+cdef void bind_batch(GraphExec* g, Py_ssize_t B, floating* work) noexcept nogil
+cdef void graph_forward(const GraphExec* g, floating* work) noexcept nogil
+cdef void seed_grads(GraphExec* g, const Py_ssize_t* out_ids, const char* modes,
+                     floating** dY, Py_ssize_t n_out) noexcept nogil
+cdef void graph_backward(const GraphExec* g, floating* work) noexcept nogil
 
 
 cdef class Graph:

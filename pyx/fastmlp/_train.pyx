@@ -23,8 +23,6 @@ from fastmlp._regularize cimport (ConstraintRange, PenaltyRange, constraints_app
 from fastmlp._regularize import constraint_table, penalty_table
 
 cdef extern from "fastmlp/governor.h" nogil:
-    ctypedef struct fm_governor:
-        pass
     void fm_governor_init(fm_governor* g, int max_threads)
     void fm_governor_pause(fm_governor* g)
     int fm_governor_next(fm_governor* g, double per_step)
@@ -110,20 +108,8 @@ ctypedef struct Data:
     void* gb
     Py_ssize_t n_features
     Py_ssize_t n_targets
-    const PenaltyRange* pen      # weight penalties (added after backward), or NULL
-    Py_ssize_t n_pen
-    const ConstraintRange* con   # weight constraints (applied after the update), or NULL
-    Py_ssize_t n_con
+    Regularization reg           # penalties and constraints
     DataParallel* dp             # NULL: one process
-
-
-ctypedef struct Progress:
-    double loss_sum              # Σ over steps of (batch loss × batch rows)
-    Py_ssize_t rows              # rows seen
-    Py_ssize_t steps             # steps completed
-    Py_ssize_t bad_step          # index (in the chunk) of a step with a non-finite loss or
-                                 # gradient, or -1; the run stops before that step's update
-    double bad_value             # that step's loss
 
 
 cdef void gather(const Data* d, const long long* idx, Py_ssize_t B,
@@ -187,7 +173,6 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
     cdef floating* grads = <floating*> ex.grads
     cdef floating* pred
     cdef double value
-    cdef int threads
     start = 0
     while True:
         B = next_batch(d, ex, step, start, n_perm, batch_size, &rows)
@@ -213,24 +198,41 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
             memset(grads, 0, n_params * sizeof(floating))
         if d.dp != NULL:                       # every rank then sees the same sums
             value = reduce_step(d.dp, grads, n_params, value)
-        if d.n_pen:
-            value += penalties_apply(d.pen, d.n_pen, params, grads)
-        if not isfinite(value) or not all_finite(grads, n_params):
-            # the update would leave finite weights for non-finite ones: stop before it
-            out.bad_step, out.bad_value = step, value if not isfinite(value) else NAN
+        if not finish_step(opt, &d.reg, params, grads, n_params, value, rows, out):
             return
-        opt_apply(opt, params, grads, n_params)
-        if d.n_con:
-            constraints_apply(d.con, d.n_con, params)
-        out.loss_sum += value * rows
-        out.rows += rows
-        out.steps += 1
         step += 1
         start += B
-        if gov != NULL:
-            threads = fm_governor_step(gov)
-            if threads:
-                thread_override_set(threads)
+        governor_tick(gov)
+
+
+cdef bint finish_step(OptSlot* o, const Regularization* reg, floating* params,
+                      floating* grads, Py_ssize_t n, double value, Py_ssize_t rows,
+                      Progress* out) noexcept nogil:
+    """After backward of step out.steps (loss ``value`` over ``rows`` rows): penalties
+    (value and gradient), then the update and the constraints, the step counted in out.
+    Unless the loss or a gradient is not finite: the update would leave finite weights for
+    non-finite ones, so the step stops before it, recorded as out's bad step (False)."""
+    if reg.n_pen:
+        value += penalties_apply(reg.pen, reg.n_pen, params, grads)
+    if not isfinite(value) or not all_finite(grads, n):
+        out.bad_step, out.bad_value = out.steps, value if not isfinite(value) else NAN
+        return False
+    opt_apply(o, params, grads, n)
+    if reg.n_con:
+        constraints_apply(reg.con, reg.n_con, params)
+    out.loss_sum += value * rows
+    out.rows += rows
+    out.steps += 1
+    return True
+
+
+cdef void governor_tick(fm_governor* gov) noexcept nogil:
+    """After a step: the thread count the governor (if any) picks for the next one."""
+    cdef int threads
+    if gov != NULL:
+        threads = fm_governor_step(gov)
+        if threads:
+            thread_override_set(threads)
 
 
 # --- the Python-facing runner --------------------------------------------------------------
@@ -271,9 +273,6 @@ cdef class Governor:
     (``include/fastmlp/governor.h``). One lives as long as its Trainer, so what it
     learned carries over from fit to fit. Its maximum is the count in force at its first
     run."""
-    cdef fm_governor g
-    cdef bint ready
-
     def __reduce__(self):
         return Governor, ()       # what it learned is about this machine, now: not kept
 
@@ -289,6 +288,65 @@ cdef class Governor:
             self.ready = True
         fm_governor_pause(&self.g)
         return &self.g
+
+
+cdef int guard_enter(RunGuard* r, Governor governor) except -1:
+    """Before a GIL-free run: the governor's thread count (if any) and the subnormal flush
+    (fpmode.h) for the calling thread; what they replace is kept in r for guard_leave."""
+    r.gov = governor._start() if governor is not None else NULL
+    r.threads = thread_override_get()
+    r.fp_mode = fm_fp_mode()
+    if r.gov != NULL:
+        thread_override_set(fm_governor_threads(r.gov))
+    if _flush_denormal:       # subnormals flushed while the steps run
+        fm_fp_set_mode(r.fp_mode | FM_FP_FLUSH)
+    return 0
+
+
+cdef void guard_leave(const RunGuard* r) noexcept:
+    """After the run (also when it raised): the calling thread as it was."""
+    fm_fp_set_mode(r.fp_mode)
+    thread_override_set(r.threads)
+
+
+cdef tuple bind_optimizer(OptSlot* o, binding, dtype, Py_ssize_t n_params):
+    """Bind ``(family, hyper, states, t)`` (``Optimizer._bind_fused``) to an arena of
+    ``n_params`` values of ``dtype``; returns the arrays o points into (keep them alive)."""
+    family, hyper, states, t = binding
+    o.family, o.t = family, t
+    _fill_hyper(o, hyper)
+    ptrs = []
+    for s in states:
+        if s is not None:
+            _check_array(s, "optimizer state", dtype, 1, -1, n_params)
+        ptrs.append(s)
+    ptrs += [None] * (3 - len(ptrs))
+    o.s0 = _data_ptr(ptrs[0]) if ptrs[0] is not None else NULL
+    o.s1 = _data_ptr(ptrs[1]) if ptrs[1] is not None else NULL
+    o.s2 = _data_ptr(ptrs[2]) if ptrs[2] is not None else NULL
+    if family != OPT_LAMB:
+        return (tuple(states),)
+    ranges = check_ranges(hyper["ranges"], n_params)      # LAMB: the per-tensor ranges
+    o.ranges = <const Py_ssize_t*> _data_ptr(ranges) if ranges.shape[0] else NULL
+    o.n_ranges = ranges.shape[0] // 2
+    return (tuple(states), ranges)
+
+
+cdef tuple reg_tables(Regularization* reg, penalties, constraints, Py_ssize_t n_params):
+    """Build (so check against an arena of ``n_params``) the penalty and constraint tables
+    from their rows (None: none) and point reg at them; returns them (keep them alive)."""
+    cdef const PenaltyRange[::1] pv
+    cdef const ConstraintRange[::1] cv
+    reg.pen, reg.n_pen, reg.con, reg.n_con = NULL, 0, NULL, 0
+    penalties = penalty_table(penalties or [], n_params)
+    constraints = constraint_table([] if constraints is None else constraints, n_params)
+    if penalties.shape[0]:
+        pv = penalties
+        reg.pen, reg.n_pen = &pv[0], pv.shape[0]
+    if constraints.shape[0]:
+        cv = constraints
+        reg.con, reg.n_con = &cv[0], cv.shape[0]
+    return penalties, constraints
 
 
 cdef class Runner:
@@ -359,19 +417,9 @@ cdef class Runner:
         lb = np.empty(B, np.int64)
         wb = np.empty(B, dt)
         gb = np.empty((B, plan.n_out), dt)
-        cdef const PenaltyRange[::1] pv
-        cdef const ConstraintRange[::1] cv
-        self.data.pen, self.data.n_pen, self.data.con, self.data.n_con = NULL, 0, NULL, 0
         # the tables are (re)built here, so their ranges are checked against this arena
-        penalties = penalty_table(penalties or [], plan.ex.n_params)
-        constraints = constraint_table([] if constraints is None else constraints,
-                                       plan.ex.n_params)
-        if penalties.shape[0]:
-            pv = penalties
-            self.data.pen, self.data.n_pen = &pv[0], pv.shape[0]
-        if constraints.shape[0]:
-            cv = constraints
-            self.data.con, self.data.n_con = &cv[0], cv.shape[0]
+        penalties, constraints = reg_tables(&self.data.reg, penalties, constraints,
+                                            plan.ex.n_params)
         self.refs = (X, targets, labels, weights, xb, tb, lb, wb, gb, penalties, constraints)
         self.data.X = _data_ptr(X)
         self.data.targets = _data_ptr(targets) if targets is not None else NULL
@@ -446,24 +494,18 @@ cdef class Runner:
         self.plan.ready = False
         self.plan.ex.training = True
         self.plan.ex.fresh_grads = True
-        cdef fm_governor* gov = self.governor._start() if self.governor is not None else NULL
-        cdef int saved = thread_override_get()
-        cdef unsigned fp_saved = fm_fp_mode()
-        if gov != NULL:
-            thread_override_set(fm_governor_threads(gov))
-        if _flush_denormal:       # subnormals flushed while the steps run (fpmode.h)
-            fm_fp_set_mode(fp_saved | FM_FP_FLUSH)
+        cdef RunGuard guard
+        guard_enter(&guard, self.governor)
         try:
             with nogil:
                 if self.plan.f32:
                     run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, first,
-                              p.shape[0], self.batch_size, &prog, gov, &ftag)
+                              p.shape[0], self.batch_size, &prog, guard.gov, &ftag)
                 else:
                     run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, first,
-                              p.shape[0], self.batch_size, &prog, gov, &dtag)
+                              p.shape[0], self.batch_size, &prog, guard.gov, &dtag)
         finally:
-            fm_fp_set_mode(fp_saved)
-            thread_override_set(saved)
+            guard_leave(&guard)
             self.plan.ex.fresh_grads = False
             self.plan.ex.row0 = 0
         if self.data.dp != NULL and self.dp.red.error:
@@ -471,29 +513,13 @@ cdef class Runner:
         return prog.loss_sum, prog.rows, prog.steps, prog.bad_step, prog.bad_value
 
     cdef int _bind(self, binding) except -1:
-        family, hyper, states, t = binding
-        self.opt.family, self.opt.t = family, t
-        _fill_hyper(&self.opt, hyper)
-        ptrs = []
-        for s in states:
-            if s is not None:
-                _check_array(s, "optimizer state", self.plan.dtype, 1, -1,
-                             self.plan.ex.n_params)
-            ptrs.append(s)
-        ptrs += [None] * (3 - len(ptrs))
-        self.opt.s0 = _data_ptr(ptrs[0]) if ptrs[0] is not None else NULL
-        self.opt.s1 = _data_ptr(ptrs[1]) if ptrs[1] is not None else NULL
-        self.opt.s2 = _data_ptr(ptrs[2]) if ptrs[2] is not None else NULL
-        self.refs = self.refs[:11] + (tuple(states),)
-        if family == OPT_LAMB:                  # LAMB: the per-tensor ranges (kept alive)
-            ranges = check_ranges(hyper["ranges"], self.plan.ex.n_params)
-            self.opt.ranges = <const Py_ssize_t*> _data_ptr(ranges) if ranges.shape[0] else NULL
-            self.opt.n_ranges = ranges.shape[0] // 2
-            self.refs += (ranges,)
+        self.refs = self.refs[:11] + bind_optimizer(&self.opt, binding, self.plan.dtype,
+                                                    self.plan.ex.n_params)
         return 0
 
 
 cdef object _check_perm(perm, Py_ssize_t n_rows):
+    """``perm`` checked: a 1-D C-contiguous int64 array of row indices in [0, n_rows)."""
     if not (isinstance(perm, np.ndarray) and perm.dtype == np.int64 and perm.ndim == 1
             and perm.flags.c_contiguous and perm.flags.aligned):
         raise TypeError("perm must be a 1-D C-contiguous, aligned int64 array")
@@ -504,6 +530,8 @@ cdef object _check_perm(perm, Py_ssize_t n_rows):
 
 cdef int _check_array(a, str name, dtype, int ndim, Py_ssize_t cols,
                       Py_ssize_t rows=-1) except -1:
+    """TypeError unless ``a`` is a non-empty C-contiguous, aligned ndarray of ``dtype`` and
+    ``ndim``; ValueError unless it has ``rows`` rows and ``cols`` columns (-1: any)."""
     if not (isinstance(a, np.ndarray) and a.dtype == dtype and a.ndim == ndim
             and a.flags.c_contiguous and a.flags.aligned and a.size > 0):
         raise TypeError(f"{name} must be a non-empty C-contiguous, aligned {ndim}-D "

@@ -69,7 +69,10 @@ def constraint_terms(model):
 
 
 class EpochLoop:
-    """Runs epochs for one fit: owns the fused runner (when the model allows it)."""
+    """Runs epochs for one fit: owns the fused runner (when the model allows it), else
+    takes the steps in Python (:meth:`_python_steps`). A subclass fuses other models by
+    overriding :meth:`_make_runner` (a runner with ``run(perm, binding)``) and
+    :meth:`_python_steps`."""
 
     def __init__(self, trainer, X, targets, weights, batch_size, sharded=False):
         self.trainer = trainer
@@ -79,26 +82,39 @@ class EpochLoop:
         self.batch_size = batch_size
         self.penalties = penalty_terms(trainer)
         self.constraints = constraint_terms(self.model)
-        self.runner = None
         self.probe = None        # a Diagnostics: recorded after every chunk (fastmlp.diagnostics)
         self._held = None        # the frozen parameters of the current run (fastmlp._freeze)
-        fusable_regs = all(hasattr(t.penalty, "_ranges") for t in self.penalties)
-        if (self.model.is_fused and hasattr(self.optimizer, "_fused_binding")
-                and hasattr(self.loss, "_spec") and fusable_regs):
-            labels = targets if targets.dtype == np.int64 else None
-            pen = [r for t in self.penalties for r in t._ranges(self.model)]
-            self.runner = Runner(self.model._stages[0][1], X,
-                                 None if labels is not None else targets, labels, weights,
-                                 self.loss._spec(self.model.n_out),
-                                 batch_size if self.dist is None
-                                 else self.dist.local_batch(batch_size), pen,
-                                 self._constraint_table(), trainer._governor())
+        self._rng = None         # what holds the RNG counter while the runner steps
+        self.runner = self._make_runner()
+
+    def _fusable(self, losses):
+        """Whether the optimizer, the ``losses`` and the penalties have core kernels."""
+        return (hasattr(self.optimizer, "_fused_binding")
+                and all(hasattr(f, "_spec") for f in losses)
+                and all(hasattr(t.penalty, "_ranges") for t in self.penalties))
+
+    def _penalty_rows(self):
+        return [r for t in self.penalties for r in t._ranges(self.model)]
+
+    def _make_runner(self):
+        """The fused runner of this fit, or None (the Python steps)."""
+        if not (self.model.is_fused and self._fusable([self.loss])):
             if self.dist is not None:
-                self.runner.data_parallel(self.dist.reducer())
-        elif self.dist is not None:
-            raise ValueError("distributed training (comm=) runs in the fused loop only: library "
-                             "layers, a loss and an optimizer with a core kernel, penalties "
-                             "of fastmlp.regularizers")
+                raise ValueError("distributed training (comm=) runs in the fused loop only: "
+                                 "library layers, a loss and an optimizer with a core kernel, "
+                                 "penalties of fastmlp.regularizers")
+            return None
+        targets = self.targets
+        labels = targets if targets.dtype == np.int64 else None
+        self._rng = self.model._stages[0][1]
+        runner = Runner(self._rng, self.X, None if labels is not None else targets, labels,
+                        self.weights, self.loss._spec(self.model.n_out),
+                        self.batch_size if self.dist is None
+                        else self.dist.local_batch(self.batch_size), self._penalty_rows(),
+                        self._constraint_table(), self.trainer._governor())
+        if self.dist is not None:
+            runner.data_parallel(self.dist.reducer())
+        return runner
 
     def _constraint_table(self):
         """The fused loop's constraint table: the proximal L1 soft thresholds first (their
@@ -199,8 +215,7 @@ class EpochLoop:
     def _run_steps(self, part, schedule=None):
         if self.runner is not None:
             binding = self.optimizer._fused_binding(self.model)
-            plan = self.model._stages[0][1]
-            plan.rng_step = self.model.rng_step
+            self._rng.rng_step = self.model.rng_step
             if self._prox_l1.size:
                 self._con_table["value"][:self._prox_l1.size] = self.optimizer.lr * self._prox_l1
             loss_sum, rows, steps, bad_step, bad_value = (
@@ -208,7 +223,7 @@ class EpochLoop:
                 else self.runner.run(part, binding, schedule))
             if self._held:        # before a probe measures the step
                 self._held.restore()
-            self.model.rng_step = plan.rng_step
+            self.model.rng_step = self._rng.rng_step
             self.optimizer._advance(steps)
             return loss_sum, rows, steps, (bad_value if bad_step >= 0 else None)
         return self._python_steps(part)

@@ -3,29 +3,26 @@ output with ``loss_weights``, metrics per output.
 
 ``Trainer(model, ...)`` returns a :class:`GraphTrainer` for a graph model. Its data are
 :class:`Rows`: a list of arrays (one per input, or per output for targets and sample
-weights) that shuffling, the validation split and the mini-batches index together. A step
-runs in Python: the model's compiled forward and backward (one GIL-free call each), the
-losses, then the optimizer's ``step`` over the arena.
+weights) that shuffling, the validation split and the mini-batches index together. The
+epochs run fused in the core (``fastmlp._graph_train``) when the model and the training
+setup allow it, else a step at a time in Python (see :class:`GraphEpochLoop`).
 """
 import math
 import numbers
-import time
 from types import SimpleNamespace
 
 import numpy as np
 
-from fastmlp._epoch import NonFiniteLoss, constraint_terms, penalty_terms
-from fastmlp._freeze import FrozenParams
+from fastmlp._epoch import EpochLoop, penalty_terms
+from fastmlp._graph_train import GraphRunner
 from fastmlp._refit import refit_callback
 from fastmlp._output_unit import check_output_unit
 from fastmlp.layers.base import Layer
 from fastmlp.losses import get_loss
 from fastmlp.metrics import call_metric, get_metrics, link
+from fastmlp._validation import contiguous
 from fastmlp.sequential import _flatten
 from fastmlp.trainer import Trainer, _class_labels, _unique_names, prepare_targets
-
-#: Seconds between progress refreshes within an epoch.
-REFRESH_SECONDS = 0.1
 
 
 class Rows(list):
@@ -232,39 +229,40 @@ def _metrics(names, metrics):
     return _unique_names(flat), which
 
 
-class GraphEpochLoop:
-    """One epoch of a graph model, a step at a time: the compiled forward and backward of
-    the model, the weighted losses, the penalties, ``optimizer.step``, constraints."""
+class GraphEpochLoop(EpochLoop):
+    """The epochs of a graph model (chunks, progress, frozen layers: :class:`EpochLoop`).
+    Fused (``fastmlp._graph_train.GraphRunner``: whole steps in one GIL-free call per
+    chunk) when the model is compiled (library layers, core backend) and the optimizer,
+    every output's loss and the penalties have core kernels; else a step at a time in
+    Python: the model's compiled forward and backward, the weighted losses, the penalties,
+    ``optimizer.step``, constraints. Both give the same weights bit for bit."""
 
-    def __init__(self, trainer, X, targets, weights, batch_size):
-        self.trainer, self.model = trainer, trainer.model
-        self.X, self.targets, self.weights = X, targets, weights
-        self.batch_size = batch_size
-        self.penalties = penalty_terms(trainer)
-        self.constraints = constraint_terms(self.model)
-        self.probe = None
+    def _make_runner(self):
+        model = self.model
+        if not (model.is_compiled and model.params.size and self._fusable(self.loss)):
+            return None
+        dtype = model.dtype
+        weights = None if self.weights is None else \
+            [None if w is None else contiguous(w, dtype) for w in self.weights]
+        targets = [t if t.dtype == np.int64 else contiguous(t, dtype) for t in self.targets]
+        self._rng = GraphRunner(
+            model._stages, list(self.X), targets, weights,
+            [f._spec(out.width) for f, out in zip(self.loss, model.outputs)],
+            list(self.trainer.loss_weights), self.batch_size, self._penalty_rows(),
+            self._constraint_table(), self.trainer._governor())
+        return self._rng
 
-    def run(self, perm, on_chunk=None, steps_per_chunk=None):
-        """Train over the rows ``perm`` in batches; returns the epoch's mean loss. Calls
-        ``on_chunk(steps, rows, loss_sum)`` after every step when ``steps_per_chunk`` is
-        1, else about every REFRESH_SECONDS. Raises NonFiniteLoss."""
-        B, held = self.batch_size, FrozenParams(self.model)
-        steps, rows, loss_sum, shown = 0, 0, 0.0, time.perf_counter()
-        for start in range(0, perm.shape[0], B):
-            idx = perm[start:start + B]
-            value = self._step(idx, held)
+    def _python_steps(self, part):
+        """The steps over ``part`` in Python; ``(loss_sum, rows, steps, bad loss or None)``
+        as the fused runner reports them."""
+        loss_sum, rows, steps = 0.0, 0, 0
+        for start in range(0, part.shape[0], self.batch_size):
+            idx = part[start:start + self.batch_size]
+            value = self._step(idx, self._held)
             if not math.isfinite(value):
-                raise NonFiniteLoss(steps, value)
+                return loss_sum, rows, steps, value
             steps, rows, loss_sum = steps + 1, rows + idx.shape[0], loss_sum + value * idx.shape[0]
-            now = time.perf_counter()
-            last = start + B >= perm.shape[0]
-            if on_chunk is not None and (steps_per_chunk == 1 or last
-                                         or now - shown > REFRESH_SECONDS):
-                shown = now
-                on_chunk(steps, rows, loss_sum)
-                if self.trainer.stop_training:
-                    break
-        return loss_sum / max(rows, 1)
+        return loss_sum, rows, steps, None
 
     def _step(self, idx, held):
         """One update on the rows ``idx``; returns the batch loss (NaN: no update made)."""
