@@ -3,7 +3,7 @@ Benchmark ratios of one real run
 ================================
 
 The bar chart of the ratios in the README's performance table (one full run of
-``python -m fastmlp bench`` on the project's machine: 2 vCPUs of an AMD EPYC, Zen 5): the
+``python -m fastmlp bench`` on the machine the README names): the
 NumPy reference's, PyTorch's, JAX's and ONNX Runtime's time over fastmlp's, per case, the
 median over the interleaved rounds (above 1: fastmlp is faster). The numbers are read from the README when the documentation is built, so the
 chart follows the table whenever a new run replaces it.
