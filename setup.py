@@ -21,6 +21,7 @@ Build rules:
   loops included); the GEMM asks for its FMAs explicitly.
 - Generated ``.c`` files are build outputs and are never committed.
 """
+import glob
 import os
 import subprocess
 import sys
@@ -77,10 +78,15 @@ def _flags():
 
 def extensions():
     compile_args, link_args = _flags()
+    # Every module is rebuilt when any C header or .pxi changes: setuptools compares only
+    # the listed files with the built module, and Cython does not see headers included by
+    # other headers (a changed pool.h was left out of _blas by an incremental build).
+    headers = sorted(glob.glob("include/fastmlp/*.h") + glob.glob("pyx/fastmlp/*.pxi"))
     return [
         Extension(
             f"fastmlp.{name}",
             [f"pyx/fastmlp/{name}.pyx"],
+            depends=headers,
             include_dirs=["include", numpy.get_include()],
             libraries=["m"],
             extra_compile_args=compile_args,
