@@ -18,7 +18,12 @@ class Adam(Optimizer):
                \bar v_t = \max(\bar v_{t-1}, v_t) \text{ replaces } v_t
                \text{ with amsgrad} \\
         p_t &= p_{t-1} - \frac{\gamma}{1 - \beta_1^t} \,
-               \frac{m_t}{\sqrt{v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
+               \frac{m_t}{\sqrt{v_t} \cdot c_t + \epsilon}, \qquad
+               c_t = 1 / \sqrt{1 - \beta_2^t}
+
+    :math:`c_t` is rounded to the parameters' type once per step (torch divides
+    :math:`\sqrt{v_t}` by :math:`\sqrt{1 - \beta_2^t}`; the two denominators differ by at
+    most one ulp, and the multiplication saves a division per parameter).
 
     Parameters
     ----------
