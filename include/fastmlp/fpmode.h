@@ -5,12 +5,13 @@
  * outputs), so a few per mille of the moments become subnormal after a few hundred steps.
  * An x86 vector instruction with a subnormal operand or result takes a microcode assist
  * (about a hundred cycles instead of one), and one subnormal lane is enough: measured on
- * an Intel Xeon (AVX-512), 3,146 subnormal moments of 535,818 made MNIST-shape epochs
- * 1.6x slower by the fifth epoch; with all gradients near 1e-20 Adam ran 17x slower.
+ * an Intel Xeon (AVX-512), the MNIST-shape epochs of one fit went 829 -> 1444 ms by the
+ * sixth (3,146 subnormal moments of 535,818); with all gradients near 1e-20 Adam ran 17x
+ * slower.
  * XLA's CPU backend flushes subnormals the same way (FTZ and DAZ) for its compiled code.
  *
- * Scope: only while the core runs training steps (fastmlp._train.Runner.run sets the
- * mode of the calling thread and restores it after; the thread team copies the caller's
+ * Scope: only while the core runs training steps (the fused loops of fastmlp._train and
+ * fastmlp._graph_train set the mode of the calling thread and restore it after; the thread team copies the caller's
  * mode into each worker for every job, pool.h), never process-wide as -ffast-math would.
  * fastmlp.set_flush_denormal(False) keeps IEEE subnormals (exact agreement with NumPy
  * where values fall below 1.2e-38 in float32 or 2.2e-308 in float64).

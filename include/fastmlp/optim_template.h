@@ -121,8 +121,8 @@ FM_CLONES static void FM_NAME(fm_adadelta_chunk)(FM_T* restrict p, const FM_T* r
  * kept in vmax; p -= step_size m / (sqrt(v) inv_bc2 + eps), inv_bc2 = 1 / bc2_sqrt rounded
  * to the type once. torch divides sqrt(v) by bc2_sqrt; multiplying by its reciprocal
  * rounds the denominator differently by at most 1 ulp and takes one of the loop's two
- * divisions away: Adam is bound by the divider (two divisions and a square root per
- * element: ~2 cycles an element on an Intel Xeon with AVX-512), and this is ~1/3 of it. */
+ * divisions away. Measured on one core of an Intel Xeon (AVX-512): 0.565 -> 0.386
+ * ns/element while the state fits L2, 0.57 -> 0.55 beyond (bound by bandwidth there). */
 #define FM_ADAM_LOOP(LO, AMSGRAD)                                                 \
     for (ptrdiff_t i = 0; i < n; i++) {                                           \
         FM_T q = p[i] * decay;                                                    \

@@ -272,11 +272,12 @@ def subnormal_fit(flush, batch=32, n_rows=20_000, warm_epochs=3):
     tr = trainer("mnist")
 
     def run(epochs=1):
+        before = fm.get_flush_denormal()
         fm.set_flush_denormal(flush)
         try:
             tr.fit(X, y, epochs=epochs, batch_size=batch, verbose=0)
         finally:
-            fm.set_flush_denormal(True)
+            fm.set_flush_denormal(before)
     run(warm_epochs)
     return run
 

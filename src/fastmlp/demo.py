@@ -30,12 +30,10 @@ def run(epochs=100, batch_size=32, plot="digits_curves.png", seed=0, verbose=1,
     import fastmlp as fm
 
     comm = _world() if distributed else None
-    if comm is not None and comm.Get_rank() != 0:
+    quiet = comm is not None and comm.Get_rank() != 0     # rank 0 alone speaks and writes
+    say = (lambda *args: None) if quiet else print
+    if quiet:
         verbose, plot = 0, None
-        print = lambda *args, **kwargs: None      # noqa: A001  (rank 0 alone speaks)
-    else:
-        import builtins
-        print = builtins.print                    # noqa: A001
 
     digits = load_digits()
     X = digits.data.astype(np.float32)
@@ -49,11 +47,11 @@ def run(epochs=100, batch_size=32, plot="digits_curves.png", seed=0, verbose=1,
                            fm.Dropout(0.2),
                            fm.Dense(256, 128, activation="relu"),
                            fm.Dense(128, 10)], dtype="float32", seed=seed)
-    print(f"fastmlp demo: {X.shape[0]} handwritten digits (8x8): {len(X_train)} for training "
+    say(f"fastmlp demo: {X.shape[0]} handwritten digits (8x8): {len(X_train)} for training "
           f"(15 % of them held out for validation), {len(X_test)} for the test")
-    print(model)
+    say(model)
     if comm is not None:
-        print(f"data parallel on {comm.Get_size()} MPI processes: each takes "
+        say(f"data parallel on {comm.Get_size()} MPI processes: each takes "
               f"1/{comm.Get_size()} of every batch of {batch_size} rows")
     trainer = fm.Trainer(model, fm.CrossEntropyLoss(), fm.Adam(lr=1e-3), metrics=["accuracy"],
                          comm=comm)
@@ -64,14 +62,14 @@ def run(epochs=100, batch_size=32, plot="digits_curves.png", seed=0, verbose=1,
                                                       verbose=1)])
     seconds = time.perf_counter() - t0
     result = trainer.evaluate(X_test, y_test)
-    print(f"trained {len(history)} epochs in {seconds:.2f} s "
+    say(f"trained {len(history)} epochs in {seconds:.2f} s "
           f"({len(history) * len(X_train) / seconds:,.0f} rows/s, fused core: "
           f"{model.is_fused})")
-    print(f"test loss {result['loss']:.4f}  test accuracy {result['accuracy']:.2%}")
+    say(f"test loss {result['loss']:.4f}  test accuracy {result['accuracy']:.2%}")
     if plot:
         try:
             history.plot(plot)
-            print(f"learning curves saved to {plot}")
+            say(f"learning curves saved to {plot}")
         except ImportError as exc:
-            print(f"(no plot: {exc})")
+            say(f"(no plot: {exc})")
     return 0 if result["accuracy"] >= 0.95 else 1
