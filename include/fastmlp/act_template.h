@@ -16,12 +16,12 @@ static inline FM_T FM_NAME(fm_softplus)(FM_T z) {
 #define FM_SQRT1_2 0.70710678118654752440
 #define FM_INV_SQRT_2PI 0.39894228040143267794
 
-/* Loop over rows x cols; pre-activation z (row stride cols) gets bias added in place when
+/* Loop over rows x cols; pre-activation z (row stride ld) gets bias added in place when
  * bias != NULL, then a = f(z). a may alias z (in-place activation). */
 #define FM_ACT_LOOP(EXPR)                                                   \
     for (ptrdiff_t i = 0; i < rows; i++) {                                  \
-        FM_T* zr = z + i * cols;                                            \
-        FM_T* ar = a + i * cols;                                            \
+        FM_T* zr = z + i * ld;                                              \
+        FM_T* ar = a + i * ld;                                              \
         if (bias) {                                                         \
             _Pragma("omp simd")                                             \
             for (ptrdiff_t j = 0; j < cols; j++) {                          \
@@ -38,9 +38,11 @@ static inline FM_T FM_NAME(fm_softplus)(FM_T z) {
         }                                                                   \
     }
 
-/* Forward: z[i, :] += bias (if given), a = act(z). Contract: rows, cols >= 0. */
-FM_ACT_CLONES static void FM_NAME(fm_act_forward)(int act, FM_T alpha, FM_T* z, const FM_T* bias,
-                                    FM_T* a, ptrdiff_t rows, ptrdiff_t cols) {
+/* Forward over a block of rows x cols of z and a, both of row stride ld: z[i, :] += bias
+ * (if given), a = act(z). Contract: rows, cols >= 0, ld >= cols. */
+FM_ACT_CLONES static void FM_NAME(fm_act_forward_ld)(int act, FM_T alpha, FM_T* z,
+                                                     const FM_T* bias, FM_T* a, ptrdiff_t rows,
+                                                     ptrdiff_t cols, ptrdiff_t ld) {
     switch (act) {
     case FM_SIGMOID:    FM_ACT_LOOP(FM_NAME(fm_sigmoid)(x)); break;
     case FM_TANH:       FM_ACT_LOOP(FMM_TANH(x)); break;
@@ -57,6 +59,12 @@ FM_ACT_CLONES static void FM_NAME(fm_act_forward)(int act, FM_T alpha, FM_T* z, 
     }
 }
 #undef FM_ACT_LOOP
+
+/* Forward over rows x cols, row stride cols: z[i, :] += bias (if given), a = act(z). */
+static void FM_NAME(fm_act_forward)(int act, FM_T alpha, FM_T* z, const FM_T* bias, FM_T* a,
+                                    ptrdiff_t rows, ptrdiff_t cols) {
+    FM_NAME(fm_act_forward_ld)(act, alpha, z, bias, a, rows, cols, cols);
+}
 
 #define FM_DACT_LOOP(EXPR)                                                  \
     _Pragma("omp simd")                                                     \

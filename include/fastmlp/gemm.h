@@ -56,6 +56,19 @@
 #endif
 #include "pool.h"
 
+/* An epilogue: called once per finished block of C (a panel of at most MC x NR once its
+ * last K block is done), on the thread that computed it, with the block
+ * C[r0:r0+rows, c0:c0+cols] (final values, still in that core's L1): a fused elementwise
+ * pass (bias and activation, a finiteness check) that then runs in parallel and without
+ * another trip through memory. Blocks are disjoint and cover C once, so an epilogue may
+ * write its block; one that records into ctx must do it atomically. The call that falls
+ * back to BLAS runs it once over the whole of C. */
+#ifndef FM_GEMM_EPI_DEFINED
+#define FM_GEMM_EPI_DEFINED
+typedef void (*fm_gemm_epi_fn)(void* ctx, ptrdiff_t r0, ptrdiff_t rows, ptrdiff_t c0,
+                               ptrdiff_t cols);
+#endif
+
 /* Products of at most this many rows with a non-transposed B stream B row by row
  * (fm_gemm_rows) instead of tiling it: they are bound by reading B. */
 #ifndef FM_ROWS_MAX
@@ -327,15 +340,18 @@ static void fm_gemm_tile(int f64, int* mr, int* nr) {
  * caller uses BLAS). */
 static int fm_gemm_f32(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                        const float* a, ptrdiff_t lda, const float* b, ptrdiff_t ldb,
-                       float beta, float* c, ptrdiff_t ldc, int threads) {
+                       float beta, float* c, ptrdiff_t ldc, int threads,
+                       fm_gemm_epi_fn epi, void* epi_ctx) {
     switch (fm_gemm_get_isa()) {
     case FM_ISA_AVX512:
         if (n < 32) /* narrower than one 8 x 32 tile: the 6 x 16 ones waste less */
             return fm_gemm_f32_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                                    threads);
-        return fm_gemm_f32_avx512(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+                                    threads, epi, epi_ctx);
+        return fm_gemm_f32_avx512(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads,
+                                  epi, epi_ctx);
     case FM_ISA_AVX2:
-        return fm_gemm_f32_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+        return fm_gemm_f32_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads,
+                                epi, epi_ctx);
     default:
         return -1;
     }
@@ -343,15 +359,18 @@ static int fm_gemm_f32(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, fl
 
 static int fm_gemm_f64(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
                        const double* a, ptrdiff_t lda, const double* b, ptrdiff_t ldb,
-                       double beta, double* c, ptrdiff_t ldc, int threads) {
+                       double beta, double* c, ptrdiff_t ldc, int threads,
+                       fm_gemm_epi_fn epi, void* epi_ctx) {
     switch (fm_gemm_get_isa()) {
     case FM_ISA_AVX512:
         if (n < 16)
             return fm_gemm_f64_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                                    threads);
-        return fm_gemm_f64_avx512(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+                                    threads, epi, epi_ctx);
+        return fm_gemm_f64_avx512(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads,
+                                  epi, epi_ctx);
     case FM_ISA_AVX2:
-        return fm_gemm_f64_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+        return fm_gemm_f64_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads,
+                                epi, epi_ctx);
     default:
         return -1;
     }
@@ -367,10 +386,12 @@ static int fm_gemm_cpu_isa(void) { return FM_ISA_NONE; }
 static void fm_gemm_tile(int f64, int* mr, int* nr) { (void)f64; *mr = *nr = 0; }
 static int fm_gemm_f32(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                        const float* a, ptrdiff_t lda, const float* b, ptrdiff_t ldb,
-                       float beta, float* c, ptrdiff_t ldc, int threads) { return -1; }
+                       float beta, float* c, ptrdiff_t ldc, int threads,
+                       fm_gemm_epi_fn epi, void* epi_ctx) { return -1; }
 static int fm_gemm_f64(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
                        const double* a, ptrdiff_t lda, const double* b, ptrdiff_t ldb,
-                       double beta, double* c, ptrdiff_t ldc, int threads) { return -1; }
+                       double beta, double* c, ptrdiff_t ldc, int threads,
+                       fm_gemm_epi_fn epi, void* epi_ctx) { return -1; }
 
 #endif
 #endif

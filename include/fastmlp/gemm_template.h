@@ -221,6 +221,15 @@ FM_TARGET static void FM_NAME(fm_gemm_rows)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
     }
 }
 
+/* The epilogue of one thread's GEMM: epi over each mc x nr panel of C (at most MC x NR)
+ * once its last K block is done (still in L1), the panel given in the whole product's
+ * coordinates (this GEMM's C starts at row r_org, column c_org of it). */
+typedef struct {
+    fm_gemm_epi_fn fn;    /* or NULL */
+    void* ctx;
+    ptrdiff_t r_org, c_org;
+} FM_NAME(fm_epi_at);
+
 /* One thread's GEMM (see gemm.h for the loop nest). buf: MC*KC + KC*NC elements. A is
  * packed only when it is large (see FM_A_DIRECT_MAX); with direct_b (a non-transposed
  * B and at most MR rows in the whole product: each B value is used once) the whole
@@ -230,7 +239,7 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
                                               ptrdiff_t k, FM_T alpha, const FM_T* A,
                                               ptrdiff_t lda, const FM_T* B, ptrdiff_t ldb,
                                               FM_T beta, FM_T* C, ptrdiff_t ldc, int direct_b,
-                                              FM_T* buf) {
+                                              FM_T* buf, const FM_NAME(fm_epi_at)* epi) {
     FM_T* Ap = buf;
     FM_T* Bp = buf + FM_MC * FM_KC;
     const int pack_a = m > FM_A_DIRECT_MAX || (ta && m > FM_MC);
@@ -262,6 +271,8 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
                             FM_NAME(fm_ukernel)(h, kc, A + (ic + ir) * lda + pc, lda, 1, Bt,
                                                 ldbt, Ct, ldc, alpha, bet, nr);
                     }
+                    if (epi->fn && pc + kc >= k)   /* the mc x nr panel, still in L1 */
+                        epi->fn(epi->ctx, epi->r_org + ic, mc, epi->c_org + jc + jr, nr);
                 }
             }
         }
@@ -279,6 +290,8 @@ typedef struct {
     FM_T* C;
     FM_T* buf;
     size_t per;
+    fm_gemm_epi_fn epi;    /* run on each finished block of C (or NULL) */
+    void* epi_ctx;
 } FM_NAME(fm_gemm_job);
 
 static void FM_NAME(fm_gemm_chunk)(void* arg, ptrdiff_t i, int slot) {
@@ -286,38 +299,43 @@ static void FM_NAME(fm_gemm_chunk)(void* arg, ptrdiff_t i, int slot) {
     ptrdiff_t s = i * j->chunk, e = s + j->chunk < j->len ? s + j->chunk : j->len;
     const ptrdiff_t rs_a = j->ta ? 1 : j->lda, cs_a = j->ta ? j->lda : 1;
     FM_T* buf = j->buf + (size_t)slot * j->per;
+    FM_NAME(fm_epi_at) epi = {j->epi, j->epi_ctx, j->split_n ? 0 : s, j->split_n ? s : 0};
     if (s >= e) return;
-    if (j->rows)
+    if (j->rows) {
         FM_NAME(fm_gemm_rows)(j->m, e - s, j->k, j->alpha, j->A, rs_a, cs_a, j->B + s, j->ldb,
                               j->beta, j->C + s, j->ldc, buf);
-    else if (j->split_n)
+        if (j->epi) j->epi(j->epi_ctx, 0, j->m, s, e - s);
+    } else if (j->split_n)
         FM_NAME(fm_gemm_serial)(j->ta, j->tb, j->m, e - s, j->k, j->alpha, j->A, j->lda,
                                 j->tb ? j->B + s * j->ldb : j->B + s, j->ldb, j->beta,
-                                j->C + s, j->ldc, j->direct_b, buf);
+                                j->C + s, j->ldc, j->direct_b, buf, &epi);
     else
         FM_NAME(fm_gemm_serial)(j->ta, j->tb, e - s, j->n, j->k, j->alpha,
                                 j->ta ? j->A + s : j->A + s * j->lda, j->lda, j->B, j->ldb,
-                                j->beta, j->C + s * j->ldc, j->ldc, j->direct_b, buf);
+                                j->beta, j->C + s * j->ldc, j->ldc, j->direct_b, buf, &epi);
 }
 
 /* C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C, row-major with row strides lda, ldb,
- * ldc; on up to `threads` threads. Returns 0, or -1 when the packing buffer could not be
- * allocated (nothing was written: the caller falls back to BLAS).
+ * ldc; on up to `threads` threads; epi (when not NULL) runs on each finished block of C.
+ * Returns 0, or -1 when the packing buffer could not be allocated (nothing was written,
+ * epi not run: the caller falls back to BLAS).
  * Contract: this CPU runs the family; m, n, k >= 0; the strides fit the shapes. */
 static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                             FM_T alpha, const FM_T* A, ptrdiff_t lda, const FM_T* B,
-                            ptrdiff_t ldb, FM_T beta, FM_T* C, ptrdiff_t ldc, int threads) {
+                            ptrdiff_t ldb, FM_T beta, FM_T* C, ptrdiff_t ldc, int threads,
+                            fm_gemm_epi_fn epi, void* epi_ctx) {
     const size_t per = (size_t)FM_MC * FM_KC + (size_t)FM_KC * FM_NC;
     if (m <= 0 || n <= 0) return 0;
     if (k <= 0) {   /* C = beta C */
         for (ptrdiff_t i = 0; i < m; i++)
             for (ptrdiff_t j = 0; j < n; j++) C[i * ldc + j] = beta != 0 ? beta * C[i * ldc + j] : 0;
+        if (epi) epi(epi_ctx, 0, m, 0, n);
         return 0;
     }
     FM_NAME(fm_gemm_job) job;
     job.ta = ta, job.tb = tb, job.m = m, job.n = n, job.k = k, job.lda = lda, job.ldb = ldb;
     job.ldc = ldc, job.alpha = alpha, job.beta = beta, job.A = A, job.B = B, job.C = C;
-    job.per = per;
+    job.per = per, job.epi = epi, job.epi_ctx = epi_ctx;
     job.rows = !tb && m <= FM_ROWS_MAX;  /* paths are decided for the whole product */
     job.direct_b = !tb && m <= FM_MR;
     job.split_n = n >= m || job.direct_b;

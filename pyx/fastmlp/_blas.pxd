@@ -6,6 +6,15 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                const floating* a, int lda, const floating* b, int ldb,
                floating beta, floating* c, int ldc) noexcept nogil
 
+# The same, then epi(epi_ctx, r0, rows, c0, cols) over blocks of C covering it once (per
+# finished chunk, on the thread that computed it): a fused elementwise epilogue.
+ctypedef void (*gemm_epi_fn)(void* ctx, Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t c0,
+                             Py_ssize_t cols) noexcept nogil
+cdef void gemm_epi(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                   const floating* a, int lda, const floating* b, int ldb,
+                   floating beta, floating* c, int ldc, gemm_epi_fn epi,
+                   void* epi_ctx) noexcept nogil
+
 # Threads a core kernel may use when called from the current thread (set_num_threads).
 cdef int num_threads() noexcept nogil
 # The calling thread's override of that count (0: none), read and set without the GIL.

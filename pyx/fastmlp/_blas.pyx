@@ -34,12 +34,16 @@ cdef extern from "fastmlp/gemm.h" nogil:
     void fm_set_threads(int n, int this_thread_only)
     int fm_get_threads()
     int fm_threads_override
+    ctypedef void (*fm_gemm_epi_fn)(void* ctx, Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t c0,
+                                    Py_ssize_t cols) noexcept nogil
     int fm_gemm_f32(int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
                     const float* a, Py_ssize_t lda, const float* b, Py_ssize_t ldb,
-                    float beta, float* c, Py_ssize_t ldc, int threads)
+                    float beta, float* c, Py_ssize_t ldc, int threads, fm_gemm_epi_fn epi,
+                    void* epi_ctx)
     int fm_gemm_f64(int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
                     const double* a, Py_ssize_t lda, const double* b, Py_ssize_t ldb,
-                    double beta, double* c, Py_ssize_t ldc, int threads)
+                    double beta, double* c, Py_ssize_t ldc, int threads, fm_gemm_epi_fn epi,
+                    void* epi_ctx)
 
 fm_threads_init()
 cdef bint _NATIVE_OK = fm_gemm_native()
@@ -57,14 +61,24 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
 
     Contract: lda/ldb/ldc are row strides in elements; m, n, k > 0.
     """
+    gemm_epi(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL, NULL)
+
+
+cdef void gemm_epi(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                   const floating* a, int lda, const floating* b, int ldb,
+                   floating beta, floating* c, int ldc, gemm_epi_fn epi,
+                   void* epi_ctx) noexcept nogil:
+    """:func:`gemm`, then ``epi(epi_ctx, r0, rows, c0, cols)`` (when not NULL) over blocks of
+    C that together cover it once: per finished chunk on the thread that computed it (own
+    kernels), or once over all of C after a BLAS call."""
     if _use_native:
         if floating is float:
             if fm_gemm_f32(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                           fm_get_threads()) == 0:
+                           fm_get_threads(), <fm_gemm_epi_fn> epi, epi_ctx) == 0:
                 return
         else:
             if fm_gemm_f64(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                           fm_get_threads()) == 0:
+                           fm_get_threads(), <fm_gemm_epi_fn> epi, epi_ctx) == 0:
                 return
     cdef char ta = b"T" if trans_a else b"N"
     cdef char tb = b"T" if trans_b else b"N"
@@ -74,6 +88,8 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> b, &ldb, <double*> a, &lda,
               &beta, c, &ldc)
+    if epi != NULL:
+        epi(epi_ctx, 0, m, 0, n)
 
 
 cdef void pool_run(int threads, Py_ssize_t n, task_fn fn, void* ctx) noexcept nogil:
@@ -232,3 +248,52 @@ def gemm_strided_for_tests(double[:, ::1] a, double[:, ::1] b, double[:, ::1] c,
     with nogil:
         gemm(False, False, m, n, k, 1.0, &a[0, 0], a.shape[1], &b[0, 0], b.shape[1], 0.0,
              &c[0, 0], c.shape[1])
+
+
+cdef extern from *:
+    """
+    static inline void fm_count_visit(long long* p) { __atomic_add_fetch(p, 1, __ATOMIC_RELAXED); }
+    """
+    void fm_count_visit(long long* p) nogil
+
+
+ctypedef struct _EpiLog:
+    const double* c      # the product's C (row stride ldc)
+    Py_ssize_t ldc
+    long long* visits    # visits[i * ldc + j]: epilogue calls that covered C[i, j]
+    double* seen         # seen[i * ldc + j]: the value C[i, j] held then
+
+
+cdef void _log_epilogue(void* ctx, Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t c0,
+                        Py_ssize_t cols) noexcept nogil:
+    cdef _EpiLog* log = <_EpiLog*> ctx
+    cdef Py_ssize_t i, j, at
+    for i in range(r0, r0 + rows):
+        for j in range(c0, c0 + cols):
+            at = i * log.ldc + j
+            fm_count_visit(&log.visits[at])
+            log.seen[at] = log.c[at]
+
+
+def gemm_epilogue_for_tests(double[:, ::1] a, double[:, ::1] b, double[:, ::1] c,
+                            bint trans_a=False, bint trans_b=False, double beta=0.0):
+    """Test wrapper: ``c = op(a) @ op(b) + beta * c`` in place with a logging epilogue;
+    returns (visits, seen): how many epilogue calls covered each element of c (one each,
+    by gemm_epi's contract) and the value each held when its block was handed over (its
+    final value)."""
+    import numpy as np
+    cdef int m = a.shape[1] if trans_a else a.shape[0]
+    cdef int k = a.shape[0] if trans_a else a.shape[1]
+    cdef int n = b.shape[0] if trans_b else b.shape[1]
+    if (b.shape[1] if trans_b else b.shape[0]) != k or c.shape[0] != m or c.shape[1] != n:
+        raise ValueError("gemm shapes do not agree")
+    visits = np.zeros((m, n), np.int64)
+    seen = np.full((m, n), np.nan)
+    cdef long long[:, ::1] v = visits
+    cdef double[:, ::1] s = seen
+    cdef _EpiLog log
+    log.c, log.ldc, log.visits, log.seen = &c[0, 0], n, &v[0, 0], &s[0, 0]
+    with nogil:
+        gemm_epi(trans_a, trans_b, m, n, k, 1.0, &a[0, 0], a.shape[1], &b[0, 0], b.shape[1],
+                 beta, &c[0, 0], n, _log_epilogue, &log)
+    return visits, seen

@@ -4,9 +4,32 @@ from cython cimport floating
 from libc.math cimport exp, expf
 from libc.string cimport memcpy, memset
 
-from fastmlp._activations cimport act_forward, act_backward, FM_IDENTITY
-from fastmlp._blas cimport gemm
+from fastmlp._activations cimport (act_forward, act_backward, fm_act_backward_f32,
+                                  fm_act_backward_f64, FM_IDENTITY)
+from fastmlp._blas cimport gemm, gemm_epi, gemm_epi_fn, num_threads, pool_run, task_fn
 from fastmlp._plan cimport LayerDesc, K_MAXOUT, F_ACCUM_W, F_TRANS_W
+
+cdef extern from "fastmlp/epilogue.h" nogil:
+    ctypedef struct fm_act_epi:
+        int act
+        double alpha
+        const void* bias
+        void* z
+        void* a
+        Py_ssize_t ld
+    ctypedef struct fm_finite_epi:
+        const void* c
+        Py_ssize_t ld
+        int* bad
+    bint fm_act_exact(int act)
+    void fm_act_epi_f32(void* ctx, Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t c0,
+                        Py_ssize_t cols)
+    void fm_act_epi_f64(void* ctx, Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t c0,
+                        Py_ssize_t cols)
+    void fm_finite_epi_f32(void* ctx, Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t c0,
+                           Py_ssize_t cols)
+    void fm_finite_epi_f64(void* ctx, Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t c0,
+                           Py_ssize_t cols)
 
 cdef extern from "fastmlp/rng.h" nogil:
     double fm_uniform(unsigned long long seed, unsigned int stream, unsigned long long step,
@@ -14,41 +37,114 @@ cdef extern from "fastmlp/rng.h" nogil:
     double fm_normal(unsigned long long seed, unsigned int stream, unsigned long long step,
                      unsigned long long i)
 
+# --- elementwise passes in fixed chunks on the core's threads --------------------------------
+
+# Elements per chunk of a parallel elementwise pass: a multiple of every vector width, and
+# fixed (not derived from the thread count), so the same chunks run whatever the count: the
+# result never depends on it, even for derivatives with exp whose vector and scalar forms
+# may round differently at a chunk's edge.
+cdef enum:
+    ACT_CHUNK = 16384
+
+ctypedef struct ActBackwardJob:
+    int act
+    double alpha
+    const void* z
+    const void* a
+    const void* da
+    void* dz
+    Py_ssize_t n
+    bint f32
+
+
+cdef inline void _act_backward_chunk(void* ctx, Py_ssize_t i, int slot) noexcept nogil:
+    cdef const ActBackwardJob* j = <const ActBackwardJob*> ctx
+    cdef Py_ssize_t lo = i * ACT_CHUNK, n = min(<Py_ssize_t> ACT_CHUNK, j.n - lo)
+    if j.f32:
+        fm_act_backward_f32(j.act, <float> j.alpha, <const float*> j.z + lo,
+                            <const float*> j.a + lo, <const float*> j.da + lo,
+                            <float*> j.dz + lo, n)
+    else:
+        fm_act_backward_f64(j.act, j.alpha, <const double*> j.z + lo, <const double*> j.a + lo,
+                            <const double*> j.da + lo, <double*> j.dz + lo, n)
+
+
+cdef inline void act_backward_par(int act, double alpha, const floating* z, const floating* a,
+                                  const floating* da, floating* dz,
+                                  Py_ssize_t n) noexcept nogil:
+    """dz = da * act'(z) over n elements (dz may alias da), as act_backward, in chunks of
+    ACT_CHUNK elements claimed by the core's threads."""
+    cdef ActBackwardJob job
+    cdef Py_ssize_t chunks = (n + ACT_CHUNK - 1) // ACT_CHUNK
+    if chunks <= 1:
+        act_backward(act, alpha, z, a, da, dz, n)
+        return
+    job.act, job.alpha, job.z, job.a, job.da, job.dz = act, alpha, z, a, da, dz
+    job.n, job.f32 = n, floating is float
+    pool_run(num_threads(), chunks, <task_fn> _act_backward_chunk, &job)
+
+
 cdef inline void dense_forward(const LayerDesc* d, const floating* X, const floating* P,
                                floating* Z, floating* A, Py_ssize_t B) noexcept nogil:
     """Z = X W (+ b), A = act(Z); Z and A may be one buffer (identity). With F_TRANS_W the
-    arena holds W transposed, (n_cols, n_in): a tied layer reusing another's weights."""
+    arena holds W transposed, (n_cols, n_in): a tied layer reusing another's weights.
+    K_MAXOUT: Z = X W (+ b) only. Bias and an exact activation (fm_act_exact) are applied
+    by the product's chunks as they finish (epilogue.h); the others in a pass after it."""
     cdef Py_ssize_t n_cols = d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
-    if d.flags & F_TRANS_W:
-        gemm(False, True, <int> B, <int> n_cols, <int> d.n_in, <floating> 1, X, <int> d.n_in,
-             P + d.w_off, <int> d.n_in, <floating> 0, Z, <int> n_cols)
-    else:
-        gemm(False, False, <int> B, <int> n_cols, <int> d.n_in, <floating> 1, X,
-             <int> d.n_in, P + d.w_off, <int> n_cols, <floating> 0, Z, <int> n_cols)
     cdef const floating* b = P + d.b_off if d.b_off >= 0 else NULL
-    if d.kind == K_MAXOUT:
-        act_forward(FM_IDENTITY, 0.0, Z, b, Z, B, n_cols)
+    cdef int act = FM_IDENTITY if d.kind == K_MAXOUT else d.act
+    cdef fm_act_epi epi
+    cdef gemm_epi_fn fn = NULL
+    if fm_act_exact(act):
+        epi.act, epi.alpha, epi.bias, epi.ld = act, d.alpha, b, n_cols
+        epi.z, epi.a = Z, (Z if d.kind == K_MAXOUT else A)
+        fn = <gemm_epi_fn> (fm_act_epi_f32 if floating is float else fm_act_epi_f64)
+    if d.flags & F_TRANS_W:
+        gemm_epi(False, True, <int> B, <int> n_cols, <int> d.n_in, <floating> 1, X,
+                 <int> d.n_in, P + d.w_off, <int> d.n_in, <floating> 0, Z, <int> n_cols, fn,
+                 &epi)
     else:
-        act_forward(d.act, d.alpha, Z, b, A, B, n_cols)
+        gemm_epi(False, False, <int> B, <int> n_cols, <int> d.n_in, <floating> 1, X,
+                 <int> d.n_in, P + d.w_off, <int> n_cols, <floating> 0, Z, <int> n_cols, fn,
+                 &epi)
+    if fn == NULL:
+        act_forward(act, d.alpha, Z, b, Z if d.kind == K_MAXOUT else A, B, n_cols)
+
+
+cdef inline bint all_finite_small(const floating* x, Py_ssize_t n) noexcept nogil:
+    """No NaN or inf among x[0:n] (x - x is 0 exactly for finite x)."""
+    cdef floating acc = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        acc += x[i] - x[i]
+    return acc == 0
 
 
 cdef inline void dense_backward(const LayerDesc* d, const floating* X, const floating* P,
                                 floating* G, floating* dZ, floating* dX, Py_ssize_t B,
-                                bint fresh) noexcept nogil:
+                                bint fresh, int* bad) noexcept nogil:
     """From dZ (B, n_cols): dW += Xᵀ dZ, db += Σ_rows dZ, dX = dZ Wᵀ (when dX != NULL).
     With ``fresh`` the gradients are written instead of added (no zeroing pass needed),
-    except where F_ACCUM_W marks a W slot another use wrote first (tied weights)."""
+    except where F_ACCUM_W marks a W slot another use wrote first (tied weights).
+    With ``bad`` (not NULL), *bad is set when dW or db holds a NaN or inf: dW checked by
+    the product's chunks as they finish (epilogue.h), so no pass over the arena is needed."""
     cdef Py_ssize_t n_cols = d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
     cdef Py_ssize_t i, j
     cdef floating* db
     cdef bint tw = d.flags & F_TRANS_W
     cdef floating beta = 0 if fresh and not (d.flags & F_ACCUM_W) else 1
+    cdef fm_finite_epi check
+    cdef gemm_epi_fn fn = NULL
+    if bad != NULL:
+        check.c, check.bad = G + d.w_off, bad
+        check.ld = d.n_in if tw else n_cols
+        fn = <gemm_epi_fn> (fm_finite_epi_f32 if floating is float else fm_finite_epi_f64)
     if tw:   # the slot holds Wᵀ (n_cols, n_in): it receives dZᵀ X
-        gemm(True, False, <int> n_cols, <int> d.n_in, <int> B, <floating> 1, dZ,
-             <int> n_cols, X, <int> d.n_in, beta, G + d.w_off, <int> d.n_in)
+        gemm_epi(True, False, <int> n_cols, <int> d.n_in, <int> B, <floating> 1, dZ,
+                 <int> n_cols, X, <int> d.n_in, beta, G + d.w_off, <int> d.n_in, fn, &check)
     else:
-        gemm(True, False, <int> d.n_in, <int> n_cols, <int> B, <floating> 1, X,
-             <int> d.n_in, dZ, <int> n_cols, beta, G + d.w_off, <int> n_cols)
+        gemm_epi(True, False, <int> d.n_in, <int> n_cols, <int> B, <floating> 1, X,
+                 <int> d.n_in, dZ, <int> n_cols, beta, G + d.w_off, <int> n_cols, fn, &check)
     if d.b_off >= 0:
         db = G + d.b_off
         if fresh:
@@ -56,6 +152,8 @@ cdef inline void dense_backward(const LayerDesc* d, const floating* X, const flo
         for i in range(B):
             for j in range(n_cols):
                 db[j] += dZ[i * n_cols + j]
+        if bad != NULL and not all_finite_small(db, n_cols):
+            bad[0] = 1
     if dX != NULL:
         gemm(False, not tw, <int> B, <int> d.n_in, <int> n_cols, <floating> 1, dZ,
              <int> n_cols, P + d.w_off, <int> (d.n_in if tw else n_cols), <floating> 0, dX,

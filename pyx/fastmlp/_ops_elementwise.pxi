@@ -11,7 +11,7 @@ cdef void _act_fwd(const Exec* e, const LayerDesc* d, const floating* X,
 cdef void _act_bwd(const Exec* e, const LayerDesc* d, const floating* X, floating* dA,
                    floating* dX) noexcept nogil:
     if dX != NULL:
-        act_backward(d.act, d.alpha, X, block(e, d.a_col, <floating*> e.work), dA, dX,
+        act_backward_par(d.act, d.alpha, X, block(e, d.a_col, <floating*> e.work), dA, dX,
                      e.batch * d.n_out)
 
 

@@ -11,10 +11,10 @@ cdef void _dense_bwd(const Exec* e, const LayerDesc* d, const floating* X, float
                      floating* dX) noexcept nogil:
     cdef floating* W = <floating*> e.work
     if d.act != FM_IDENTITY:
-        act_backward(d.act, d.alpha, block(e, d.z_col, W), block(e, d.a_col, W), dA, dA,
+        act_backward_par(d.act, d.alpha, block(e, d.z_col, W), block(e, d.a_col, W), dA, dA,
                      e.batch * d.n_out)
     dense_backward(d, X, <floating*> e.params, <floating*> e.grads, dA, dX, e.batch,
-                   e.fresh_grads)
+                   e.fresh_grads, e.grad_bad)
 
 
 cdef void _dense_sizes(const LayerDesc* d, Sizes* s) noexcept nogil:
@@ -55,7 +55,7 @@ cdef void _maxout_bwd(const Exec* e, const LayerDesc* d, const floating* X, floa
     cdef floating* dZ = <floating*> e.scratch + 2 * e.batch * e.scratch_cols
     maxout_scatter(block(e, d.z_col, <floating*> e.work), dA, dZ, e.batch, d.n_out, d.pieces)
     dense_backward(d, X, <floating*> e.params, <floating*> e.grads, dZ, dX, e.batch,
-                   e.fresh_grads)
+                   e.fresh_grads, e.grad_bad)
 
 
 cdef void _maxout_sizes(const LayerDesc* d, Sizes* s) noexcept nogil:

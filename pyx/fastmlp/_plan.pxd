@@ -75,6 +75,9 @@ ctypedef struct Exec:
                              # parallel: a rank's slice of the global batch), else 0
     bint training            # training-mode forward (dropout, noise, batch statistics)
     bint fresh_grads         # backward writes the gradients instead of adding to them
+    int* grad_bad            # when not NULL, backward sets *grad_bad if a parameter gradient
+                             # it writes is not finite (only when every one is written by
+                             # a checking kernel: Plan.grads_checkable)
 
 cdef void plan_forward(const Exec* e, const floating* X) noexcept nogil
 cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
@@ -91,4 +94,5 @@ cdef class Plan:
     cdef readonly bint ready
     cdef bint f32
     cdef int reserve(self, Py_ssize_t batch) except -1
+    cdef bint grads_checkable(self)
     cdef int _check_input(self, X, str name, Py_ssize_t width) except -1

@@ -174,6 +174,7 @@ cdef class Plan:
         self.ex.row0 = 0
         self.ex.training = False
         self.ex.fresh_grads = False
+        self.ex.grad_bad = NULL
         self.capacity = 0
         self.ready = False
 
@@ -187,6 +188,27 @@ cdef class Plan:
 
     def __dealloc__(self):
         free(self.descs)
+
+    cdef bint grads_checkable(self):
+        """True when backward writes every parameter gradient of the arena through a
+        kernel that checks it (Exec.grad_bad): the arena is exactly the untied weights and
+        biases of K_DENSE / K_MAXOUT layers."""
+        cdef Py_ssize_t i, covered = 0
+        cdef Sizes s
+        cdef LayerDesc* d
+        for i in range(self.n_layers):
+            d = &self.descs[i]
+            OPS[d.kind].sizes(d, &s)
+            if s.w == 0 and s.b == 0:
+                continue
+            if (d.kind != K_DENSE and d.kind != K_MAXOUT) or d.flags & (F_TRANS_W | F_ACCUM_W):
+                return False
+            covered += s.w + (s.b if d.b_off >= 0 else 0)
+        return covered == self.ex.n_params
+
+    def grads_checkable_for_tests(self):
+        """:meth:`grads_checkable`, for tests."""
+        return self.grads_checkable()
 
     cdef int reserve(self, Py_ssize_t batch) except -1:
         """Size the workspace for ``batch`` rows (grow only; reused for smaller batches)."""

@@ -65,9 +65,11 @@ cdef void opt_apply(OptSlot* o, floating* params, const floating* grads,
                     Py_ssize_t n) noexcept nogil
 # After backward: penalties, then (unless the loss or a gradient is not finite: returns
 # False, the step recorded as out's bad step) the update, the constraints, the tally.
+# grads_bad: -1 when unknown (the gradients are checked here), else whether backward found
+# a non-finite gradient while writing them (Exec.grad_bad).
 cdef bint finish_step(OptSlot* o, const Regularization* reg, floating* params,
                       floating* grads, Py_ssize_t n, double value, Py_ssize_t rows,
-                      Progress* out) noexcept nogil
+                      Progress* out, int grads_bad=*) noexcept nogil
 # Start / end of a GIL-free run: the governor's thread count, the subnormal flush.
 cdef int guard_enter(RunGuard* r, Governor governor) except -1
 cdef void guard_leave(const RunGuard* r) noexcept

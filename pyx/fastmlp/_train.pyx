@@ -11,7 +11,8 @@ from cython cimport floating
 from libc.math cimport NAN, isfinite
 from libc.string cimport memcpy, memset
 
-from fastmlp._blas cimport num_threads, thread_override_get, thread_override_set
+from fastmlp._blas cimport (num_threads, pool_run, task_fn, thread_override_get,
+                            thread_override_set)
 from fastmlp._losses cimport LossSpec, batch_scale, loss_value_grad
 from fastmlp._optim cimport (adadelta_step, adagrad_prepare, adagrad_step, adam_prepare,
                              adam_step, all_finite, rmsprop_step, sgd_prepare, sgd_step)
@@ -21,6 +22,22 @@ from fastmlp._lamb import check_ranges
 from fastmlp._regularize cimport (ConstraintRange, PenaltyRange, constraints_apply,
                                   penalties_apply)
 from fastmlp._regularize import constraint_table, penalty_table
+
+cdef extern from "fastmlp/gather.h" nogil:
+    ctypedef struct fm_gather_job:
+        const char* X
+        const char* T
+        const long long* labels
+        const char* W
+        const long long* idx
+        Py_ssize_t B, n_features, n_targets, rows_per_chunk
+        size_t elem
+        char* xb
+        char* tb
+        long long* lb
+        char* wb
+    void fm_gather_chunk(void* ctx, Py_ssize_t chunk, int slot)
+    Py_ssize_t fm_gather_plan(Py_ssize_t B, size_t row_bytes, Py_ssize_t* rows_per_chunk)
 
 cdef extern from "fastmlp/governor.h" nogil:
     void fm_governor_init(fm_governor* g, int max_threads)
@@ -114,20 +131,18 @@ ctypedef struct Data:
 
 cdef void gather(const Data* d, const long long* idx, Py_ssize_t B,
                  floating* xb, floating* tb, floating* wb) noexcept nogil:
-    """Copy the rows idx[0:B] of the training arrays into the batch buffers."""
-    cdef Py_ssize_t i, r
-    cdef const floating* X = <const floating*> d.X
-    cdef const floating* T = <const floating*> d.targets
-    cdef const floating* W = <const floating*> d.weights
-    for i in range(B):
-        r = idx[i]
-        memcpy(xb + i * d.n_features, X + r * d.n_features, d.n_features * sizeof(floating))
-        if T != NULL:
-            memcpy(tb + i * d.n_targets, T + r * d.n_targets, d.n_targets * sizeof(floating))
-        if d.labels != NULL:
-            d.lb[i] = d.labels[r]
-        if W != NULL:
-            wb[i] = W[r]
+    """Copy the rows idx[0:B] of the training arrays into the batch buffers (gather.h: in
+    chunks of rows, on the core's threads when the batch is large enough)."""
+    cdef fm_gather_job job
+    cdef Py_ssize_t chunks
+    job.X, job.T = <const char*> d.X, <const char*> d.targets
+    job.labels, job.W = d.labels, <const char*> d.weights
+    job.idx, job.B, job.n_features, job.n_targets = idx, B, d.n_features, d.n_targets
+    job.elem = sizeof(floating)
+    job.xb, job.tb, job.lb, job.wb = <char*> xb, <char*> tb, d.lb, <char*> wb
+    chunks = fm_gather_plan(B, (d.n_features + d.n_targets) * sizeof(floating),
+                            &job.rows_per_chunk)
+    pool_run(num_threads(), chunks, <task_fn> fm_gather_chunk, &job)
 
 
 cdef inline Py_ssize_t next_batch(const Data* d, Exec* ex, Py_ssize_t step, Py_ssize_t start,
@@ -173,6 +188,7 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
     cdef floating* grads = <floating*> ex.grads
     cdef floating* pred
     cdef double value
+    cdef int grads_bad
     start = 0
     while True:
         B = next_batch(d, ex, step, start, n_perm, batch_size, &rows)
@@ -193,12 +209,17 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
             if not isfinite(value) and d.dp == NULL:
                 out.bad_step, out.bad_value = step, value
                 return
+            if ex.grad_bad != NULL:
+                ex.grad_bad[0] = 0
             plan_backward(ex, xb, gb, NULL)    # fresh_grads: writes, no zeroing pass
         else:                                  # a rank without rows in this step adds 0
             memset(grads, 0, n_params * sizeof(floating))
+        grads_bad = -1                         # checked in finish_step, unless backward did
         if d.dp != NULL:                       # every rank then sees the same sums
             value = reduce_step(d.dp, grads, n_params, value)
-        if not finish_step(opt, &d.reg, params, grads, n_params, value, rows, out):
+        elif ex.grad_bad != NULL:
+            grads_bad = ex.grad_bad[0] != 0
+        if not finish_step(opt, &d.reg, params, grads, n_params, value, rows, out, grads_bad):
             return
         step += 1
         start += B
@@ -207,14 +228,19 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
 
 cdef bint finish_step(OptSlot* o, const Regularization* reg, floating* params,
                       floating* grads, Py_ssize_t n, double value, Py_ssize_t rows,
-                      Progress* out) noexcept nogil:
+                      Progress* out, int grads_bad=-1) noexcept nogil:
     """After backward of step out.steps (loss ``value`` over ``rows`` rows): penalties
     (value and gradient), then the update and the constraints, the step counted in out.
     Unless the loss or a gradient is not finite: the update would leave finite weights for
-    non-finite ones, so the step stops before it, recorded as out's bad step (False)."""
+    non-finite ones, so the step stops before it, recorded as out's bad step (False).
+    ``grads_bad`` >= 0: backward already checked every gradient (and found one non-finite
+    when 1); penalties, which change the gradients, make the pass here check them again."""
     if reg.n_pen:
         value += penalties_apply(reg.pen, reg.n_pen, params, grads)
-    if not isfinite(value) or not all_finite(grads, n):
+        grads_bad = -1
+    if grads_bad < 0:
+        grads_bad = not all_finite(grads, n)
+    if not isfinite(value) or grads_bad:
         out.bad_step, out.bad_value = out.steps, value if not isfinite(value) else NAN
         return False
     opt_apply(o, params, grads, n)
@@ -383,6 +409,8 @@ cdef class Runner:
     cdef object refs
     cdef readonly Governor governor
     cdef readonly Py_ssize_t batch_size, n_rows
+    cdef int grad_bad        # Exec.grad_bad's target during a run, when the plan checks
+    cdef bint check_in_backward
 
     def __init__(self, Plan plan, X, targets, labels, weights, dict loss_spec,
                  Py_ssize_t batch_size, penalties=None, constraints=None,
@@ -430,6 +458,7 @@ cdef class Runner:
         self.data.lb = <long long*> _data_ptr(lb)
         self.data.n_features, self.data.n_targets = plan.n_in, n_t
         self.data.dp = NULL
+        self.check_in_backward = plan.grads_checkable()
 
     def data_parallel(self, dict reducer):
         """Make every run data parallel: ``reducer`` holds the address of the loaded
@@ -494,6 +523,7 @@ cdef class Runner:
         self.plan.ready = False
         self.plan.ex.training = True
         self.plan.ex.fresh_grads = True
+        self.plan.ex.grad_bad = &self.grad_bad if self.check_in_backward else NULL
         cdef RunGuard guard
         guard_enter(&guard, self.governor)
         try:
@@ -507,6 +537,7 @@ cdef class Runner:
         finally:
             guard_leave(&guard)
             self.plan.ex.fresh_grads = False
+            self.plan.ex.grad_bad = NULL
             self.plan.ex.row0 = 0
         if self.data.dp != NULL and self.dp.red.error:
             raise RuntimeError(f"MPI_Allreduce failed with error code {self.dp.red.error}")
