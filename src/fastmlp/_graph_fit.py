@@ -19,11 +19,11 @@ from fastmlp._refit import refit_callback
 from fastmlp._output_unit import check_output_unit
 from fastmlp.layers.base import Layer
 from fastmlp.losses import get_loss
-from fastmlp.metrics import call_metric, get_metrics, link
+from fastmlp.metrics import _unique_names, call_metric, get_metrics, link
 from fastmlp._validation import contiguous
 from fastmlp.sequential import _flatten
 from fastmlp._trainer_rows import class_labels, prepare_targets
-from fastmlp.trainer import Trainer, _unique_names
+from fastmlp.trainer import Trainer
 
 
 class Rows(list):

@@ -10,19 +10,19 @@ from fastmlp import callbacks as cbks
 from fastmlp._epoch import EpochLoop, NonFiniteLoss, penalty_terms
 from fastmlp._fit_checks import (check_batchnorm_batches, check_deterministic, check_int,
                                  check_validation_freq)
-from fastmlp._trainer_rows import class_labels, prepare_targets, row_weights
+from fastmlp._trainer_rows import (check_sample_weight, class_labels, class_weight_table,
+                                   prepare_targets, rows_of, split_rows)
 from fastmlp._output_unit import check_output_unit
 from fastmlp._refit import check_refit, run_refit
-from fastmlp._progress import Progress
+from fastmlp._progress import Progress, chunk_hook
 from fastmlp._serial import register_kind
 from fastmlp._typing import ArrayLike, Config, MetricFn, Seed
-from fastmlp._validation import as_float_matrix
-from fastmlp.data import split_indices
+from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.distributed import Distributed, RankFailed, fingerprint
 from fastmlp.diagnostics import Diagnostics
 from fastmlp.history import History
 from fastmlp.losses import Loss, get_loss
-from fastmlp.metrics import call_metric, get_metrics, link
+from fastmlp.metrics import _unique_names, call_metric, get_metrics, link
 from fastmlp.optim import FullBatchSolver, Optimizer
 from fastmlp.regularizers import Penalty
 from fastmlp.sequential import Sequential
@@ -154,8 +154,13 @@ class Trainer:
         return prepare_targets(self.loss, y, self.model.n_out, self.model.dtype, n_rows, name)
 
     def _row_weights(self, sample_weight, class_weight, targets):
-        return row_weights(self.loss, self.model.n_out, self.model.dtype, sample_weight,
-                           class_weight, targets)
+        """Each row's weight: ``sample_weight`` times its class's ``class_weight``."""
+        n = targets.shape[0]
+        w = None if sample_weight is None else check_sample_weight(sample_weight, n)
+        if class_weight is not None:
+            cw, labels = class_weight_table(self.loss, self.model.n_out, class_weight, targets)
+            w = cw[labels] if w is None else w * cw[labels]
+        return None if w is None else contiguous(w, self.model.dtype)
 
     # -- fit ----------------------------------------------------------------------------------
     def fit(self, X: ArrayLike, y: ArrayLike, epochs: int = 1, batch_size: int = 32,
@@ -265,25 +270,11 @@ class Trainer:
         return keys + ["lr", "epoch_time"]
 
     def _split(self, X, targets, validation_data, validation_split):
-        n = X.shape[0]
-        self._val_idx = None
-        if validation_data is not None:
-            if not (isinstance(validation_data, (tuple, list))
-                    and len(validation_data) in (2, 3)):
-                raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, "
-                                 "y_val, val_sample_weight)")
-            Xv = self._inputs(validation_data[0], "validation_data[0]")
-            yv = self._targets(validation_data[1], Xv.shape[0], "validation_data[1]")
-            wv = None
-            if len(validation_data) == 3 and validation_data[2] is not None:
-                wv = self._row_weights(validation_data[2], None, yv)
-            return np.arange(n, dtype=np.int64), (Xv, yv, wv)
-        if validation_split == 0.0:
-            return np.arange(n, dtype=np.int64), None
-        train_idx, val_idx = split_indices(n, validation_split, self._split_rng(n),
-                                           self._strata(targets))
-        self._val_idx = val_idx           # the refit gives these rows their sample weights
-        return train_idx, (X[val_idx], targets[val_idx], None)
+        """``(training row indices, (X_val, y_val, w_val) or None)``; keeps the held-out
+        indices of ``validation_split`` in ``_val_idx`` (see :func:`split_rows`)."""
+        train_idx, val, self._val_idx = split_rows(self, X, targets, validation_data,
+                                                   validation_split)
+        return train_idx, val
 
     def _strata(self, targets):
         """The class of each row, by which ``validation_split`` stratifies (None: none)."""
@@ -318,7 +309,7 @@ class Trainer:
             before = self.model.get_weights()
             bar = progress.start_epoch(epoch)
             try:
-                train_loss = loop.run(perm, _chunk_hook(bar, batch_cbs, epoch),
+                train_loss = loop.run(perm, chunk_hook(bar, batch_cbs),
                                       1 if batch_cbs else None)
             except NonFiniteLoss as bad:
                 self._handle_nonfinite(bad, epoch, before, terminate_on_nan, progress)
@@ -328,7 +319,7 @@ class Trainer:
                 raise
             logs = {"loss": train_loss}
             if self.metrics:      # loss and metrics alike: evaluation mode, at the epoch's end
-                train_rows = train_rows or _rows_of(X, targets, weights, train_idx)
+                train_rows = train_rows or rows_of(X, targets, weights, train_idx)
                 logs.update(self._sharded_mean(self.evaluate(
                     train_rows[0], train_rows[1], _prepared=True,
                     sample_weight=train_rows[2]), train_rows[0].shape[0]))
@@ -434,8 +425,7 @@ class Trainer:
         return make_objective(self.model, self.loss, X, targets, weights, penalty_terms(self))
 
     def _solver_finished(self, result):
-        """Keep the solver's result (``solver_result_``); FloatingPointError on a
-        non-finite final loss."""
+        """Keep the solver's result (``solver_result_``); raise on a non-finite loss."""
         self.solver_result_ = result
         if not np.isfinite(result["loss"]):
             raise FloatingPointError(f"full-batch loss is {result['loss']}")
@@ -507,34 +497,3 @@ class Trainer:
         (0, n_out) array for no rows."""
         return self._outputs(as_float_matrix(X, self.model.dtype, "X", self.model.n_in,
                                              allow_empty=True))
-
-
-def _rows_of(X, targets, weights, train_idx):
-    """``(X, targets, weights)`` of the training rows (the arrays themselves when all)."""
-    if train_idx.shape[0] == X.shape[0]:
-        return X, targets, weights
-    return X[train_idx], targets[train_idx], None if weights is None else weights[train_idx]
-
-
-def _chunk_hook(bar, batch_cbs, epoch):
-    if bar is None and not batch_cbs:
-        return None
-
-    def hook(steps, rows, loss_sum):
-        logs = {"loss": loss_sum / max(rows, 1)}
-        if bar is not None:
-            bar.update_to(rows, logs)
-        for cb in batch_cbs:
-            cb.on_batch_end(steps - 1, logs)
-    return hook
-
-
-def _unique_names(metrics):
-    """Callables without a name (lambdas) get distinct keys: metric, metric_2, ..."""
-    seen, out = {}, []
-    for name, fn in metrics:
-        if name == "<lambda>":
-            name = "metric"
-        seen[name] = seen.get(name, 0) + 1
-        out.append((name if seen[name] == 1 else f"{name}_{seen[name]}", fn))
-    return out
