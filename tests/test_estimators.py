@@ -312,6 +312,18 @@ def test_fastmlp_load_checks_the_file(clf_data):
             fm.io.unpack(header, arrays)
 
 
+def test_fastmlp_load_reads_optimizer_configs_without_buffer_names(clf_data):
+    """Files of the previous version named the optimizer's buffers only by their arrays."""
+    X, y = clf_data
+    est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
+    header, arrays = fm.io.pack(est)
+    del header["config"]["optimizer"]["state"]
+    back = fm.io.unpack(header, arrays)
+    assert back._optimizer.step_count == est._optimizer.step_count
+    for name, buf in est._optimizer.state.items():
+        np.testing.assert_array_equal(back._optimizer.state[name], buf)
+
+
 def test_clone_gridsearch_pipeline(clf_data):
     X, y = clf_data
     clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=10, random_state=0).fit(X, y)
@@ -403,6 +415,38 @@ def test_convergence_warning_and_verbose(clf_data):
         MLPClassifier(max_iter=2, verbose=True, early_stopping=True).fit(X, y)
     assert "Iteration 2, loss = " in out.getvalue()
     assert "Validation score: " in out.getvalue()
+
+
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_fit_runs_the_trainers_loop(clf_data, solver, monkeypatch):
+    """One training loop: every fit is a Trainer.fit (no loop of the estimators' own)."""
+    X, y = clf_data
+    calls = []
+    fit = fm.Trainer.fit
+    monkeypatch.setattr(fm.Trainer, "fit", lambda self, *a, **kw: calls.append(
+        type(self).__name__) or fit(self, *a, **kw))
+    MLPClassifier(hidden_layer_sizes=(8,), solver=solver, max_iter=3).fit(X, y)
+    MLPClassifier(hidden_layer_sizes=(8,), solver="adam").partial_fit(X, y, classes=[0, 1, 2])
+    assert calls == ["SklearnTrainer", "SklearnTrainer"]
+
+
+def test_interrupted_fit_warns_and_keeps_the_best_weights(clf_data, monkeypatch):
+    """As scikit-learn: Ctrl-C ends fit with a warning; early stopping's best weights are
+    put back."""
+    from fastmlp import _estimator_loop
+    X, y = clf_data
+    record = _estimator_loop.SklearnRecord.on_epoch_end
+
+    def interrupt(self, epoch, logs=None):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        record(self, epoch, logs)
+    monkeypatch.setattr(_estimator_loop.SklearnRecord, "on_epoch_end", interrupt)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), early_stopping=True, random_state=0)
+    with pytest.warns(UserWarning, match="interrupted by user"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 3
+    np.testing.assert_array_equal(clf._model.get_weights(), clf._best_weights)
 
 
 # -- errors -----------------------------------------------------------------------------------

@@ -358,3 +358,21 @@ def test_load_state_dict_validates():
     with pytest.raises(ValueError, match="unexpected keys"):
         target.load_state_dict({**d, "hyper": {**d["hyper"], "lr": 0.1}})
     assert repr(target) == repr(LBFGS())      # unchanged
+
+
+def test_trainer_full_batch_epochs_end_as_mini_batch_ones(rng):
+    """One way to end an epoch: with a full-batch solver too, the History records the logs
+    after the callbacks (with what they added) and a callback's stop ends the run."""
+    X = rng.standard_normal((40, 3))
+    y = X @ np.array([[1.0], [-2.0], [0.5]])
+
+    class Mark(fm.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["mark"] = float(epoch)
+            self.trainer.stop_training = epoch == 2
+
+    for solver in (LBFGS(), GradientDescent(lr=0.05)):
+        model = fm.Sequential([fm.Dense(3, 1)], seed=0)
+        history = fm.Trainer(model, fm.MSELoss(), solver).fit(
+            X, y, epochs=10, callbacks=[Mark()], verbose=0)
+        assert history.history["mark"] == [0.0, 1.0, 2.0]

@@ -1,5 +1,8 @@
 """fastmlp._serial: the registry of savable classes and kinds of file, and the Context a
 class's from_config receives (the file format itself is tested in test_io.py)."""
+import json
+
+import numpy as np
 import pytest
 
 import fastmlp as fm
@@ -40,3 +43,16 @@ def test_context_resolves_nested_objects_and_refuses_references_without_a_model(
     with pytest.raises(ValueError, match=r"layers\[0\]: invalid Dense arguments"):
         fm.Dense.from_config({"n_in": 2, "n_out": -1}, ctx)
     assert fm.Dense.from_config({"n_in": 2, "n_out": 3}, ctx).n_out == 3
+
+
+def test_jsonable_writes_nonfinite_numbers_only_when_asked():
+    value = {"best": float("inf"), "curve": [1.0, float("nan")], "low": -np.inf}
+    with pytest.raises(ValueError, match="only finite numbers"):
+        _serial.jsonable(value, "state")
+    written = _serial.jsonable(value, "state", nonfinite=True)
+    assert written["best"] == {"nonfinite": "inf"} and written["low"] == {"nonfinite": "-inf"}
+    back = _serial.restore_nonfinite(json.loads(json.dumps(written, allow_nan=False)))
+    assert back["best"] == np.inf and back["low"] == -np.inf
+    assert back["curve"][0] == 1.0 and np.isnan(back["curve"][1])
+    with pytest.raises(ValueError, match="invalid non-finite"):
+        _serial.restore_nonfinite({"nonfinite": "1e308"})

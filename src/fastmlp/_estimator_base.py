@@ -16,6 +16,8 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastmlp._estimator_fit import check_full_batch, fit_full_batch, fit_stochastic
+from fastmlp._serial import jsonable, restore_nonfinite
+from fastmlp._trainer_state import pack_optimizer, unpack_optimizer
 from fastmlp.layers import BatchNorm, Dense, Dropout, PReLU
 from fastmlp.layers.activations import ACTIVATION_LAYERS
 from fastmlp.optim import OPTIMIZERS
@@ -68,6 +70,13 @@ class BaseMLP(BaseEstimator):
                   Options(type, {np.float32, np.float64})],
         "n_threads": [None, Interval(numbers.Integral, 1, None, closed="left")],
     }
+
+    def _store_init_args(self, args):
+        """Keep each constructor argument as the attribute of its name, as scikit-learn's
+        estimators do: ``__init__`` passes its ``locals()``; the names are those of its
+        signature, which ``get_params`` reads too."""
+        for name in self._get_param_names():
+            setattr(self, name, args[name])
 
     # -- what the subclasses provide -----------------------------------------------------------
     def _validate_input(self, X, y, incremental, reset, dtype):
@@ -284,15 +293,14 @@ class BaseMLP(BaseEstimator):
         """``(config, arrays)`` for ``fastmlp.io.save``: the parameters and the fitted
         state as JSON-able values, the network's weights (and the optimizer's state, the
         classes, the feature names) as arrays."""
-        params = {k: _jsonable(v) for k, v in self.get_params().items()}
-        if not isinstance(self.random_state, (numbers.Integral, type(None))):
-            params["random_state"] = None       # a RandomState does not go to JSON
-        config = {"params": params}
+        name = type(self).__name__
+        config = {"params": jsonable(self._savable_params(), f"{name} parameters",
+                                     nonfinite=True)}
         arrays = {}
         if "_model" not in self.__dict__:
             return config, arrays
-        config["state"] = {k: _jsonable(self.__dict__[k]) for k in _SCALARS
-                           if k in self.__dict__}
+        config["state"] = jsonable({k: self.__dict__[k] for k in _SCALARS
+                                    if k in self.__dict__}, f"{name} state", nonfinite=True)
         config["arch"] = self._arch
         config["rng_step"] = self._model.rng_step
         arrays["weights"] = self._model.get_weights()
@@ -301,13 +309,23 @@ class BaseMLP(BaseEstimator):
         for name in ("classes_", "feature_names_in_"):
             if name in self.__dict__:
                 arrays[name], config[name + "dtype"] = _savable(self.__dict__[name])
-        opt = self.__dict__.get("_optimizer")
-        if opt is not None:
-            d = opt.state_dict()
-            config["optimizer"] = {"type": d["type"], "step": d["step"],
-                                   "hyper": _jsonable(d["hyper"])}
-            arrays.update({"optimizer." + k: v for k, v in d["state"].items()})
+        if self.__dict__.get("_optimizer") is not None:
+            config["optimizer"], opt_arrays = pack_optimizer(self._optimizer)
+            arrays.update(opt_arrays)
         return config, arrays
+
+    def _savable_params(self):
+        """``get_params()`` with what JSON cannot hold replaced: a dtype class by its
+        name, a RandomState by None, a ``class_weight`` dict (keys of any type) by its
+        pairs."""
+        params = self.get_params()
+        if isinstance(params["dtype"], type):
+            params["dtype"] = np.dtype(params["dtype"]).name
+        if not isinstance(self.random_state, (numbers.Integral, type(None))):
+            params["random_state"] = None
+        if isinstance(params.get("class_weight"), dict):
+            params["class_weight"] = [list(kv) for kv in params["class_weight"].items()]
+        return params
 
     @classmethod
     def __fastmlp_load__(cls, config, arrays):
@@ -315,14 +333,14 @@ class BaseMLP(BaseEstimator):
         (the parameters as ``fit`` checks them, the network's size against the weights
         before anything is allocated): a file that does not describe a valid estimator
         raises ValueError."""
-        config = _unjson(config)
+        config = restore_nonfinite(config)
         params = dict(config["params"])
         unknown = set(params) - set(cls().get_params())
         if unknown:
             raise ValueError(f"unknown {cls.__name__} parameters {sorted(unknown)[:10]}")
         params["hidden_layer_sizes"] = _as_sizes(params["hidden_layer_sizes"])
         if isinstance(params.get("class_weight"), list):
-            params["class_weight"] = {_plain(k): v for k, v in params["class_weight"]}
+            params["class_weight"] = dict(map(tuple, params["class_weight"]))
         est = cls(**params)
         est._validate_params()
         if "arch" not in config:
@@ -339,9 +357,12 @@ class BaseMLP(BaseEstimator):
         if best is not None and best.shape != arrays["weights"].shape:
             raise ValueError("best_weights does not match the network")
         state["_best_weights"] = best
-        state["_optimizer"] = _load_optimizer(config.get("optimizer"), arrays)
+        state["_optimizer"] = None
         state["_model_state"] = (arrays["weights"], int(config["rng_step"]))
         est.__setstate__({**est.__dict__, **state})
+        if config.get("optimizer") is not None:
+            est._optimizer = unpack_optimizer(_with_buffer_names(config["optimizer"], arrays),
+                                              arrays, est._model)
         est._restore_targets()
         return est
 
@@ -442,38 +463,6 @@ def _describe(arch):
            f"{arch['dtype']}"
 
 
-def _plain(v):
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _jsonable(v):
-    """numpy scalars and types, tuples, dicts with non-string keys (as pairs) and
-    non-finite floats (as ``{"nonfinite": "inf"}``) → plain JSON values."""
-    v = _plain(v)
-    if isinstance(v, type):                      # dtype=np.float32
-        return np.dtype(v).name
-    if isinstance(v, float) and not np.isfinite(v):
-        return {"nonfinite": repr(v)}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        if all(isinstance(k, str) for k in v):
-            return {k: _jsonable(x) for k, x in v.items()}
-        return [[_jsonable(k), _jsonable(x)] for k, x in v.items()]
-    return v
-
-
-def _unjson(v):
-    """The inverse of :func:`_jsonable` for non-finite floats."""
-    if isinstance(v, dict):
-        if set(v) == {"nonfinite"}:
-            return float(v["nonfinite"])
-        return {k: _unjson(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_unjson(x) for x in v]
-    return v
-
-
 def _as_sizes(sizes):
     return tuple(sizes) if isinstance(sizes, list) else sizes
 
@@ -489,13 +478,10 @@ def _savable(a):
     return a, a.dtype.str
 
 
-def _load_optimizer(config, arrays):
-    if config is None:
-        return None
-    by_name = {cls.__name__: cls for cls in OPTIMIZERS.values()}
-    hyper = {k: tuple(v) if isinstance(v, list) else v for k, v in config["hyper"].items()}
-    opt = by_name[config["type"]](**hyper)
-    opt.load_state_dict({"type": config["type"], "step": config["step"], "hyper": hyper,
-                         "state": {k[len("optimizer."):]: np.asarray(v)
-                                   for k, v in arrays.items() if k.startswith("optimizer.")}})
-    return opt
+def _with_buffer_names(config, arrays):
+    """An optimizer config as :func:`pack_optimizer` writes it; a file of an earlier
+    version named the buffers by their arrays only."""
+    if not isinstance(config, dict) or "state" in config:
+        return config
+    return {**config, "state": sorted(k[len("optimizer."):] for k in arrays
+                                      if k.startswith("optimizer."))}

@@ -1,6 +1,7 @@
-"""The training loops of the scikit-learn estimators: scikit-learn's schedule (shuffles,
-early stopping, adaptive and inverse-scaling learning rates, convergence warnings) around
-fastmlp's fused epochs and full-batch objective.
+"""How the scikit-learn estimators train: their objective, optimizer, validation split and
+batch size, handed to the Trainer's loop (``fastmlp._estimator_loop`` holds scikit-learn's
+schedule: shuffles, early stopping, adaptive and inverse-scaling learning rates,
+convergence warnings, as callbacks of that loop).
 
 The objective is scikit-learn's. For rows weighted :math:`w_i` (sample_weight ×
 class_weight, all ones by default), scikit-learn minimizes on each batch :math:`b`
@@ -19,23 +20,16 @@ rows, the same in expectation otherwise, and exactly its full-batch objective fo
 import warnings
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import xlogy
 from sklearn.base import is_classifier
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import shuffle as sk_shuffle
-from sklearn.utils.optimize import _check_optimize_result
 
-from fastmlp._epoch import EpochLoop, NonFiniteLoss
+from fastmlp._estimator_loop import (InvScaling, NoImprovement, PrintLoss, SklearnLBFGS,
+                                     SklearnRecord, SklearnTrainer)
 from fastmlp._validation import contiguous
 from fastmlp.layers import BatchNorm
-from fastmlp.optim import OPTIMIZERS, SGD, get_optimizer, make_objective
+from fastmlp.optim import OPTIMIZERS, SGD, get_optimizer
 from fastmlp.regularizers import L2Penalty
-from fastmlp.trainer import Trainer
-
-_NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain "
-               "large values and need to be preprocessed.")
 
 
 def make_optimizer(est):
@@ -125,7 +119,8 @@ class HalfPoissonLoss:
 # -- mini-batch solvers ---------------------------------------------------------------------------
 
 def fit_stochastic(est, X, Y, sample_weight, incremental, rs):
-    """scikit-learn's ``_fit_stochastic``, the epochs run by the fused core."""
+    """scikit-learn's ``_fit_stochastic``: the Trainer's epochs, scikit-learn's schedule as
+    its callbacks (``fastmlp._estimator_loop``)."""
     model = est._model
     if not incremental or est._optimizer is None:
         est._optimizer = make_optimizer(est)
@@ -141,67 +136,25 @@ def fit_stochastic(est, X, Y, sample_weight, incremental, rs):
     n = X.shape[0]
     batch = _batch_size(est, n)
     obj = _Objective(est, Y, w, batch)
-    trainer = Trainer(model, obj.loss, est._optimizer,
-                      regularizers=[obj.penalty] if obj.penalty is not None else [],
-                      n_threads=est.n_threads)
-    loop = EpochLoop(trainer, X, obj.targets, obj.weights, batch)
     # BatchNorm cannot train on a batch of 1 row: such a last batch is left out
     drop_last = (n % batch or batch) == 1 and \
         any(isinstance(layer, BatchNorm) for layer in model.layers)
     if drop_last and batch == 1:
         raise ValueError(f"batch_norm=True needs at least 2 rows per batch, got batches of "
                          f"1 sample (batch_size={est.batch_size!r}, {n} training rows)")
-    sample_idx = np.arange(n, dtype=np.int64)
+    trainer = SklearnTrainer(est, obj, est._optimizer, rs, drop_last)
+    stopping = NoImprovement(est, val, warn=not incremental)
+    callbacks = [SklearnRecord(est, obj, n)] + [PrintLoss()] * bool(est.verbose) + \
+        [InvScaling(est)] * (est.solver == "sgd" and est.learning_rate == "invscaling") + \
+        [stopping]
+    est.n_iter_ = 0
     try:
-        est.n_iter_ = 0
-        for _ in range(est.max_iter):
-            if est.shuffle:
-                sample_idx = sk_shuffle(sample_idx, random_state=rs)
-            p0 = obj.penalty_value(model)
-            try:
-                value = loop.run(sample_idx[:-1] if drop_last else sample_idx)
-            except NonFiniteLoss:
-                _diverged(est)
-                break
-            value = obj.report(value, 0.5 * (p0 + obj.penalty_value(model)))
-            est.n_iter_ += 1
-            est.loss_ = value
-            est.t_ += n
-            est.loss_curve_.append(value)
-            if est.verbose:
-                print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
-            _update_no_improvement_count(est, val)
-            if est.solver == "sgd" and est.learning_rate == "invscaling":
-                _set_lr(est._optimizer, est.learning_rate_init / (est.t_ + 1) ** est.power_t)
-            if est._no_improvement_count > est.n_iter_no_change:
-                if _trigger_stopping(est):
-                    break
-                est._no_improvement_count = 0
-            if incremental:
-                break
-            if est.n_iter_ == est.max_iter:
-                warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                              "optimization hasn't converged yet." % est.max_iter,
-                              ConvergenceWarning)
+        trainer.fit(X, obj.targets, epochs=1 if incremental else est.max_iter,
+                    batch_size=batch, shuffle=est.shuffle, callbacks=callbacks, verbose=0,
+                    sample_weight=obj.weights)
     except KeyboardInterrupt:
         warnings.warn("Training interrupted by user.")
-    if est.early_stopping:
-        model.set_weights(est._best_weights)
-
-
-def _diverged(est):
-    """The loss became non-finite: with early stopping, the epoch is recorded with a nan
-    score and training stops, the best weights then put back (scikit-learn runs on to the
-    same end); without, ValueError as scikit-learn's check of the weights."""
-    if not est.early_stopping:
-        raise ValueError(f"{_NON_FINITE} (The loss or its gradient became non-finite at "
-                         f"iteration {est.n_iter_ + 1}.)")
-    est.n_iter_ += 1
-    est.loss_ = np.nan
-    est.loss_curve_.append(np.nan)
-    est.validation_scores_.append(float("nan"))
-    if est.verbose:
-        print("Iteration %d, loss = nan: the loss diverged. Stopping." % est.n_iter_)
+        stopping.on_train_end()
 
 
 def _bookkeeping(est):
@@ -247,56 +200,6 @@ def _batch_size(est, n):
     return int(np.clip(est.batch_size, 1, n))
 
 
-def _update_no_improvement_count(est, val):
-    if val is not None:
-        score = est._score(*val)
-        est.validation_scores_.append(score)
-        if est.verbose:
-            print("Validation score: %f" % score)
-        if score < est.best_validation_score_ + est.tol:
-            est._no_improvement_count += 1
-        else:
-            est._no_improvement_count = 0
-        if score > est.best_validation_score_:
-            est.best_validation_score_ = score
-            est._best_weights = est._model.get_weights()
-    else:
-        if est.loss_curve_[-1] > est.best_loss_ - est.tol:
-            est._no_improvement_count += 1
-        else:
-            est._no_improvement_count = 0
-        if est.loss_curve_[-1] < est.best_loss_:
-            est.best_loss_ = est.loss_curve_[-1]
-
-
-def _trigger_stopping(est):
-    """Stop, or (sgd with learning_rate="adaptive") divide the learning rate by 5."""
-    what = "Validation score" if est.early_stopping else "Training loss"
-    msg = (f"{what} did not improve more than tol={est.tol:f} for {est.n_iter_no_change} "
-           f"consecutive epochs.")
-    opt = est._optimizer
-    if est.solver != "sgd" or est.learning_rate != "adaptive":
-        stop, note = True, " Stopping."
-    elif opt.lr <= 1e-6:
-        stop, note = True, " Learning rate too small. Stopping."
-    else:
-        _set_lr(opt, opt.lr / 5.0)
-        stop, note = False, " Setting learning rate to %f" % opt.lr
-    if est.verbose:
-        print(msg + note)
-    return stop
-
-
-def _set_lr(opt, lr):
-    """Change SGD's learning rate as scikit-learn does: its velocity holds steps already
-    multiplied by the old rate, torch's momentum buffer holds gradients, so the buffer is
-    rescaled by old / new to keep the pending steps."""
-    buf = opt.state.get("momentum_buffer")
-    if buf is not None and opt.lr > 0:
-        buf *= opt.lr / lr
-    opt.lr = lr
-
-
 # -- full-batch solvers ---------------------------------------------------------------------------
 
 def check_full_batch(est):
@@ -322,47 +225,18 @@ def _check_dense_hessian(est, cls):
 
 def fit_full_batch(est, X, Y, sample_weight):
     """lbfgs as scikit-learn runs it (scipy's L-BFGS-B, gtol=tol, maxiter, maxfun), or one
-    of fastmlp's other full-batch solvers, on the whole-training-set objective."""
-    model = est._model
+    of fastmlp's other full-batch solvers, on the whole-training-set objective: the
+    Trainer's full-batch loop, one solver iteration per epoch."""
     _, w = est._row_weights(sample_weight, X, Y)
     obj = _Objective(est, Y, w, X.shape[0])
-    objective = make_objective(model, obj.loss, X, obj.targets, obj.weights,
-                               [obj.penalty] if obj.penalty is not None else [])
     if est.solver == "lbfgs":
-        _lbfgs(est, objective, obj)
-        return
-    cls = OPTIMIZERS[est.solver]
-    _check_dense_hessian(est, cls)
-    hyper = {k: v for k, v in (("lr", est.learning_rate_init), ("tol", est.tol))
-             if k in cls._checks}
-    verbose = (lambda it, loss: print("Iteration %d, loss = %.8f" % (it + 1, loss)) or False) \
-        if est.verbose else None
-    res = get_optimizer(est.solver, **hyper).run(model, objective, est.max_iter, verbose)
-    est.n_iter_, est.loss_ = res["n_iter"], res["loss"]
-    if not res["converged"] and res["n_iter"] >= est.max_iter:
-        warnings.warn(f"{est.solver} failed to converge after {res['n_iter']} iteration(s): "
-                      f"{res['message']}", ConvergenceWarning)
-
-
-def _lbfgs(est, objective, obj):
-    model = est._model
-    params, grads = model.params, model.grads
-
-    def fun(x):
-        params[...] = x
-        f = objective()
-        if not np.isfinite(f):          # the line search backtracks on +inf, not on NaN
-            return np.inf, np.zeros_like(x)
-        return obj.report(f, obj.penalty_value(model)), grads.astype(np.float64)
-
-    def show(intermediate_result):
-        print("Iteration %d, loss = %.8f" % (show.it, intermediate_result.fun))
-        show.it += 1
-    show.it = 1
-
-    res = minimize(fun, params.astype(np.float64), method="L-BFGS-B", jac=True,
-                   callback=show if est.verbose else None,
-                   options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol})
-    est.n_iter_ = _check_optimize_result("lbfgs", res, est.max_iter)
-    est.loss_ = float(res.fun)
-    params[...] = res.x
+        solver = SklearnLBFGS(tol=est.tol, max_fun=est.max_fun)
+    else:
+        cls = OPTIMIZERS[est.solver]
+        _check_dense_hessian(est, cls)
+        solver = get_optimizer(est.solver, **{
+            k: v for k, v in (("lr", est.learning_rate_init), ("tol", est.tol))
+            if k in cls._checks})
+    SklearnTrainer(est, obj, solver).fit(X, obj.targets, epochs=est.max_iter,
+                                         callbacks=[PrintLoss()] * bool(est.verbose),
+                                         verbose=0, sample_weight=obj.weights)

@@ -19,10 +19,11 @@ from fastmlp._refit import refit_callback
 from fastmlp._output_unit import check_output_unit
 from fastmlp.layers.base import Layer
 from fastmlp.losses import get_loss
-from fastmlp.metrics import call_metric, get_metrics, link
+from fastmlp.metrics import _unique_names, call_metric, get_metrics, link
 from fastmlp._validation import contiguous
 from fastmlp.sequential import _flatten
-from fastmlp.trainer import Trainer, _class_labels, _unique_names, prepare_targets
+from fastmlp._trainer_rows import class_labels, prepare_targets
+from fastmlp.trainer import Trainer
 
 
 class Rows(list):
@@ -133,7 +134,7 @@ class GraphTrainer(Trainer):
 
     def _strata(self, targets):
         """The classes of the first output with a classification loss (None: none)."""
-        return next((_class_labels(t, out.width)[0] for f, t, out in
+        return next((class_labels(t, out.width)[0] for f, t, out in
                      zip(self.loss, targets, self.model.outputs) if f.is_classification), None)
 
     def _prepare_fit(self, X, y, epochs, batch_size, validation_data, validation_split,

@@ -81,3 +81,18 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def chunk_hook(bar, batch_cbs):
+    """The ``on_chunk`` of an epoch: moves the progress bar (or None) and calls the
+    callbacks' ``on_batch_end``; None when neither needs it."""
+    if bar is None and not batch_cbs:
+        return None
+
+    def hook(steps, rows, loss_sum):
+        logs = {"loss": loss_sum / max(rows, 1)}
+        if bar is not None:
+            bar.update_to(rows, logs)
+        for cb in batch_cbs:
+            cb.on_batch_end(steps - 1, logs)
+    return hook

@@ -103,19 +103,23 @@ def lookup(name, base, what, custom_objects=None):
 
 # --- objects -> configs ---------------------------------------------------------------------
 
-def jsonable(value, where):
+def jsonable(value, where, nonfinite=False):
     """``value`` as plain JSON data (tuples and arrays to lists, NumPy scalars to Python
-    ones); TypeError naming ``where`` for anything else."""
+    ones); TypeError naming ``where`` for anything else. A NaN or infinity raises
+    ValueError, or with ``nonfinite`` is written ``{"nonfinite": "inf"}`` (read back by
+    :func:`restore_nonfinite`)."""
     if isinstance(value, (np.generic, np.ndarray)) and value.dtype.kind in "biuf":
         value = value.tolist()
     if isinstance(value, float) and not math.isfinite(value):
+        if nonfinite:
+            return {"nonfinite": repr(value)}
         raise ValueError(f"{where} is {value}: only finite numbers can be saved")
     if isinstance(value, _SCALARS):
         return value
     if isinstance(value, (list, tuple)):
-        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [jsonable(v, f"{where}[{i}]", nonfinite) for i, v in enumerate(value)]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: jsonable(v, f"{where}[{k!r}]") for k, v in value.items()}
+        return {k: jsonable(v, f"{where}[{k!r}]", nonfinite) for k, v in value.items()}
     raise TypeError(f"{where} = {value!r} cannot be saved (not a JSON value); define "
                     "get_config() to describe the object")
 
@@ -143,6 +147,20 @@ def to_config(obj):
 
 
 # --- configs -> objects ---------------------------------------------------------------------
+
+def restore_nonfinite(value):
+    """The inverse of ``jsonable(..., nonfinite=True)``: ``{"nonfinite": "inf"}`` (also
+    ``"-inf"``, ``"nan"``) back to the float, in lists and dicts at any depth."""
+    if isinstance(value, dict):
+        if set(value) == {"nonfinite"}:
+            if value["nonfinite"] not in ("inf", "-inf", "nan"):
+                raise ValueError(f"invalid non-finite number {value['nonfinite']!r:.40}")
+            return float(value["nonfinite"])
+        return {k: restore_nonfinite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [restore_nonfinite(v) for v in value]
+    return value
+
 
 def check_keys(d, required, optional=(), what="config"):
     """``d`` is a dict with every key of ``required`` and no key outside ``optional``."""

@@ -1,8 +1,8 @@
 """A Trainer as JSON data and arrays and back (its save/load protocol).
 
-Model, loss, regularizers, metrics, optimizer (hyperparameters, step count, state buffers)
-and the shuffling generator's state. Below :mod:`fastmlp.trainer`, which passes its class
-in.
+Model, loss, regularizers, metrics, optimizer (hyperparameters, step count, state buffers;
+:func:`pack_optimizer` / :func:`unpack_optimizer`, which the estimators use too) and the
+shuffling generator's state. Below :mod:`fastmlp.trainer`, which passes its class in.
 """
 import numbers
 import re
@@ -27,22 +27,28 @@ _KEYS = ("model", "loss", "regularizers", "optimizer", "metrics", "seed", "rng",
 def pack_trainer(trainer):
     """``(config, arrays)`` of a Trainer: model, loss, regularizers, metrics, optimizer
     (hyperparameters, step count, state buffers) and the shuffling generator's state."""
-    opt = trainer.optimizer
-    sd = opt.state_dict()
     config, arrays = trainer.model.__fastmlp_save__()
+    opt_config, opt_arrays = pack_optimizer(trainer.optimizer)
+    arrays.update(opt_arrays)
     seed = trainer.seed
     seed = int(seed) if isinstance(seed, numbers.Integral) and 0 <= seed < 2**128 else None
     config = {"model": config, "loss": to_config(trainer.loss),
               "regularizers": [to_config(r) for r in trainer.regularizers],
-              "optimizer": {"type": registered_name(type(opt)), "step": int(sd["step"]),
-                            "hyper": jsonable(sd["hyper"], "optimizer hyperparameters"),
-                            "state": sorted(sd["state"])},
+              "optimizer": opt_config,
               "metrics": [_pack_metric(name, fn) for name, fn in trainer.metrics],
               "seed": seed, "rng": jsonable(trainer._rng.bit_generator.state, "rng"),
               "stop_training": bool(trainer.stop_training)}
-    for name, buf in sd["state"].items():
-        arrays[f"optimizer.{name}"] = buf
     return config, arrays
+
+
+def pack_optimizer(opt):
+    """``(config, arrays)`` of an optimizer (or full-batch solver): ``{"type", "step",
+    "hyper", "state": names of its buffers}`` and the buffers as ``optimizer.<name>``."""
+    sd = opt.state_dict()
+    config = {"type": registered_name(type(opt)), "step": int(sd["step"]),
+              "hyper": jsonable(sd["hyper"], "optimizer hyperparameters"),
+              "state": sorted(sd["state"])}
+    return config, {f"optimizer.{name}": buf for name, buf in sd["state"].items()}
 
 
 def unpack_trainer(cls, config, arrays, custom_objects=None):
@@ -54,7 +60,7 @@ def unpack_trainer(cls, config, arrays, custom_objects=None):
         raise ValueError("'regularizers' and 'metrics' must be lists")
     regs = [object_from_config(r, Penalty, f"regularizers[{i}]", custom_objects)
             for i, r in enumerate(config["regularizers"])]
-    optimizer = _unpack_optimizer(config["optimizer"], arrays, model, custom_objects)
+    optimizer = unpack_optimizer(config["optimizer"], arrays, model, custom_objects)
     seed = config["seed"]
     if seed is not None:
         check_int(seed, "trainer seed", 0, 2**128)
@@ -89,7 +95,9 @@ def _unpack_metric(entry, custom_objects):
     return name, fn
 
 
-def _unpack_optimizer(config, arrays, model, custom_objects):
+def unpack_optimizer(config, arrays, model, custom_objects=None):
+    """The optimizer of :func:`pack_optimizer`, its buffers checked against ``model``;
+    consumes its arrays."""
     check_keys(config, ("type", "step", "hyper", "state"), what="optimizer config")
     cls = lookup(config["type"], (Optimizer, FullBatchSolver), "optimizer", custom_objects)
     hyper, names = config["hyper"], config["state"]

@@ -203,34 +203,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                  dropout: float = 0.0, batch_norm: bool = False, dtype: Optional[str] = None,
                  n_threads: Optional[int] = None,
                  class_weight: Union[Dict[Any, float], str, None] = None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.dtype = dtype
-        self.n_threads = n_threads
-        self.class_weight = class_weight
+        self._store_init_args(locals())
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, X: ArrayLike, y: ArrayLike,
@@ -405,34 +378,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
                  epsilon: float = 1e-8, n_iter_no_change: int = 10, max_fun: int = 15000,
                  dropout: float = 0.0, batch_norm: bool = False, dtype: Optional[str] = None,
                  n_threads: Optional[int] = None):
-        self.loss = loss
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.dtype = dtype
-        self.n_threads = n_threads
+        self._store_init_args(locals())
 
     def fit(self, X: ArrayLike, y: ArrayLike,
             sample_weight: Optional[ArrayLike] = None) -> "MLPRegressor":

@@ -245,3 +245,14 @@ def get_metric(metric: Union[str, MetricFn, type]) -> Tuple[str, MetricFn]:
             return metric, METRICS[metric]
     raise ValueError(f"metrics entries must be callables or one of {sorted(METRICS)} "
                      f"(or 'top_K_accuracy'); got {metric!r}")
+
+
+def _unique_names(metrics):
+    """Callables without a name (lambdas) get distinct keys: metric, metric_2, ..."""
+    seen, out = {}, []
+    for name, fn in metrics:
+        if name == "<lambda>":
+            name = "metric"
+        seen[name] = seen.get(name, 0) + 1
+        out.append((name if seen[name] == 1 else f"{name}_{seen[name]}", fn))
+    return out

@@ -10,23 +10,23 @@ from fastmlp import callbacks as cbks
 from fastmlp._epoch import EpochLoop, NonFiniteLoss, penalty_terms
 from fastmlp._fit_checks import (check_batchnorm_batches, check_deterministic, check_int,
                                  check_validation_freq)
+from fastmlp._trainer_rows import (check_sample_weight, class_labels, class_weight_table,
+                                   prepare_targets, rows_of, split_rows)
 from fastmlp._output_unit import check_output_unit
 from fastmlp._refit import check_refit, run_refit
-from fastmlp._progress import Progress
+from fastmlp._progress import Progress, chunk_hook
 from fastmlp._serial import register_kind
 from fastmlp._typing import ArrayLike, Config, MetricFn, Seed
 from fastmlp._validation import as_float_matrix, contiguous
-from fastmlp.data import split_indices
 from fastmlp.distributed import Distributed, RankFailed, fingerprint
 from fastmlp.diagnostics import Diagnostics
 from fastmlp.history import History
 from fastmlp.losses import Loss, get_loss
-from fastmlp.metrics import call_metric, get_metrics, link
+from fastmlp.metrics import _unique_names, call_metric, get_metrics, link
 from fastmlp.optim import FullBatchSolver, Optimizer
 from fastmlp.regularizers import Penalty
 from fastmlp.sequential import Sequential
 from fastmlp.threads import limit_threads
-
 
 
 @register_kind("trainer")
@@ -154,38 +154,11 @@ class Trainer:
         return prepare_targets(self.loss, y, self.model.n_out, self.model.dtype, n_rows, name)
 
     def _row_weights(self, sample_weight, class_weight, targets):
+        """Each row's weight: ``sample_weight`` times its class's ``class_weight``."""
         n = targets.shape[0]
-        w = None
-        if sample_weight is not None:
-            try:
-                w = np.asarray(sample_weight, dtype=np.float64)
-            except (ValueError, TypeError) as exc:
-                raise TypeError(f"sample_weight must be numbers, one per row: {exc}") from None
-            if w.shape != (n,):
-                raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
-            if not np.isfinite(w).all() or (w < 0).any():
-                raise ValueError("sample_weight must be finite and >= 0")
+        w = None if sample_weight is None else check_sample_weight(sample_weight, n)
         if class_weight is not None:
-            if not (isinstance(class_weight, dict) or class_weight == "balanced"):
-                exc = ValueError if isinstance(class_weight, str) else TypeError
-                raise exc(f"class_weight must be a dict {{class index: weight}} or "
-                          f"'balanced', got {class_weight!r:.60}")
-            if not self.loss.is_classification:
-                raise ValueError(f"class_weight needs a classification loss, not "
-                                 f"{type(self.loss).__name__}")
-            labels, n_classes = _class_labels(targets, self.model.n_out)
-            if class_weight == "balanced":     # scikit-learn's n / (k * count), present classes
-                counts = np.bincount(labels, minlength=n_classes)
-                present = np.flatnonzero(counts)
-                class_weight = {int(k): labels.shape[0] / (present.shape[0] * counts[k])
-                                for k in present}
-            cw = np.ones(n_classes)
-            for k, v in class_weight.items():
-                if not (isinstance(k, numbers.Integral) and 0 <= k < cw.shape[0]):
-                    raise ValueError(f"class_weight key {k!r} is not a class index")
-                if not (np.isfinite(v) and v >= 0):
-                    raise ValueError(f"class_weight[{k}] must be finite and >= 0, got {v}")
-                cw[k] = v
+            cw, labels = class_weight_table(self.loss, self.model.n_out, class_weight, targets)
             w = cw[labels] if w is None else w * cw[labels]
         return None if w is None else contiguous(w, self.model.dtype)
 
@@ -269,8 +242,7 @@ class Trainer:
         weights = self._row_weights(sample_weight, class_weight, targets)
         train_idx, val = self._split(X, targets, validation_data, validation_split)
         check_refit(callbacks, val, self.optimizer)
-        check_batchnorm_batches(self.model, train_idx.shape[0], batch_size,
-                                 getattr(self.optimizer, "full_batch", False))
+        self._check_batches(train_idx.shape[0], batch_size)
         check_deterministic(self.model, self.optimizer)
         callbacks = list(callbacks)
         for cb in callbacks:
@@ -284,6 +256,11 @@ class Trainer:
                            "log_keys": self._log_keys(val is not None)}
         return X, targets, weights, train_idx, val, callbacks
 
+    def _check_batches(self, n_rows, batch_size):
+        """Refuse batches the model cannot train on (BatchNorm: a batch of 1 row)."""
+        check_batchnorm_batches(self.model, n_rows, batch_size,
+                                getattr(self.optimizer, "full_batch", False))
+
     def _log_keys(self, validation):
         """The keys of the logs each epoch of this fit hands to the callbacks."""
         names = [name for name, _ in self.metrics]
@@ -293,30 +270,16 @@ class Trainer:
         return keys + ["lr", "epoch_time"]
 
     def _split(self, X, targets, validation_data, validation_split):
-        n = X.shape[0]
-        self._val_idx = None
-        if validation_data is not None:
-            if not (isinstance(validation_data, (tuple, list))
-                    and len(validation_data) in (2, 3)):
-                raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, "
-                                 "y_val, val_sample_weight)")
-            Xv = self._inputs(validation_data[0], "validation_data[0]")
-            yv = self._targets(validation_data[1], Xv.shape[0], "validation_data[1]")
-            wv = None
-            if len(validation_data) == 3 and validation_data[2] is not None:
-                wv = self._row_weights(validation_data[2], None, yv)
-            return np.arange(n, dtype=np.int64), (Xv, yv, wv)
-        if validation_split == 0.0:
-            return np.arange(n, dtype=np.int64), None
-        train_idx, val_idx = split_indices(n, validation_split, self._split_rng(n),
-                                           self._strata(targets))
-        self._val_idx = val_idx           # the refit gives these rows their sample weights
-        return train_idx, (X[val_idx], targets[val_idx], None)
+        """``(training row indices, (X_val, y_val, w_val) or None)``; keeps the held-out
+        indices of ``validation_split`` in ``_val_idx`` (see :func:`split_rows`)."""
+        train_idx, val, self._val_idx = split_rows(self, X, targets, validation_data,
+                                                   validation_split)
+        return train_idx, val
 
     def _strata(self, targets):
         """The class of each row, by which ``validation_split`` stratifies (None: none)."""
         if self.loss.is_classification:
-            return _class_labels(targets, self.model.n_out)[0]
+            return class_labels(targets, self.model.n_out)[0]
         return None
 
     def _split_rng(self, n):
@@ -328,33 +291,26 @@ class Trainer:
 
     def _fit(self, X, targets, weights, train_idx, val, epochs, batch_size, shuffle,
              callbacks, verbose, sharded=False):
+        """The training loop: mini-batch epochs of an :class:`EpochLoop`, or (a full-batch
+        solver) :meth:`_fit_full_batch`; both end each epoch through :meth:`_epoch_end`."""
         if getattr(self.optimizer, "full_batch", False):
             return self._fit_full_batch(X, targets, weights, train_idx, val, epochs,
                                         callbacks, verbose)
         loop = self._epoch_loop(X, targets, weights, batch_size, sharded)
         self._sharded = sharded
         loop.probe = next((cb for cb in callbacks if isinstance(cb, Diagnostics)), None)
-        history = self.history = History()
-        progress = Progress(verbose, epochs, train_idx.shape[0])
+        progress = self._train_begin(callbacks, verbose, epochs, train_idx.shape[0])
         batch_cbs = [cb for cb in callbacks if cb.wants_batches]
         terminate_on_nan = any(isinstance(cb, cbks.TerminateOnNaN) for cb in callbacks)
-        for cb in callbacks:
-            cb.set_trainer(self)
-        self.stop_training = False
-        for cb in callbacks:
-            cb.on_train_begin({})
         train_rows = None
         for epoch in range(self.fit_params["initial_epoch"], epochs):
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch, {})
-            lr = float(getattr(self.optimizer, "lr", np.nan))
-            perm = self._permutation(train_idx, epoch, sharded) if shuffle else train_idx
+            clock = self._epoch_begin(callbacks, epoch)
+            perm = self._epoch_order(train_idx, epoch, sharded, shuffle)
             before = self.model.get_weights()
-            t0 = time.perf_counter()
             bar = progress.start_epoch(epoch)
-            on_chunk = _chunk_hook(bar, batch_cbs, epoch)
             try:
-                train_loss = loop.run(perm, on_chunk, 1 if batch_cbs else None)
+                train_loss = loop.run(perm, chunk_hook(bar, batch_cbs),
+                                      1 if batch_cbs else None)
             except NonFiniteLoss as bad:
                 self._handle_nonfinite(bad, epoch, before, terminate_on_nan, progress)
                 break
@@ -362,40 +318,67 @@ class Trainer:
                 progress.close()
                 raise
             logs = {"loss": train_loss}
-            if self.metrics and train_rows is None:   # copied once per fit, when needed
-                train_rows = (X, targets, weights) if train_idx.shape[0] == X.shape[0] else \
-                    (X[train_idx], targets[train_idx],
-                     None if weights is None else weights[train_idx])
             if self.metrics:      # loss and metrics alike: evaluation mode, at the epoch's end
+                train_rows = train_rows or rows_of(X, targets, weights, train_idx)
                 logs.update(self._sharded_mean(self.evaluate(
                     train_rows[0], train_rows[1], _prepared=True,
                     sample_weight=train_rows[2]), train_rows[0].shape[0]))
-            logs.update(self._validation_logs(val, epoch))
-            logs["lr"] = lr
-            logs["epoch_time"] = time.perf_counter() - t0
-            progress.end_epoch(bar, epoch, logs)
-            for cb in callbacks:
-                cb.on_epoch_end(epoch, logs)
-            history.append(epoch, logs)     # last, as Keras: with what callbacks added
-            if self._dist is not None:          # one rank's stop stops all
-                self.stop_training = self._dist.agree(stop=self.stop_training)
-            if self.stop_training:
+            if self._epoch_end(callbacks, epoch, logs, val, clock, progress, bar):
                 break
-        for cb in callbacks:
-            cb.on_train_end({})
+        self._train_end(callbacks)
         if self._dist is not None:
             self._dist.agree()
         run_refit(self, callbacks, (X, targets, weights, train_idx, val, self._val_idx),
-                  epochs, batch_size, shuffle, verbose, history)
-        return history
+                  epochs, batch_size, shuffle, verbose, self.history)
+        return self.history
+
+    # -- what every epoch does, mini-batch or full-batch ---------------------------------------
+    def _train_begin(self, callbacks, verbose, epochs, n_rows):
+        """A new History, the callbacks told; returns the progress display."""
+        self.history = History()
+        progress = Progress(verbose, epochs, n_rows)
+        for cb in callbacks:
+            cb.set_trainer(self)
+        self.stop_training = False
+        for cb in callbacks:
+            cb.on_train_begin({})
+        return progress
+
+    def _epoch_begin(self, callbacks, epoch):
+        """Tell the callbacks; returns the epoch's clock ``(lr, start time)``."""
+        for cb in callbacks:
+            cb.on_epoch_begin(epoch, {})
+        return float(getattr(self.optimizer, "lr", np.nan)), time.perf_counter()
+
+    def _epoch_end(self, callbacks, epoch, logs, val, clock, progress, bar):
+        """Complete the epoch's ``logs`` (``val_*``, ``lr``, ``epoch_time``) and hand them
+        to the progress bar, the callbacks and the History (last, as Keras: with what the
+        callbacks added). Returns whether training stops (one rank's stop stops all)."""
+        logs.update(self._validation_logs(val, epoch))
+        logs["lr"] = clock[0]
+        logs["epoch_time"] = time.perf_counter() - clock[1]
+        progress.end_epoch(bar, epoch, logs)
+        for cb in callbacks:
+            cb.on_epoch_end(epoch, logs)
+        self.history.append(epoch, logs)
+        if self._dist is not None:
+            self.stop_training = self._dist.agree(stop=self.stop_training)
+        return self.stop_training
+
+    def _train_end(self, callbacks):
+        for cb in callbacks:
+            cb.on_train_end({})
 
     def _epoch_loop(self, X, targets, weights, batch_size, sharded):
         """What runs the epochs of ``_fit``: the fused loop or its Python steps."""
         return EpochLoop(self, X, targets, weights, batch_size, sharded)
 
-    def _permutation(self, train_idx, epoch, sharded):
-        """The epoch's order of the training rows: from the trainer's generator (the same
-        on every rank of a default distributed fit), or sharded from (seed, rank, epoch)."""
+    def _epoch_order(self, train_idx, epoch, sharded, shuffle):
+        """The epoch's order of the training rows: as given without ``shuffle``, else from
+        the trainer's generator (the same on every rank of a default distributed fit), or
+        sharded from (seed, rank, epoch)."""
+        if not shuffle:
+            return train_idx
         if not sharded:
             return self._rng.permutation(train_idx)
         key = self.seed if self.seed is not None else self.model.rng_seed
@@ -412,52 +395,40 @@ class Trainer:
                         verbose):
         """One solver iteration per epoch on all training rows; the solver runs the loop
         (batch_size and shuffle do not apply) and stops early once converged."""
-        from fastmlp.optim.fullbatch import make_objective
         Xt, tt = X[train_idx], targets[train_idx]
-        objective = make_objective(self.model, self.loss, Xt, tt,
-                                   None if weights is None else weights[train_idx],
-                                   penalty_terms(self))
-        history = self.history = History()
-        progress = Progress(verbose, epochs, Xt.shape[0])
-        for cb in callbacks:
-            cb.set_trainer(self)
-        self.stop_training = False
-        for cb in callbacks:
-            cb.on_train_begin({})
-        clock = {"t0": time.perf_counter(), "lr": np.nan}
+        objective = self._objective(Xt, tt, None if weights is None else weights[train_idx])
+        progress = self._train_begin(callbacks, verbose, epochs, Xt.shape[0])
         first = self.fit_params["initial_epoch"]
-
-        def begin(epoch):
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch, {})
-            clock.update(t0=time.perf_counter(), lr=float(getattr(self.optimizer, "lr", np.nan)))
+        clock = [(np.nan, time.perf_counter())]
 
         def on_iteration(iteration, loss):
             epoch = first + iteration
             logs = {"loss": loss}          # the loss at the accepted iterate
             logs.update(self._metric_logs(Xt if self.metrics else None, tt, ""))
-            logs.update(self._validation_logs(val, epoch))
-            logs["lr"] = clock["lr"]
-            logs["epoch_time"] = time.perf_counter() - clock["t0"]
-            progress.end_epoch(progress.start_epoch(epoch), epoch, logs)
-            history.append(epoch, logs)
-            for cb in callbacks:
-                cb.on_epoch_end(epoch, logs)
-            if self.stop_training:
+            if self._epoch_end(callbacks, epoch, logs, val, clock[0], progress,
+                               progress.start_epoch(epoch)):
                 return True
             if epoch + 1 < epochs:
-                begin(epoch + 1)
+                clock[0] = self._epoch_begin(callbacks, epoch + 1)
             return False
 
         if epochs > first:
-            begin(first)
-        self.solver_result_ = self.optimizer.run(self.model, objective, max(epochs - first, 0),
-                                                 on_iteration)
-        if not np.isfinite(self.solver_result_["loss"]):
-            raise FloatingPointError(f"full-batch loss is {self.solver_result_['loss']}")
-        for cb in callbacks:
-            cb.on_train_end({})
-        return history
+            clock[0] = self._epoch_begin(callbacks, first)
+        self._solver_finished(self.optimizer.run(self.model, objective,
+                                                 max(epochs - first, 0), on_iteration))
+        self._train_end(callbacks)
+        return self.history
+
+    def _objective(self, X, targets, weights):
+        """The full-batch objective of the training rows (see ``make_objective``)."""
+        from fastmlp.optim.fullbatch import make_objective
+        return make_objective(self.model, self.loss, X, targets, weights, penalty_terms(self))
+
+    def _solver_finished(self, result):
+        """Keep the solver's result (``solver_result_``); raise on a non-finite loss."""
+        self.solver_result_ = result
+        if not np.isfinite(result["loss"]):
+            raise FloatingPointError(f"full-batch loss is {result['loss']}")
 
     def _handle_nonfinite(self, bad, epoch, before, terminate_on_nan, progress):
         if not np.isfinite(self.model.params).all():
@@ -526,53 +497,3 @@ class Trainer:
         (0, n_out) array for no rows."""
         return self._outputs(as_float_matrix(X, self.model.dtype, "X", self.model.n_in,
                                              allow_empty=True))
-
-
-def prepare_targets(loss, y, n_out, dtype, n_rows, name="y"):
-    """``y`` as ``loss`` trains on it (class labels as int64, else a float matrix of
-    ``n_out`` columns), checked to have ``n_rows`` rows; errors name ``name``."""
-    if loss.is_classification and n_out > 1:
-        arr = np.asarray(y)            # (n, 1) class labels, as scikit-learn and Keras
-        if arr.ndim == 2 and arr.shape[1] == 1:
-            y = arr[:, 0]
-    try:
-        t = loss._prepare_target(y, n_out, dtype)
-    except (ValueError, TypeError) as exc:
-        raise type(exc)(f"{name}: {exc}") from None
-    if t.shape[0] != n_rows:
-        raise ValueError(f"{name} has {t.shape[0]} rows but X has {n_rows}")
-    return t
-
-
-def _chunk_hook(bar, batch_cbs, epoch):
-    if bar is None and not batch_cbs:
-        return None
-
-    def hook(steps, rows, loss_sum):
-        logs = {"loss": loss_sum / max(rows, 1)}
-        if bar is not None:
-            bar.update_to(rows, logs)
-        for cb in batch_cbs:
-            cb.on_batch_end(steps - 1, logs)
-    return hook
-
-
-def _class_labels(targets, n_out):
-    """``(one class per row, number of classes)``: labels as given, the argmax of
-    probability rows, or ``p > 0.5`` for a single (binary) output."""
-    if targets.dtype == np.int64:
-        return targets, n_out
-    if targets.shape[1] == 1:
-        return (targets[:, 0] > 0.5).astype(np.int64), 2
-    return targets.argmax(axis=1), targets.shape[1]
-
-
-def _unique_names(metrics):
-    """Callables without a name (lambdas) get distinct keys: metric, metric_2, ..."""
-    seen, out = {}, []
-    for name, fn in metrics:
-        if name == "<lambda>":
-            name = "metric"
-        seen[name] = seen.get(name, 0) + 1
-        out.append((name if seen[name] == 1 else f"{name}_{seen[name]}", fn))
-    return out

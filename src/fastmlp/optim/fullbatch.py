@@ -308,6 +308,11 @@ class _ScipySolver(FullBatchSolver):
     def _options(self, model, max_iter):
         raise NotImplementedError
 
+    def _minimize(self, fun, x0, callback, options):
+        """scipy's ``OptimizeResult`` of one run (a subclass may keep it)."""
+        return minimize(fun, x0, jac=True, method=self._method, callback=callback,
+                        options=options)
+
     def run(self, model: Arena, objective: Callable[[], float], max_iter: int,
             on_iteration: Optional[Callable[[int, float], bool]] = None) -> Dict[str, Any]:
         params, max_iter, on_iteration = self._start(model, max_iter, on_iteration)
@@ -334,8 +339,7 @@ class _ScipySolver(FullBatchSolver):
                 count["stopped"] = True
                 raise StopIteration
 
-        res = minimize(fun, x0, jac=True, method=self._method, callback=callback,
-                       options=options)
+        res = self._minimize(fun, x0, callback, options)
         x = res.x if np.isfinite(res.x).all() else x0
         params[...] = x
         if count["stopped"]:
