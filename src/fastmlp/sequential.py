@@ -49,6 +49,8 @@ class Sequential:
     param_info : list of dict
         For each parameter: layer index, name, role ("weight", "bias", "other"), offset
         into the arena and shape.
+    state : TrainingState
+        The RNG key and counter (``rng_seed``, ``rng_step``) the compiled plans read.
     """
 
     def __init__(self, *layers: Union[Layer, List[Layer]], dtype: DTypeLike = "float32",
@@ -180,8 +182,7 @@ class Sequential:
 
     @property
     def rng_seed(self) -> int:
-        """The key of the dropout/noise RNG (held in :attr:`state`); changing it takes
-        effect at the next forward, no recompiling."""
+        """The key of the dropout/noise RNG (in :attr:`state`: no recompiling)."""
         return self.state.seed
 
     @rng_seed.setter
@@ -190,9 +191,8 @@ class Sequential:
 
     @property
     def ops(self) -> Ops:
-        """The backend as an object (``fastmlp._ops.CoreOps`` or
-        ``fastmlp.reference.ops.NumpyOps``): the kernels the optimizers, penalties,
-        constraints and clipping run on this model, chosen by :attr:`backend`."""
+        """The backend as an object (``CoreOps`` or ``NumpyOps``, chosen by
+        :attr:`backend`): the kernels optimizers, penalties and clipping run here."""
         return self._ops
 
     @property
