@@ -392,17 +392,18 @@ cdef class Graph:
             bind_batch(&self.g, batch, <double*> self.g.work)
         return 0
 
-    def forward(self, list X, bint training=False, unsigned long long step=0):
+    def forward(self, list X, bint training=False):
         """Run every node on the inputs X (one array per input, one row count). The
         arrays are kept, not copied, for :meth:`backward`; read outputs with
-        :meth:`output`. ``step`` is the RNG counter of a training pass (dropout, noise)."""
+        :meth:`output`. A training pass (dropout, noise) draws for the RNG counter of the
+        plans' TrainingState as it is (the model advances it)."""
         cdef Plan p
         cdef Py_ssize_t k, B = self._check_arrays(X, self.in_ids, self.n_inputs, "X", -1, self.io)
         self.ready = False
         self._reserve(B)
         for obj in self.plans:
             p = <Plan> obj
-            p.ex.training, p.ex.step = training, step
+            p.ex.training = training
         for k in range(self.n_inputs):
             self.g.tensors[self.in_ids[k]].val = self.io[k]
         if self.f32:

@@ -24,7 +24,7 @@ from fastmlp._graph cimport (Graph, GraphExec, GTensor, bind_batch, graph_backwa
 from fastmlp._losses cimport (LOSS_CROSS_ENTROPY, LOSS_MULTI_MARGIN, LOSS_N_CODES, LossSpec,
                               REDUCTION_MEAN, REDUCTION_SUM, batch_scale, loss_value_grad)
 from fastmlp._optim cimport all_finite
-from fastmlp._plan cimport Plan
+from fastmlp._plan cimport Plan, RngState
 from fastmlp._train cimport (Governor, OptSlot, Progress, Regularization, RunGuard,
                              _check_array, _check_perm, _data_ptr, bind_optimizer,
                              finish_step, fm_governor, governor_tick, guard_enter,
@@ -62,7 +62,7 @@ ctypedef struct Steps:           # what a run reads besides the graph and the op
     Py_ssize_t batch_size
     bint fresh                   # no two plans share a parameter slot: each plan's backward
                                  # writes its gradients (fresh_grads), no zeroing pass
-    unsigned long long rng_step  # training forward passes so far: the dropout/noise counter
+    RngState* rng                # the model's RNG state, shared by every segment's plan
 
 
 cdef void gather(const Column* c, Py_ssize_t n_cols, const long long* idx,
@@ -109,7 +109,7 @@ cdef void run_graph_steps(GraphExec* g, Steps* s, OptSlot* opt, const long long*
     """Steps over perm[0:n_perm] in batches of s.batch_size (the last one may be smaller).
     Stops before the update of a step whose loss or gradient is not finite. With a
     governor (not NULL), the calling thread's core thread count follows its choices."""
-    cdef Py_ssize_t start = 0, B, i
+    cdef Py_ssize_t start = 0, B
     cdef floating* work = <floating*> g.work
     cdef floating* grads = <floating*> s.grads
     cdef double value
@@ -117,9 +117,7 @@ cdef void run_graph_steps(GraphExec* g, Steps* s, OptSlot* opt, const long long*
         B = min(s.batch_size, n_perm - start)
         gather(s.cols, s.n_cols, perm + start, B)
         bind_batch(g, B, work)
-        s.rng_step += 1                     # as Model.forward(training=True)
-        for i in range(g.n_segs):
-            g.segs[i].step = s.rng_step
+        s.rng.step += 1                     # as Model.forward(training=True)
         graph_forward(g, work)
         value = head_losses(s, g, B, work)
         if not isfinite(value):                 # as the Python step: before backward
@@ -224,6 +222,9 @@ cdef class GraphRunner:
         for obj in graph.plans:
             if (<Plan> obj).params is not p.params or (<Plan> obj).grads is not p.grads:
                 raise ValueError("the graph's plans do not share one parameter arena")
+            if (<Plan> obj).state is not p.state:
+                raise ValueError("the graph's plans do not share one TrainingState")
+        self.s.rng = &p.state.s
         self.s.params, self.s.grads = _data_ptr(p.params), _data_ptr(p.grads)
         self.s.n_params = p.ex.n_params
         self.s.fresh = not _shared_slots(graph.plans)
@@ -283,13 +284,11 @@ cdef class GraphRunner:
             return bool(self.s.fresh)
 
     property rng_step:
-        """Training forward passes so far: the dropout/noise counter (the model's
-        ``rng_step``), advanced by one per step."""
+        """Training forward passes so far: the dropout/noise counter of the plans'
+        TrainingState (the model's ``rng_step``, the same memory), advanced by one per
+        step."""
         def __get__(self):
-            return self.s.rng_step
-
-        def __set__(self, unsigned long long value):
-            self.s.rng_step = value
+            return self.s.rng.step
 
     def run(self, perm, binding):
         """One chunk of training, as ``fastmlp._train.Runner.run`` (one process): the rows

@@ -34,14 +34,14 @@ cdef void _softmax_bwd(const Exec* e, const LayerDesc* d, const floating* X, flo
 
 
 # --- K_DROPOUT: training A = X * M, M = 1/(1-rate) or 0; K_NOISE: training A = X + std * N(0, 1)
-# Both draw from the counter-based RNG keyed by (e.seed, d.stream, e.step, element), the element
-# keyed by the global row (e.row0); outside training they are the identity.
+# Both draw from the counter-based RNG keyed by (e.rng.seed, d.stream, e.rng.step, element),
+# the element keyed by the global row (e.row0); outside training they are the identity.
 
 cdef void _dropout_fwd(const Exec* e, const LayerDesc* d, const floating* X,
                        floating* A) noexcept nogil:
     if e.training and d.rate > 0:
         dropout_forward(X, block(e, d.mask_col, <floating*> e.work), A, e.batch * d.n_out,
-                        d.rate, e.seed, d.stream, e.step, e.row0 * d.n_out)
+                        d.rate, e.rng.seed, d.stream, e.rng.step, e.row0 * d.n_out)
     else:
         _copy_fwd(e, d, X, A)
 
@@ -71,7 +71,7 @@ cdef int _dropout_read(LayerDesc* d, dict spec) except -1:
 cdef void _noise_fwd(const Exec* e, const LayerDesc* d, const floating* X,
                      floating* A) noexcept nogil:
     if e.training and d.std > 0:
-        noise_forward(X, A, e.batch * d.n_out, d.std, e.seed, d.stream, e.step,
+        noise_forward(X, A, e.batch * d.n_out, d.std, e.rng.seed, d.stream, e.rng.step,
                       e.row0 * d.n_out)
     else:
         _copy_fwd(e, d, X, A)
@@ -92,9 +92,9 @@ cdef void _augment_fwd(const Exec* e, const LayerDesc* d, const floating* X,
     if not e.training:
         _copy_fwd(e, d, X, A)
     elif floating is float:
-        fm_augment_forward_f(&d.aug, X, A, e.batch, e.seed, d.stream, e.step, e.row0)
+        fm_augment_forward_f(&d.aug, X, A, e.batch, e.rng.seed, d.stream, e.rng.step, e.row0)
     else:
-        fm_augment_forward_d(&d.aug, X, A, e.batch, e.seed, d.stream, e.step, e.row0)
+        fm_augment_forward_d(&d.aug, X, A, e.batch, e.rng.seed, d.stream, e.rng.step, e.row0)
 
 
 cdef void _augment_bwd(const Exec* e, const LayerDesc* d, const floating* X, floating* dA,
@@ -103,9 +103,9 @@ cdef void _augment_bwd(const Exec* e, const LayerDesc* d, const floating* X, flo
     if dX == NULL or not e.training:
         _copy_bwd(e, d, X, dA, dX)
     elif floating is float:
-        fm_augment_backward_f(&d.aug, dA, dX, e.batch, e.seed, d.stream, e.step, e.row0)
+        fm_augment_backward_f(&d.aug, dA, dX, e.batch, e.rng.seed, d.stream, e.rng.step, e.row0)
     else:
-        fm_augment_backward_d(&d.aug, dA, dX, e.batch, e.seed, d.stream, e.step, e.row0)
+        fm_augment_backward_d(&d.aug, dA, dX, e.batch, e.rng.seed, d.stream, e.rng.step, e.row0)
 
 
 cdef int _augment_read(LayerDesc* d, dict spec) except -1:

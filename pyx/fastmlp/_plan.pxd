@@ -57,6 +57,11 @@ ctypedef struct LayerDesc:
     AugmentSpec aug          # K_AUGMENT: image shape and transform ranges
 
 # Everything one pass needs; pointers are typed by the caller (float or double).
+# The model's training state the core reads by pointer (one per model, in TrainingState).
+ctypedef struct RngState:
+    unsigned long long seed  # key of the counter-based RNG (dropout, noise, augmentation)
+    unsigned long long step  # its counter: training forward passes so far
+
 ctypedef struct Exec:
     const LayerDesc* layers
     Py_ssize_t n_layers
@@ -69,8 +74,8 @@ ctypedef struct Exec:
     void* work               # activations: block of layer i at work + batch * col
     void* scratch            # 3 gradient buffers of batch * scratch_cols each
     void* buffers            # non-trainable state (running statistics), or NULL
-    unsigned long long seed  # RNG key of dropout / noise
-    unsigned long long step  # RNG counter: training forward passes so far
+    RngState* rng            # the model's RNG key and counter (its TrainingState), shared
+                             # by every plan of the model: read, never copied
     unsigned long long row0  # RNG element key: global row of the batch's first row (data
                              # parallel: a rank's slice of the global batch), else 0
     bint training            # training-mode forward (dropout, noise, batch statistics)
@@ -85,10 +90,15 @@ cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
 cdef void zero_small_grads(const Exec* e, floating* G) noexcept nogil
 
 
+cdef class TrainingState:
+    cdef RngState s
+
+
 cdef class Plan:
     cdef LayerDesc* descs
     cdef Exec ex
     cdef object params, grads, buffers, work, scratch, x_ref
+    cdef readonly TrainingState state
     cdef readonly Py_ssize_t n_in, n_out, capacity, n_layers
     cdef readonly object dtype
     cdef readonly bint ready

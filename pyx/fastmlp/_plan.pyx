@@ -20,8 +20,9 @@ include "_layer_ops.pxi"
 
 cdef void plan_forward(const Exec* e, const floating* X) noexcept nogil:
     """Run every layer on X (batch, n_in); layer i's output and the blocks its backward needs
-    land in the workspace. Training-mode layers draw their randomness from (e.seed, layer
-    stream, e.step, element e.row0 * width + index in the batch): keyed by the global row."""
+    land in the workspace. Training-mode layers draw their randomness from (e.rng.seed,
+    layer stream, e.rng.step, element e.row0 * width + index in the batch): keyed by the
+    global row."""
     cdef Py_ssize_t i
     cdef const LayerDesc* d
     cdef const floating* inp = X
@@ -112,6 +113,52 @@ cdef inline void* _ptr1(object arr, bint f32):
     return &g[0]
 
 
+cdef class TrainingState:
+    """The training state a model shares with the core: the key and the counter of its
+    counter-based RNG (dropout, noise, augmentation). One object per model, owned by the
+    model; every compiled plan of the model (and the fused loops through them) reads and
+    advances it by pointer, so no copy of it exists to be synchronized.
+
+    Parameters
+    ----------
+    seed : int
+        The RNG key, in [0, 2**64).
+    rng_step : int
+        Training forward passes so far (the counter), in [0, 2**64).
+    """
+    def __init__(self, seed=0, rng_step=0):
+        self.seed, self.rng_step = seed, rng_step
+
+    property seed:
+        """The key of the counter-based RNG."""
+        def __get__(self):
+            return self.s.seed
+
+        def __set__(self, value):
+            self.s.seed = _u64(value, "seed")
+
+    property rng_step:
+        """Training forward passes so far: the counter of the RNG."""
+        def __get__(self):
+            return self.s.step
+
+        def __set__(self, value):
+            self.s.step = _u64(value, "rng_step")
+
+    def __reduce__(self):
+        return TrainingState, (self.s.seed, self.s.step)
+
+    def __repr__(self):
+        return f"TrainingState(seed={self.s.seed}, rng_step={self.s.step})"
+
+
+cdef unsigned long long _u64(value, str name) except? 0:
+    """``value`` as an unsigned 64-bit integer; ValueError outside [0, 2**64)."""
+    if not 0 <= value < 2**64:
+        raise ValueError(f"{name} must be in [0, 2**64), got {value}")
+    return value
+
+
 cdef class Plan:
     """A compiled stack of library layers over a model's parameter arena.
 
@@ -127,13 +174,14 @@ cdef class Plan:
         keeps references to both; they must never be reallocated.
     buffers : ndarray or None
         The model's non-trainable state (running statistics), same dtype.
-    seed : int
-        Key of the counter-based RNG (dropout masks, noise).
+    state : TrainingState or int
+        The model's RNG key and counter, read by pointer (the model advances the counter);
+        an int is the key of a state of the plan's own, counter at 0.
     """
     def __cinit__(self):
         self.descs = NULL
 
-    def __init__(self, list descs, params, grads, buffers=None, seed=0):
+    def __init__(self, list descs, params, grads, buffers=None, state=0):
         if not descs:
             raise ValueError("descs must hold at least one layer")
         self.f32 = params.dtype == np.float32
@@ -167,24 +215,14 @@ cdef class Plan:
         self.ex.params = _ptr1(params, self.f32)
         self.ex.grads = _ptr1(grads, self.f32)
         self.ex.buffers = _ptr1(buffers, self.f32) if buffers is not None else NULL
-        if not 0 <= seed < 2**64:
-            raise ValueError(f"seed must be in [0, 2**64), got {seed}")
-        self.ex.seed = seed
-        self.ex.step = 0
+        self.state = state if isinstance(state, TrainingState) else TrainingState(state)
+        self.ex.rng = &self.state.s
         self.ex.row0 = 0
         self.ex.training = False
         self.ex.fresh_grads = False
         self.ex.grad_bad = NULL
         self.capacity = 0
         self.ready = False
-
-    property rng_step:
-        """Training forward passes so far: the counter of the dropout/noise RNG."""
-        def __get__(self):
-            return self.ex.step
-
-        def __set__(self, unsigned long long value):
-            self.ex.step = value
 
     def __dealloc__(self):
         free(self.descs)
@@ -221,21 +259,17 @@ cdef class Plan:
         self.ex.batch = batch
         return 0
 
-    def forward(self, X, bint training=False, step=None):
+    def forward(self, X, bint training=False):
         """Run the stack on X (batch, n_in), C-contiguous, of the plan's dtype; return a copy
         of the output. X is kept (not copied) for the next backward. A training pass uses
-        batch statistics and draws dropout masks for RNG counter ``step`` (by default the
-        plan's own counter, advanced by one)."""
+        batch statistics and draws dropout masks for the counter ``state.rng_step`` as it
+        is (the caller advances it: one model forward, one step, whatever its stages)."""
         cdef const float[:, ::1] xf
         cdef const double[:, ::1] xd
         self._check_input(X, "X", self.n_in)
         self.reserve(X.shape[0])
         self.ready = False
         self.ex.training = training
-        if step is not None:
-            self.ex.step = step
-        elif training:
-            self.ex.step += 1
         if self.f32:
             xf = X
             with nogil:

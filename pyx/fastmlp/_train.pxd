@@ -22,7 +22,8 @@ cpdef enum OptFamily:
 # One optimizer bound to one arena: its family, hyperparameters, state buffers, step count.
 ctypedef struct OptSlot:
     int family
-    Py_ssize_t t                 # steps taken so far; opt_apply takes step t + 1
+    Py_ssize_t* t                # the optimizer's step count (steps taken so far, its own
+                                 # memory): opt_apply takes step *t + 1 and counts it there
     SGDHyper sgd
     AdagradHyper adagrad
     RMSpropHyper rmsprop

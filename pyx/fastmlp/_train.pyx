@@ -88,13 +88,14 @@ ctypedef struct DataParallel:
 
 cdef void opt_apply(OptSlot* o, floating* params, const floating* grads,
                     Py_ssize_t n) noexcept nogil:
-    """Take step t + 1 of the bound optimizer (the step-dependent scalars are set here)."""
-    o.t += 1
+    """Take step t + 1 of the bound optimizer and count it in the optimizer's own step
+    count (o.t points at it); the step-dependent scalars are set here."""
+    o.t[0] += 1
     if o.family == OPT_SGD:
-        sgd_prepare(&o.sgd, o.t)
+        sgd_prepare(&o.sgd, o.t[0])
         sgd_step(params, grads, <floating*> o.s0, n, &o.sgd)
     elif o.family == OPT_ADAGRAD:
-        adagrad_prepare(&o.adagrad, o.t)
+        adagrad_prepare(&o.adagrad, o.t[0])
         adagrad_step(params, grads, <floating*> o.s0, n, &o.adagrad)
     elif o.family == OPT_RMSPROP:
         rmsprop_step(params, grads, <floating*> o.s0, <floating*> o.s1, <floating*> o.s2, n,
@@ -102,11 +103,11 @@ cdef void opt_apply(OptSlot* o, floating* params, const floating* grads,
     elif o.family == OPT_ADADELTA:
         adadelta_step(params, grads, <floating*> o.s0, <floating*> o.s1, n, &o.adadelta)
     elif o.family == OPT_ADAM:
-        adam_prepare(&o.adam, o.t)
+        adam_prepare(&o.adam, o.t[0])
         adam_step(params, grads, <floating*> o.s0, <floating*> o.s1, <floating*> o.s2, n,
                   &o.adam)
     elif o.family == OPT_LAMB:
-        lamb_prepare(&o.lamb, o.t)
+        lamb_prepare(&o.lamb, o.t[0])
         lamb_step(params, grads, <floating*> o.s0, <floating*> o.s1, o.ranges, o.n_ranges,
                   &o.lamb)
 
@@ -196,7 +197,7 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
             break
         gather(d, perm + start, B, xb, <floating*> d.tb, <floating*> d.wb)
         ex.batch = B
-        ex.step += 1
+        ex.rng.step += 1
         value = 0.0
         if B > 0:
             plan_forward(ex, xb)
@@ -337,9 +338,15 @@ cdef void guard_leave(const RunGuard* r) noexcept:
 
 cdef tuple bind_optimizer(OptSlot* o, binding, dtype, Py_ssize_t n_params):
     """Bind ``(family, hyper, states, t)`` (``Optimizer._bind_fused``) to an arena of
-    ``n_params`` values of ``dtype``; returns the arrays o points into (keep them alive)."""
+    ``n_params`` values of ``dtype``: ``t`` is the optimizer's step count itself (a
+    one-element intp array), which every update advances in place. Returns the arrays o
+    points into (keep them alive)."""
     family, hyper, states, t = binding
-    o.family, o.t = family, t
+    if not (isinstance(t, np.ndarray) and t.dtype == np.intp and t.shape == (1,)
+            and t.flags.c_contiguous and t.flags.writeable and t[0] >= 0):
+        raise TypeError("the step count must be a writeable one-element intp array >= 0, "
+                        f"got {t!r}")
+    o.family, o.t = family, <Py_ssize_t*> _data_ptr(t)
     _fill_hyper(o, hyper)
     ptrs = []
     for s in states:
@@ -351,11 +358,11 @@ cdef tuple bind_optimizer(OptSlot* o, binding, dtype, Py_ssize_t n_params):
     o.s1 = _data_ptr(ptrs[1]) if ptrs[1] is not None else NULL
     o.s2 = _data_ptr(ptrs[2]) if ptrs[2] is not None else NULL
     if family != OPT_LAMB:
-        return (tuple(states),)
+        return (tuple(states), t)
     ranges = check_ranges(hyper["ranges"], n_params)      # LAMB: the per-tensor ranges
     o.ranges = <const Py_ssize_t*> _data_ptr(ranges) if ranges.shape[0] else NULL
     o.n_ranges = ranges.shape[0] // 2
-    return (tuple(states), ranges)
+    return (tuple(states), t, ranges)
 
 
 cdef tuple reg_tables(Regularization* reg, penalties, constraints, Py_ssize_t n_params):

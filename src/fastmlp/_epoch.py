@@ -84,7 +84,6 @@ class EpochLoop:
         self.constraints = constraint_terms(self.model)
         self.probe = None        # a Diagnostics: recorded after every chunk (fastmlp.diagnostics)
         self._held = None        # the frozen parameters of the current run (fastmlp._freeze)
-        self._rng = None         # what holds the RNG counter while the runner steps
         self.runner = self._make_runner()
 
     def _fusable(self, losses):
@@ -106,8 +105,7 @@ class EpochLoop:
             return None
         targets = self.targets
         labels = targets if targets.dtype == np.int64 else None
-        self._rng = self.model._stages[0][1]
-        runner = Runner(self._rng, self.X, None if labels is not None else targets, labels,
+        runner = Runner(self.model.plan, self.X, None if labels is not None else targets, labels,
                         self.weights, self.loss._spec(self.model.n_out),
                         self.batch_size if self.dist is None
                         else self.dist.local_batch(self.batch_size), self._penalty_rows(),
@@ -214,8 +212,9 @@ class EpochLoop:
 
     def _run_steps(self, part, schedule=None):
         if self.runner is not None:
+            # the runner advances the model's TrainingState and the optimizer's step
+            # count where they live: nothing to copy in or out
             binding = self.optimizer._fused_binding(self.model)
-            self._rng.rng_step = self.model.rng_step
             if self._prox_l1.size:
                 self._con_table["value"][:self._prox_l1.size] = self.optimizer.lr * self._prox_l1
             loss_sum, rows, steps, bad_step, bad_value = (
@@ -223,8 +222,6 @@ class EpochLoop:
                 else self.runner.run(part, binding, schedule))
             if self._held:        # before a probe measures the step
                 self._held.restore()
-            self.model.rng_step = self._rng.rng_step
-            self.optimizer._advance(steps)
             return loss_sum, rows, steps, (bad_value if bad_step >= 0 else None)
         return self._python_steps(part)
 

@@ -246,12 +246,11 @@ class GraphEpochLoop(EpochLoop):
         weights = None if self.weights is None else \
             [None if w is None else contiguous(w, dtype) for w in self.weights]
         targets = [t if t.dtype == np.int64 else contiguous(t, dtype) for t in self.targets]
-        self._rng = GraphRunner(
-            model._stages, list(self.X), targets, weights,
+        return GraphRunner(
+            model.plan, list(self.X), targets, weights,
             [f._spec(out.width) for f, out in zip(self.loss, model.outputs)],
             list(self.trainer.loss_weights), self.batch_size, self._penalty_rows(),
             self._constraint_table(), self.trainer._governor())
-        return self._rng
 
     def _python_steps(self, part):
         """The steps over ``part`` in Python; ``(loss_sum, rows, steps, bad loss or None)``

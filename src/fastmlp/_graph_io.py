@@ -85,7 +85,6 @@ def unpack_graph(cls, config, arrays):
     if len(model.flat_layers) != len(flat):
         raise ValueError("some layers of the config are never called")
     model.rng_seed = check_int(config.get("rng_seed", model.rng_seed), "rng_seed")
-    model.backend = model.backend               # recompile with the restored RNG key
     model.rng_step = check_int(config.get("rng_step", 0), "rng_step")
     for i in _list(config, "frozen", []):
         model.flat_layers[check_int(i, "a frozen layer index", 0, len(flat) - 1)].trainable = \

@@ -20,7 +20,7 @@ class ReferenceGraph:
         self.out_ids = [ids[id(t)] for t in outputs]
         self.vals, self.caches, self.ready = {}, {}, False
 
-    def forward(self, X, training=False, step=0):
+    def forward(self, X, training=False):
         self.ready = False
         vals = self.vals = dict(zip(self.in_ids, X))
         for i, (kind, body) in enumerate(self.nodes):

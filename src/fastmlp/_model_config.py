@@ -42,7 +42,6 @@ def model_from_config(cls, config, custom_objects=None, sizes=None):
         raise ValueError(f"invalid model config: {exc}") from None
     if "rng_seed" in config:
         model.rng_seed = check_int(config["rng_seed"], "rng_seed")
-        model.backend = model.backend           # recompile with the restored RNG key
     model.rng_step = check_int(config.get("rng_step", 0), "rng_step")
     frozen = config.get("frozen", [])
     if not isinstance(frozen, list):

@@ -8,7 +8,7 @@ from fastmlp import _graph_build as gb
 from fastmlp._serial import register
 from fastmlp._graph import Graph
 from fastmlp._graph_ref import ReferenceGraph
-from fastmlp._plan import Plan
+from fastmlp._plan import Plan, TrainingState
 from fastmlp._validation import as_float_matrix, check_dtype, check_positive_int
 from fastmlp.sequential import (PREDICT_CHUNK, Sequential, _CompileContext,
                                 _flatten, _init_sequence, _link_residuals, rng_key)
@@ -65,10 +65,10 @@ class Model:
     _allocate_arena, _bind_views = Sequential._allocate_arena, Sequential._bind_views
     get_weights, set_weights = Sequential.get_weights, Sequential.set_weights
     zero_grad, train, eval = Sequential.zero_grad, Sequential.train, Sequential.eval
-    n_params, rng_step = Sequential.n_params, Sequential.rng_step
+    n_params, rng_step, rng_seed = Sequential.n_params, Sequential.rng_step, Sequential.rng_seed
     named_parameters, parameters = Sequential.named_parameters, Sequential.parameters
     #: setting it compiles ``_stages``: here one executor (compiled Graph or reference)
-    backend, _thread_stages = Sequential.backend, Sequential._thread_stages
+    backend, ops, _thread_stages = Sequential.backend, Sequential.ops, Sequential._thread_stages
     #: the fused single-model training loop does not run graphs (fastmlp._graph_fit does)
     is_fused = False
 
@@ -80,8 +80,9 @@ class Model:
                             "fm.Input(n, name=...))")
         self.outputs, out_names, self._single_out = gb.as_tensor_list(outputs, "outputs")
         self.dtype = np.dtype(check_dtype(dtype))
-        self.seed, self.rng_seed = seed, rng_key(seed)
-        self._rng_step = 0
+        self.seed = seed
+        #: the RNG key and counter of dropout and noise, shared with the compiled plans
+        self.state = TrainingState(rng_key(seed))
         self._build(in_names, out_names)
         self._last_batch = None
         self._local = threading.local()
@@ -139,13 +140,19 @@ class Model:
         node); False on the NumPy reference path."""
         return isinstance(self._stages, Graph)
 
+    @property
+    def plan(self) -> Optional[Graph]:
+        """The compiled executor of the whole graph (what the fused training loop steps),
+        or None on the NumPy reference path (:attr:`is_compiled`)."""
+        return self._stages if self.is_compiled else None
+
     def _compile_stages(self):
         """The compiled executor, or the reference one (backend "numpy", or a layer
         without a core kernel)."""
         # numbered by id(tensor): recomputed on every compile (and after unpickling)
         self._tables = gb.layout(self._nodes, self.inputs, self.outputs)
         tensors, accum, modes, work_cols, tmp_col, ids = self._tables
-        if self._backend == "core":
+        if self._ops.compiled:
             plans = self._plans()
             if plans is not None:
                 return Graph(plans, gb.node_table(self._nodes, ids), tensors, accum,
@@ -170,7 +177,7 @@ class Model:
                     return None
                 descs.extend(d)
             plans.append(Plan(_link_residuals(descs), params, grads,
-                              self.buffers if self.buffers.size else None, self.rng_seed))
+                              self.buffers if self.buffers.size else None, self.state))
         return plans
 
     # -- computation -------------------------------------------------------------------------
@@ -209,9 +216,9 @@ class Model:
         Xs = self._arrays(X)
         self._last_batch = None
         if training:
-            self._rng_step += 1
+            self.state.rng_step += 1
         ex = self._stages
-        ex.forward(Xs, training, self._rng_step)
+        ex.forward(Xs, training)
         outs = [ex.output(k).copy() for k in range(len(self.outputs))]
         self._last_batch = Xs[0].shape[0]
         return outs[0] if self._single_out else outs
@@ -271,7 +278,7 @@ class Model:
         return unpack_graph(cls, config, arrays)
 
     # -- pickling and copy.deepcopy: through the arenas, as Sequential ----------------------
-    _TRANSIENT = ("_local", "_python_lock", "_train_lock", "_stages", "_last_batch",
+    _TRANSIENT = ("_local", "_python_lock", "_train_lock", "_stages", "_last_batch", "_ops",
                   "_tables")
     __getstate__, __setstate__ = Sequential.__getstate__, Sequential.__setstate__
     _finish_unpickling = Sequential._finish_unpickling

@@ -87,7 +87,10 @@ class _Snapshot:
         model, opt = trainer.model, trainer.optimizer
         self.weights, self.grads, self.rng_step = (model.get_weights(), model.grads.copy(),
                                                    model.rng_step)
-        self.opt = {**opt.__dict__, "state": {k: v.copy() for k, v in opt.state.items()}}
+        # arrays copied: the state buffers and the step count change in place
+        self.opt = {k: v.copy() if isinstance(v, np.ndarray) else v
+                    for k, v in opt.__dict__.items()}
+        self.opt["state"] = {k: v.copy() for k, v in opt.state.items()}
         self.rng = trainer._rng.bit_generator.state
 
     def restore(self):

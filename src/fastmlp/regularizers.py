@@ -31,10 +31,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from fastmlp import _regularize
 from fastmlp._codes import ConstraintKind
+from fastmlp._ops import get_ops, ops_of
 from fastmlp._serial import register
-from fastmlp.reference import regularize as _reference
 
 __all__ = ["Penalty", "L1Penalty", "L2Penalty", "ElasticNet", "TyingPenalty", "Constraint",
            "MaxNorm", "NonNeg", "sparsity"]
@@ -145,17 +144,10 @@ class Penalty:
         """The proximal step of the L1 term: ``w ← sign(w)·max(|w| − lr·l1, 0)`` on the
         penalized parameters of ``model`` (nothing unless ``proximal``)."""
         for off, n, l1 in self._prox_rows(model, layers):
-            w = model.params[off:off + n]
-            if getattr(model, "backend", "core") == "numpy":
-                _reference.soft_threshold(w, lr * l1)
-            else:
-                _regularize.soft_threshold_memview(w, lr * l1)
+            ops_of(model).soft_threshold(model.params[off:off + n], lr * l1)
 
     def _run(self, model, layers, grads):
-        ranges = self._ranges(model, layers)
-        if getattr(model, "backend", "core") == "numpy":
-            return _reference.penalties_apply(ranges, model.params, grads)
-        return _regularize.penalties_apply_memview(ranges, model.params, grads)
+        return ops_of(model).penalties_apply(self._ranges(model, layers), model.params, grads)
 
     def __call__(self, model: Any, layers: Optional[Sequence[int]] = None) -> float:
         """The penalty's value :math:`R(\\theta)` at the model's current parameters.
@@ -389,7 +381,8 @@ class Constraint:
     kind = None
 
     def apply(self, W: np.ndarray, backend: str = "core") -> np.ndarray:
-        """Project ``W`` in place and return it; ``backend="numpy"`` uses the reference."""
+        """Project ``W`` in place and return it, with the kernel of ``backend`` ("core",
+        or "numpy": the reference; see :func:`fastmlp._ops.get_ops`)."""
         raise NotImplementedError
 
     def _value(self):
@@ -434,10 +427,7 @@ class MaxNorm(Constraint):
         W = _check_weights(W)
         if W.ndim != 2:
             raise ValueError(f"MaxNorm needs a 2-D weight matrix, got shape {W.shape}")
-        if backend == "numpy":
-            _reference.maxnorm_columns(W, self.max_value)
-        else:
-            _regularize.maxnorm_columns_memview(W, self.max_value)
+        get_ops(backend).maxnorm_columns(W, self.max_value)
         return W
 
     def __repr__(self):
@@ -453,10 +443,7 @@ class NonNeg(Constraint):
     def apply(self, W: np.ndarray, backend: str = "core") -> np.ndarray:
         W = _check_weights(W)
         flat = W.reshape(-1)
-        if backend == "numpy":
-            _reference.nonneg(flat)
-        else:
-            _regularize.nonneg_memview(flat)
+        get_ops(backend).nonneg(flat)
         return W
 
     def __repr__(self):

@@ -7,14 +7,14 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from fastmlp import _model_config
+from fastmlp._ops import Ops, get_ops
 from fastmlp._nesting import adopt_nested, layer_list
-from fastmlp._plan import Plan
+from fastmlp._plan import Plan, TrainingState
 from fastmlp._serial import register_kind
 from fastmlp._typing import Config, Seed
 from fastmlp._validation import as_float_matrix, check_dtype, check_positive_int, contiguous
 from fastmlp.layers.base import Layer
 
-BACKENDS = ("core", "numpy")
 #: Rows per compiled call in predict (bounds the workspace, not the result).
 PREDICT_CHUNK = 1024
 
@@ -49,6 +49,8 @@ class Sequential:
     param_info : list of dict
         For each parameter: layer index, name, role ("weight", "bias", "other"), offset
         into the arena and shape.
+    state : TrainingState
+        The RNG key and counter (``rng_seed``, ``rng_step``) the compiled plans read.
     """
 
     def __init__(self, *layers: Union[Layer, List[Layer]], dtype: DTypeLike = "float32",
@@ -69,9 +71,8 @@ class Sequential:
                              "Dense(..., tied_to=other)")
         self.dtype = np.dtype(check_dtype(dtype))
         self.seed = seed
-        #: key of the counter-based RNG of dropout and noise
-        self.rng_seed = rng_key(seed)
-        self._rng_step = 0
+        #: the RNG key and counter of dropout and noise, shared with the compiled plans
+        self.state = TrainingState(rng_key(seed))
         self._build_shapes()
         self._build_arena()
         adopted.restore()                  # the weights of nested models, not fresh ones
@@ -140,7 +141,7 @@ class Sequential:
             layer.bind_shared()
 
     # -- pickling and copy.deepcopy: exact, through the arenas -------------------------------
-    _TRANSIENT = ("_local", "_python_lock", "_train_lock", "_stages", "_last_batch")
+    _TRANSIENT = ("_local", "_python_lock", "_train_lock", "_stages", "_last_batch", "_ops")
 
     def __getstate__(self):
         """Everything but the locks, the per-thread plans and the compiled stages (rebuilt
@@ -171,21 +172,43 @@ class Sequential:
 
     @property
     def rng_step(self) -> int:
-        """Training forward passes so far: the counter of the dropout/noise RNG."""
-        return self._rng_step
+        """Training forward passes so far: the counter of the dropout/noise RNG (held in
+        :attr:`state`, which the compiled plans and the fused loop read and advance)."""
+        return self.state.rng_step
 
     @rng_step.setter
     def rng_step(self, value: int) -> None:
-        self._rng_step = int(value)
+        self.state.rng_step = int(value)
+
+    @property
+    def rng_seed(self) -> int:
+        """The key of the dropout/noise RNG (in :attr:`state`: no recompiling)."""
+        return self.state.seed
+
+    @rng_seed.setter
+    def rng_seed(self, value: int) -> None:
+        self.state.seed = int(value)
+
+    @property
+    def ops(self) -> Ops:
+        """The backend as an object (``CoreOps`` or ``NumpyOps``, chosen by
+        :attr:`backend`): the kernels optimizers, penalties and clipping run here."""
+        return self._ops
+
+    @property
+    def plan(self) -> Optional[Plan]:
+        """The compiled plan that runs the whole model (what the fused training loop
+        steps), or None when the model is not one compiled stage (:attr:`is_fused`)."""
+        return self._stages[0][1] if self.is_fused else None
 
     @property
     def backend(self) -> str:
+        """The name of :attr:`ops`; setting it chooses the ops and recompiles."""
         return self._backend
 
     @backend.setter
     def backend(self, value: str) -> None:
-        if value not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {value!r}")
+        self._ops = get_ops(value)
         self._backend = value
         self._stages = self._compile_stages()
         self._stages_version = getattr(self, "_stages_version", 0) + 1
@@ -200,11 +223,11 @@ class Sequential:
             if run:
                 stages.append(("core", Plan(_link_residuals(run), self.params, self.grads,
                                             self.buffers if self.buffers.size else None,
-                                            self.rng_seed)))
+                                            self.state)))
                 run.clear()
 
         for layer in self.layers:
-            descs = layer.core_descs(ctx) if self._backend == "core" else None
+            descs = layer.core_descs(ctx) if self._ops.compiled else None
             if descs is None:
                 flush()
                 stages.append(("python", layer))
@@ -289,10 +312,10 @@ class Sequential:
         out = as_float_matrix(X, self.dtype, "X", self.n_in)
         self._last_batch = None
         if training:
-            self._rng_step += 1
+            self.state.rng_step += 1       # every stage reads it: one step per forward
         for kind, stage in self._stages:
             if kind == "core":
-                out = stage.forward(out, training, self._rng_step)
+                out = stage.forward(out, training)
             else:
                 out = self._python_forward(stage, out, training)
         self._last_batch = out.shape[0]

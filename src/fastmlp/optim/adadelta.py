@@ -1,9 +1,7 @@
 """Adadelta (torch.optim.Adadelta)."""
-from fastmlp import _optim
 from fastmlp._codes import OptFamily
 from fastmlp._serial import register
 from fastmlp.optim.base import KernelSpec, Optimizer, check_nonneg, check_unit
-from fastmlp.reference import optim as reference
 
 
 @register
@@ -35,8 +33,7 @@ class Adadelta(Optimizer):
     >>> opt.step(model)   # doctest: +SKIP
     """
 
-    kernel = KernelSpec(OptFamily.OPT_ADADELTA, _optim.adadelta_step_memview,
-                        reference.adadelta_step,
+    kernel = KernelSpec(OptFamily.OPT_ADADELTA, "adadelta_step",
                         ("lr", "rho", "eps", "weight_decay"))
     _slots = ("square_avg", "acc_delta")
 

@@ -1,9 +1,7 @@
 """Adagrad (torch.optim.Adagrad)."""
-from fastmlp import _optim
 from fastmlp._codes import OptFamily
 from fastmlp._serial import register
 from fastmlp.optim.base import KernelSpec, Optimizer, check_nonneg
-from fastmlp.reference import optim as reference
 
 
 @register
@@ -36,8 +34,7 @@ class Adagrad(Optimizer):
     >>> opt.step(model)   # doctest: +SKIP
     """
 
-    kernel = KernelSpec(OptFamily.OPT_ADAGRAD, _optim.adagrad_step_memview,
-                        reference.adagrad_step,
+    kernel = KernelSpec(OptFamily.OPT_ADAGRAD, "adagrad_step",
                         ("lr", "lr_decay", "weight_decay", "eps"))
     _slots = ("state_sum",)
 

@@ -1,9 +1,7 @@
 """Adam and AdamW (torch.optim.Adam, torch.optim.AdamW): one kernel, L2 or decoupled decay."""
-from fastmlp import _optim
 from fastmlp._codes import OptFamily
 from fastmlp._serial import register
 from fastmlp.optim.base import KernelSpec, Optimizer, as_real, check_flag, check_nonneg
-from fastmlp.reference import optim as reference
 
 
 @register
@@ -44,8 +42,7 @@ class Adam(Optimizer):
     >>> opt.step(model)   # doctest: +SKIP
     """
 
-    kernel = KernelSpec(OptFamily.OPT_ADAM, _optim.adam_step_memview,
-                        reference.adam_step,
+    kernel = KernelSpec(OptFamily.OPT_ADAM, "adam_step",
                         ("lr", "beta1", "beta2", "eps", "weight_decay", "decoupled"))
     _slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _decoupled = False

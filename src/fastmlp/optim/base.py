@@ -9,12 +9,13 @@ allocation, validation, dispatch to the core or NumPy reference kernels, and
 import math
 import numbers
 import weakref
-from typing import Any, Callable, Dict, NamedTuple, Tuple
+from typing import Any, Dict, NamedTuple, Tuple
 
 import numpy as np
 
 from fastmlp._codes import OptFamily
 from fastmlp._freeze import FrozenParams
+from fastmlp._ops import ops_of
 from fastmlp._typing import Arena
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -94,17 +95,16 @@ class KernelSpec(NamedTuple):
     ----------
     family : OptFamily
         The code the fused training loop (``fastmlp._train``) dispatches on.
-    core : callable
-        The compiled kernel, ``core(params, grads, *states, step, **hyper)``.
-    reference : callable
-        Its NumPy twin in ``fastmlp.reference``, with the same signature.
+    op : str
+        The name of the kernel on the backend's ops object (``model.ops``: the compiled
+        ``fastmlp._ops.CoreOps`` or its twin ``fastmlp.reference.ops.NumpyOps``, which
+        both declare it): ``kernel(params, grads, *states, step, **hyper)``.
     hyper : tuple of str
         The kernel's keyword hyperparameters, as :meth:`Optimizer._kwargs` returns them
         (by default the optimizer's attributes of these names).
     """
     family: OptFamily
-    core: Callable
-    reference: Callable
+    op: str
     hyper: Tuple[str, ...]
 
 
@@ -125,8 +125,8 @@ class Optimizer:
     fused loop.
 
     The optimizer binds to the first model it steps (or :meth:`bind`); its state buffers are
-    1-D arrays of the arena's length and dtype, allocated once. The model's ``backend``
-    attribute ("core", the default, or "numpy") picks the compiled or the reference kernel.
+    1-D arrays of the arena's length and dtype, allocated once. The model's ``ops`` (its
+    backend: the compiled kernels, the default, or their NumPy twins) runs the kernel.
     ``lr`` may be changed at any time (schedules do); the other hyperparameters are fixed at
     construction (:meth:`load_state_dict` may replace them all).
     """
@@ -205,9 +205,20 @@ class Optimizer:
     def reset(self) -> None:
         """Forget the state buffers, the step count and the bound model."""
         self.state = {}
-        self.step_count = 0
+        #: the step count's one home: a one-element buffer the fused loop advances in place
+        self._step = np.zeros(1, dtype=np.intp)
         self._model = None
         self._n, self._dtype = None, None
+
+    @property
+    def step_count(self) -> int:
+        """Updates taken so far (the next one is step ``step_count + 1``), by
+        :meth:`step` or by the fused training loop, which counts them in place."""
+        return int(self._step[0])
+
+    @step_count.setter
+    def step_count(self, value: int) -> None:
+        self._step[0] = value
 
     def bind(self, model: Arena) -> Tuple[np.ndarray, np.ndarray]:
         """Bind to ``model`` and allocate the state buffers; returns (params, grads)."""
@@ -243,12 +254,12 @@ class Optimizer:
         self.step_count += 1
 
     def _update(self, model, params, grads):
-        """Step ``step_count + 1`` of the class's kernel (the core's, or its NumPy twin
-        for ``backend="numpy"``) on the bound arrays, in place."""
+        """Step ``step_count + 1`` of the class's kernel, the one of the model's ops (the
+        core's, or its NumPy twin for ``backend="numpy"``), on the bound arrays, in place."""
         spec = self._spec()
         buffers = [self.state.get(name) if self._active(name) else None
                    for name in self._slots]
-        kernel = spec.reference if getattr(model, "backend", "core") == "numpy" else spec.core
+        kernel = getattr(ops_of(model), spec.op)
         kernel(params, grads, *buffers, self.step_count + 1, **self._kwargs())
 
     # -- the fused trainer's side (fastmlp._train.Runner) ------------------------------------------
@@ -274,18 +285,13 @@ class Optimizer:
 
     def _bind_fused(self, model):
         """Bind to ``model`` and return ``(family code, kernel hyperparameters, state
-        buffers in kernel order (None when unused), steps taken)`` for the fused loop, which
-        then takes steps ``step_count + 1, ...`` itself: report them with :meth:`_advance`."""
+        buffers in kernel order (None when unused), step count)`` for the fused loop, which
+        then takes steps ``step_count + 1, ...`` itself, counting each in the step count
+        it was given: the optimizer's own one-element buffer, not a copy."""
         self.bind(model)
         states = tuple(self.state[name] if self._active(name) else None
                        for name in self._slots)
-        return int(self._spec().family), self._kwargs(), states, self.step_count
-
-    def _advance(self, steps):
-        """Count ``steps`` updates taken by the fused loop."""
-        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
-            raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-        self.step_count += int(steps)
+        return int(self._spec().family), self._kwargs(), states, self._step
 
     # -- serialization --------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:

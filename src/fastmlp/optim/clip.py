@@ -1,19 +1,21 @@
 """Gradient clipping over the flat gradient arena."""
 import math
+from typing import Optional
 
 import numpy as np
 
-from fastmlp import _optim
+from fastmlp._ops import Ops, get_ops, ops_of
 from fastmlp._typing import Arena
 from fastmlp.optim.base import as_real, model_arrays
 
 _EPS = 1e-6     # torch.nn.utils.clip_grad_norm_ adds it to the norm
 
 
-def grad_norm(grads: np.ndarray, norm_type: float = 2.0) -> float:
-    """The ``norm_type``-norm of a 1-D gradient array, as a float (accumulated in float64)."""
+def grad_norm(grads: np.ndarray, norm_type: float = 2.0, ops: Optional[Ops] = None) -> float:
+    """The ``norm_type``-norm of a 1-D gradient array, as a float (accumulated in float64);
+    the 2-norm with the kernel of ``ops`` (a model's ``ops``; None: the compiled one)."""
     if norm_type == 2.0:
-        return math.sqrt(_optim.sq_norm_memview(grads))
+        return math.sqrt((ops or get_ops("core")).sq_norm(grads))
     if grads.shape[0] == 0:
         return 0.0
     if norm_type == math.inf:
@@ -38,7 +40,8 @@ def clip_grad_norm(model: Arena, max_norm: float, norm_type: float = 2.0,
     max_norm : float
         Largest allowed norm (>= 0).
     norm_type : float
-        Order p of the norm (> 0; ``math.inf`` for the max norm). p = 2 runs in the core.
+        Order p of the norm (> 0; ``math.inf`` for the max norm). p = 2 runs in
+        ``model.ops``.
     error_if_nonfinite : bool
         Raise when the norm is NaN or infinite instead of scaling by a NaN/zero factor.
 
@@ -58,14 +61,14 @@ def clip_grad_norm(model: Arena, max_norm: float, norm_type: float = 2.0,
     if not norm_type > 0:
         raise ValueError(f"norm_type must be > 0 (or inf), got {norm_type}")
     _, grads = model_arrays(model)
-    total = grad_norm(grads, norm_type)
+    total = grad_norm(grads, norm_type, ops_of(model))
     if not math.isfinite(total):
         if error_if_nonfinite:
             raise RuntimeError(f"The total norm of order {norm_type} of the gradients is "
                                f"non-finite ({total}), so it cannot be clipped")
     coef = max_norm / (total + _EPS)
     if not coef >= 1.0:     # also scales by NaN when the norm is NaN, as torch does
-        _optim.scale_memview(grads, coef)
+        ops_of(model).scale(grads, coef)
     return total
 
 

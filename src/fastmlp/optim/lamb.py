@@ -1,12 +1,11 @@
 """LAMB (You et al., 2020): Adam with a per-tensor trust ratio, equal to ``optax.lamb``."""
 import numpy as np
 
-from fastmlp import _lamb
 from fastmlp._codes import OptFamily
+from fastmlp._ops import ops_of
 from fastmlp._serial import register
 from fastmlp.optim.adam import Adam
 from fastmlp.optim.base import KernelSpec, Optimizer
-from fastmlp.reference import lamb as reference
 
 
 @register
@@ -46,7 +45,7 @@ class LAMB(Optimizer):
     """
 
     #: a per-tensor kernel: ``core(params, grads, *states, ranges, step, **hyper)``
-    kernel = KernelSpec(OptFamily.OPT_LAMB, _lamb.lamb_step_memview, reference.lamb_step,
+    kernel = KernelSpec(OptFamily.OPT_LAMB, "lamb_step",
                         ("lr", "beta1", "beta2", "eps", "weight_decay"))
     _slots = ("exp_avg", "exp_avg_sq")
 
@@ -72,8 +71,7 @@ class LAMB(Optimizer):
 
     def _update(self, model, params, grads):
         """One LAMB update of the arena, tensor by tensor (``Optimizer.step`` calls it)."""
-        kernel = (self.kernel.reference if getattr(model, "backend", "core") == "numpy"
-                  else self.kernel.core)
+        kernel = getattr(ops_of(model), self.kernel.op)
         kernel(params, grads, self.state["exp_avg"], self.state["exp_avg_sq"],
                self._tensor_ranges(model), self.step_count + 1, **self._kwargs())
 

@@ -1,9 +1,7 @@
 """RMSprop (torch.optim.RMSprop)."""
-from fastmlp import _optim
 from fastmlp._codes import OptFamily
 from fastmlp._serial import register
 from fastmlp.optim.base import KernelSpec, Optimizer, check_flag, check_nonneg
-from fastmlp.reference import optim as reference
 
 
 @register
@@ -42,8 +40,7 @@ class RMSprop(Optimizer):
     >>> opt.step(model)   # doctest: +SKIP
     """
 
-    kernel = KernelSpec(OptFamily.OPT_RMSPROP, _optim.rmsprop_step_memview,
-                        reference.rmsprop_step,
+    kernel = KernelSpec(OptFamily.OPT_RMSPROP, "rmsprop_step",
                         ("lr", "alpha", "eps", "weight_decay", "momentum"))
     _slots = ("square_avg", "grad_avg", "momentum_buffer")
 

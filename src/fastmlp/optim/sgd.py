@@ -1,9 +1,7 @@
 """Stochastic gradient descent with momentum (torch.optim.SGD)."""
-from fastmlp import _optim
 from fastmlp._codes import OptFamily
 from fastmlp._serial import register
 from fastmlp.optim.base import KernelSpec, Optimizer, as_real, check_flag, check_nonneg
-from fastmlp.reference import optim as reference
 
 
 @register
@@ -40,8 +38,7 @@ class SGD(Optimizer):
     >>> opt.step(model)   # doctest: +SKIP
     """
 
-    kernel = KernelSpec(OptFamily.OPT_SGD, _optim.sgd_step_memview,
-                        reference.sgd_step,
+    kernel = KernelSpec(OptFamily.OPT_SGD, "sgd_step",
                         ("lr", "momentum", "dampening", "weight_decay", "nesterov"))
     _slots = ("momentum_buffer",)
 

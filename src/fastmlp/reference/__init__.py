@@ -1,7 +1,9 @@
 """The pure-NumPy twin of every core kernel: the tests' oracle and the benchmarks' baseline.
 
-A whole model runs on it with ``Sequential(..., backend="numpy")``.
+A whole model runs on it with ``Sequential(..., backend="numpy")``, whose ``ops`` is
+:class:`~fastmlp.reference.ops.NumpyOps`. Nothing here imports a compiled module: the
+codes come from the pure-Python ``fastmlp._codes``.
 """
-from fastmlp.reference import activations, layers, losses, norm, optim, regularize, rng
+from fastmlp.reference import activations, layers, losses, norm, ops, optim, regularize, rng
 
-__all__ = ["activations", "layers", "losses", "norm", "optim", "regularize", "rng"]
+__all__ = ["activations", "layers", "losses", "norm", "ops", "optim", "regularize", "rng"]
