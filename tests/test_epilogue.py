@@ -117,6 +117,6 @@ def test_checked_gradients_only_for_plain_dense_arenas():
     """The backward check replaces the pass over the arena only when it sees every
     gradient: plain Dense/Maxout arenas; a PReLU's slopes or a tied layer keep the pass."""
     dense = fm.Sequential([fm.Dense(4, 3, activation="relu"), fm.Maxout(3, 2, pieces=2)])
-    assert dense._stages[0][1].grads_checkable_for_tests()
+    assert dense.plan.grads_checkable_for_tests()
     prelu = fm.Sequential([fm.Dense(4, 3), fm.PReLU(3)])
-    assert not prelu._stages[0][1].grads_checkable_for_tests()
+    assert not prelu.plan.grads_checkable_for_tests()
