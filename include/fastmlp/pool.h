@@ -166,13 +166,19 @@ static void fm_pool_run(int threads, ptrdiff_t n, fm_task_fn fn, void* ctx) {
     FM_STORE(fm_pool.max_workers, workers < threads - 1 ? workers : threads - 1);
     FM_STORE(fm_pool.done, 0);
     uint32_t g = fm_pool.gen + 1;
-    FM_STORE(fm_pool.next, (uint64_t)g << 32);
+    /* chunk 0 is the caller's before the job is published: a product's parts then go to
+     * the same threads call after call (a spinning worker could otherwise win chunk 0),
+     * so each core's cache keeps the part of the weights it reads, e.g. half of the
+     * MNIST model's 2.1 MB each in two 2 MB L2s when predicting one row */
+    FM_STORE(fm_pool.next, ((uint64_t)g << 32) | 1u);
     FM_STORE(fm_pool.gen, g);
     if (FM_LOAD(fm_pool.sleepers) > 0) {
         pthread_mutex_lock(&fm_pool.mu);
         pthread_cond_broadcast(&fm_pool.wake);
         pthread_mutex_unlock(&fm_pool.mu);
     }
+    fn(ctx, 0, 0);
+    __atomic_add_fetch(&fm_pool.done, 1, __ATOMIC_SEQ_CST);
     fm_pool_work(g, 0);
     while (FM_LOAD(fm_pool.done) < n) FM_PAUSE();   /* only chunks that others hold */
     FM_STORE(fm_pool.busy, 0);

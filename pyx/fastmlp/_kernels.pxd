@@ -84,6 +84,43 @@ cdef inline void act_backward_par(int act, double alpha, const floating* z, cons
     pool_run(num_threads(), chunks, <task_fn> _act_backward_chunk, &job)
 
 
+ctypedef struct ActForwardJob:
+    int act
+    double alpha
+    void* z
+    const void* bias
+    void* a
+    Py_ssize_t rows, cols, rows_per_chunk
+    bint f32
+
+
+cdef inline void _act_forward_chunk(void* ctx, Py_ssize_t i, int slot) noexcept nogil:
+    cdef const ActForwardJob* j = <const ActForwardJob*> ctx
+    cdef Py_ssize_t r0 = i * j.rows_per_chunk, at = r0 * j.cols
+    cdef Py_ssize_t rows = min(j.rows_per_chunk, j.rows - r0)
+    if j.f32:
+        act_forward(j.act, j.alpha, <float*> j.z + at, <const float*> j.bias,
+                    <float*> j.a + at, rows, j.cols)
+    else:
+        act_forward(j.act, j.alpha, <double*> j.z + at, <const double*> j.bias,
+                    <double*> j.a + at, rows, j.cols)
+
+
+cdef inline void act_forward_par(int act, double alpha, floating* z, const floating* bias,
+                                 floating* a, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    """act_forward (z[i, :] += bias, a = act(z); a may alias z) in chunks of whole rows
+    claimed by the core's threads: each row is computed as the serial call computes it."""
+    cdef ActForwardJob job
+    cdef Py_ssize_t per = max(1, ACT_CHUNK // max(cols, 1))
+    cdef Py_ssize_t chunks = (rows + per - 1) // per
+    if chunks <= 1:
+        act_forward(act, alpha, z, bias, a, rows, cols)
+        return
+    job.act, job.alpha, job.z, job.bias, job.a = act, alpha, z, bias, a
+    job.rows, job.cols, job.rows_per_chunk, job.f32 = rows, cols, per, floating is float
+    pool_run(num_threads(), chunks, <task_fn> _act_forward_chunk, &job)
+
+
 cdef inline void dense_forward(const LayerDesc* d, const floating* X, const floating* P,
                                floating* Z, floating* A, Py_ssize_t B) noexcept nogil:
     """Z = X W (+ b), A = act(Z); Z and A may be one buffer (identity). With F_TRANS_W the
@@ -108,7 +145,7 @@ cdef inline void dense_forward(const LayerDesc* d, const floating* X, const floa
                  <int> d.n_in, P + d.w_off, <int> n_cols, <floating> 0, Z, <int> n_cols, fn,
                  &epi)
     if fn == NULL:
-        act_forward(act, d.alpha, Z, b, Z if d.kind == K_MAXOUT else A, B, n_cols)
+        act_forward_par(act, d.alpha, Z, b, Z if d.kind == K_MAXOUT else A, B, n_cols)
 
 
 cdef inline bint all_finite_small(const floating* x, Py_ssize_t n) noexcept nogil:

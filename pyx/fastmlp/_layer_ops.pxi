@@ -36,11 +36,10 @@ from fastmlp._augment cimport (fm_augment_backward_d, fm_augment_backward_f,
 from fastmlp._norm cimport (NormArgs, batchnorm_backward, batchnorm_backward_eval,
                             batchnorm_forward_eval, batchnorm_forward_train, layernorm_backward,
                             layernorm_forward)
-from fastmlp._kernels cimport (act_backward_par, add, dense_backward, dense_forward,
-                               dropout_forward, maxout_reduce, maxout_scatter, multiply,
-                               noise_forward,
-                               prelu_backward, prelu_forward, softmax_backward,
-                               softmax_forward)
+from fastmlp._kernels cimport (act_backward_par, act_forward_par, add, dense_backward,
+                               dense_forward, dropout_forward, maxout_reduce, maxout_scatter,
+                               multiply, noise_forward, prelu_backward, prelu_forward,
+                               softmax_backward, softmax_forward)
 
 ctypedef void (*forward_f32)(const Exec* e, const LayerDesc* d, const float* X,
                              float* A) noexcept nogil

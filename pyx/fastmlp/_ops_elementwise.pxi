@@ -5,14 +5,14 @@
 cdef void _act_fwd(const Exec* e, const LayerDesc* d, const floating* X,
                    floating* A) noexcept nogil:
     # act_forward only writes z when a bias is given; X is read-only here.
-    act_forward(d.act, d.alpha, <floating*> X, NULL, A, e.batch, d.n_out)
+    act_forward_par(d.act, d.alpha, <floating*> X, NULL, A, e.batch, d.n_out)
 
 
 cdef void _act_bwd(const Exec* e, const LayerDesc* d, const floating* X, floating* dA,
                    floating* dX) noexcept nogil:
     if dX != NULL:
         act_backward_par(d.act, d.alpha, X, block(e, d.a_col, <floating*> e.work), dA, dX,
-                     e.batch * d.n_out)
+                         e.batch * d.n_out)
 
 
 cdef int _act_layer_read(LayerDesc* d, dict spec) except -1:

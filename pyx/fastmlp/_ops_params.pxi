@@ -12,7 +12,7 @@ cdef void _dense_bwd(const Exec* e, const LayerDesc* d, const floating* X, float
     cdef floating* W = <floating*> e.work
     if d.act != FM_IDENTITY:
         act_backward_par(d.act, d.alpha, block(e, d.z_col, W), block(e, d.a_col, W), dA, dA,
-                     e.batch * d.n_out)
+                         e.batch * d.n_out)
     dense_backward(d, X, <floating*> e.params, <floating*> e.grads, dA, dX, e.batch,
                    e.fresh_grads, e.grad_bad)
 

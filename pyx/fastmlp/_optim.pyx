@@ -322,3 +322,25 @@ def scale_memview(floating[::1] x, double a):
         return
     with nogil:
         scale(&x[0], x.shape[0], <floating> a)
+
+
+def matrix_ready(x, dtype, Py_ssize_t n_cols):
+    """True when ``x`` can go to the core as it is: a 2-D ndarray of ``dtype`` (float32 or
+    float64) with at least one row and ``n_cols`` columns, C-contiguous, aligned, every
+    value finite. One call instead of the general conversion and checks (the fast path of
+    predict on the arrays users pass most often); False sends the caller to those."""
+    if type(x) is not cnp.ndarray:
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray> x
+    cdef int typenum = cnp.PyArray_TYPE(a)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(a)
+    if cnp.PyArray_NDIM(a) != 2 or cnp.PyArray_DIMS(a)[1] != n_cols or n == 0 \
+            or not (cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a)) \
+            or (typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64) \
+            or typenum != dtype.num or not cnp.PyArray_ISNOTSWAPPED(a):
+        return False
+    if n >= INPUT_CHECK_SPLIT_MIN:
+        return array_is_finite(a)
+    if typenum == cnp.NPY_FLOAT32:
+        return fm_all_finite_f32(<const float*> cnp.PyArray_DATA(a), n, 1)
+    return fm_all_finite_f64(<const double*> cnp.PyArray_DATA(a), n, 1)

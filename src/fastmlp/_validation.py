@@ -3,7 +3,7 @@ import numbers
 
 import numpy as np
 
-from fastmlp._optim import array_is_finite
+from fastmlp._optim import array_is_finite, matrix_ready  # noqa: F401  (re-exported)
 
 FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
 

@@ -12,7 +12,8 @@ from fastmlp._nesting import adopt_nested, layer_list
 from fastmlp._plan import Plan, TrainingState
 from fastmlp._serial import register_kind
 from fastmlp._typing import Config, Seed
-from fastmlp._validation import as_float_matrix, check_dtype, check_positive_int, contiguous
+from fastmlp._validation import (as_float_matrix, check_dtype, check_positive_int, contiguous,
+                                 matrix_ready)
 from fastmlp.layers.base import Layer
 
 #: Rows per compiled call in predict (bounds the workspace, not the result).
@@ -362,8 +363,10 @@ class Sequential:
         does not disturb the caches of :meth:`forward`. Rows are processed ``batch_size``
         at a time, which bounds the workspace. No rows give an empty (0, n_out) array.
         """
-        X = as_float_matrix(X, self.dtype, "X", self.n_in, allow_empty=True)
-        batch_size = check_positive_int(batch_size, "batch_size")
+        if not matrix_ready(X, self.dtype, self.n_in):   # else convert, or say what is wrong
+            X = as_float_matrix(X, self.dtype, "X", self.n_in, allow_empty=True)
+        if type(batch_size) is not int or not 1 <= batch_size < 2**31:
+            batch_size = check_positive_int(batch_size, "batch_size")
         if X.shape[0] == 0:
             return np.empty((0, self.n_out), dtype=self.dtype)
         stages = self._thread_stages()
