@@ -62,7 +62,7 @@ class _Objective:
             weights = np.full(Y.shape[0], scale)
         self.weights = None if weights is None else weights.astype(model.dtype)
         self.targets = self.loss._prepare_target(est._loss_targets(Y), model.n_out,
-                                                 model.dtype)
+                                                 model.dtype, ops=model.ops)
         lam = est.alpha / (batch_rows * mean)
         self.penalty = L2Penalty(lam) if lam > 0 else None
 
@@ -89,7 +89,8 @@ class HalfPoissonLoss:
 
     is_classification = False
 
-    def _prepare_target(self, target, n_outputs, dtype=np.float64):
+    def _prepare_target(self, target, n_outputs, dtype=np.float64, ops=None):
+        """``target`` as a C-contiguous (n, n_outputs) matrix (``ops`` unused: NumPy only)."""
         t = np.asarray(target, dtype=dtype)
         t = t.reshape(-1, 1) if t.ndim == 1 else t
         if t.ndim != 2 or t.shape[1] != n_outputs:

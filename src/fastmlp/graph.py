@@ -201,7 +201,7 @@ class Model:
         if len(X) != len(names):
             raise ValueError(f"{what} must hold {len(names)} arrays ({names}), got {len(X)}")
         out = [as_float_matrix(x, self.dtype, f"{what}[{k}] ({names[k]!r})", w,
-                               allow_empty=allow_empty)
+                               allow_empty=allow_empty, ops=self.ops)
                for k, (x, w) in enumerate(zip(X, widths))]
         for k, a in enumerate(out):
             if a.shape[0] != (out[0].shape[0] if rows is None else rows):

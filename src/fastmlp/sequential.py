@@ -309,7 +309,7 @@ class Sequential:
         X may be any numeric array-like; it is converted to a C-contiguous array of the
         model's dtype (never modified). NaN or infinity in X raise ValueError.
         """
-        out = as_float_matrix(X, self.dtype, "X", self.n_in)
+        out = as_float_matrix(X, self.dtype, "X", self.n_in, ops=self.ops)
         self._last_batch = None
         if training:
             self.state.rng_step += 1       # every stage reads it: one step per forward
@@ -336,7 +336,7 @@ class Sequential:
         """
         if self._last_batch is None:
             raise ValueError("backward called before forward: call forward(X) first")
-        g = as_float_matrix(grad_out, self.dtype, "grad_out", self.n_out)
+        g = as_float_matrix(grad_out, self.dtype, "grad_out", self.n_out, ops=self.ops)
         if g.shape[0] != self._last_batch:
             raise ValueError(f"grad_out has {g.shape[0]} rows but the last forward had "
                              f"{self._last_batch}")
@@ -362,7 +362,8 @@ class Sequential:
         does not disturb the caches of :meth:`forward`. Rows are processed ``batch_size``
         at a time, which bounds the workspace. No rows give an empty (0, n_out) array.
         """
-        X = as_float_matrix(X, self.dtype, "X", self.n_in, allow_empty=True)
+        X = as_float_matrix(X, self.dtype, "X", self.n_in, allow_empty=True,
+                            ops=self.ops)
         batch_size = check_positive_int(batch_size, "batch_size")
         if X.shape[0] == 0:
             return np.empty((0, self.n_out), dtype=self.dtype)

@@ -21,7 +21,7 @@ from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.distributed import Distributed, RankFailed, fingerprint
 from fastmlp.diagnostics import Diagnostics
 from fastmlp.history import History
-from fastmlp.losses import Loss, get_loss
+from fastmlp.losses import Loss, get_loss, loss_value_and_grad
 from fastmlp.metrics import _unique_names, call_metric, get_metrics, link
 from fastmlp.optim import FullBatchSolver, Optimizer
 from fastmlp.regularizers import Penalty
@@ -148,10 +148,11 @@ class Trainer:
 
     # -- data checks ------------------------------------------------------------------------
     def _inputs(self, X, name="X"):
-        return as_float_matrix(X, self.model.dtype, name, self.model.n_in)
+        return as_float_matrix(X, self.model.dtype, name, self.model.n_in, ops=self.model.ops)
 
     def _targets(self, y, n_rows, name="y"):
-        return prepare_targets(self.loss, y, self.model.n_out, self.model.dtype, n_rows, name)
+        return prepare_targets(self.loss, y, self.model.n_out, self.model.dtype, n_rows, name,
+                               self.model.ops)
 
     def _row_weights(self, sample_weight, class_weight, targets):
         """Each row's weight: ``sample_weight`` times its class's ``class_weight``."""
@@ -477,7 +478,8 @@ class Trainer:
             X = self._inputs(X)
             y = self._targets(y, X.shape[0])
         out = self._outputs(X)
-        value = self.loss(out, y, sample_weight=sample_weight)
+        value = loss_value_and_grad(self.loss, out, y, sample_weight=sample_weight,
+                                    ops=self.model.ops, with_grad=False)
         value += sum(term(self.model) for term in penalty_terms(self))
         logs = {prefix + "loss": float(value)}
         logs.update(self._metric_logs(X, y, prefix, outputs=out))
@@ -496,4 +498,4 @@ class Trainer:
         """Network outputs (logits for classification losses) in evaluation mode; an empty
         (0, n_out) array for no rows."""
         return self._outputs(as_float_matrix(X, self.model.dtype, "X", self.model.n_in,
-                                             allow_empty=True))
+                                             allow_empty=True, ops=self.model.ops))

@@ -24,6 +24,7 @@ from scipy.optimize import minimize
 from fastmlp._serial import register
 from fastmlp._typing import Arena
 from fastmlp._validation import as_float_matrix, contiguous
+from fastmlp.losses import loss_value_and_grad
 from fastmlp.optim.base import _check_keys, _plain, check_lr, check_nonneg, model_arrays
 
 __all__ = ["FullBatchSolver", "GradientDescent", "LBFGS", "BFGS", "make_objective"]
@@ -68,11 +69,12 @@ def make_objective(model: Arena, loss: Any, X: np.ndarray, targets: np.ndarray,
         ``objective() -> float``. NaN when the network's outputs are not finite (the
         parameters overflowed); ``model.grads`` is then meaningless.
     """
-    X = as_float_matrix(X, model.dtype, "X", model.n_in)
+    ops = model.ops
+    X = as_float_matrix(X, model.dtype, "X", model.n_in, ops=ops)
     n = X.shape[0]
     if n == 0:
         raise ValueError("X has no rows")
-    t = loss._prepare_target(targets, model.n_out, model.dtype)
+    t = loss._prepare_target(targets, model.n_out, model.dtype, ops=ops)
     if t.shape[0] != n:
         raise ValueError(f"targets has {t.shape[0]} rows but X has {n}")
     w = None if weights is None else _row_weights(weights, n, model.dtype)
@@ -88,8 +90,8 @@ def make_objective(model: Arena, loss: Any, X: np.ndarray, targets: np.ndarray,
             out = model.forward(X[rows], training=True)
             if not np.isfinite(out).all():           # the parameters overflowed
                 return math.nan
-            part, grad = loss.value_and_grad(
-                out, t[rows], sample_weight=None if w is None else w[rows])
+            part, grad = loss_value_and_grad(
+                loss, out, t[rows], sample_weight=None if w is None else w[rows], ops=ops)
             scale = out.shape[0] / n if getattr(loss, "reduction", "mean") == "mean" else 1.0
             value += part * scale
             if scale != 1.0:
