@@ -28,7 +28,7 @@ from fastmlp._estimator_loop import (InvScaling, NoImprovement, PrintLoss, Sklea
                                      SklearnRecord, SklearnTrainer)
 from fastmlp._validation import contiguous
 from fastmlp.layers import BatchNorm
-from fastmlp.optim import OPTIMIZERS, SGD, get_optimizer
+from fastmlp.optim import FULL_BATCH, OPTIMIZERS, SGD, get_optimizer
 from fastmlp.regularizers import L2Penalty
 
 
@@ -208,7 +208,7 @@ def check_full_batch(est):
     masks at every evaluation, makes it random (the solver then stops early, claiming
     convergence); the Trainer refuses the same (BatchNorm over the whole set is
     deterministic and stays allowed)."""
-    if getattr(OPTIMIZERS[est.solver], "full_batch", False) and est.dropout > 0:
+    if OPTIMIZERS[est.solver].strategy == FULL_BATCH and est.dropout > 0:
         raise ValueError(f"dropout={est.dropout} draws new masks at every evaluation, but "
                          f"solver={est.solver!r} needs a deterministic objective: use a "
                          "mini-batch solver (solver='adam' or 'sgd') or dropout=0")

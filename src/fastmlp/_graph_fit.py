@@ -20,6 +20,7 @@ from fastmlp._output_unit import check_output_unit
 from fastmlp.layers.base import Layer
 from fastmlp.losses import get_loss, loss_value_and_grad
 from fastmlp.metrics import _unique_names, call_metric, get_metrics, link
+from fastmlp.optim.base import FULL_BATCH
 from fastmlp._validation import contiguous
 from fastmlp.sequential import _flatten
 from fastmlp._trainer_rows import class_labels, prepare_targets
@@ -92,7 +93,7 @@ class GraphTrainer(Trainer):
         if comm is not None:
             raise ValueError("distributed training (comm=) does not support graph models yet")
         self._setup(model, optimizer, regularizers, seed, n_threads, comm)
-        if getattr(self.optimizer, "full_batch", False):
+        if self.optimizer.strategy == FULL_BATCH:
             raise ValueError(f"optimizer={self.optimizer!r} is a full-batch solver: graph "
                              "models train with mini-batch optimizers")
         self.loss = _losses(model, loss)

@@ -10,8 +10,8 @@ from fastmlp._graph import Graph
 from fastmlp._graph_ref import ReferenceGraph
 from fastmlp._plan import Plan, TrainingState
 from fastmlp._validation import as_float_matrix, check_dtype, check_positive_int
-from fastmlp.sequential import (PREDICT_CHUNK, Sequential, _CompileContext,
-                                _flatten, _init_sequence, _link_residuals, rng_key)
+from fastmlp._stages import CompileContext, link_residuals
+from fastmlp.sequential import PREDICT_CHUNK, Sequential, _flatten, _init_sequence, rng_key
 
 
 class Model:
@@ -163,7 +163,7 @@ class Model:
 
     def _plans(self):
         """One Plan per segment, or None when a layer has no core kernel."""
-        ctx = _CompileContext(self)
+        ctx = CompileContext(self)
         params, grads = (self.params, self.grads) if self.params.size else \
             (np.zeros(1, self.dtype), np.zeros(1, self.dtype))     # no parameters at all
         plans = []
@@ -176,7 +176,7 @@ class Model:
                 if d is None:
                     return None
                 descs.extend(d)
-            plans.append(Plan(_link_residuals(descs), params, grads,
+            plans.append(Plan(link_residuals(descs), params, grads,
                               self.buffers if self.buffers.size else None, self.state))
         return plans
 

@@ -11,6 +11,7 @@ from fastmlp._ops import Ops, get_ops
 from fastmlp._nesting import adopt_nested, layer_list
 from fastmlp._plan import Plan, TrainingState
 from fastmlp._serial import register_kind
+from fastmlp._stages import compile_stages
 from fastmlp._typing import Config, Seed
 from fastmlp._validation import as_float_matrix, check_dtype, check_positive_int, contiguous
 from fastmlp.layers.base import Layer
@@ -215,26 +216,9 @@ class Sequential:
         self._last_batch = None
 
     def _compile_stages(self):
-        """Group consecutive library layers into compiled plans; Python layers stand alone."""
-        ctx = _CompileContext(self)
-        stages, run = [], []
-
-        def flush():
-            if run:
-                stages.append(("core", Plan(_link_residuals(run), self.params, self.grads,
-                                            self.buffers if self.buffers.size else None,
-                                            self.state)))
-                run.clear()
-
-        for layer in self.layers:
-            descs = layer.core_descs(ctx) if self._ops.compiled else None
-            if descs is None:
-                flush()
-                stages.append(("python", layer))
-            else:
-                run.extend(descs)
-        flush()
-        return stages
+        """Group consecutive library layers into compiled plans; Python layers stand alone
+        (:func:`fastmlp._stages.compile_stages`)."""
+        return compile_stages(self)
 
     def get_weights(self) -> np.ndarray:
         """A copy of the model's state (parameters, then buffers such as running
@@ -497,36 +481,3 @@ def _init_sequence(layers, rng):
         nxt = layers[i + 1].activation_name if i + 1 < len(layers) else None
         layer.init_params(rng, nxt)
         _init_sequence(layer.children(), rng)
-
-
-class _CompileContext:
-    """What a layer needs to describe itself to the core: where its parameters and buffers
-    live, and its RNG stream (its index in the model)."""
-
-    def __init__(self, model):
-        self.model = model
-        self._index = {id(layer): i for i, layer in enumerate(model.flat_layers)}
-        self._offsets = {}
-        for p in model.param_info + model.buffer_info:
-            self._offsets.setdefault(p["layer"], {})[p["name"]] = p["offset"]
-
-    def index(self, layer):
-        return self._index[id(layer)]
-
-    def offsets(self, layer):
-        return self._offsets.get(self.index(layer), {})
-
-
-def _link_residuals(descs):
-    """Resolve the residual markers of a run of descriptors into absolute links."""
-    out, stack = [], []
-    for d in descs:
-        d = dict(d)
-        if d.pop("_res_begin", False):
-            stack.append(len(out))
-        elif d.pop("_res_end", False):
-            begin = stack.pop()
-            d["link"] = begin
-            out[begin]["link"] = len(out)
-        out.append(d)
-    return out

@@ -25,7 +25,8 @@ from fastmlp._serial import register
 from fastmlp._typing import Arena
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp.losses import loss_value_and_grad
-from fastmlp.optim.base import _check_keys, _plain, check_lr, check_nonneg, model_arrays
+from fastmlp.optim.base import (FULL_BATCH, BaseOptimizer, _check_keys, _plain, check_lr,
+                                check_nonneg, model_arrays)
 
 __all__ = ["FullBatchSolver", "GradientDescent", "LBFGS", "BFGS", "make_objective"]
 
@@ -69,15 +70,8 @@ def make_objective(model: Arena, loss: Any, X: np.ndarray, targets: np.ndarray,
         ``objective() -> float``. NaN when the network's outputs are not finite (the
         parameters overflowed); ``model.grads`` is then meaningless.
     """
-    ops = model.ops
-    X = as_float_matrix(X, model.dtype, "X", model.n_in, ops=ops)
-    n = X.shape[0]
-    if n == 0:
-        raise ValueError("X has no rows")
-    t = loss._prepare_target(targets, model.n_out, model.dtype, ops=ops)
-    if t.shape[0] != n:
-        raise ValueError(f"targets has {t.shape[0]} rows but X has {n}")
-    w = None if weights is None else _row_weights(weights, n, model.dtype)
+    X, t, w = _objective_rows(model, loss, X, targets, weights)
+    n, ops = X.shape[0], model.ops
     chunk = _check_int(chunk, "chunk")
     regularizers = tuple(regularizers)
     starts = range(0, n, chunk)
@@ -103,6 +97,18 @@ def make_objective(model: Arena, loss: Any, X: np.ndarray, targets: np.ndarray,
         return float(value)
 
     return objective
+
+
+def _objective_rows(model, loss, X, targets, weights):
+    """``(X, targets, weights)`` of :func:`make_objective`, checked on the model's backend."""
+    X = as_float_matrix(X, model.dtype, "X", model.n_in, ops=model.ops)
+    n = X.shape[0]
+    if n == 0:
+        raise ValueError("X has no rows")
+    t = loss._prepare_target(targets, model.n_out, model.dtype, ops=model.ops)
+    if t.shape[0] != n:
+        raise ValueError(f"targets has {t.shape[0]} rows but X has {n}")
+    return X, t, None if weights is None else _row_weights(weights, n, model.dtype)
 
 
 def _row_weights(weights, n, dtype):
@@ -152,7 +158,7 @@ def _gnorm(grads):
 
 # --- the base class ------------------------------------------------------------------------
 
-class FullBatchSolver:
+class FullBatchSolver(BaseOptimizer):
     """Base class of the full-batch solvers.
 
     Subclasses list their hyperparameters in ``_checks`` (name -> validator, in constructor
@@ -160,7 +166,7 @@ class FullBatchSolver:
     :meth:`run`. ``step_count`` counts the iterations taken over all runs.
     """
 
-    full_batch = True
+    strategy = FULL_BATCH
     _checks = {}
 
     def __init__(self, **hyper: Any):
