@@ -71,10 +71,11 @@ def make_objective(model: Arena, loss: Any, X: np.ndarray, targets: np.ndarray,
         parameters overflowed); ``model.grads`` is then meaningless.
     """
     X, t, w = _objective_rows(model, loss, X, targets, weights)
-    n, ops = X.shape[0], model.ops
+    n = X.shape[0]
     chunk = _check_int(chunk, "chunk")
     regularizers = tuple(regularizers)
     starts = range(0, n, chunk)
+    mean_of = n if getattr(loss, "reduction", "mean") == "mean" else None
 
     def objective():
         model.zero_grad()
@@ -84,19 +85,25 @@ def make_objective(model: Arena, loss: Any, X: np.ndarray, targets: np.ndarray,
             out = model.forward(X[rows], training=True)
             if not np.isfinite(out).all():           # the parameters overflowed
                 return math.nan
-            part, grad = loss_value_and_grad(
-                loss, out, t[rows], sample_weight=None if w is None else w[rows], ops=ops)
-            scale = out.shape[0] / n if getattr(loss, "reduction", "mean") == "mean" else 1.0
-            value += part * scale
-            if scale != 1.0:
-                grad *= scale
-            model.backward(grad)
+            value += _chunk_term(model, loss, out, t[rows],
+                                 None if w is None else w[rows], mean_of)
         for reg in regularizers:
             value += float(reg(model))
             reg.add_grad(model)
         return float(value)
 
     return objective
+
+
+def _chunk_term(model, loss, out, target, weights, mean_of):
+    """One chunk's term of the objective, its gradient sent back through ``model``: the
+    chunk's loss times rows / ``mean_of`` (a mean loss), or times 1 (``mean_of`` None)."""
+    part, grad = loss_value_and_grad(loss, out, target, sample_weight=weights, ops=model.ops)
+    scale = out.shape[0] / mean_of if mean_of is not None else 1.0
+    if scale != 1.0:
+        grad *= scale
+    model.backward(grad)
+    return part * scale
 
 
 def _objective_rows(model, loss, X, targets, weights):
