@@ -2,6 +2,8 @@
 numpy's lstsq, Newton's one-step solve of a quadratic, monotone gradient descent, MLP
 convergence from one table, stopping, size limits, validation and state dicts."""
 import math
+import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -316,7 +318,7 @@ def test_assignment_is_validated_and_repr():
     assert repr(LBFGS()) == "LBFGS(tol=1e-09, history_size=10, max_fun=15000)"
     assert repr(BFGS()) == "BFGS(tol=1e-09, max_params=4000)"
     assert repr(Newton()) == "Newton(damping=0.0001, max_params=2000, tol=1e-09)"
-    assert all(cls.full_batch for cls in (GradientDescent, LBFGS, BFGS, Newton))
+    assert all(cls.strategy == "full_batch" for cls in (GradientDescent, LBFGS, BFGS, Newton))
 
 
 def test_registry_names():
@@ -376,3 +378,22 @@ def test_trainer_full_batch_epochs_end_as_mini_batch_ones(rng):
         history = fm.Trainer(model, fm.MSELoss(), solver).fit(
             X, y, epochs=10, callbacks=[Mark()], verbose=0)
         assert history.history["mark"] == [0.0, 1.0, 2.0]
+
+
+def test_the_trainer_picks_its_loop_from_the_strategy_not_the_class_hierarchy():
+    """One protocol: every optimizer declares ``strategy``; the Trainer dispatches on it, and
+    no module branches on Optimizer vs FullBatchSolver."""
+    assert all(cls.strategy in ("mini_batch", "full_batch") for cls in OPTIMIZERS.values())
+    assert fm.SGD.strategy == "mini_batch" and LBFGS.strategy == "full_batch"
+
+    class Sometimes(fm.SGD):
+        strategy = "sometimes"
+
+    model = fm.Sequential(fm.Dense(2, 1), seed=0)
+    with pytest.raises(ValueError, match="Sometimes.strategy must be one of"):
+        fm.Trainer(model, "mse", Sometimes(lr=0.1))
+    src = pathlib.Path(fm.__file__).parent
+    found = [f"{path.name}:{n}" for path in src.rglob("*.py")
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if re.search(r"isinstance\(.*FullBatchSolver|\"full_batch\", False", line)]
+    assert not found, found

@@ -19,7 +19,7 @@ from fastmlp._ops import OPS
 from fastmlp.optim import OPTIMIZERS, Optimizer
 from fastmlp.reference import activations as ref_act
 from fastmlp.reference import losses as ref_losses
-from fastmlp.sequential import _CompileContext
+from fastmlp._stages import CompileContext
 from helpers import rel_err
 
 
@@ -91,7 +91,7 @@ EXAMPLES = _examples()
 
 
 def _kinds(model):
-    ctx = _CompileContext(model)
+    ctx = CompileContext(model)
     return {int(d["kind"]) for layer in model.layers for d in (layer.core_descs(ctx) or ())}
 
 

@@ -1,6 +1,7 @@
 """The backend as an object (``fastmlp._ops``): the two ops objects expose the same kernels
-with the same signatures, a model's ``ops`` follows its ``backend``, and no code outside
-``fastmlp._ops`` chooses a kernel by comparing backend names."""
+(optimizers, clipping, penalties, losses, input checks) with the same signatures, a model's
+``ops`` follows its ``backend`` (a ``backend="numpy"`` fit runs no compiled loss or check),
+and no code outside ``fastmlp._ops`` chooses a kernel by comparing backend names."""
 import inspect
 import pathlib
 import pickle
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 import fastmlp as fm
+from fastmlp import _losses, _optim
 from fastmlp._ops import BACKENDS, OPS, CoreOps, get_ops, ops_of
 from fastmlp.reference.ops import NumpyOps
 
@@ -79,3 +81,69 @@ def test_no_backend_name_is_compared_outside_the_ops_module():
              for n, line in enumerate(path.read_text().splitlines(), 1)
              if pattern.search(line) and not path.name.startswith("_bench")]
     assert not found, found
+
+
+def test_the_ops_cover_losses_and_input_checks():
+    for ops in OPS.values():
+        assert callable(ops.loss_value_grad) and callable(ops.array_is_finite)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_loss_and_check_kernels_agree_on_both_backends(dtype):
+    rng = np.random.default_rng(3)
+    pred = rng.normal(size=(7, 4)).astype(dtype)
+    labels = rng.integers(0, 4, 7)
+    w = rng.uniform(0.5, 2.0, 7).astype(dtype)
+    for loss, target in [(fm.MSELoss(), pred[::-1].copy()), (fm.CrossEntropyLoss(0.1), labels),
+                         (fm.HuberLoss(0.5, reduction="sum"), pred * 2),
+                         (fm.MultiMarginLoss(), labels)]:
+        (v0, g0), (v1, g1) = [loss.value_and_grad(pred, target, sample_weight=w, ops=ops)
+                              for ops in (OPS["core"], OPS["numpy"])]
+        rtol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(v0, v1, rtol=rtol)
+        np.testing.assert_allclose(g0, g1, rtol=rtol, atol=1e-7)
+        assert g0.dtype == g1.dtype == dtype
+    for ops in OPS.values():
+        x = np.ones((3, 2), dtype)
+        assert ops.array_is_finite(x)
+        x[2, 1] = np.inf
+        assert not ops.array_is_finite(x)
+        with pytest.raises(ValueError, match="C-contiguous"):
+            ops.array_is_finite(np.ones((4, 4), dtype)[:, ::2])
+        with pytest.raises(TypeError, match="float32 or float64"):
+            ops.array_is_finite(np.ones(3, np.int64))
+
+
+def _refuse_compiled_losses_and_checks(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a compiled loss or check ran on the numpy backend")
+    for name in dir(_losses):
+        if name.endswith("_memview"):
+            monkeypatch.setattr(_losses, name, refuse)
+    monkeypatch.setattr(_optim, "array_is_finite", refuse)
+    monkeypatch.setattr(CoreOps, "loss_value_grad", staticmethod(refuse))
+    monkeypatch.setattr(CoreOps, "array_is_finite", staticmethod(refuse))
+
+
+@pytest.mark.parametrize("optimizer", [lambda: fm.Adam(lr=0.01), lambda: fm.LBFGS()],
+                         ids=["mini_batch", "full_batch"])
+def test_a_numpy_fit_runs_no_compiled_loss_and_matches_the_core(optimizer, monkeypatch):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 5)), rng.integers(0, 3, 64)
+
+    def fit(backend):
+        model = fm.Sequential(fm.Dense(5, 8), fm.Tanh(), fm.Dense(8, 3), seed=0,
+                              backend=backend, dtype="float64")
+        trainer = fm.Trainer(model, "cross_entropy", optimizer(), seed=0)
+        history = trainer.fit(X, y, epochs=3, batch_size=16, verbose=0,
+                              validation_split=0.25)
+        return model.params.copy(), history.history["val_loss"], trainer.evaluate(X, y)
+
+    core = fit("core")
+    _refuse_compiled_losses_and_checks(monkeypatch)
+    with pytest.raises(AssertionError, match="compiled loss"):
+        fm.CrossEntropyLoss()(X[:, :3], y)          # the default backend is the core
+    ref = fit("numpy")
+    np.testing.assert_allclose(ref[0], core[0], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ref[1], core[1], rtol=1e-7)
+    np.testing.assert_allclose(ref[2]["loss"], core[2]["loss"], rtol=1e-7)

@@ -11,6 +11,7 @@ from fastmlp._freeze import FrozenParams
 from fastmlp.layers.norm import BatchNorm
 from fastmlp._regularize import ConstraintKind, constraint_table
 from fastmlp._train import Runner
+from fastmlp.losses import loss_value_and_grad
 
 #: Seconds between progress-bar refreshes (the fused loop returns to Python this often).
 REFRESH_SECONDS = 0.1
@@ -238,7 +239,7 @@ class EpochLoop:
             out = model.forward(Xb, training=True)
             if not np.isfinite(out).all():    # the loss would refuse it: report it as the core does
                 return loss_sum, rows, steps, float("nan")
-            value, grad = loss.value_and_grad(out, yb, sample_weight=wb)
+            value, grad = loss_value_and_grad(loss, out, yb, sample_weight=wb, ops=model.ops)
             for term in self.penalties:
                 value += term(model)
             if not np.isfinite(value):

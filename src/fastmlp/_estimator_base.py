@@ -20,13 +20,13 @@ from fastmlp._serial import jsonable, restore_nonfinite
 from fastmlp._trainer_state import pack_optimizer, unpack_optimizer
 from fastmlp.layers import BatchNorm, Dense, Dropout, PReLU
 from fastmlp.layers.activations import ACTIVATION_LAYERS
-from fastmlp.optim import OPTIMIZERS
+from fastmlp.optim import MINI_BATCH, OPTIMIZERS
 from fastmlp.sequential import Sequential
 from fastmlp.threads import limit_threads
 
 #: Solvers that train on mini-batches (``partial_fit`` needs one of them).
 STOCHASTIC = tuple(name for name, cls in OPTIMIZERS.items()
-                   if not getattr(cls, "full_batch", False))
+                   if cls.strategy == MINI_BATCH)
 #: Rows per forward call in predict (bounds the workspace and the densified sparse rows).
 PREDICT_CHUNK = 4096
 #: The fitted attributes kept as plain values by ``__fastmlp_save__``.

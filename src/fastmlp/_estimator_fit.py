@@ -28,7 +28,7 @@ from fastmlp._estimator_loop import (InvScaling, NoImprovement, PrintLoss, Sklea
                                      SklearnRecord, SklearnTrainer)
 from fastmlp._validation import contiguous
 from fastmlp.layers import BatchNorm
-from fastmlp.optim import OPTIMIZERS, SGD, get_optimizer
+from fastmlp.optim import FULL_BATCH, OPTIMIZERS, SGD, get_optimizer
 from fastmlp.regularizers import L2Penalty
 
 
@@ -62,7 +62,7 @@ class _Objective:
             weights = np.full(Y.shape[0], scale)
         self.weights = None if weights is None else weights.astype(model.dtype)
         self.targets = self.loss._prepare_target(est._loss_targets(Y), model.n_out,
-                                                 model.dtype)
+                                                 model.dtype, ops=model.ops)
         lam = est.alpha / (batch_rows * mean)
         self.penalty = L2Penalty(lam) if lam > 0 else None
 
@@ -89,7 +89,8 @@ class HalfPoissonLoss:
 
     is_classification = False
 
-    def _prepare_target(self, target, n_outputs, dtype=np.float64):
+    def _prepare_target(self, target, n_outputs, dtype=np.float64, ops=None):
+        """``target`` as a C-contiguous (n, n_outputs) matrix (``ops`` unused: NumPy only)."""
         t = np.asarray(target, dtype=dtype)
         t = t.reshape(-1, 1) if t.ndim == 1 else t
         if t.ndim != 2 or t.shape[1] != n_outputs:
@@ -207,7 +208,7 @@ def check_full_batch(est):
     masks at every evaluation, makes it random (the solver then stops early, claiming
     convergence); the Trainer refuses the same (BatchNorm over the whole set is
     deterministic and stays allowed)."""
-    if getattr(OPTIMIZERS[est.solver], "full_batch", False) and est.dropout > 0:
+    if OPTIMIZERS[est.solver].strategy == FULL_BATCH and est.dropout > 0:
         raise ValueError(f"dropout={est.dropout} draws new masks at every evaluation, but "
                          f"solver={est.solver!r} needs a deterministic objective: use a "
                          "mini-batch solver (solver='adam' or 'sgd') or dropout=0")

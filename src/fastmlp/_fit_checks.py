@@ -3,16 +3,18 @@ any training step."""
 import numbers
 
 from fastmlp._freeze import frozen_ranges
+from fastmlp.distributed import fingerprint
 from fastmlp.layers.augment import ImageAugment
 from fastmlp.layers.noise import Dropout, GaussianNoise
 from fastmlp.layers.norm import BatchNorm
+from fastmlp.optim.base import FULL_BATCH
 
 
 def check_deterministic(model, optimizer):
     """Full-batch solvers search along lines of one objective: a layer drawing new noise at
     every evaluation makes it random (L-BFGS then stops early, claiming convergence). They
     move the whole parameter vector, frozen layers included: refused too."""
-    if not getattr(optimizer, "full_batch", False):
+    if optimizer.strategy != FULL_BATCH:
         return
     if frozen_ranges(model):
         raise ValueError(f"optimizer={optimizer!r} moves every parameter, but the model has "
@@ -24,6 +26,20 @@ def check_deterministic(model, optimizer):
             raise ValueError(f"optimizer={optimizer!r} needs a deterministic objective, but "
                              f"{layer!r} draws new noise at every evaluation: use a "
                              "mini-batch optimizer (e.g. Adam) or remove the layer")
+
+
+def check_ranks_agree(trainer, error, prepared, batch_size, sharded, shuffle,
+                      validation_split):
+    """Distributed fit: every rank raises ``error`` (one rank's), or they all checked that
+    they train alike (the same fingerprint of data and settings)."""
+    params = trainer.fit_params
+    trainer._dist.check_same(error, {} if error else fingerprint(
+        trainer, prepared[0], prepared[1], batch_size, sharded,
+        {"epochs": params["epochs"], "initial_epoch": params["initial_epoch"],
+         "shuffle": bool(shuffle),
+         "batch_callbacks": any(cb.wants_batches for cb in prepared[5]),
+         "validation_split": validation_split,
+         "validation_freq": repr(params["validation_freq"])}))
 
 
 def check_batchnorm_batches(model, n_rows, batch_size, full_batch):

@@ -18,8 +18,9 @@ from fastmlp._graph_train import GraphRunner
 from fastmlp._refit import refit_callback
 from fastmlp._output_unit import check_output_unit
 from fastmlp.layers.base import Layer
-from fastmlp.losses import get_loss
+from fastmlp.losses import get_loss, loss_value_and_grad
 from fastmlp.metrics import _unique_names, call_metric, get_metrics, link
+from fastmlp.optim.base import FULL_BATCH
 from fastmlp._validation import contiguous
 from fastmlp.sequential import _flatten
 from fastmlp._trainer_rows import class_labels, prepare_targets
@@ -92,7 +93,7 @@ class GraphTrainer(Trainer):
         if comm is not None:
             raise ValueError("distributed training (comm=) does not support graph models yet")
         self._setup(model, optimizer, regularizers, seed, n_threads, comm)
-        if getattr(self.optimizer, "full_batch", False):
+        if self.optimizer.strategy == FULL_BATCH:
             raise ValueError(f"optimizer={self.optimizer!r} is a full-batch solver: graph "
                              "models train with mini-batch optimizers")
         self.loss = _losses(model, loss)
@@ -172,7 +173,9 @@ class GraphTrainer(Trainer):
             sample_weight = self._row_weights(sample_weight, None, y)
         outs = self._outputs(X)
         ws = sample_weight if sample_weight is not None else [None] * len(outs)
-        values = [float(f(o, t, sample_weight=w)) for f, o, t, w in zip(self.loss, outs, y, ws)]
+        values = [float(loss_value_and_grad(f, o, t, sample_weight=w, ops=self.model.ops,
+                                            with_grad=False))
+                  for f, o, t, w in zip(self.loss, outs, y, ws)]
         total = sum(lw * v for lw, v in zip(self.loss_weights, values))
         total += sum(term(self.model) for term in penalty_terms(self))
         logs = {prefix + "loss": float(total)}
@@ -275,7 +278,7 @@ class GraphEpochLoop(EpochLoop):
                                   ws):
             if not np.isfinite(o).all():
                 return float("nan")
-            v, g = f.value_and_grad(o, t, sample_weight=w)
+            v, g = loss_value_and_grad(f, o, t, sample_weight=w, ops=model.ops)
             value += lw * v
             grads.append(g * o.dtype.type(lw) if lw != 1.0 else g)
         value += sum(term(model) for term in self.penalties)

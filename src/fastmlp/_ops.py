@@ -3,17 +3,18 @@
 ``get_ops("core")`` is a :class:`CoreOps` (the compiled kernels), ``get_ops("numpy")`` a
 :class:`fastmlp.reference.ops.NumpyOps` (their NumPy twins); both have the same methods
 with the same signatures. A model holds one as ``model.ops`` (set with its ``backend``);
-the optimizers, penalties, constraints and gradient clipping call its kernels.
+the optimizers, penalties, constraints, gradient clipping, the losses (``loss_value_grad``)
+and the input checks (``array_is_finite``) call its kernels.
 """
 from typing import Any
 
-from fastmlp import _lamb, _optim, _regularize
+from fastmlp import _lamb, _losses, _optim, _regularize
 from fastmlp.reference.ops import NumpyOps, Ops
 
 
 class CoreOps(Ops):
-    """The compiled kernels (``fastmlp._optim``, ``_lamb``, ``_regularize``), with the
-    methods and signatures of :class:`~fastmlp.reference.ops.NumpyOps`."""
+    """The compiled kernels (``fastmlp._optim``, ``_lamb``, ``_regularize``, ``_losses``),
+    with the methods and signatures of :class:`~fastmlp.reference.ops.NumpyOps`."""
 
     name = "core"
     compiled = True
@@ -30,6 +31,8 @@ class CoreOps(Ops):
     soft_threshold = staticmethod(_regularize.soft_threshold_memview)
     maxnorm_columns = staticmethod(_regularize.maxnorm_columns_memview)
     nonneg = staticmethod(_regularize.nonneg_memview)
+    loss_value_grad = staticmethod(_losses.value_and_grad_memview)
+    array_is_finite = staticmethod(_optim.array_is_finite)
 
 
 #: the backends by name, one instance each (they hold no state)

@@ -15,6 +15,7 @@ with ``phase`` ``"refit"``.
 import numpy as np
 
 from fastmlp import callbacks as cbks
+from fastmlp.optim.base import FULL_BATCH
 
 
 class _StopAtLoss(cbks.Callback):
@@ -45,7 +46,7 @@ def check_refit(callbacks, val, optimizer):
     if val is None:
         raise ValueError("EarlyStopping(refit=...) needs validation data "
                          "(validation_split or validation_data)")
-    if getattr(optimizer, "full_batch", False):
+    if optimizer.strategy == FULL_BATCH:
         raise ValueError("EarlyStopping(refit=...) needs a mini-batch optimizer, not "
                          f"{optimizer!r}")
 

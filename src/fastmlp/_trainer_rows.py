@@ -8,15 +8,16 @@ import numpy as np
 from fastmlp.data import split_indices
 
 
-def prepare_targets(loss, y, n_out, dtype, n_rows, name="y"):
+def prepare_targets(loss, y, n_out, dtype, n_rows, name="y", ops=None):
     """``y`` as ``loss`` trains on it (class labels as int64, else a float matrix of
-    ``n_out`` columns), checked to have ``n_rows`` rows; errors name ``name``."""
+    ``n_out`` columns), checked (on the backend ``ops``) to have ``n_rows`` rows; errors
+    name ``name``."""
     if loss.is_classification and n_out > 1:
         arr = np.asarray(y)            # (n, 1) class labels, as scikit-learn and Keras
         if arr.ndim == 2 and arr.shape[1] == 1:
             y = arr[:, 0]
     try:
-        t = loss._prepare_target(y, n_out, dtype)
+        t = loss._prepare_target(y, n_out, dtype, ops=ops)
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"{name}: {exc}") from None
     if t.shape[0] != n_rows:

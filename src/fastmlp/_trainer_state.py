@@ -13,7 +13,7 @@ from fastmlp._serial import (check_int, check_keys, jsonable, lookup, object_fro
                              registered_name, take_array, to_config)
 from fastmlp.losses import Loss
 from fastmlp.metrics import METRICS, get_metric
-from fastmlp.optim import FullBatchSolver, Optimizer
+from fastmlp.optim import BaseOptimizer
 from fastmlp.regularizers import Penalty
 from fastmlp.sequential import Sequential
 
@@ -99,7 +99,7 @@ def unpack_optimizer(config, arrays, model, custom_objects=None):
     """The optimizer of :func:`pack_optimizer`, its buffers checked against ``model``;
     consumes its arrays."""
     check_keys(config, ("type", "step", "hyper", "state"), what="optimizer config")
-    cls = lookup(config["type"], (Optimizer, FullBatchSolver), "optimizer", custom_objects)
+    cls = lookup(config["type"], BaseOptimizer, "optimizer", custom_objects)
     hyper, names = config["hyper"], config["state"]
     if not isinstance(hyper, dict):
         raise ValueError("optimizer 'hyper' must be a JSON object")

@@ -3,7 +3,8 @@ import numbers
 
 import numpy as np
 
-from fastmlp._optim import array_is_finite, matrix_ready  # noqa: F401  (re-exported)
+from fastmlp._ops import OPS
+from fastmlp._optim import matrix_ready  # noqa: F401  (re-exported: predict's fast path)
 
 FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -52,12 +53,13 @@ def contiguous(a, dtype):
 
 
 def as_float_matrix(X, dtype, name="X", n_cols=None, allow_nonfinite=False,
-                    allow_empty=False):
+                    allow_empty=False, ops=None):
     """Convert X to a C-contiguous 2-D array of ``dtype``, safely.
 
     Accepts lists, integer/bool/float16 arrays, Fortran-ordered, strided, unaligned and
     read-only arrays (converted, never modified). Refuses strings, objects, complex
     numbers, other ranks, a wrong column count and (unless allowed) empty batches, NaN or
+    inf. ``ops`` (a model's backend, default the compiled core) runs the check for NaN and
     inf.
     """
     arr = as_numeric(X, name)
@@ -69,12 +71,6 @@ def as_float_matrix(X, dtype, name="X", n_cols=None, allow_nonfinite=False,
     if n_cols is not None and arr.shape[1] != n_cols:
         raise ValueError(f"{name} has {arr.shape[1]} features (columns), expected {n_cols}")
     arr = contiguous(arr, dtype)
-    if not allow_nonfinite and not _all_finite(arr):
+    if not allow_nonfinite and not (ops or OPS["core"]).array_is_finite(arr):
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
-
-
-def _all_finite(arr):
-    """True when a C-contiguous float32/float64 array has no NaN or ±inf: one pass of the
-    core's kernel (vectorized, split over threads for large arrays, no temporary)."""
-    return array_is_finite(arr)

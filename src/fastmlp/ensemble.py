@@ -9,8 +9,7 @@ from numpy.typing import ArrayLike
 
 from fastmlp.metrics import link
 from fastmlp.optim import get_optimizer
-from fastmlp.optim.base import Optimizer
-from fastmlp.optim.fullbatch import FullBatchSolver
+from fastmlp.optim.base import BaseOptimizer
 from fastmlp.sequential import Sequential
 
 __all__ = ["Ensemble"]
@@ -208,7 +207,7 @@ class Ensemble:
 def _optimizer_factory(optimizer, kwargs):
     """A zero-argument callable returning a new optimizer per call."""
     kwargs = dict(kwargs or {})
-    if isinstance(optimizer, (Optimizer, FullBatchSolver)):
+    if isinstance(optimizer, BaseOptimizer):
         raise ValueError(f"optimizer must be a name, a class or a factory, not the instance "
                          f"{optimizer!r}: each member needs its own optimizer state")
     if isinstance(optimizer, (str, type)):

@@ -10,8 +10,8 @@ from fastmlp._graph import Graph
 from fastmlp._graph_ref import ReferenceGraph
 from fastmlp._plan import Plan, TrainingState
 from fastmlp._validation import as_float_matrix, check_dtype, check_positive_int
-from fastmlp.sequential import (PREDICT_CHUNK, Sequential, _CompileContext,
-                                _flatten, _init_sequence, _link_residuals, rng_key)
+from fastmlp._stages import CompileContext, link_residuals
+from fastmlp.sequential import PREDICT_CHUNK, Sequential, _flatten, _init_sequence, rng_key
 
 
 class Model:
@@ -163,7 +163,7 @@ class Model:
 
     def _plans(self):
         """One Plan per segment, or None when a layer has no core kernel."""
-        ctx = _CompileContext(self)
+        ctx = CompileContext(self)
         params, grads = (self.params, self.grads) if self.params.size else \
             (np.zeros(1, self.dtype), np.zeros(1, self.dtype))     # no parameters at all
         plans = []
@@ -176,7 +176,7 @@ class Model:
                 if d is None:
                     return None
                 descs.extend(d)
-            plans.append(Plan(_link_residuals(descs), params, grads,
+            plans.append(Plan(link_residuals(descs), params, grads,
                               self.buffers if self.buffers.size else None, self.state))
         return plans
 
@@ -201,7 +201,7 @@ class Model:
         if len(X) != len(names):
             raise ValueError(f"{what} must hold {len(names)} arrays ({names}), got {len(X)}")
         out = [as_float_matrix(x, self.dtype, f"{what}[{k}] ({names[k]!r})", w,
-                               allow_empty=allow_empty)
+                               allow_empty=allow_empty, ops=self.ops)
                for k, (x, w) in enumerate(zip(X, widths))]
         for k, a in enumerate(out):
             if a.shape[0] != (out[0].shape[0] if rows is None else rows):

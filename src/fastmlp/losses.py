@@ -2,7 +2,10 @@
 
 A loss is called like torch's, ``loss(pred, target)``, on NumPy arrays, and also gives its
 gradient with respect to ``pred``: ``loss.grad(pred, target)`` and
-``loss.value_and_grad(pred, target)`` (one fused pass of the Cython core).
+``loss.value_and_grad(pred, target)`` (one fused pass of a kernel). The kernel is the
+backend's ``loss_value_grad``: the compiled core by default, a model's ``ops`` when given
+(``ops=model.ops``, as the training loops do through :func:`loss_value_and_grad`), so a
+``backend="numpy"`` model trains on the NumPy twins (``fastmlp.reference.losses``).
 
 Sample weights (``sample_weight=``, one non-negative weight per row) follow Keras'
 ``sum_over_batch_size``: the weighted sum of the per-row losses is divided by what the
@@ -17,7 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from fastmlp._codes import LossCode, Reduction
-from fastmlp._losses import value_and_grad_memview
+from fastmlp._ops import OPS, Ops
 from fastmlp._serial import register
 from fastmlp._validation import as_float_matrix, contiguous
 from fastmlp._validation import as_numeric as _as_numeric
@@ -61,12 +64,15 @@ class Loss:
     """Base class: a loss of predictions ``pred`` (n, d) against targets.
 
     Subclasses set ``code`` (a ``fastmlp._codes.LossCode``), ``is_classification`` and
-    their hyperparameters; the core does the arithmetic.
+    their hyperparameters (``_spec``); the kernel of the backend does the arithmetic.
 
     Parameters
     ----------
     reduction : {"mean", "sum", "none"}, default="mean"
         PyTorch's reduction over the batch (see the module docstring).
+
+    Every method takes ``ops=``, the backend whose kernel computes the loss
+    (``model.ops``); None, the default, is the compiled core.
     """
 
     code: LossCode
@@ -80,21 +86,23 @@ class Loss:
         self.reduction = _check_reduction(reduction)
 
     def __call__(self, pred: ArrayLike, target: ArrayLike, *,
-                 sample_weight: Optional[ArrayLike] = None) -> Union[float, np.ndarray]:
+                 sample_weight: Optional[ArrayLike] = None,
+                 ops: Optional[Ops] = None) -> Union[float, np.ndarray]:
         """Return the (weighted) loss: a Python float, or an array for ``reduction='none'``."""
-        return self._evaluate(pred, target, sample_weight, with_grad=False)[0]
+        return self._evaluate(pred, target, sample_weight, False, ops)[0]
 
     def grad(self, pred: ArrayLike, target: ArrayLike, *,
-             sample_weight: Optional[ArrayLike] = None) -> np.ndarray:
+             sample_weight: Optional[ArrayLike] = None,
+             ops: Optional[Ops] = None) -> np.ndarray:
         """Return ∂loss/∂pred, shaped like pred (float32 for float32 pred, else float64);
         for ``reduction='none'`` the gradient of the sum of the unreduced values."""
-        return self._evaluate(pred, target, sample_weight, with_grad=True)[1]
+        return self._evaluate(pred, target, sample_weight, True, ops)[1]
 
     def value_and_grad(self, pred: ArrayLike, target: ArrayLike, *,
-                       sample_weight: Optional[ArrayLike] = None
+                       sample_weight: Optional[ArrayLike] = None, ops: Optional[Ops] = None
                        ) -> Tuple[Union[float, np.ndarray], np.ndarray]:
         """Return ``(loss(pred, target), grad(pred, target))`` from one pass."""
-        return self._evaluate(pred, target, sample_weight, with_grad=True)
+        return self._evaluate(pred, target, sample_weight, True, ops)
 
     # --- for the trainer and the executor ---------------------------------------------------
     def _spec(self, n_outputs: int) -> dict:
@@ -106,8 +114,9 @@ class Loss:
                 "reduction": int(Reduction.REDUCTION_SUM if red is None else red)}
 
     def _prepare_target(self, target: ArrayLike, n_outputs: int,
-                        dtype=np.float64) -> np.ndarray:
-        """Validate and convert ``target`` once, for a model with ``n_outputs`` outputs.
+                        dtype=np.float64, ops: Optional[Ops] = None) -> np.ndarray:
+        """Validate and convert ``target`` once, for a model with ``n_outputs`` outputs
+        (``ops``: the backend that checks it for NaN and inf).
 
         Returns a C-contiguous array the kernels take as is: int64 of shape (n,) for class
         labels (pass it as ``labels``), else ``dtype`` of shape (n, n_outputs) (pass it as
@@ -121,17 +130,18 @@ class Loss:
         if arr.ndim != 2 or arr.shape[1] != n_outputs:
             raise ValueError(f"target has shape {arr.shape}, expected {self._expected(n_outputs)}")
         with np.errstate(over="ignore"):  # an overflow to inf is reported just below
-            return as_float_matrix(arr, dtype, name="target")
+            return as_float_matrix(arr, dtype, name="target", ops=ops)
 
     def _expected(self, d):
         if self._target_kind == "either":
             return f"(n,) class labels or (n, {d}) probabilities"
         return f"(n, {d})" + (" or (n,)" if d == 1 else "")
 
-    def _evaluate(self, pred, target, sample_weight, with_grad):
-        p = as_float_matrix(pred, _working_dtype(pred), name="pred")
+    def _evaluate(self, pred, target, sample_weight, with_grad, ops):
+        ops = OPS["core"] if ops is None else ops
+        p = as_float_matrix(pred, _working_dtype(pred), name="pred", ops=ops)
         n, d = p.shape
-        t = self._prepare_target(target, d, p.dtype)
+        t = self._prepare_target(target, d, p.dtype, ops)
         if t.shape[0] != n:
             raise ValueError(f"target has {t.shape[0]} rows, pred has {n}")
         w = None if sample_weight is None else _check_sample_weight(sample_weight, n, p.dtype)
@@ -139,8 +149,8 @@ class Loss:
         spec = self._spec(d)
         value, grad = (None, None)
         if with_grad or self.reduction != "none":
-            value, grad = value_and_grad_memview(spec, p, row_weight=w, with_grad=with_grad,
-                                                 **{kind: t})
+            value, grad = ops.loss_value_grad(spec, p, row_weight=w, with_grad=with_grad,
+                                              **{kind: t})
         if self.reduction == "none":
             value = _unreduced(spec, p, row_weight=w, **{kind: t})
         return value, grad
@@ -373,6 +383,24 @@ class MultiMarginLoss(Loss):
 
     def _repr_args(self):
         return ", ".join(filter(None, [f"margin={self.margin!r}", super()._repr_args()]))
+
+
+def loss_value_and_grad(loss: Any, pred: ArrayLike, target: ArrayLike, *,
+                        sample_weight: Optional[ArrayLike] = None,
+                        ops: Optional[Ops] = None, with_grad: bool = True) -> Any:
+    """How the training loops call a loss: ``loss.value_and_grad(pred, target)`` (or, with
+    ``with_grad=False``, ``loss(pred, target)``) on the backend ``ops`` (the model's).
+
+    A loss with a kernel (a ``_spec``, as every :class:`Loss`) is computed by
+    ``ops.loss_value_grad``; any other object with the loss protocol (``value_and_grad``
+    and ``__call__`` taking ``sample_weight=``) is called as it is, since it brings its
+    own arithmetic.
+    """
+    kwargs = {"sample_weight": sample_weight}
+    if getattr(loss, "_spec", None) is not None:
+        kwargs["ops"] = ops
+    return loss.value_and_grad(pred, target, **kwargs) if with_grad else loss(pred, target,
+                                                                                **kwargs)
 
 
 #: names a loss may be given by: torch's functional names, Keras' names and aliases. The

@@ -13,6 +13,7 @@ import numpy as np
 
 from fastmlp._epoch import NonFiniteLoss
 from fastmlp._typing import ArrayLike, PathLike
+from fastmlp.optim.base import FULL_BATCH
 
 
 class LRFinderResult:
@@ -147,7 +148,7 @@ def lr_find(trainer: Any, X: ArrayLike, y: ArrayLike, start: float = 1e-7, end: 
     from fastmlp.trainer import Trainer
     if not isinstance(trainer, Trainer):
         raise TypeError(f"trainer must be a fastmlp Trainer, got {type(trainer).__name__}")
-    if getattr(trainer.optimizer, "full_batch", False):
+    if trainer.optimizer.strategy == FULL_BATCH:
         raise ValueError(f"lr_find needs a mini-batch optimizer, got {trainer.optimizer!r}")
     start, end = _positive(start, "start"), _positive(end, "end")
     if end <= start:

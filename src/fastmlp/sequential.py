@@ -11,6 +11,7 @@ from fastmlp._ops import Ops, get_ops
 from fastmlp._nesting import adopt_nested, layer_list
 from fastmlp._plan import Plan, TrainingState
 from fastmlp._serial import register_kind
+from fastmlp._stages import compile_stages
 from fastmlp._typing import Config, Seed
 from fastmlp._validation import (as_float_matrix, check_dtype, check_positive_int, contiguous,
                                  matrix_ready)
@@ -216,26 +217,9 @@ class Sequential:
         self._last_batch = None
 
     def _compile_stages(self):
-        """Group consecutive library layers into compiled plans; Python layers stand alone."""
-        ctx = _CompileContext(self)
-        stages, run = [], []
-
-        def flush():
-            if run:
-                stages.append(("core", Plan(_link_residuals(run), self.params, self.grads,
-                                            self.buffers if self.buffers.size else None,
-                                            self.state)))
-                run.clear()
-
-        for layer in self.layers:
-            descs = layer.core_descs(ctx) if self._ops.compiled else None
-            if descs is None:
-                flush()
-                stages.append(("python", layer))
-            else:
-                run.extend(descs)
-        flush()
-        return stages
+        """Group consecutive library layers into compiled plans; Python layers stand alone
+        (:func:`fastmlp._stages.compile_stages`)."""
+        return compile_stages(self)
 
     def get_weights(self) -> np.ndarray:
         """A copy of the model's state (parameters, then buffers such as running
@@ -310,7 +294,7 @@ class Sequential:
         X may be any numeric array-like; it is converted to a C-contiguous array of the
         model's dtype (never modified). NaN or infinity in X raise ValueError.
         """
-        out = as_float_matrix(X, self.dtype, "X", self.n_in)
+        out = as_float_matrix(X, self.dtype, "X", self.n_in, ops=self.ops)
         self._last_batch = None
         if training:
             self.state.rng_step += 1       # every stage reads it: one step per forward
@@ -337,7 +321,7 @@ class Sequential:
         """
         if self._last_batch is None:
             raise ValueError("backward called before forward: call forward(X) first")
-        g = as_float_matrix(grad_out, self.dtype, "grad_out", self.n_out)
+        g = as_float_matrix(grad_out, self.dtype, "grad_out", self.n_out, ops=self.ops)
         if g.shape[0] != self._last_batch:
             raise ValueError(f"grad_out has {g.shape[0]} rows but the last forward had "
                              f"{self._last_batch}")
@@ -363,8 +347,9 @@ class Sequential:
         does not disturb the caches of :meth:`forward`. Rows are processed ``batch_size``
         at a time, which bounds the workspace. No rows give an empty (0, n_out) array.
         """
-        if not matrix_ready(X, self.dtype, self.n_in):   # else convert, or say what is wrong
-            X = as_float_matrix(X, self.dtype, "X", self.n_in, allow_empty=True)
+        if not (self.ops.compiled and matrix_ready(X, self.dtype, self.n_in)):
+            X = as_float_matrix(X, self.dtype, "X", self.n_in, allow_empty=True,
+                                ops=self.ops)             # converts, or says what is wrong
         if type(batch_size) is not int or not 1 <= batch_size < 2**31:
             batch_size = check_positive_int(batch_size, "batch_size")
         if X.shape[0] == 0:
@@ -499,36 +484,3 @@ def _init_sequence(layers, rng):
         nxt = layers[i + 1].activation_name if i + 1 < len(layers) else None
         layer.init_params(rng, nxt)
         _init_sequence(layer.children(), rng)
-
-
-class _CompileContext:
-    """What a layer needs to describe itself to the core: where its parameters and buffers
-    live, and its RNG stream (its index in the model)."""
-
-    def __init__(self, model):
-        self.model = model
-        self._index = {id(layer): i for i, layer in enumerate(model.flat_layers)}
-        self._offsets = {}
-        for p in model.param_info + model.buffer_info:
-            self._offsets.setdefault(p["layer"], {})[p["name"]] = p["offset"]
-
-    def index(self, layer):
-        return self._index[id(layer)]
-
-    def offsets(self, layer):
-        return self._offsets.get(self.index(layer), {})
-
-
-def _link_residuals(descs):
-    """Resolve the residual markers of a run of descriptors into absolute links."""
-    out, stack = [], []
-    for d in descs:
-        d = dict(d)
-        if d.pop("_res_begin", False):
-            stack.append(len(out))
-        elif d.pop("_res_end", False):
-            begin = stack.pop()
-            d["link"] = begin
-            out[begin]["link"] = len(out)
-        out.append(d)
-    return out

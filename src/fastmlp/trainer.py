@@ -9,7 +9,7 @@ from fastmlp import _trainer_state
 from fastmlp import callbacks as cbks
 from fastmlp._epoch import EpochLoop, NonFiniteLoss, penalty_terms
 from fastmlp._fit_checks import (check_batchnorm_batches, check_deterministic, check_int,
-                                 check_validation_freq)
+                                 check_ranks_agree, check_validation_freq)
 from fastmlp._trainer_rows import (check_sample_weight, class_labels, class_weight_table,
                                    prepare_targets, rows_of, split_rows)
 from fastmlp._output_unit import check_output_unit
@@ -18,12 +18,12 @@ from fastmlp._progress import Progress, chunk_hook
 from fastmlp._serial import register_kind
 from fastmlp._typing import ArrayLike, Config, MetricFn, Seed
 from fastmlp._validation import as_float_matrix, contiguous
-from fastmlp.distributed import Distributed, RankFailed, fingerprint
+from fastmlp.distributed import Distributed, RankFailed
 from fastmlp.diagnostics import Diagnostics
 from fastmlp.history import History
-from fastmlp.losses import Loss, get_loss
+from fastmlp.losses import Loss, get_loss, loss_value_and_grad
 from fastmlp.metrics import _unique_names, call_metric, get_metrics, link
-from fastmlp.optim import FullBatchSolver, Optimizer
+from fastmlp.optim import FULL_BATCH, MINI_BATCH, BaseOptimizer
 from fastmlp.regularizers import Penalty
 from fastmlp.sequential import Sequential
 from fastmlp.threads import limit_threads
@@ -81,7 +81,7 @@ class Trainer:
         return super().__new__(cls)
 
     def __init__(self, model: Sequential, loss: Union[str, Loss],
-                 optimizer: Union[str, Optimizer, FullBatchSolver],
+                 optimizer: Union[str, BaseOptimizer],
                  regularizers: Sequence[Penalty] = (),
                  metrics: Sequence[Union[str, MetricFn]] = (), seed: Seed = None,
                  n_threads: Optional[int] = None, comm: Any = None):
@@ -148,10 +148,11 @@ class Trainer:
 
     # -- data checks ------------------------------------------------------------------------
     def _inputs(self, X, name="X"):
-        return as_float_matrix(X, self.model.dtype, name, self.model.n_in)
+        return as_float_matrix(X, self.model.dtype, name, self.model.n_in, ops=self.model.ops)
 
     def _targets(self, y, n_rows, name="y"):
-        return prepare_targets(self.loss, y, self.model.n_out, self.model.dtype, n_rows, name)
+        return prepare_targets(self.loss, y, self.model.n_out, self.model.dtype, n_rows, name,
+                               self.model.ops)
 
     def _row_weights(self, sample_weight, class_weight, targets):
         """Each row's weight: ``sample_weight`` times its class's ``class_weight``."""
@@ -204,12 +205,8 @@ class Trainer:
                 raise
             error = exc
         if self._dist is not None:
-            self._dist.check_same(error, {} if error else fingerprint(
-                self, prepared[0], prepared[1], batch_size, sharded,
-                {"epochs": epochs, "initial_epoch": initial_epoch, "shuffle": bool(shuffle),
-                 "batch_callbacks": any(cb.wants_batches for cb in prepared[5]),
-                 "validation_split": validation_split, "validation_freq": repr(
-                     self.fit_params["validation_freq"])}))
+            check_ranks_agree(self, error, prepared, batch_size, sharded, shuffle,
+                              validation_split)
         X, targets, weights, train_idx, val, callbacks = prepared
         if not self.model._train_lock.acquire(blocking=False):
             raise RuntimeError("this model is already being trained (in another thread); "
@@ -248,7 +245,7 @@ class Trainer:
         for cb in callbacks:
             if not isinstance(cb, cbks.Callback):
                 raise TypeError(f"callbacks must be fastmlp Callback objects, got {cb!r}")
-        if self._dist is not None and getattr(self.optimizer, "full_batch", False):
+        if self._dist is not None and self.optimizer.strategy == FULL_BATCH:
             raise ValueError(f"optimizer={self.optimizer!r} is a full-batch solver: "
                              "distributed training (comm=) needs a mini-batch optimizer")
         self.fit_params = {"epochs": epochs, "initial_epoch": initial_epoch,
@@ -259,7 +256,7 @@ class Trainer:
     def _check_batches(self, n_rows, batch_size):
         """Refuse batches the model cannot train on (BatchNorm: a batch of 1 row)."""
         check_batchnorm_batches(self.model, n_rows, batch_size,
-                                getattr(self.optimizer, "full_batch", False))
+                                self.optimizer.strategy == FULL_BATCH)
 
     def _log_keys(self, validation):
         """The keys of the logs each epoch of this fit hands to the callbacks."""
@@ -291,11 +288,16 @@ class Trainer:
 
     def _fit(self, X, targets, weights, train_idx, val, epochs, batch_size, shuffle,
              callbacks, verbose, sharded=False):
-        """The training loop: mini-batch epochs of an :class:`EpochLoop`, or (a full-batch
-        solver) :meth:`_fit_full_batch`; both end each epoch through :meth:`_epoch_end`."""
-        if getattr(self.optimizer, "full_batch", False):
-            return self._fit_full_batch(X, targets, weights, train_idx, val, epochs,
-                                        callbacks, verbose)
+        """The training loop of the optimizer's ``strategy``: :meth:`_fit_mini_batch` or
+        :meth:`_fit_full_batch`; both end each epoch through :meth:`_epoch_end`."""
+        run = {MINI_BATCH: self._fit_mini_batch,
+               FULL_BATCH: self._fit_full_batch}[self.optimizer.strategy]
+        return run(X, targets, weights, train_idx, val, epochs, batch_size, shuffle,
+                   callbacks, verbose, sharded)
+
+    def _fit_mini_batch(self, X, targets, weights, train_idx, val, epochs, batch_size,
+                        shuffle, callbacks, verbose, sharded):
+        """Epochs of mini-batches, run by an :class:`EpochLoop` (fused or in Python)."""
         loop = self._epoch_loop(X, targets, weights, batch_size, sharded)
         self._sharded = sharded
         loop.probe = next((cb for cb in callbacks if isinstance(cb, Diagnostics)), None)
@@ -391,10 +393,10 @@ class Trainer:
             return logs
         return self._dist.reduce_logs(logs, rows)
 
-    def _fit_full_batch(self, X, targets, weights, train_idx, val, epochs, callbacks,
-                        verbose):
+    def _fit_full_batch(self, X, targets, weights, train_idx, val, epochs, batch_size,
+                        shuffle, callbacks, verbose, sharded):
         """One solver iteration per epoch on all training rows; the solver runs the loop
-        (batch_size and shuffle do not apply) and stops early once converged."""
+        (batch_size, shuffle and sharded do not apply) and stops early once converged."""
         Xt, tt = X[train_idx], targets[train_idx]
         objective = self._objective(Xt, tt, None if weights is None else weights[train_idx])
         progress = self._train_begin(callbacks, verbose, epochs, Xt.shape[0])
@@ -477,7 +479,8 @@ class Trainer:
             X = self._inputs(X)
             y = self._targets(y, X.shape[0])
         out = self._outputs(X)
-        value = self.loss(out, y, sample_weight=sample_weight)
+        value = loss_value_and_grad(self.loss, out, y, sample_weight=sample_weight,
+                                    ops=self.model.ops, with_grad=False)
         value += sum(term(self.model) for term in penalty_terms(self))
         logs = {prefix + "loss": float(value)}
         logs.update(self._metric_logs(X, y, prefix, outputs=out))
@@ -496,4 +499,4 @@ class Trainer:
         """Network outputs (logits for classification losses) in evaluation mode; an empty
         (0, n_out) array for no rows."""
         return self._outputs(as_float_matrix(X, self.model.dtype, "X", self.model.n_in,
-                                             allow_empty=True))
+                                             allow_empty=True, ops=self.model.ops))

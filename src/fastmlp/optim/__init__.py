@@ -11,7 +11,7 @@ from typing import Any, Union
 from fastmlp.optim.adadelta import Adadelta
 from fastmlp.optim.adagrad import Adagrad
 from fastmlp.optim.adam import Adam, AdamW
-from fastmlp.optim.base import Optimizer
+from fastmlp.optim.base import FULL_BATCH, MINI_BATCH, STRATEGIES, BaseOptimizer, Optimizer
 from fastmlp.optim.clip import clip_grad_norm, clip_grad_value, grad_norm
 from fastmlp.optim.lamb import LAMB
 from fastmlp.optim.fullbatch import BFGS, LBFGS, FullBatchSolver, GradientDescent, make_objective
@@ -23,18 +23,19 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
               "adagrad": Adagrad, "adadelta": Adadelta, "lamb": LAMB,
               "gd": GradientDescent, "lbfgs": LBFGS, "bfgs": BFGS, "newton": Newton}
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "LAMB",
+__all__ = ["BaseOptimizer", "Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "LAMB",
            "clip_grad_norm", "clip_grad_value", "grad_norm", "get_optimizer", "OPTIMIZERS",
-           "FullBatchSolver", "GradientDescent", "LBFGS", "BFGS", "Newton", "make_objective"]
+           "FullBatchSolver", "GradientDescent", "LBFGS", "BFGS", "Newton", "make_objective",
+           "MINI_BATCH", "FULL_BATCH", "STRATEGIES"]
 
 
-def get_optimizer(name_or_obj: Union[str, type, Optimizer, FullBatchSolver],
-                  **kwargs: Any) -> Union[Optimizer, FullBatchSolver]:
+def get_optimizer(name_or_obj: Union[str, type, BaseOptimizer],
+                  **kwargs: Any) -> BaseOptimizer:
     """Return an optimizer (or full-batch solver) from a name, a class, or an instance.
 
     Parameters
     ----------
-    name_or_obj : str, Optimizer subclass or Optimizer
+    name_or_obj : str, BaseOptimizer subclass or instance
         One of ``OPTIMIZERS`` (case-insensitive), a class to instantiate with ``kwargs``,
         or an instance, returned as is (``kwargs`` must then be empty).
     **kwargs
@@ -42,15 +43,16 @@ def get_optimizer(name_or_obj: Union[str, type, Optimizer, FullBatchSolver],
 
     Returns
     -------
-    Optimizer
+    BaseOptimizer
+        An :class:`Optimizer` or a :class:`FullBatchSolver` (its ``strategy`` says which).
     """
-    if isinstance(name_or_obj, (Optimizer, FullBatchSolver)):
+    if isinstance(name_or_obj, BaseOptimizer):
         if kwargs:
             raise ValueError(f"hyperparameters {sorted(kwargs)} given with an optimizer "
                              f"instance {name_or_obj!r}")
-        return name_or_obj
-    if isinstance(name_or_obj, type) and issubclass(name_or_obj, (Optimizer, FullBatchSolver)):
-        return name_or_obj(**kwargs)
+        return _check_strategy(name_or_obj)
+    if isinstance(name_or_obj, type) and issubclass(name_or_obj, BaseOptimizer):
+        return _check_strategy(name_or_obj(**kwargs))
     if not isinstance(name_or_obj, str):
         raise TypeError(f"optimizer must be a name, an Optimizer class or instance, got "
                         f"{type(name_or_obj).__name__}")
@@ -59,3 +61,11 @@ def get_optimizer(name_or_obj: Union[str, type, Optimizer, FullBatchSolver],
         raise ValueError(f"unknown optimizer {name_or_obj!r}; valid names: "
                          f"{', '.join(OPTIMIZERS)}")
     return cls(**kwargs)
+
+
+def _check_strategy(optimizer):
+    """``optimizer``, whose class declares a known ``strategy`` (the Trainer's loop)."""
+    if optimizer.strategy not in STRATEGIES:
+        raise ValueError(f"{type(optimizer).__name__}.strategy must be one of {STRATEGIES}, "
+                         f"got {optimizer.strategy!r}")
+    return optimizer

@@ -108,6 +108,28 @@ class KernelSpec(NamedTuple):
     hyper: Tuple[str, ...]
 
 
+#: How an optimizer trains, as its class declares it (:attr:`BaseOptimizer.strategy`).
+MINI_BATCH, FULL_BATCH = "mini_batch", "full_batch"
+STRATEGIES = (MINI_BATCH, FULL_BATCH)
+
+
+class BaseOptimizer:
+    """What every optimizer is to the Trainer: one class attribute says how it trains.
+
+    Attributes
+    ----------
+    strategy : {"mini_batch", "full_batch"}
+        ``"mini_batch"`` (:class:`Optimizer`): the Trainer's epochs take batches of rows and
+        call ``step(model)`` after each backward (or run its kernel in the fused loop).
+        ``"full_batch"`` (:class:`~fastmlp.optim.fullbatch.FullBatchSolver`): the Trainer
+        hands the objective of all training rows to ``run(model, objective, max_iter,
+        on_iteration)``, one solver iteration per epoch. The Trainer picks its loop from
+        this attribute, never from the class hierarchy.
+    """
+
+    strategy = MINI_BATCH
+
+
 def _weak(model):
     try:
         return weakref.ref(model)
@@ -115,7 +137,7 @@ def _weak(model):
         return lambda: model
 
 
-class Optimizer:
+class Optimizer(BaseOptimizer):
     """Base class of the first-order optimizers.
 
     Subclasses set ``kernel`` (a :class:`KernelSpec`), ``_slots`` (the state buffers in the

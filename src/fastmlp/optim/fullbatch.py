@@ -24,7 +24,9 @@ from scipy.optimize import minimize
 from fastmlp._serial import register
 from fastmlp._typing import Arena
 from fastmlp._validation import as_float_matrix, contiguous
-from fastmlp.optim.base import _check_keys, _plain, check_lr, check_nonneg, model_arrays
+from fastmlp.losses import loss_value_and_grad
+from fastmlp.optim.base import (FULL_BATCH, BaseOptimizer, _check_keys, _plain, check_lr,
+                                check_nonneg, model_arrays)
 
 __all__ = ["FullBatchSolver", "GradientDescent", "LBFGS", "BFGS", "make_objective"]
 
@@ -68,17 +70,12 @@ def make_objective(model: Arena, loss: Any, X: np.ndarray, targets: np.ndarray,
         ``objective() -> float``. NaN when the network's outputs are not finite (the
         parameters overflowed); ``model.grads`` is then meaningless.
     """
-    X = as_float_matrix(X, model.dtype, "X", model.n_in)
+    X, t, w = _objective_rows(model, loss, X, targets, weights)
     n = X.shape[0]
-    if n == 0:
-        raise ValueError("X has no rows")
-    t = loss._prepare_target(targets, model.n_out, model.dtype)
-    if t.shape[0] != n:
-        raise ValueError(f"targets has {t.shape[0]} rows but X has {n}")
-    w = None if weights is None else _row_weights(weights, n, model.dtype)
     chunk = _check_int(chunk, "chunk")
     regularizers = tuple(regularizers)
     starts = range(0, n, chunk)
+    mean_of = n if getattr(loss, "reduction", "mean") == "mean" else None
 
     def objective():
         model.zero_grad()
@@ -88,19 +85,37 @@ def make_objective(model: Arena, loss: Any, X: np.ndarray, targets: np.ndarray,
             out = model.forward(X[rows], training=True)
             if not np.isfinite(out).all():           # the parameters overflowed
                 return math.nan
-            part, grad = loss.value_and_grad(
-                out, t[rows], sample_weight=None if w is None else w[rows])
-            scale = out.shape[0] / n if getattr(loss, "reduction", "mean") == "mean" else 1.0
-            value += part * scale
-            if scale != 1.0:
-                grad *= scale
-            model.backward(grad)
+            value += _chunk_term(model, loss, out, t[rows],
+                                 None if w is None else w[rows], mean_of)
         for reg in regularizers:
             value += float(reg(model))
             reg.add_grad(model)
         return float(value)
 
     return objective
+
+
+def _chunk_term(model, loss, out, target, weights, mean_of):
+    """One chunk's term of the objective, its gradient sent back through ``model``: the
+    chunk's loss times rows / ``mean_of`` (a mean loss), or times 1 (``mean_of`` None)."""
+    part, grad = loss_value_and_grad(loss, out, target, sample_weight=weights, ops=model.ops)
+    scale = out.shape[0] / mean_of if mean_of is not None else 1.0
+    if scale != 1.0:
+        grad *= scale
+    model.backward(grad)
+    return part * scale
+
+
+def _objective_rows(model, loss, X, targets, weights):
+    """``(X, targets, weights)`` of :func:`make_objective`, checked on the model's backend."""
+    X = as_float_matrix(X, model.dtype, "X", model.n_in, ops=model.ops)
+    n = X.shape[0]
+    if n == 0:
+        raise ValueError("X has no rows")
+    t = loss._prepare_target(targets, model.n_out, model.dtype, ops=model.ops)
+    if t.shape[0] != n:
+        raise ValueError(f"targets has {t.shape[0]} rows but X has {n}")
+    return X, t, None if weights is None else _row_weights(weights, n, model.dtype)
 
 
 def _row_weights(weights, n, dtype):
@@ -150,7 +165,7 @@ def _gnorm(grads):
 
 # --- the base class ------------------------------------------------------------------------
 
-class FullBatchSolver:
+class FullBatchSolver(BaseOptimizer):
     """Base class of the full-batch solvers.
 
     Subclasses list their hyperparameters in ``_checks`` (name -> validator, in constructor
@@ -158,7 +173,7 @@ class FullBatchSolver:
     :meth:`run`. ``step_count`` counts the iterations taken over all runs.
     """
 
-    full_batch = True
+    strategy = FULL_BATCH
     _checks = {}
 
     def __init__(self, **hyper: Any):

@@ -4,6 +4,7 @@ A whole model runs on it with ``Sequential(..., backend="numpy")``, whose ``ops`
 :class:`~fastmlp.reference.ops.NumpyOps`. Nothing here imports a compiled module: the
 codes come from the pure-Python ``fastmlp._codes``.
 """
-from fastmlp.reference import activations, layers, losses, norm, ops, optim, regularize, rng
+from fastmlp.reference import (activations, checks, layers, losses, norm, ops, optim,
+                               regularize, rng)
 
-__all__ = ["activations", "layers", "losses", "norm", "ops", "optim", "regularize", "rng"]
+__all__ = ["activations", "checks", "layers", "losses", "norm", "ops", "optim", "regularize", "rng"]

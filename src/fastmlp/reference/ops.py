@@ -6,7 +6,7 @@ signatures (Thinc's ``Ops`` -> ``NumpyOps`` pattern; a test checks they agree). 
 may run on either backend calls ``model.ops.<kernel>(...)`` and never compares backend
 names. This module, like the rest of ``fastmlp.reference``, needs no compiled module.
 """
-from fastmlp.reference import lamb, optim, regularize
+from fastmlp.reference import checks, lamb, losses, optim, regularize
 
 
 class Ops:
@@ -49,3 +49,8 @@ class NumpyOps(Ops):
     soft_threshold = staticmethod(regularize.soft_threshold)
     maxnorm_columns = staticmethod(regularize.maxnorm_columns)
     nonneg = staticmethod(regularize.nonneg)
+    # losses: ``(spec, pred, target=None, labels=None, row_weight=None, scale=None,
+    # with_grad=True) -> (value, grad)``, spec a dict of ``LossSpec`` fields
+    loss_value_grad = staticmethod(losses.value_and_grad)
+    # input checks
+    array_is_finite = staticmethod(checks.array_is_finite)
