@@ -290,8 +290,8 @@ class Trainer:
              callbacks, verbose, sharded=False):
         """The training loop of the optimizer's ``strategy``: :meth:`_fit_mini_batch` or
         :meth:`_fit_full_batch`; both end each epoch through :meth:`_epoch_end`."""
-        run = {MINI_BATCH: self._fit_mini_batch,
-               FULL_BATCH: self._fit_full_batch}[self.optimizer.strategy]
+        run = {MINI_BATCH: self._fit_mini_batch, FULL_BATCH: self._fit_full_batch}
+        run = run[self.optimizer.strategy]
         return run(X, targets, weights, train_idx, val, epochs, batch_size, shuffle,
                    callbacks, verbose, sharded)
 
@@ -387,8 +387,7 @@ class Trainer:
         return np.random.default_rng([int(key) % 2**64, self.rank, epoch]).permutation(train_idx)
 
     def _sharded_mean(self, logs, rows):
-        """Sharded distributed fit: the row-weighted mean over the ranks of logs evaluated
-        on this rank's rows (the same values on every rank); else logs."""
+        """Sharded fits: the ranks' row-weighted mean of this rank's logs; else logs."""
         if self._dist is None or not getattr(self, "_sharded", False):
             return logs
         return self._dist.reduce_logs(logs, rows)
@@ -497,6 +496,5 @@ class Trainer:
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Network outputs (logits for classification losses) in evaluation mode; an empty
-        (0, n_out) array for no rows."""
-        return self._outputs(as_float_matrix(X, self.model.dtype, "X", self.model.n_in,
-                                             allow_empty=True, ops=self.model.ops))
+        (0, n_out) array for no rows (``model.predict`` converts and checks X)."""
+        return self._outputs(X)
