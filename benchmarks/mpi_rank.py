@@ -1,5 +1,6 @@
 """One rank of benchmarks/test_bench_mpi.py: ``python mpi_rank.py SHAPE ROWS BATCH EPOCHS``,
-alone or under ``mpiexec -n N``. Trains SHAPE (fastmlp._bench_work.SHAPES) data parallel
+alone or under ``mpiexec -n N`` (then ``... EPOCHS mpi [full]``: ``full`` turns the sharded
+optimizer update off, every rank allreducing the whole arena and updating all of it). Trains SHAPE (fastmlp._bench_work.SHAPES) data parallel
 (default mode: every rank has the rows, each takes its share of the global batch) with one
 core thread per rank, and prints one JSON line from rank 0: seconds per epoch (the best of
 the epochs after the first) and the time of one allreduce of the gradient arena (mpi4py,
@@ -23,8 +24,11 @@ def main():
     X, y = work.data(shape, rows)
     loss = fm.CrossEntropyLoss() if work.SHAPES[shape][2] == "ce" else fm.MSELoss()
     trainer = fm.Trainer(work.model(shape), loss, fm.Adam(lr=1e-3), n_threads=1, comm=comm)
+    if comm is not None:
+        trainer._dist.shard = sys.argv[6:7] != ["full"]
     times = trainer.fit(X, y, epochs=epochs, batch_size=batch, verbose=0).history["epoch_time"]
     out = {"ranks": 1 if comm is None else comm.Get_size(), "epoch_s": min(times[1:] or times),
+           "sharded": comm is not None and trainer._dist.shard,
            "steps": -(-rows // batch), "n_params": int(trainer.model.params.shape[0])}
     if comm is not None:
         from mpi4py import MPI
