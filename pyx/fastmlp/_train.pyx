@@ -335,6 +335,7 @@ cdef class Runner:
     cdef readonly Py_ssize_t batch_size, n_rows
     cdef int grad_bad        # Exec.grad_bad's target during a run, when the plan checks
     cdef bint check_in_backward
+    cdef bint state_stale    # sharded runs left the optimizer state current on shards only
 
     def __init__(self, Plan plan, X, targets, labels, weights, dict loss_spec,
                  Py_ssize_t batch_size, penalties=None, constraints=None,
@@ -438,16 +439,30 @@ cdef class Runner:
                 else:
                     run_steps(&self.plan.ex, &self.data, &self.spec, &self.opt, first,
                               p.shape[0], self.batch_size, &prog, guard.gov, &dtag)
-                if self.data.dp != NULL and self.dp.sharded:
-                    gather_state(&self.dp, &self.opt, not self.plan.f32)
         finally:
             guard_leave(&guard)
             self.plan.ex.fresh_grads = False
             self.plan.ex.grad_bad = NULL
             self.plan.ex.row0 = 0
+        self.state_stale = self.state_stale or self.dp.sharded
+        self._mpi_check()
+        return prog.loss_sum, prog.rows, prog.steps, prog.bad_step, prog.bad_value
+
+    def sync_state(self):
+        """Data parallel, after sharded runs: make the optimizer state bound by the last run
+        whole on every rank (each rank's runs keep only its shard current; _train_dp.pxi).
+        A collective: every rank calls it at the same point. Nothing when nothing is stale."""
+        if not self.state_stale:
+            return
+        with nogil:
+            gather_state(&self.dp, &self.opt, not self.plan.f32)
+        self.state_stale = False
+        self._mpi_check()
+
+    cdef int _mpi_check(self) except -1:
         if self.data.dp != NULL and self.dp.red.error:
             raise RuntimeError(f"an MPI reduction failed with error code {self.dp.red.error}")
-        return prog.loss_sum, prog.rows, prog.steps, prog.bad_step, prog.bad_value
+        return 0
 
     cdef int _bind(self, binding) except -1:
         self.refs = self.refs[:11] + bind_optimizer(&self.opt, binding, self.plan.dtype,

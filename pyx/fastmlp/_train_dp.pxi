@@ -9,8 +9,9 @@
 #   to every rank. One allreduce of (loss + penalty, non-finite count) lets every rank skip
 #   a bad step alike. The constraints run on the whole gathered arena on every rank (a
 #   max-norm spans whole columns of W, which a shard may cut). The optimizer state is current
-#   only on each rank's shard during a run; gather_state makes it whole at the end of each
-#   run, so what Python reads (state_dict, checkpoints) is the full state.
+#   only on each rank's shard while runs go on; gather_state (Runner.sync_state, called at
+#   the end of every epoch) makes it whole, so what Python reads between epochs
+#   (state_dict, checkpoints) is the full state.
 # - full: MPI_Allreduce of the whole arena, then finish_step on every rank. For LAMB (its
 #   trust ratios span whole tensors), tying penalties (a range and its partner may lie in
 #   different shards), arenas of 2^31 elements or more (MPI counts are int), and MPI

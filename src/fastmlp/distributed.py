@@ -7,10 +7,10 @@ loop combines the ranks' gradients with the MPI library mpi4py loaded, called th
 pointers from inside the GIL-free loop (``include/fastmlp/reduce.h``). By default the
 optimizer update is sharded (ZeRO-1 style, ``pyx/fastmlp/_train_dp.pxi``): each step
 reduce-scatters the gradient arena, each rank checks and updates its own contiguous shard of
-the parameters (and of the optimizer state, made whole again at the end of every run of
-steps), one tiny allreduce of (loss, non-finite flag) lets all ranks skip a bad step alike,
-and an allgather sends the updated shards to every rank; constraints then run on the whole
-arena on every rank. LAMB (per-tensor trust ratios), tying penalties and arenas of 2^31
+the parameters (and of the optimizer state, made whole again at the end of every epoch), one
+tiny allreduce of (loss, non-finite flag) lets all ranks skip a bad step alike, and an
+allgather sends the updated shards to every rank; constraints then run on the whole arena on
+every rank. LAMB (per-tensor trust ratios), tying penalties and arenas of 2^31
 elements or more take the full path instead: one allreduce of the whole gradient arena and
 the whole update on every rank (also with ``Distributed.shard = False``). The reductions are
 blocking, not overlapped with backward.
