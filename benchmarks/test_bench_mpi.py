@@ -47,5 +47,6 @@ def test_mpi_two_ranks_vs_one_process():
           f"{two['epoch_s'] * 1e3:.1f} ms/epoch: throughput x{ratio:.2f} (ideal 2); full "
           f"allreduce path {full['epoch_s'] * 1e3:.1f} ms/epoch: x{ratio_full:.2f}; allreduce "
           f"of the arena {two['allreduce_s'] * 1e3:.3f} ms = {100 * two['allreduce_s'] / step:.0f}% "
-          f"of a {step * 1e3:.2f} ms step (blocking, not overlapped)")
+          f"of a {step * 1e3:.2f} ms step, reduce-scatter + allgather "
+          f"{two['reduce_scatter_allgather_s'] * 1e3:.3f} ms (blocking, not overlapped)")
     assert ratio > 0 and ratio_full > 0
