@@ -15,22 +15,40 @@ import fastmlp as fm
 N_ROWS, BATCH, EPOCHS = 103, 16, 3      # the last batch of 7 rows splits unevenly
 
 
-def problem(dtype="float64", dropout=0.2, n_rows=N_ROWS, augment=False):
+def problem(dtype="float64", dropout=0.2, n_rows=N_ROWS, augment=False, maxnorm=None):
     """A model (Dense, Dropout, Dense: 8 -> 3 classes; augment: an ImageAugment of the
-    rows as 2 x 4 images first), a trainer and its data."""
+    rows as 2 x 4 images first; maxnorm: a MaxNorm of that value on the first Dense), a
+    trainer and its data."""
     rng = np.random.default_rng(7)
     X = rng.normal(size=(n_rows, 8)).astype(dtype)
     y = (X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 0.5)
     layers = [fm.ImageAugment((2, 4), max_shift=1.0, flip=True)] if augment else []
-    layers += [fm.Dense(8, 16, activation="relu")]
+    con = fm.MaxNorm(maxnorm) if maxnorm else None
+    layers += [fm.Dense(8, 16, activation="relu", constraint=con)]
     layers += [fm.Dropout(dropout)] if dropout else []
     model = fm.Sequential(layers + [fm.Dense(16, 3)], dtype=dtype, seed=3)
     return model, X, y
 
 
-def trainer_for(model, comm=None, **kw):
-    return fm.Trainer(model, fm.CrossEntropyLoss(), fm.Adam(lr=1e-2),
-                      regularizers=[fm.L2Penalty(1e-4)], seed=5, n_threads=1, comm=comm, **kw)
+def trainer_for(model, comm=None, optimizer=None, regularizers=None, **kw):
+    return fm.Trainer(model, fm.CrossEntropyLoss(), optimizer or fm.Adam(lr=1e-2),
+                      regularizers=regularizers or [fm.L2Penalty(1e-4)], seed=5, n_threads=1,
+                      comm=comm, **kw)
+
+
+# scenario "state-<name>" (the optimizer state after a fit): optimizers, regularizers, max-norm
+OPTIMIZERS = {"adam": lambda: fm.Adam(lr=1e-2, amsgrad=True),
+              "sgd": lambda: fm.SGD(lr=0.05, momentum=0.9, nesterov=True),
+              "rmsprop": lambda: fm.RMSprop(lr=1e-2, momentum=0.5, centered=True),
+              "lamb": lambda: fm.LAMB(lr=1e-2)}
+STATE_MAXNORM = 0.9
+
+
+def state_trainer(name, dtype="float64", comm=None):
+    """The model, trainer and data of scenario ``state-<name>``."""
+    model, X, y = problem(dtype, maxnorm=STATE_MAXNORM)
+    regs = [fm.L2Penalty(1e-3), fm.L1Penalty(1e-3, proximal=True)]
+    return model, trainer_for(model, comm, OPTIMIZERS[name](), regs), X, y
 
 
 def main():
@@ -40,8 +58,22 @@ def main():
     dtype = sys.argv[3] if len(sys.argv) > 3 else "float64"
     rank, size = comm.Get_rank(), comm.Get_size()
     model, X, y = problem(dtype, augment=scenario == "augment")
-    result = {}
-    if scenario in ("same", "augment"):
+    result, arrays = {}, {}
+    if scenario.startswith("state-"):
+        model, trainer, X, y = state_trainer(scenario[6:], dtype, comm)
+        trainer._dist.shard = sys.argv[4] != "full" if len(sys.argv) > 4 else True
+        trainer.fit(X, y, epochs=EPOCHS, batch_size=BATCH, verbose=0)
+        result["step"] = trainer.optimizer.step_count
+        arrays = {f"state_{k}": v for k, v in trainer.optimizer.state.items()}
+    elif scenario == "nonfinite":
+        X[40] = 1e308                   # the rank whose share holds it: a non-finite loss
+        try:
+            history = trainer_for(model, comm).fit(X, y, epochs=EPOCHS, batch_size=BATCH,
+                                                    verbose=0)
+            result["loss"] = history.history["loss"]
+        except Exception as exc:
+            result["error"] = f"{type(exc).__name__}: {exc}"
+    elif scenario in ("same", "augment"):
         history = trainer_for(model, comm).fit(X, y, epochs=EPOCHS, batch_size=BATCH,
                                                 verbose=2)
         result["loss"] = history.history["loss"]
@@ -89,7 +121,7 @@ def main():
     else:
         raise SystemExit(f"unknown scenario {scenario}")
     np.savez(os.path.join(out, f"rank{rank}.npz"), params=model.params,
-             result=json.dumps(result))
+             result=json.dumps(result), **arrays)
 
 
 if __name__ == "__main__":

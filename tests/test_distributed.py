@@ -27,14 +27,15 @@ def _mpiexec():
     return found if os.path.exists(found) else shutil.which("mpiexec")
 
 
-def run_ranks(n, scenario, tmp_path, dtype="float64"):
-    """Run the scenario on n ranks; returns [(params, result dict)] per rank."""
+def run_ranks(n, scenario, tmp_path, dtype="float64", *extra):
+    """Run the scenario on n ranks (``extra``: more arguments for the worker); returns
+    [(params, result dict)] per rank."""
     mpiexec = _mpiexec()
     if mpiexec is None:
         pytest.skip("no mpiexec next to the interpreter or on PATH")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [mpiexec, "-n", str(n), sys.executable, worker.__file__, scenario,
-           str(tmp_path), dtype]
+           str(tmp_path), dtype, *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = []
@@ -62,6 +63,58 @@ def test_default_mode_equals_one_process(n, dtype, tmp_path):
     assert np.abs(ranks[0][0] - model.params).max() <= rtol * scale
     np.testing.assert_allclose(ranks[0][1]["loss"], history.history["loss"], rtol=rtol)
     assert stdout.count("Epoch 1/") == 1            # only rank 0 prints progress
+
+
+def optimizer_states(tmp_path, n):
+    """Every rank's optimizer state (the worker's ``state_<name>`` arrays)."""
+    out = []
+    for r in range(n):
+        with np.load(tmp_path / f"rank{r}.npz") as f:
+            out.append({k[6:]: f[k] for k in f.files if k.startswith("state_")})
+    return out
+
+
+@pytest.mark.parametrize("name,path", [("adam", "shard"), ("sgd", "shard"),
+                                       ("rmsprop", "shard"), ("lamb", "shard"),
+                                       ("adam", "full")])
+def test_optimizer_state_equals_one_process(name, path, tmp_path):
+    """The sharded update (each rank updates its shard of the weights and of the optimizer
+    state; LAMB falls back to the full path) and the full path (shard off): weights and the
+    whole optimizer state equal a one-process fit's, on every rank alike, with penalties
+    (L2, proximal L1) and a max-norm constraint that binds. 3 ranks: shards of unequal size."""
+    ranks, _ = run_ranks(3, f"state-{name}", tmp_path, "float64", path)
+    assert_identical(ranks)
+    states = optimizer_states(tmp_path, 3)
+    for state in states[1:]:
+        assert state.keys() == states[0].keys()
+        assert all(np.array_equal(state[k], states[0][k]) for k in state)
+    model, trainer, X, y = worker.state_trainer(name)
+    trainer.fit(X, y, epochs=worker.EPOCHS, batch_size=worker.BATCH, verbose=0)
+    assert ranks[0][1]["step"] == trainer.optimizer.step_count
+    assert states[0].keys() == trainer.optimizer.state.keys() and states[0]
+    close = lambda a, b: np.abs(a - b).max() <= 1e-10 * max(np.abs(b).max(), 1e-30)
+    assert close(ranks[0][0], model.params)
+    for k, v in trainer.optimizer.state.items():
+        assert close(states[0][k], v), k
+
+
+def test_a_non_finite_step_stops_every_rank_alike(tmp_path):
+    """One rank's share of a step has a non-finite loss: every rank stops before that update,
+    as one process does."""
+    ranks, _ = run_ranks(3, "nonfinite", tmp_path)
+    assert_identical(ranks)
+    for _, result in ranks[1:]:
+        assert result == ranks[0][1]
+    model, X, y = worker.problem()
+    X[40] = 1e308
+    try:
+        history = worker.trainer_for(model).fit(X, y, epochs=worker.EPOCHS,
+                                                batch_size=worker.BATCH, verbose=0)
+        expected = {"loss": history.history["loss"]}
+    except Exception as exc:
+        expected = {"error": f"{type(exc).__name__}: {exc}"}
+    assert ranks[0][1] == expected and "non-finite" in expected["error"]
+    assert np.abs(ranks[0][0] - model.params).max() <= 1e-10 * np.abs(model.params).max()
 
 
 def test_dropout_is_keyed_by_the_global_row(tmp_path):
@@ -167,6 +220,19 @@ def fake(rank, size, counts=None):
     d = fm.distributed.Distributed.__new__(fm.distributed.Distributed)
     d.rank, d.size, d.comm, d.batchnorm = rank, size, FakeComm(counts or []), False
     return d
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 195, 1000, 4097])
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_shards_cover_the_arena_in_rank_order(n, size):
+    from fastmlp._train import shard_bounds
+    counts, displs = shard_bounds(n, size)
+    assert counts.dtype == np.intc and displs.dtype == np.intc and counts.shape == (size,)
+    assert counts.sum() == n and (counts >= 0).all()
+    assert np.array_equal(displs, np.concatenate([[0], np.cumsum(counts)[:-1]]))
+    assert (displs[counts > 0] % 16 == 0).all() and (counts[displs + counts < n] % 16 == 0).all()
+    full = counts[:np.flatnonzero(counts)[-1]]              # all but the last non-empty
+    assert (full == counts[0]).all()
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5])

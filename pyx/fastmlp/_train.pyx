@@ -39,51 +39,8 @@ cdef extern from "fastmlp/gather.h" nogil:
     void fm_gather_chunk(void* ctx, Py_ssize_t chunk, int slot)
     Py_ssize_t fm_gather_plan(Py_ssize_t B, size_t row_bytes, Py_ssize_t* rows_per_chunk)
 
-cdef extern from "fastmlp/governor.h" nogil:
-    void fm_governor_init(fm_governor* g, int max_threads)
-    void fm_governor_pause(fm_governor* g)
-    int fm_governor_next(fm_governor* g, double per_step)
-    int fm_governor_step(fm_governor* g)
-    int fm_governor_threads(const fm_governor* g)
-
-cdef extern from "fastmlp/fpmode.h" nogil:
-    unsigned FM_FP_FLUSH
-    unsigned fm_fp_mode()
-    void fm_fp_set_mode(unsigned mode)
-    int fm_fp_can_flush()
-
-# Training steps flush subnormals to zero (include/fastmlp/fpmode.h); process-wide setting.
-cdef bint _flush_denormal = fm_fp_can_flush()
-
-
-def set_flush_denormal(bint mode):
-    """Whether training steps flush subnormal numbers to zero (``fastmlp.set_flush_denormal``);
-    returns False when this CPU has no such mode (the setting is then ignored)."""
-    global _flush_denormal
-    _flush_denormal = mode and fm_fp_can_flush()
-    return bool(fm_fp_can_flush())
-
-
-def get_flush_denormal():
-    """Whether training steps flush subnormal numbers to zero."""
-    return bool(_flush_denormal)
-
-
-cdef extern from "fastmlp/reduce.h" nogil:
-    ctypedef struct fm_reducer:
-        void* allreduce
-        int handle_bytes
-        Py_ssize_t comm, op_sum, dt_float, dt_double, in_place
-        int error
-    int fm_allreduce_sum(fm_reducer* r, void* buf, long long n, int is_double)
-
-
-# Data-parallel steps (fastmlp.distributed): this rank's share of each global step and the
-# reduction that sums the ranks' gradients and losses after backward.
-ctypedef struct DataParallel:
-    fm_reducer red
-    const long long* sched       # (n_steps, 3): local rows, global rows, global row of the
-    Py_ssize_t n_steps           # first local row (the dropout key); rows come from perm
+include "_train_guard.pxi"
+include "_train_dp.pxi"
 
 
 cdef void opt_apply(OptSlot* o, floating* params, const floating* grads,
@@ -163,17 +120,6 @@ cdef inline Py_ssize_t next_batch(const Data* d, Exec* ex, Py_ssize_t step, Py_s
     return d.dp.sched[3 * step]
 
 
-cdef double reduce_step(DataParallel* dp, floating* grads, Py_ssize_t n,
-                        double value) noexcept nogil:
-    """Sum the ranks' gradients (in place) and losses; NAN when MPI fails."""
-    cdef bint f64 = floating is double
-    if fm_allreduce_sum(&dp.red, grads, n, f64) != 0:
-        return NAN
-    if fm_allreduce_sum(&dp.red, &value, 1, 1) != 0:
-        return NAN
-    return value
-
-
 cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
                     const long long* perm, Py_ssize_t n_perm, Py_ssize_t batch_size,
                     Progress* out, fm_governor* gov, floating* tag) noexcept nogil:
@@ -189,7 +135,6 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
     cdef floating* grads = <floating*> ex.grads
     cdef floating* pred
     cdef double value
-    cdef int grads_bad
     start = 0
     while True:
         B = next_batch(d, ex, step, start, n_perm, batch_size, &rows)
@@ -215,16 +160,40 @@ cdef void run_steps(Exec* ex, const Data* d, const LossSpec* spec, OptSlot* opt,
             plan_backward(ex, xb, gb, NULL)    # fresh_grads: writes, no zeroing pass
         else:                                  # a rank without rows in this step adds 0
             memset(grads, 0, n_params * sizeof(floating))
-        grads_bad = -1                         # checked in finish_step, unless backward did
-        if d.dp != NULL:                       # every rank then sees the same sums
-            value = reduce_step(d.dp, grads, n_params, value)
-        elif ex.grad_bad != NULL:
-            grads_bad = ex.grad_bad[0] != 0
-        if not finish_step(opt, &d.reg, params, grads, n_params, value, rows, out, grads_bad):
+        if not after_backward(d, ex, opt, params, grads, value, rows, out):
             return
         step += 1
         start += B
         governor_tick(gov)
+
+
+cdef bint after_backward(const Data* d, Exec* ex, OptSlot* opt, floating* params,
+                         floating* grads, double value, Py_ssize_t rows,
+                         Progress* out) noexcept nogil:
+    """The rest of a step after backward (this rank's loss ``value``): one process, the
+    full data-parallel path or the sharded one (_train_dp.pxi); False: stop the run."""
+    cdef int grads_bad = -1                    # checked in finish_step, unless backward did
+    if d.dp != NULL and d.dp.sharded:
+        return shard_step(d.dp, opt, &d.reg, params, grads, value, rows, out)
+    if d.dp != NULL:                           # every rank then sees the same sums
+        value = reduce_step(d.dp, grads, ex.n_params, value)
+    elif ex.grad_bad != NULL:
+        grads_bad = ex.grad_bad[0] != 0
+    return finish_step(opt, &d.reg, params, grads, ex.n_params, value, rows, out, grads_bad)
+
+
+cdef inline bint step_failed(Progress* out, double value) noexcept nogil:
+    """Record step out.steps as the run's bad step (its loss, or NAN for a non-finite
+    gradient when the loss is finite); False."""
+    out.bad_step, out.bad_value = out.steps, value if not isfinite(value) else NAN
+    return False
+
+
+cdef inline void step_done(Progress* out, double value, Py_ssize_t rows) noexcept nogil:
+    """Count a step of loss ``value`` over ``rows`` rows."""
+    out.loss_sum += value * rows
+    out.rows += rows
+    out.steps += 1
 
 
 cdef bint finish_step(OptSlot* o, const Regularization* reg, floating* params,
@@ -242,24 +211,12 @@ cdef bint finish_step(OptSlot* o, const Regularization* reg, floating* params,
     if grads_bad < 0:
         grads_bad = not all_finite(grads, n)
     if not isfinite(value) or grads_bad:
-        out.bad_step, out.bad_value = out.steps, value if not isfinite(value) else NAN
-        return False
+        return step_failed(out, value)
     opt_apply(o, params, grads, n)
     if reg.n_con:
         constraints_apply(reg.con, reg.n_con, params)
-    out.loss_sum += value * rows
-    out.rows += rows
-    out.steps += 1
+    step_done(out, value, rows)
     return True
-
-
-cdef void governor_tick(fm_governor* gov) noexcept nogil:
-    """After a step: the thread count the governor (if any) picks for the next one."""
-    cdef int threads
-    if gov != NULL:
-        threads = fm_governor_step(gov)
-        if threads:
-            thread_override_set(threads)
 
 
 # --- the Python-facing runner --------------------------------------------------------------
@@ -293,47 +250,6 @@ cdef void _fill_hyper(OptSlot* o, dict h) except *:
         o.lamb.eps, o.lamb.weight_decay = g("eps"), g("weight_decay")
     else:
         raise ValueError(f"unknown optimizer family {o.family}")
-
-
-cdef class Governor:
-    """Chooses the core's thread count of a training loop from its measured step times
-    (``include/fastmlp/governor.h``). One lives as long as its Trainer, so what it
-    learned carries over from fit to fit. Its maximum is the count in force at its first
-    run."""
-    def __reduce__(self):
-        return Governor, ()       # what it learned is about this machine, now: not kept
-
-    property threads:
-        """The count in use (None before the first run)."""
-        def __get__(self):
-            return fm_governor_threads(&self.g) if self.ready else None
-
-    cdef fm_governor* _start(self):
-        """The governor for a run, its window restarted (fm_governor_pause)."""
-        if not self.ready:
-            fm_governor_init(&self.g, num_threads())
-            self.ready = True
-        fm_governor_pause(&self.g)
-        return &self.g
-
-
-cdef int guard_enter(RunGuard* r, Governor governor) except -1:
-    """Before a GIL-free run: the governor's thread count (if any) and the subnormal flush
-    (fpmode.h) for the calling thread; what they replace is kept in r for guard_leave."""
-    r.gov = governor._start() if governor is not None else NULL
-    r.threads = thread_override_get()
-    r.fp_mode = fm_fp_mode()
-    if r.gov != NULL:
-        thread_override_set(fm_governor_threads(r.gov))
-    if _flush_denormal:       # subnormals flushed while the steps run
-        fm_fp_set_mode(r.fp_mode | FM_FP_FLUSH)
-    return 0
-
-
-cdef void guard_leave(const RunGuard* r) noexcept:
-    """After the run (also when it raised): the calling thread as it was."""
-    fm_fp_set_mode(r.fp_mode)
-    thread_override_set(r.threads)
 
 
 cdef tuple bind_optimizer(OptSlot* o, binding, dtype, Py_ssize_t n_params):
@@ -414,10 +330,12 @@ cdef class Runner:
     cdef LossSpec spec
     cdef OptSlot opt
     cdef object refs
+    cdef object dp_refs      # the arrays self.dp points into
     cdef readonly Governor governor
     cdef readonly Py_ssize_t batch_size, n_rows
     cdef int grad_bad        # Exec.grad_bad's target during a run, when the plan checks
     cdef bint check_in_backward
+    cdef bint state_stale    # sharded runs left the optimizer state current on shards only
 
     def __init__(self, Plan plan, X, targets, labels, weights, dict loss_spec,
                  Py_ssize_t batch_size, penalties=None, constraints=None,
@@ -468,18 +386,12 @@ cdef class Runner:
         self.check_in_backward = plan.grads_checkable()
 
     def data_parallel(self, dict reducer):
-        """Make every run data parallel: ``reducer`` holds the address of the loaded
-        library's ``MPI_Allreduce`` and the handles (``fastmlp.distributed`` builds it);
-        every run then takes a schedule."""
-        if not reducer.get("allreduce"):
-            raise ValueError("reducer['allreduce'] must be the address of MPI_Allreduce")
-        if reducer["handle_bytes"] not in (4, 8):
-            raise ValueError(f"MPI handles of {reducer['handle_bytes']} bytes are not supported")
-        self.dp.red.allreduce = <void*> <Py_ssize_t> reducer["allreduce"]
-        self.dp.red.handle_bytes = reducer["handle_bytes"]
-        self.dp.red.comm, self.dp.red.op_sum = reducer["comm"], reducer["op_sum"]
-        self.dp.red.dt_float, self.dp.red.dt_double = reducer["dt_float"], reducer["dt_double"]
-        self.dp.red.in_place, self.dp.red.error = reducer["in_place"], 0
+        """Make every run data parallel: ``reducer`` holds the addresses of the loaded
+        library's ``MPI_Allreduce`` (and, for the sharded update, ``MPI_Reduce_scatter``
+        and ``MPI_Allgatherv``), the handles, this rank and the rank count
+        (``fastmlp.distributed`` builds it); every run then takes a schedule."""
+        self.dp_refs = dp_setup(&self.dp, reducer, self.refs[9], self.plan.dtype,
+                                self.plan.ex.n_params)
         self.data.dp = &self.dp
 
     cdef int _schedule(self, schedule, Py_ssize_t n_perm) except -1:
@@ -488,22 +400,8 @@ cdef class Runner:
             if schedule is not None:
                 raise ValueError("a schedule needs data_parallel() first")
             return 0
-        if not (isinstance(schedule, np.ndarray) and schedule.dtype == np.int64
-                and schedule.ndim == 2 and schedule.shape[1] == 3
-                and schedule.flags.c_contiguous and schedule.shape[0] > 0):
-            raise TypeError("a data-parallel run needs a schedule: a non-empty C-contiguous "
-                            "(n_steps, 3) int64 array")
-        local, glob = schedule[:, 0], schedule[:, 1]
-        if (local < 0).any() or (local > self.batch_size).any() or (glob < 1).any() \
-                or (local > glob).any() or (schedule[:, 2] < 0).any():
-            raise ValueError(f"schedule rows must hold 0 <= local <= min(global, "
-                             f"{self.batch_size}), global >= 1 and row0 >= 0")
-        if int(local.sum()) != n_perm:
-            raise ValueError(f"the schedule takes {int(local.sum())} rows, perm has {n_perm}")
-        self.dp.sched = <const long long*> _data_ptr(schedule)
-        self.dp.n_steps = schedule.shape[0]
-        self.dp.red.error = 0
-        return 0
+        self.dp.sharded = self.dp.can_shard and self.opt.family != OPT_LAMB
+        return dp_schedule(&self.dp, schedule, n_perm, self.batch_size)
 
     def run(self, perm, binding, schedule=None):
         """Train on the rows ``perm`` (int64, C-contiguous, values in [0, n_rows)) in order,
@@ -546,9 +444,25 @@ cdef class Runner:
             self.plan.ex.fresh_grads = False
             self.plan.ex.grad_bad = NULL
             self.plan.ex.row0 = 0
-        if self.data.dp != NULL and self.dp.red.error:
-            raise RuntimeError(f"MPI_Allreduce failed with error code {self.dp.red.error}")
+        self.state_stale = self.state_stale or self.dp.sharded
+        self._mpi_check()
         return prog.loss_sum, prog.rows, prog.steps, prog.bad_step, prog.bad_value
+
+    def sync_state(self):
+        """Data parallel, after sharded runs: make the optimizer state bound by the last run
+        whole on every rank (each rank's runs keep only its shard current; _train_dp.pxi).
+        A collective: every rank calls it at the same point. Nothing when nothing is stale."""
+        if not self.state_stale:
+            return
+        with nogil:
+            gather_state(&self.dp, &self.opt, not self.plan.f32)
+        self.state_stale = False
+        self._mpi_check()
+
+    cdef int _mpi_check(self) except -1:
+        if self.data.dp != NULL and self.dp.red.error:
+            raise RuntimeError(f"an MPI reduction failed with error code {self.dp.red.error}")
+        return 0
 
     cdef int _bind(self, binding) except -1:
         self.refs = self.refs[:11] + bind_optimizer(&self.opt, binding, self.plan.dtype,
@@ -579,17 +493,3 @@ cdef int _check_array(a, str name, dtype, int ndim, Py_ssize_t cols,
     if cols >= 0 and a.shape[1] != cols:
         raise ValueError(f"{name} has {a.shape[1]} columns, expected {cols}")
     return 0
-
-
-def governor_trace(int max_threads, per_step, Py_ssize_t windows):
-    """Test wrapper: run the governor's decisions for ``windows`` windows on a machine
-    whose seconds per step at t threads are ``per_step(window_index, t)``; returns the
-    thread count of every window."""
-    cdef fm_governor g
-    fm_governor_init(&g, max_threads)
-    trace = []
-    for w in range(windows):
-        t = fm_governor_threads(&g)
-        trace.append(t)
-        fm_governor_next(&g, float(per_step(w, t)))
-    return trace

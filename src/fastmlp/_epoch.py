@@ -190,10 +190,12 @@ class EpochLoop:
             *counts, bad = self._run_steps(local[ends[done]:ends[stop]],
                                            np.ascontiguousarray(sched[done:stop]))
             tally += [counts[2], counts[1], counts[0]]
-            if bad is not None:
+            if bad is not None:             # every rank stops at this step
+                self.runner.sync_state()
                 raise NonFiniteLoss(int(tally[0]), bad)
             if on_chunk is not None:
                 on_chunk(int(tally[0]), int(tally[1]), float(tally[2]))
+        self.runner.sync_state()            # the whole optimizer state, once per epoch
         return float(tally[2]) / max(tally[1], 1)
 
     def _steps(self, part):

@@ -3,10 +3,17 @@
 Data-parallel training over MPI (through mpi4py, imported only when a communicator is given).
 
 ``Trainer(..., comm=MPI.COMM_WORLD)`` trains one model on every rank of ``comm``; the fused
-loop sums the ranks' gradients with the ``MPI_Allreduce`` of the MPI library mpi4py loaded,
-called through a function pointer from inside the GIL-free loop (``include/fastmlp/reduce.h``):
-one blocking allreduce of the whole gradient arena per step, plus one of the step's loss. The
-reduction is not overlapped with backward.
+loop combines the ranks' gradients with the MPI library mpi4py loaded, called through function
+pointers from inside the GIL-free loop (``include/fastmlp/reduce.h``). By default the
+optimizer update is sharded (ZeRO-1 style, ``pyx/fastmlp/_train_dp.pxi``): each step
+reduce-scatters the gradient arena, each rank checks and updates its own contiguous shard of
+the parameters (and of the optimizer state, made whole again at the end of every epoch), one
+tiny allreduce of (loss, non-finite flag) lets all ranks skip a bad step alike, and an
+allgather sends the updated shards to every rank; constraints then run on the whole arena on
+every rank. LAMB (per-tensor trust ratios), tying penalties and arenas of 2^31
+elements or more take the full path instead: one allreduce of the whole gradient arena and
+the whole update on every rank (also with ``Distributed.shard = False``). The reductions are
+blocking, not overlapped with backward.
 
 Two modes, ``batch_size`` being the global batch in both:
 
@@ -60,14 +67,24 @@ class Distributed:
         self.comm = comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.batchnorm = False          # set per fit: shares of 1 row are refused
+        #: the sharded optimizer update (see the module docstring); False: every step
+        #: allreduces the whole gradient arena and every rank updates all of it
+        self.shard = True
 
     def reducer(self):
-        """The function pointer and handles the core's reduction calls (``reduce.h``)."""
+        """The function pointers and handles the core's reductions call (``reduce.h``);
+        without :attr:`shard`, not those of the sharded update."""
         import ctypes
         MPI = _mpi()
         lib = ctypes.CDLL(MPI.__file__)       # already loaded: its libmpi is searched too
         h = MPI._handleof
+
+        def address(name):
+            return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value if self.shard else None
+
         return {"allreduce": ctypes.cast(lib.MPI_Allreduce, ctypes.c_void_p).value,
+                "reduce_scatter": address("MPI_Reduce_scatter"),
+                "allgatherv": address("MPI_Allgatherv"), "rank": self.rank, "size": self.size,
                 "handle_bytes": MPI._sizeof(MPI.Comm), "comm": h(self.comm),
                 "op_sum": h(MPI.SUM), "dt_float": h(MPI.FLOAT), "dt_double": h(MPI.DOUBLE),
                 "in_place": int(MPI.IN_PLACE)}
