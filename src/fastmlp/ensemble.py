@@ -140,17 +140,24 @@ class Ensemble:
         list of History
             One per member, in order.
         """
-        from fastmlp.trainer import Trainer
         loss = self.loss if loss is None else loss
-        if loss is None:
-            raise ValueError("loss is required: pass loss=... here or to Ensemble(...)")
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs < 1:
-            raise ValueError(f"n_jobs must be an integer >= 1, got {n_jobs!r}")
-        if backend not in ("threads", "dask"):
-            raise ValueError(f"backend must be 'threads' or 'dask', got {backend!r}")
+        _check_fit_args(loss, n_jobs, backend)
         make_opt = _optimizer_factory(optimizer, optimizer_kwargs)
         make_cbs = callbacks if callable(callbacks) else (lambda: copy.deepcopy(list(callbacks)))
         fit_kwargs.setdefault("verbose", 0)
+        trainers = self._make_trainers(loss, make_opt, regularizers, metrics)
+        cb_lists = [list(make_cbs()) for _ in trainers]
+        if self.loss is None:
+            self.loss = loss
+
+        kwargs = dict(epochs=epochs, batch_size=batch_size, **fit_kwargs)
+        if backend == "dask":
+            return self._fit_dask(trainers, X, y, cb_lists, kwargs)
+        return _fit_threads(trainers, X, y, cb_lists, kwargs, n_jobs)
+
+    def _make_trainers(self, loss, make_opt, regularizers, metrics):
+        """One Trainer per member, each with a new optimizer from ``make_opt``."""
+        from fastmlp.trainer import Trainer
         trainers, opts = [], []
         for i, m in enumerate(self.models):
             opt = make_opt()
@@ -159,22 +166,7 @@ class Ensemble:
                                  f"member {i} got the same instance as an earlier one")
             opts.append(opt)
             trainers.append(Trainer(m, loss, opt, regularizers=regularizers, metrics=metrics))
-        cb_lists = [list(make_cbs()) for _ in trainers]
-        if self.loss is None:
-            self.loss = loss
-
-        kwargs = dict(epochs=epochs, batch_size=batch_size, **fit_kwargs)
-        if backend == "dask":
-            return self._fit_dask(trainers, X, y, cb_lists, kwargs)
-
-        def run(i):
-            return trainers[i].fit(X, y, callbacks=cb_lists[i], **kwargs)
-
-        if n_jobs == 1 or len(trainers) == 1:
-            return [run(i) for i in range(len(trainers))]
-        with ThreadPoolExecutor(max_workers=min(n_jobs, len(trainers))) as pool:
-            futures = [pool.submit(run, i) for i in range(len(trainers))]
-            return [f.result() for f in futures]
+        return trainers
 
     def _fit_dask(self, trainers, X, y, cb_lists, kwargs):
         """Train the members on the workers of the running dask.distributed client."""
@@ -202,6 +194,28 @@ class Ensemble:
         loss = f", loss={self.loss!r}" if self.loss is not None else ""
         return f"Ensemble({len(self.models)} models, {self.models[0].n_in} → " \
                f"{self.models[0].n_out}{loss})"
+
+
+def _check_fit_args(loss, n_jobs, backend):
+    """Validate the arguments of :meth:`Ensemble.fit` that need no model."""
+    if loss is None:
+        raise ValueError("loss is required: pass loss=... here or to Ensemble(...)")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be an integer >= 1, got {n_jobs!r}")
+    if backend not in ("threads", "dask"):
+        raise ValueError(f"backend must be 'threads' or 'dask', got {backend!r}")
+
+
+def _fit_threads(trainers, X, y, cb_lists, kwargs, n_jobs):
+    """Fit every trainer, up to ``n_jobs`` at a time in threads; their Histories, in order."""
+    def run(i):
+        return trainers[i].fit(X, y, callbacks=cb_lists[i], **kwargs)
+
+    if n_jobs == 1 or len(trainers) == 1:
+        return [run(i) for i in range(len(trainers))]
+    with ThreadPoolExecutor(max_workers=min(n_jobs, len(trainers))) as pool:
+        futures = [pool.submit(run, i) for i in range(len(trainers))]
+        return [f.result() for f in futures]
 
 
 def _optimizer_factory(optimizer, kwargs):

@@ -22,32 +22,28 @@ def gradient_check(model: Any, loss: Any, X: ArrayLike, y: Optional[ArrayLike],
                    regularizers: Sequence[Any] = ()) -> float:
     """Maximum relative error between backprop and central-difference gradients.
 
-    For every parameter θ_i of the arena (and every input X_ij when ``check_input``),
-    the numeric gradient is ``(L(θ_i + eps) − L(θ_i − eps)) / (2 eps)`` with
-    ``L = loss(model.forward(X, training=True), y) + Σ_r r(model)`` (the penalties in
-    ``regularizers``, whose ``add_grad`` supplies their part of the analytic gradient, so
-    a penalty is checked with the model). Errors are measured per parameter
-    tensor (each W, each b, the input) relative to that tensor's largest gradient,
-    ``max |analytic − numeric| / max(max |analytic|, max |numeric|, floor)``, and the
-    largest over tensors is returned. The floor, ``1e-3 · max(1, |L|)``, keeps a tensor
+    For every parameter θ_i of the arena (and every input X_ij when ``check_input``), the numeric
+    gradient is ``(L(θ_i + eps) − L(θ_i − eps)) / (2 eps)`` with ``L = loss(model.forward(X,
+    training=True), y) + Σ_r r(model)`` (the penalties in ``regularizers``, whose ``add_grad``
+    supplies their part of the analytic gradient, so a penalty is checked with the model). Errors
+    are measured per parameter tensor (each W, each b, the input) relative to that tensor's
+    largest gradient, ``max |analytic − numeric| / max(max |analytic|, max |numeric|, floor)``,
+    and the largest over tensors is returned. The floor, ``1e-3 · max(1, |L|)``, keeps a tensor
     whose true gradient is zero (a bias right before a BatchNorm) from being judged on the
     rounding noise of the differences (about ``1e-16·|L|/eps``). Backprop is right when the
-    result is small (< 1e-6 in float64 for smooth functions away from kinks such as
-    ReLU's 0).
+    result is small (< 1e-6 in float64 for smooth functions away from kinks such as ReLU's 0).
 
     Parameters
     ----------
     model : Sequential or Model
-        A float64 model (float32 finite differences are too coarse to judge anything).
-        Every forward of the check draws the dropout masks and noise of one training step
-        (the next one, ``model.rng_step + 1``), so a stochastic model is checked as the
-        deterministic function of that draw. Its parameters, buffers (running statistics)
-        and RNG counter are restored exactly afterwards; its gradients hold the analytic
-        gradient of this batch.
+        A float64 model (float32 finite differences are too coarse to judge anything). Every
+        forward of the check draws the dropout masks and noise of one training step (the next
+        one, ``model.rng_step + 1``), so a stochastic model is checked as the deterministic
+        function of that draw. Its parameters, buffers (running statistics) and RNG counter are
+        restored exactly afterwards; its gradients hold the analytic gradient of this batch.
     loss : Loss, or list of Loss
-        Any fastmlp loss (``loss(pred, y) -> float`` and ``loss.grad(pred, y)``); for a
-        graph :class:`~fastmlp.Model` with several outputs, one loss per output (L is
-        their sum).
+        Any fastmlp loss (``loss(pred, y) -> float`` and ``loss.grad(pred, y)``); for a graph
+        :class:`~fastmlp.Model` with several outputs, one loss per output (L is their sum).
     X, y : array-like
         One batch; keep it small: the check runs 2 forwards per parameter. For a graph
         Model, X as its ``forward`` takes it (a list for several inputs; every input is
@@ -57,8 +53,7 @@ def gradient_check(model: Any, loss: Any, X: ArrayLike, y: Optional[ArrayLike],
     check_input : bool
         Also check the gradient with respect to X.
     regularizers : sequence
-        Penalties (``r(model) -> float`` and ``r.add_grad(model)``), e.g. ``L2Penalty``,
-        ``TyingPenalty``.
+        Penalties (``r(model) -> float``, ``r.add_grad(model)``): ``L2Penalty``, ``TyingPenalty``.
 
     Returns
     -------
@@ -73,6 +68,19 @@ def gradient_check(model: Any, loss: Any, X: ArrayLike, y: Optional[ArrayLike],
     >>> fm.gradient_check(m, fm.CrossEntropyLoss(), X, y) < 1e-6
     True
     """
+    Xs, losses, ys, regularizers = _validate(model, loss, X, y, eps, regularizers)
+    objective = _Objective(model, Xs, losses, ys, regularizers)   # saves RNG step, buffers
+    analytic, dX, floor = objective.backprop()
+    errors = _tensor_errors(model, analytic, _numeric_grad(objective, model.params, eps), floor)
+    if check_input:
+        errors += [_rel_err(d, _numeric_grad(objective, x, eps), floor) for d, x in zip(dX, Xs)]
+    objective.restore()
+    return max(errors, default=0.0)
+
+
+def _validate(model, loss, X, y, eps, regularizers):
+    """Check the arguments of :func:`gradient_check`; return the inputs (a list of float64
+    copies), the losses and targets (one per output) and the regularizers (a tuple)."""
     if model.dtype != np.float64:
         raise ValueError(f"gradient_check needs a float64 model, got {model.dtype.name}: "
                          "finite differences in float32 are too coarse to be meaningful")
@@ -82,50 +90,71 @@ def gradient_check(model: Any, loss: Any, X: ArrayLike, y: Optional[ArrayLike],
     Xs = [x.copy() for x in model._arrays(X)] if graph else \
         [as_float_matrix(X, np.float64, "X", model.n_in).copy()]
     losses, ys = _per_output(model, loss, y) if graph else ([loss], [y])
-    step, buffers = model.rng_step, model.buffers.copy()
     regularizers = tuple(regularizers)
     for reg in regularizers:
         if not (callable(reg) and callable(getattr(reg, "add_grad", None))):
             raise TypeError(f"regularizers must be penalties such as L2Penalty(1e-4), "
                             f"got {reg!r}")
+    return Xs, losses, ys, regularizers
 
-    def forward():
+
+class _Objective:
+    """L = Σ loss(output, target) + Σ_r r(model) as a function of the model's parameters
+    and the inputs ``Xs`` (both changed in place by :func:`_numeric_grad`). Made before
+    the check's first forward: it saves the RNG step and the buffers, for :meth:`restore`."""
+
+    def __init__(self, model, Xs, losses, ys, regularizers):
+        self.model, self.Xs, self.losses, self.ys = model, Xs, losses, ys
+        self.regularizers = regularizers
+        self.graph = getattr(model, "is_graph", False)
+        self.step, self.buffers = model.rng_step, model.buffers.copy()
+
+    def forward(self):
         # every forward draws the masks and noise of one step: one deterministic function
         # (training forwards read no running statistics; they only update them)
-        model.rng_step = step
-        out = model.forward(Xs if graph else Xs[0], training=True)
+        self.model.rng_step = self.step
+        out = self.model.forward(self.Xs if self.graph else self.Xs[0], training=True)
         return out if isinstance(out, list) else [out]
 
-    def penalty():
-        return sum(float(reg(model)) for reg in regularizers)
+    def penalty(self):
+        return sum(float(reg(self.model)) for reg in self.regularizers)
 
-    def data_loss(outs):
-        return sum(float(f(o, t)) for f, o, t in zip(losses, outs, ys))
+    def data_loss(self, outs):
+        return sum(float(f(o, t)) for f, o, t in zip(self.losses, outs, self.ys))
 
-    def objective():
-        return data_loss(forward()) + penalty()
+    def __call__(self):
+        return self.data_loss(self.forward()) + self.penalty()
 
-    model.zero_grad()
-    outs = forward()
-    floor = 1e-3 * max(1.0, abs(data_loss(outs) + penalty()))
-    dY = [f.grad(o, t) for f, o, t in zip(losses, outs, ys)]
-    dX = model.backward(dY if graph else dY[0])
-    dX = dX if isinstance(dX, list) else [dX]
-    for reg in regularizers:
-        reg.add_grad(model)
-    analytic = model.grads.copy()
-    numeric = _numeric_grad(objective, model.params, eps)
+    def backprop(self):
+        """(the analytic gradient of the arena, the gradients of the inputs, the error
+        floor ``1e-3 · max(1, |L|)``); the model's gradients hold the first."""
+        model = self.model
+        model.zero_grad()
+        outs = self.forward()
+        floor = 1e-3 * max(1.0, abs(self.data_loss(outs) + self.penalty()))
+        dY = [f.grad(o, t) for f, o, t in zip(self.losses, outs, self.ys)]
+        dX = model.backward(dY if self.graph else dY[0])
+        dX = dX if isinstance(dX, list) else [dX]
+        for reg in self.regularizers:
+            reg.add_grad(model)
+        return model.grads.copy(), dX, floor
+
+    def restore(self):
+        """One more forward (leaves caches consistent with the analytic gradient), then
+        the RNG step and the (public) buffers as saved."""
+        self.forward()
+        self.model.rng_step = self.step
+        _restore_statistics(self.model, self.buffers)
+
+
+def _tensor_errors(model, analytic, numeric, floor):
+    """:func:`_rel_err` of each parameter tensor (each W, each b) of the arena."""
     errors = []
     for p in model.param_info:
         size = int(np.prod(p["shape"], dtype=np.int64))
         sl = slice(p["offset"], p["offset"] + size)
         errors.append(_rel_err(analytic[sl], numeric[sl], floor))
-    if check_input:
-        errors += [_rel_err(d, _numeric_grad(objective, x, eps), floor) for d, x in zip(dX, Xs)]
-    forward()                        # leave caches consistent with the analytic gradient
-    model.rng_step = step
-    _restore_statistics(model, buffers)
-    return max(errors, default=0.0)
+    return errors
 
 
 def _per_output(model, loss, y):

@@ -144,6 +144,20 @@ def lr_find(trainer: Any, X: ArrayLike, y: ArrayLike, start: float = 1e-7, end: 
     >>> res = fm.lr_find(trainer, X, y, start=1e-6, end=1.0)        # doctest: +SKIP
     >>> trainer.optimizer.lr = res.suggestion                       # doctest: +SKIP
     """
+    start, end = _check_args(trainer, start, end, steps, batch_size, smooth, diverge)
+    Xc = trainer._inputs(X)
+    targets = trainer._targets(y, Xc.shape[0])
+    weights = trainer._row_weights(sample_weight, None, targets)
+    snap = _Snapshot(trainer)
+    try:
+        return _sweep(trainer, trainer._epoch_loop(Xc, targets, weights, batch_size, False),
+                      Xc.shape[0], start, end, steps, smooth, diverge)
+    finally:
+        snap.restore()
+
+
+def _check_args(trainer, start, end, steps, batch_size, smooth, diverge):
+    """Validate the arguments of :func:`lr_find`; return ``start`` and ``end`` as floats."""
     from fastmlp._fit_checks import check_int
     from fastmlp.trainer import Trainer
     if not isinstance(trainer, Trainer):
@@ -159,15 +173,7 @@ def lr_find(trainer: Any, X: ArrayLike, y: ArrayLike, start: float = 1e-7, end: 
         raise ValueError(f"smooth must be in [0, 1), got {smooth!r}")
     if not (isinstance(diverge, numbers.Real) and diverge > 1):
         raise ValueError(f"diverge must be a number > 1, got {diverge!r}")
-    Xc = trainer._inputs(X)
-    targets = trainer._targets(y, Xc.shape[0])
-    weights = trainer._row_weights(sample_weight, None, targets)
-    snap = _Snapshot(trainer)
-    try:
-        return _sweep(trainer, trainer._epoch_loop(Xc, targets, weights, batch_size, False),
-                      Xc.shape[0], start, end, steps, smooth, diverge)
-    finally:
-        snap.restore()
+    return start, end
 
 
 def _sweep(trainer, loop, n, start, end, steps, smooth, diverge):
