@@ -53,7 +53,7 @@ def gradient_check(model: Any, loss: Any, X: ArrayLike, y: Optional[ArrayLike],
     check_input : bool
         Also check the gradient with respect to X.
     regularizers : sequence
-        Penalties (``r(model) -> float``, ``r.add_grad(model)``): ``L2Penalty``, ``TyingPenalty``.
+        Penalties (``r(model) -> float``, ``r.add_grad(model)``; e.g. ``L2Penalty``).
 
     Returns
     -------
