@@ -138,25 +138,29 @@ def test_every_kernel_family_computes_the_same_bits(gemm_isa, dtype, trans_a, tr
 
 @native
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m,n,k,trans_a", [(64, 700, 300, False), (900, 64, 200, True)])
+@pytest.mark.parametrize("m,n,k,trans_a", [(64, 700, 300, False), (900, 64, 200, True),
+                                           (1, 300, 784, False), (2, 512, 1000, False),
+                                           (1, 40, 2000, False), (2, 600, 900, False)])
 @pytest.mark.parametrize("isa", ISAS)
 def test_gemm_threads_split_gives_the_serial_result(gemm_threads, gemm_isa, isa, dtype, m, n,
                                                     k, trans_a, rng):
-    """Large enough to be split over threads (along N, then along M): each element is the
-    same dot product in the same order, so the result is bit-identical."""
+    """Large enough to be split over threads (along N, then along M; 1-2 rows streamed in
+    strips of columns): each element is the same dot product in the same order, so the
+    result is bit-identical (alpha and beta included)."""
     gemm_isa(isa)
     a = rng.normal(size=(k, m) if trans_a else (m, k)).astype(dtype)
     b = rng.normal(size=(k, n)).astype(dtype)
+    c0 = rng.normal(size=(m, n)).astype(dtype)
     out = []
     for threads in (1, 2, 3):
         gemm_threads(threads)
-        c = np.empty((m, n), dtype)
-        gemm_memview(a, b, c, trans_a=trans_a)
+        c = c0.copy()
+        gemm_memview(a, b, c, trans_a=trans_a, alpha=0.75, beta=0.5)
         out.append(c)
     np.testing.assert_array_equal(out[0], out[1])
     np.testing.assert_array_equal(out[0], out[2])
     A = a.T if trans_a else a
-    assert rel_err(out[0], A.astype(np.float64) @ b) < RTOL[dtype] * 10
+    assert rel_err(out[0], 0.75 * (A.astype(np.float64) @ b) + 0.5 * c0) < RTOL[dtype] * 10
 
 
 def test_gemm_reads_strided_rows(backend, rng):

@@ -35,6 +35,7 @@ def isa_and_threads(request):
 
 SHAPES = [  # (m, n, k, trans_a, trans_b): the products of MLP steps, edges and odd sizes
     (1, 300, 20, False, False), (2, 77, 9, False, False),       # streamed rows
+    (1, 512, 784, False, False), (2, 200, 1500, False, False),  # streamed rows, 2 threads
     (8, 33, 5, False, False), (32, 512, 784, False, False),     # forward, batch side
     (256, 520, 300, False, False), (37, 45, 530, False, True),  # dX = dZ Wᵀ
     (784, 512, 32, True, False), (300, 70, 256, True, False),   # dW = Xᵀ dZ
