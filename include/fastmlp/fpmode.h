@@ -11,8 +11,9 @@
  * XLA's CPU backend flushes subnormals the same way (FTZ and DAZ) for its compiled code.
  *
  * Scope: only while the core runs training steps (the fused loops of fastmlp._train and
- * fastmlp._graph_train set the mode of the calling thread and restore it after; the thread team copies the caller's
- * mode into each worker for every job, pool.h), never process-wide as -ffast-math would.
+ * fastmlp._graph_train set the mode of the calling thread and restore it after; the
+ * thread team copies the caller's mode into each worker for every job, pool.h), never
+ * process-wide as -ffast-math would.
  * fastmlp.set_flush_denormal(False) keeps IEEE subnormals (exact agreement with NumPy
  * where values fall below 1.2e-38 in float32 or 2.2e-308 in float64).
  */

@@ -130,11 +130,11 @@ cdef inline void dense_forward(const LayerDesc* d, const floating* X, const floa
     cdef Py_ssize_t n_cols = d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
     cdef const floating* b = P + d.b_off if d.b_off >= 0 else NULL
     cdef int act = FM_IDENTITY if d.kind == K_MAXOUT else d.act
+    cdef floating* out = Z if d.kind == K_MAXOUT else A
     cdef fm_act_epi epi
     cdef gemm_epi_fn fn = NULL
     if fm_act_exact(act):
-        epi.act, epi.alpha, epi.bias, epi.ld = act, d.alpha, b, n_cols
-        epi.z, epi.a = Z, (Z if d.kind == K_MAXOUT else A)
+        epi.act, epi.alpha, epi.bias, epi.ld, epi.z, epi.a = act, d.alpha, b, n_cols, Z, out
         fn = <gemm_epi_fn> (fm_act_epi_f32 if floating is float else fm_act_epi_f64)
     if d.flags & F_TRANS_W:
         gemm_epi(False, True, <int> B, <int> n_cols, <int> d.n_in, <floating> 1, X,
@@ -145,16 +145,7 @@ cdef inline void dense_forward(const LayerDesc* d, const floating* X, const floa
                  <int> d.n_in, P + d.w_off, <int> n_cols, <floating> 0, Z, <int> n_cols, fn,
                  &epi)
     if fn == NULL:
-        act_forward_par(act, d.alpha, Z, b, Z if d.kind == K_MAXOUT else A, B, n_cols)
-
-
-cdef inline bint all_finite_small(const floating* x, Py_ssize_t n) noexcept nogil:
-    """No NaN or inf among x[0:n] (x - x is 0 exactly for finite x)."""
-    cdef floating acc = 0
-    cdef Py_ssize_t i
-    for i in range(n):
-        acc += x[i] - x[i]
-    return acc == 0
+        act_forward_par(act, d.alpha, Z, b, out, B, n_cols)
 
 
 cdef inline void dense_backward(const LayerDesc* d, const floating* X, const floating* P,
@@ -189,8 +180,9 @@ cdef inline void dense_backward(const LayerDesc* d, const floating* X, const flo
         for i in range(B):
             for j in range(n_cols):
                 db[j] += dZ[i * n_cols + j]
-        if bad != NULL and not all_finite_small(db, n_cols):
-            bad[0] = 1
+        if fn != NULL:                 # the same check over db, one row
+            check.c, check.ld = db, n_cols
+            fn(&check, 0, 1, 0, n_cols)
     if dX != NULL:
         gemm(False, not tw, <int> B, <int> d.n_in, <int> n_cols, <floating> 1, dZ,
              <int> n_cols, P + d.w_off, <int> (d.n_in if tw else n_cols), <floating> 0, dX,
