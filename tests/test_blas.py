@@ -95,7 +95,8 @@ def _check_gemm(m, n, k, trans_a, trans_b, alpha, beta, dtype, rng):
 # large enough to be packed (> 1024 rows), N across an NC block (512 / 256), MLP products.
 SHAPES = [(1, 1, 1), (2, 3, 1), (5, 17, 3), (7, 16, 9), (8, 15, 257), (11, 33, 2),
           (12, 40, 5), (15, 70, 260), (16, 64, 31), (24, 100, 33),
-          (32, 512, 100), (100, 10, 300), (13, 600, 40), (1030, 20, 7), (70, 9, 1030)]
+          (32, 512, 100), (100, 10, 300), (13, 600, 40), (1030, 20, 7), (70, 9, 1030),
+          (70, 1, 600), (1030, 1, 7)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -173,6 +174,9 @@ def test_gemm_reads_strided_rows(backend, rng):
     expect = big_a[:33, :21] @ big_b[:21, :29]
     assert rel_err(big_c[:33, :29], expect) < 1e-12
     assert not big_c[:, 29:].any() and not big_c[33:].any()
+    gemm_strided(big_a, big_b, big_c, 37, 1, 45)     # one column of C, 70 apart
+    assert rel_err(big_c[:37, :1], big_a[:37, :45] @ big_b[:45, :1]) < 1e-12
+    assert not big_c[:, 29:].any() and not big_c[37:].any()
 
 
 def test_thread_settings_override_default_per_thread(gemm_threads):
@@ -224,6 +228,35 @@ def test_gemm_rows_do_not_depend_on_the_batch(gemm_isa, isa, dtype, trans_b, rng
         part = np.empty((size, n), dtype)
         gemm_memview(np.ascontiguousarray(a[7:7 + size]), b, part, trans_b=trans_b)
         np.testing.assert_array_equal(part, full[7:7 + size], err_msg=f"{size} rows")
+
+
+@native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True),
+                                             (True, True)])
+@pytest.mark.parametrize("isa", ISAS)
+def test_one_column_product_is_that_column_of_a_wider_one(gemm_threads, gemm_isa, isa, dtype,
+                                                         trans_a, trans_b, rng):
+    """A product with one column (an output unit's forward, its dW) has loops of its own,
+    laid out along M; each element is still summed per K block in the same order, so it
+    is bit-identical to that column of a product with more columns (tiles), on any number
+    of threads, with alpha and beta (beta = 0 never reads C)."""
+    gemm_isa(isa)
+    for m, k in [(1, 5), (7, 3), (17, 9), (64, 1024), (70, 600), (1030, 64), (4000, 300)]:
+        a = rng.normal(size=(k, m) if trans_a else (m, k)).astype(dtype)
+        b = rng.normal(size=(3, k) if trans_b else (k, 3)).astype(dtype)
+        b1 = np.ascontiguousarray(b[:1] if trans_b else b[:, :1])
+        c0 = rng.normal(size=(m, 3)).astype(dtype)
+        for alpha, beta in ((0.75, 0.5), (1.0, 0.0)):
+            gemm_threads(1)
+            wide = c0.copy()
+            gemm_memview(a, b, wide, trans_a, trans_b, alpha=alpha, beta=beta)
+            for threads in (1, 2, 3):
+                gemm_threads(threads)
+                one = c0[:, :1].copy() if beta else np.full((m, 1), np.nan, dtype)
+                gemm_memview(a, b1, one, trans_a, trans_b, alpha=alpha, beta=beta)
+                np.testing.assert_array_equal(one[:, 0], wide[:, 0],
+                                              err_msg=str((m, k, alpha, beta, threads)))
 
 
 # --- the core's thread team (include/fastmlp/pool.h) ----------------------------------------

@@ -40,6 +40,8 @@ SHAPES = [  # (m, n, k, trans_a, trans_b): the products of MLP steps, edges and 
     (256, 520, 300, False, False), (37, 45, 530, False, True),  # dX = dZ Wᵀ
     (784, 512, 32, True, False), (300, 70, 256, True, False),   # dW = Xᵀ dZ
     (150, 40, 0, False, False),                                 # k = 0: C = beta C
+    (64, 1, 1024, False, False), (1024, 1, 64, True, False),    # one column (n = 1)
+    (5000, 1, 300, False, True), (3000, 1, 200, True, False),   # one column, 2 threads
 ]
 
 

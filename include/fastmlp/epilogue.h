@@ -79,4 +79,19 @@ FM_FINITE_EPI(double, f64)
 #undef FM_FINITE_EPI
 #undef FM_FINITE_LANES
 
+/* The bias gradient: db[j] = (fresh ? 0 : db[j]) + dZ[0, j] + dZ[1, j] + ... over `rows` rows
+ * of `cols` values, each column summed in row order (vectorized along the columns, so
+ * the order, and the result, is the scalar loop's). */
+#define FM_COL_SUM(T, SFX)                                                                    \
+    FM_ACT_CLONES static void fm_col_sum_##SFX(T* restrict db, const T* restrict dz,          \
+                                               ptrdiff_t rows, ptrdiff_t cols, int fresh) {   \
+        if (fresh)                                                                            \
+            for (ptrdiff_t j = 0; j < cols; j++) db[j] = 0;                                   \
+        for (ptrdiff_t i = 0; i < rows; i++)                                                  \
+            for (ptrdiff_t j = 0; j < cols; j++) db[j] += dz[i * cols + j];                   \
+    }
+FM_COL_SUM(float, f32)
+FM_COL_SUM(double, f64)
+#undef FM_COL_SUM
+
 #endif

@@ -30,6 +30,10 @@ cdef extern from "fastmlp/epilogue.h" nogil:
                            Py_ssize_t cols)
     void fm_finite_epi_f64(void* ctx, Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t c0,
                            Py_ssize_t cols)
+    void fm_col_sum_f32(float* db, const float* dz, Py_ssize_t rows, Py_ssize_t cols,
+                        bint fresh)
+    void fm_col_sum_f64(double* db, const double* dz, Py_ssize_t rows, Py_ssize_t cols,
+                        bint fresh)
 
 cdef extern from "fastmlp/rng.h" nogil:
     double fm_uniform(unsigned long long seed, unsigned int stream, unsigned long long step,
@@ -157,7 +161,6 @@ cdef inline void dense_backward(const LayerDesc* d, const floating* X, const flo
     With ``bad`` (not NULL), *bad is set when dW or db holds a NaN or inf: dW checked by
     the product's chunks as they finish (epilogue.h), so no pass over the arena is needed."""
     cdef Py_ssize_t n_cols = d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
-    cdef Py_ssize_t i, j
     cdef floating* db
     cdef bint tw = d.flags & F_TRANS_W
     cdef floating beta = 0 if fresh and not (d.flags & F_ACCUM_W) else 1
@@ -175,11 +178,10 @@ cdef inline void dense_backward(const LayerDesc* d, const floating* X, const flo
                  <int> d.n_in, dZ, <int> n_cols, beta, G + d.w_off, <int> n_cols, fn, &check)
     if d.b_off >= 0:
         db = G + d.b_off
-        if fresh:
-            memset(db, 0, n_cols * sizeof(floating))
-        for i in range(B):
-            for j in range(n_cols):
-                db[j] += dZ[i * n_cols + j]
+        if floating is float:
+            fm_col_sum_f32(db, dZ, B, n_cols, fresh)
+        else:
+            fm_col_sum_f64(db, dZ, B, n_cols, fresh)
         if fn != NULL:                 # the same check over db, one row
             check.c, check.ld = db, n_cols
             fn(&check, 0, 1, 0, n_cols)
