@@ -191,6 +191,29 @@ def test_governor_drops_to_one_thread_when_a_core_is_busy():
     assert trace.index(1) == 4 and trace[4:].count(2) <= 5
 
 
+def test_governor_does_not_probe_a_team_that_keeps_up():
+    """When the caller hardly waits for its workers' chunks (1-5 % of a window on a quiet
+    machine), fewer threads cannot help: no window runs on one thread. When it waits
+    (a parked worker holding a chunk: 42-50 % measured with a busy core), it probes and
+    drops to one thread as before."""
+    quiet = _trace(2, lambda w, t: ({2: 1.0, 1: 1.6}[t], 0.03), 400)
+    assert quiet == [2] * 400
+    busy = _trace(2, lambda w, t: ({2: 6.5, 1: 2.7}[t], 0.45 if t == 2 else 0.0), 100)
+    assert busy.index(1) == 4 and busy[4:].count(2) <= 5
+
+
+def test_governor_measures_how_long_the_caller_waits(rng):
+    """A real fit records the share of each window the training thread waited for
+    other threads' chunks."""
+    X, y = rng.normal(size=(4096, 64)).astype(np.float32), rng.integers(0, 4, 4096)
+    model = fm.Sequential([fm.Dense(64, 512, activation="relu"), fm.Dense(512, 4)],
+                          dtype="float32", seed=0)
+    tr = fm.Trainer(model, fm.CrossEntropyLoss(), fm.Adam(1e-3))
+    tr.fit(X, y, epochs=1, batch_size=64, verbose=0)
+    share = tr._governor().wait_share
+    assert share is not None and 0.0 <= share < 1.0
+
+
 def test_governor_follows_a_change_of_load():
     idle, busy = {2: 1.0, 1: 1.6}, {2: 6.5, 1: 2.7}
     trace = _trace(2, lambda w, t: (busy if 20 <= w < 150 else idle)[t], 450)

@@ -15,6 +15,15 @@
  * loses doubles the interval (up to FM_GOV_MAX_INTERVAL): on an idle machine probing
  * costs a fraction of a percent; a probe that wins resets it, so a change of load is
  * followed within a few windows.
+ *
+ * A probe of fewer threads runs only when, in the window before it, the calling thread
+ * spent at least FM_GOV_WAIT_SHARE of its time waiting for chunks other threads held
+ * (pool.h): a team whose members keep up has nothing to gain from fewer of them, and
+ * each such probe cost a quiet machine a window at one thread (an MNIST epoch of one
+ * fit at batch 256 took 250-260 ms instead of 220-225 when it held one). A parked
+ * worker holding a chunk is what makes the caller wait: measured on 2 vCPUs, MNIST
+ * shape, 1-5 % of a window on a quiet machine (batch 256 and 32), 42-50 % with the
+ * other core running a busy loop.
  */
 #ifndef FASTMLP_GOVERNOR_H
 #define FASTMLP_GOVERNOR_H
@@ -25,6 +34,7 @@
 #define FM_GOV_MIN_INTERVAL 4
 #define FM_GOV_MAX_INTERVAL 256
 #define FM_GOV_GAIN 0.85
+#define FM_GOV_WAIT_SHARE 0.10
 
 typedef struct {
     int max_threads;   /* most threads it may choose (1: the governor is off) */
@@ -39,6 +49,8 @@ typedef struct {
     double start;      /* when that window started (seconds) */
     double base;       /* seconds per step of the last window at `threads` */
     double probe;      /* seconds per step of the last probe window */
+    double wait;       /* share of the last window the caller waited for others' chunks */
+    double waited;     /* seconds it waited so far in the window in progress */
 } fm_governor;
 
 static double fm_gov_now(void) {
@@ -55,13 +67,15 @@ static void fm_governor_init(fm_governor* g, int max_threads) {
     g->interval = g->countdown = FM_GOV_MIN_INTERVAL;
     g->steps = 0;
     g->start = 0.0;
-    g->base = g->probe = 0.0;
+    g->base = g->probe = g->wait = g->waited = 0.0;
 }
 
 /* The threads to use for the next window, given the seconds per step of the window that
- * just ended (which ran at g->trial threads if a probe was in progress, else g->threads). */
-static int fm_governor_next(fm_governor* g, double per_step) {
+ * just ended (which ran at g->trial threads if a probe was in progress, else g->threads)
+ * and the share of it the caller spent waiting for other threads' chunks. */
+static int fm_governor_next(fm_governor* g, double per_step, double wait_share) {
     if (g->max_threads <= 1) return 1;
+    g->wait = wait_share;
     if (g->trial) {                     /* the probe ended: one more window at the setting */
         g->probe = per_step;
         g->judged = g->trial;
@@ -84,26 +98,36 @@ static int fm_governor_next(fm_governor* g, double per_step) {
     if (g->threads == g->max_threads) g->up = 0;   /* only down from the top */
     else if (g->threads == 1) g->up = 1;           /* only up from one */
     else g->up = !g->up;                           /* alternate in between */
+    if (!g->up && wait_share < FM_GOV_WAIT_SHARE) {   /* the team keeps up: no probe */
+        g->countdown = g->interval;
+        return g->threads;
+    }
     g->trial = g->up ? (2 * g->threads < g->max_threads ? 2 * g->threads : g->max_threads)
                      : g->threads / 2;
     return g->trial;
 }
 
-/* Count a finished step; at the end of a window return the threads for the next one,
- * otherwise 0 (keep the current setting). The first call starts the clock. */
-static int fm_governor_step(fm_governor* g) {
-    double now;
+/* Count a finished step, during which the caller waited `waited` seconds for other
+ * threads' chunks (pool.h's fm_pool_take_wait); at the end of a window return the threads
+ * for the next one, otherwise 0 (keep the current setting). The first call starts the
+ * clock. */
+static int fm_governor_step(fm_governor* g, double waited) {
+    double now, span;
     if (g->max_threads <= 1) return 0;
     if (g->start == 0.0) {
         g->start = fm_gov_now();
+        g->waited = 0.0;
         return 0;
     }
+    g->waited += waited;
     if (++g->steps < FM_GOV_WINDOW) return 0;
     now = fm_gov_now();
-    double per_step = (now - g->start) / g->steps;
+    span = now - g->start;
     g->steps = 0;
     g->start = now;
-    return fm_governor_next(g, per_step);
+    waited = g->waited;
+    g->waited = 0.0;
+    return fm_governor_next(g, span / FM_GOV_WINDOW, span > 0 ? waited / span : 0.0);
 }
 
 /* Drop the window in progress (its clock restarts at the next step): the time spent
@@ -113,6 +137,9 @@ static void fm_governor_pause(fm_governor* g) {
     g->steps = 0;
     g->start = 0.0;
 }
+
+/* The share of the last window the caller spent waiting for other threads' chunks. */
+static double fm_governor_wait(const fm_governor* g) { return g->wait; }
 
 /* The setting in force (the probe's while one runs). */
 static int fm_governor_threads(const fm_governor* g) {

@@ -33,6 +33,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #ifndef FM_TASK_FN_DEFINED
 #define FM_TASK_FN_DEFINED
@@ -56,6 +57,23 @@ typedef void (*fm_pool_run_fn)(int threads, ptrdiff_t n, fm_task_fn fn, void* ct
 
 #define FM_POOL_MAX_WORKERS 63
 #define FM_POOL_SPIN (1 << 15)
+
+/* Seconds this thread, as a caller, spent waiting at the end of its jobs for chunks other
+ * threads held: the thread governor's sign that a worker is parked mid-chunk (on a quiet
+ * machine a few percent of a training step). fm_pool_take_wait() returns it and restarts. */
+static __thread double fm_pool_wait_s = 0.0;
+
+static double fm_pool_take_wait(void) {
+    double w = fm_pool_wait_s;
+    fm_pool_wait_s = 0.0;
+    return w;
+}
+
+static double fm_pool_clock(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 #ifdef FM_POOL_THREADS
 
@@ -180,7 +198,11 @@ static void fm_pool_run(int threads, ptrdiff_t n, fm_task_fn fn, void* ctx) {
     fn(ctx, 0, 0);
     __atomic_add_fetch(&fm_pool.done, 1, __ATOMIC_SEQ_CST);
     fm_pool_work(g, 0);
-    while (FM_LOAD(fm_pool.done) < n) FM_PAUSE();   /* only chunks that others hold */
+    if (FM_LOAD(fm_pool.done) < n) {                 /* only chunks that others hold */
+        double t0 = fm_pool_clock();
+        while (FM_LOAD(fm_pool.done) < n) FM_PAUSE();
+        fm_pool_wait_s += fm_pool_clock() - t0;
+    }
     FM_STORE(fm_pool.busy, 0);
 }
 
@@ -198,6 +220,8 @@ static void fm_pool_run(int threads, ptrdiff_t n, fm_task_fn fn, void* ctx) {
 }
 
 static int fm_pool_workers(void) { return 0; }
+
+static double fm_pool_take_wait(void) { return 0.0; }
 
 #endif
 #endif

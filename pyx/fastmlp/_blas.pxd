@@ -25,3 +25,6 @@ cdef void thread_override_set(int n) noexcept nogil
 # [0, n) on up to `threads` threads, chunks claimed dynamically; one team per process.
 ctypedef void (*task_fn)(void* ctx, Py_ssize_t chunk, int slot) noexcept nogil
 cdef void pool_run(int threads, Py_ssize_t n, task_fn fn, void* ctx) noexcept nogil
+# Seconds this thread waited at the end of its jobs for chunks other threads held, since
+# the last call (the thread governor's sign of a parked worker).
+cdef double pool_take_wait() noexcept nogil

@@ -21,6 +21,7 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 cdef extern from "fastmlp/gemm.h" nogil:
     ctypedef void (*fm_task_fn)(void* ctx, Py_ssize_t chunk, int slot) noexcept nogil
     void fm_pool_run(int threads, Py_ssize_t n, fm_task_fn fn, void* ctx)
+    double fm_pool_take_wait()
     int fm_pool_workers()
     void fm_gemm_set_chunks(int along_n, int along_m)
     int fm_gemm_chunks_n
@@ -94,6 +95,10 @@ cdef void gemm_epi(bint trans_a, bint trans_b, int m, int n, int k, floating alp
 
 cdef void pool_run(int threads, Py_ssize_t n, task_fn fn, void* ctx) noexcept nogil:
     fm_pool_run(threads, n, <fm_task_fn> fn, ctx)
+
+
+cdef double pool_take_wait() noexcept nogil:
+    return fm_pool_take_wait()
 
 
 cdef int num_threads() noexcept nogil:

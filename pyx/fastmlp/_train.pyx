@@ -11,8 +11,8 @@ from cython cimport floating
 from libc.math cimport NAN, isfinite
 from libc.string cimport memcpy, memset
 
-from fastmlp._blas cimport (num_threads, pool_run, task_fn, thread_override_get,
-                            thread_override_set)
+from fastmlp._blas cimport (num_threads, pool_run, pool_take_wait, task_fn,
+                            thread_override_get, thread_override_set)
 from fastmlp._losses cimport LossSpec, batch_scale, loss_value_grad
 from fastmlp._optim cimport (adadelta_step, adagrad_prepare, adagrad_step, adam_prepare,
                              adam_step, all_finite, rmsprop_step, sgd_prepare, sgd_step)

@@ -4,8 +4,9 @@
 cdef extern from "fastmlp/governor.h" nogil:
     void fm_governor_init(fm_governor* g, int max_threads)
     void fm_governor_pause(fm_governor* g)
-    int fm_governor_next(fm_governor* g, double per_step)
-    int fm_governor_step(fm_governor* g)
+    int fm_governor_next(fm_governor* g, double per_step, double wait_share)
+    double fm_governor_wait(const fm_governor* g)
+    int fm_governor_step(fm_governor* g, double waited)
     int fm_governor_threads(const fm_governor* g)
 
 cdef extern from "fastmlp/fpmode.h" nogil:
@@ -35,7 +36,7 @@ cdef void governor_tick(fm_governor* gov) noexcept nogil:
     """After a step: the thread count the governor (if any) picks for the next one."""
     cdef int threads
     if gov != NULL:
-        threads = fm_governor_step(gov)
+        threads = fm_governor_step(gov, pool_take_wait())
         if threads:
             thread_override_set(threads)
 
@@ -52,6 +53,13 @@ cdef class Governor:
         """The count in use (None before the first run)."""
         def __get__(self):
             return fm_governor_threads(&self.g) if self.ready else None
+
+    property wait_share:
+        """The share of the last window of steps the training thread spent waiting for
+        chunks other threads held (None before the first window): a quiet machine's is a
+        few percent; the governor tries fewer threads only above 10 %."""
+        def __get__(self):
+            return fm_governor_wait(&self.g) if self.ready else None
 
     cdef fm_governor* _start(self):
         """The governor for a run, its window restarted (fm_governor_pause)."""
@@ -83,13 +91,16 @@ cdef void guard_leave(const RunGuard* r) noexcept:
 
 def governor_trace(int max_threads, per_step, Py_ssize_t windows):
     """Test wrapper: run the governor's decisions for ``windows`` windows on a machine
-    whose seconds per step at t threads are ``per_step(window_index, t)``; returns the
-    thread count of every window."""
+    whose seconds per step at t threads are ``per_step(window_index, t)`` (or, as a
+    tuple, those seconds and the share of the window the caller waited for other
+    threads' chunks; 1.0 when not given); returns the thread count of every window."""
     cdef fm_governor g
     fm_governor_init(&g, max_threads)
     trace = []
     for w in range(windows):
         t = fm_governor_threads(&g)
         trace.append(t)
-        fm_governor_next(&g, float(per_step(w, t)))
+        cost = per_step(w, t)
+        seconds, wait = cost if isinstance(cost, tuple) else (cost, 1.0)
+        fm_governor_next(&g, float(seconds), float(wait))
     return trace
