@@ -145,9 +145,10 @@ def test_every_kernel_family_computes_the_same_bits(gemm_isa, dtype, trans_a, tr
 @pytest.mark.parametrize("isa", ISAS)
 def test_gemm_threads_split_gives_the_serial_result(gemm_threads, gemm_isa, isa, dtype, m, n,
                                                     k, trans_a, rng):
-    """Large enough to be split over threads (along N, then along M; 1-2 rows streamed in
-    strips of columns): each element is the same dot product in the same order, so the
-    result is bit-identical (alpha and beta included)."""
+    """Large enough to be split over threads (along N, then along M; 1-2 rows streamed
+    along K, each thread a run of whole K blocks the caller adds in order): each element
+    is the same dot product in the same order, so the result is bit-identical (alpha and
+    beta included)."""
     gemm_isa(isa)
     a = rng.normal(size=(k, m) if trans_a else (m, k)).astype(dtype)
     b = rng.normal(size=(k, n)).astype(dtype)

@@ -22,7 +22,9 @@
  * are computed in full and only their valid part is stored. beta == 0 never reads C.
  *
  * Threads: fm_gemm_* splits the larger of M and N into contiguous chunks, a few per
- * thread, each an independent serial GEMM; the core's team (pool.h) claims them
+ * thread, each an independent serial GEMM (1-2 rows: whole K blocks a thread, each
+ * block's sums added to C in order by the caller, so each thread's rows of B stay in its
+ * cache); products of one column split their rows; the core's team (pool.h) claims them
  * dynamically, so a thread the host parks delays a product by at most one chunk. The
  * number of threads is min(requested, work / FM_GEMM_MIN_WORK): small products stay on
  * the calling thread. The packing buffers (one per participant) belong to the calling
