@@ -193,13 +193,18 @@ def test_governor_drops_to_one_thread_when_a_core_is_busy():
 
 def test_governor_does_not_probe_a_team_that_keeps_up():
     """When the caller hardly waits for its workers' chunks (1-5 % of a window on a quiet
-    machine), fewer threads cannot help: no window runs on one thread. When it waits
-    (a parked worker holding a chunk: 42-50 % measured with a busy core), it probes and
-    drops to one thread as before."""
+    machine), fewer threads cannot help: after the first probe no window runs on one
+    thread. The first probe runs whatever the waits (a worker parked from the start may
+    never get a chunk, and the caller then does not wait at all); and when the waits are
+    long on average (a parked worker holding a chunk: up to 54 % of a window measured
+    with a busy core), the probes go on as before."""
     quiet = _trace(2, lambda w, t: ({2: 1.0, 1: 1.6}[t], 0.03), 400)
-    assert quiet == [2] * 400
-    busy = _trace(2, lambda w, t: ({2: 6.5, 1: 2.7}[t], 0.45 if t == 2 else 0.0), 100)
+    assert quiet.index(1) == 4 and quiet.count(1) == 1
+    busy = _trace(2, lambda w, t: ({2: 6.5, 1: 2.7}[t], 0.0), 100)   # worker never joins
     assert busy.index(1) == 4 and busy[4:].count(2) <= 5
+    late = _trace(2, lambda w, t: ({2: 1.0, 1: 1.6}[t] if w < 100 else {2: 6.5, 1: 2.7}[t],
+                                   0.03 if w < 100 else [0.0, 0.3][w % 2]), 200)
+    assert late[:100].count(1) == 1 and late[-50:].count(1) >= 45
 
 
 def test_governor_measures_how_long_the_caller_waits(rng):

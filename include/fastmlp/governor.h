@@ -16,14 +16,16 @@
  * costs a fraction of a percent; a probe that wins resets it, so a change of load is
  * followed within a few windows.
  *
- * A probe of fewer threads runs only when, in the window before it, the calling thread
- * spent at least FM_GOV_WAIT_SHARE of its time waiting for chunks other threads held
- * (pool.h): a team whose members keep up has nothing to gain from fewer of them, and
- * each such probe cost a quiet machine a window at one thread (an MNIST epoch of one
- * fit at batch 256 took 250-260 ms instead of 220-225 when it held one). A parked
- * worker holding a chunk is what makes the caller wait: measured on 2 vCPUs, MNIST
- * shape, 1-5 % of a window on a quiet machine (batch 256 and 32), 42-50 % with the
- * other core running a busy loop.
+ * After the first probe of fewer threads, the next ones run only when, over the windows
+ * at the setting since the last probe, the calling thread spent on average at least
+ * FM_GOV_WAIT_SHARE of its time waiting for chunks other threads held (pool.h): a team
+ * whose members keep up has nothing to gain from fewer of them, and each such probe cost
+ * a quiet machine a window at one thread (an MNIST epoch of one fit at batch 256 took
+ * 250-260 ms instead of 220-225 when it held one). A parked worker holding a chunk is what
+ * makes the caller wait: measured on 2 vCPUs, MNIST shape, 1-5 % of a window on a quiet
+ * machine (batch 256 and 32), 0-54 % with the other core running a busy loop (0 % in a
+ * window where the parked worker never got a chunk, hence the average and the first
+ * probe, which runs whatever the waits: it is what finds a core busy from the start).
  */
 #ifndef FASTMLP_GOVERNOR_H
 #define FASTMLP_GOVERNOR_H
@@ -51,6 +53,9 @@ typedef struct {
     double probe;      /* seconds per step of the last probe window */
     double wait;       /* share of the last window the caller waited for others' chunks */
     double waited;     /* seconds it waited so far in the window in progress */
+    double wait_sum;   /* sum of the wait shares of the windows at the setting since the */
+    int wait_windows;  /* last probe, and their count */
+    int probed_down;   /* 1 once a probe of fewer threads has run */
 } fm_governor;
 
 static double fm_gov_now(void) {
@@ -67,7 +72,8 @@ static void fm_governor_init(fm_governor* g, int max_threads) {
     g->interval = g->countdown = FM_GOV_MIN_INTERVAL;
     g->steps = 0;
     g->start = 0.0;
-    g->base = g->probe = g->wait = g->waited = 0.0;
+    g->base = g->probe = g->wait = g->waited = g->wait_sum = 0.0;
+    g->wait_windows = g->probed_down = 0;
 }
 
 /* The threads to use for the next window, given the seconds per step of the window that
@@ -94,14 +100,20 @@ static int fm_governor_next(fm_governor* g, double per_step, double wait_share) 
         return g->threads;
     }
     g->base = per_step;
+    g->wait_sum += wait_share;
+    g->wait_windows++;
     if (--g->countdown > 0) return g->threads;
     if (g->threads == g->max_threads) g->up = 0;   /* only down from the top */
     else if (g->threads == 1) g->up = 1;           /* only up from one */
     else g->up = !g->up;                           /* alternate in between */
-    if (!g->up && wait_share < FM_GOV_WAIT_SHARE) {   /* the team keeps up: no probe */
+    double waits = g->wait_sum / g->wait_windows;
+    g->wait_sum = 0.0;
+    g->wait_windows = 0;
+    if (!g->up && g->probed_down && waits < FM_GOV_WAIT_SHARE) {   /* the team keeps up */
         g->countdown = g->interval;
         return g->threads;
     }
+    if (!g->up) g->probed_down = 1;
     g->trial = g->up ? (2 * g->threads < g->max_threads ? 2 * g->threads : g->max_threads)
                      : g->threads / 2;
     return g->trial;
