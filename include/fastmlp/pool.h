@@ -58,6 +58,8 @@ typedef void (*fm_pool_run_fn)(int threads, ptrdiff_t n, fm_task_fn fn, void* ct
 #define FM_POOL_MAX_WORKERS 63
 #define FM_POOL_SPIN (1 << 15)
 
+#ifdef FM_POOL_THREADS
+
 /* Seconds this thread, as a caller, spent waiting at the end of its jobs for chunks other
  * threads held: the thread governor's sign that a worker is parked mid-chunk (on a quiet
  * machine a few percent of a training step). fm_pool_take_wait() returns it and restarts. */
@@ -74,8 +76,6 @@ static double fm_pool_clock(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
-
-#ifdef FM_POOL_THREADS
 
 /* The team's state, its hot fields on separate cache lines: workers spin reading `gen`,
  * so a store to any field on its line costs the caller a transfer of that line from the
