@@ -30,7 +30,7 @@
 #ifndef FASTMLP_GOVERNOR_H
 #define FASTMLP_GOVERNOR_H
 
-#include <time.h>
+#include "clock.h"
 
 #define FM_GOV_WINDOW 16
 #define FM_GOV_MIN_INTERVAL 4
@@ -57,12 +57,6 @@ typedef struct {
     int wait_windows;  /* last probe, and their count */
     int probed_down;   /* 1 once a probe of fewer threads has run */
 } fm_governor;
-
-static double fm_gov_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void fm_governor_init(fm_governor* g, int max_threads) {
     g->max_threads = max_threads < 1 ? 1 : max_threads;
@@ -127,13 +121,13 @@ static int fm_governor_step(fm_governor* g, double waited) {
     double now, span;
     if (g->max_threads <= 1) return 0;
     if (g->start == 0.0) {
-        g->start = fm_gov_now();
+        g->start = fm_clock_now();
         g->waited = 0.0;
         return 0;
     }
     g->waited += waited;
     if (++g->steps < FM_GOV_WINDOW) return 0;
-    now = fm_gov_now();
+    now = fm_clock_now();
     span = now - g->start;
     g->steps = 0;
     g->start = now;

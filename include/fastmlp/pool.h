@@ -14,9 +14,10 @@
  * generation, writes the job's fields, zeroes `done`, then publishes the generation in
  * `gen`; a worker claims chunk i by a compare-and-swap from (g, i) to (g, i + 1), which
  * fails once the caller has moved on to another job, so a worker never runs a chunk of a
- * job that has ended (nor one of the next job before its fields are written). The caller returns when `done` == the chunk count. A chunk runs with a slot
- * (0 for the caller, 1 + the worker's index), distinct among the job's participants:
- * callers index per-participant scratch with it.
+ * job that has ended (nor one of the next job before its fields are written). The caller
+ * returns when `done` == the chunk count. A chunk runs with a slot (0 for the caller,
+ * 1 + the worker's index), distinct among the job's participants: callers index
+ * per-participant scratch with it.
  *
  * One job at a time: a caller that finds the team busy (another thread's job, or a
  * nested call from inside a chunk) runs its chunks alone, on its own thread. Workers spin
@@ -33,7 +34,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 #ifndef FM_TASK_FN_DEFINED
 #define FM_TASK_FN_DEFINED
@@ -53,6 +53,7 @@ typedef void (*fm_pool_run_fn)(int threads, ptrdiff_t n, fm_task_fn fn, void* ct
 #define FM_PAUSE() ((void)0)
 #endif
 
+#include "clock.h"
 #include "fpmode.h"
 
 #define FM_POOL_MAX_WORKERS 63
@@ -69,12 +70,6 @@ static double fm_pool_take_wait(void) {
     double w = fm_pool_wait_s;
     fm_pool_wait_s = 0.0;
     return w;
-}
-
-static double fm_pool_clock(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* The team's state, its hot fields on separate cache lines: workers spin reading `gen`,
@@ -209,9 +204,9 @@ static void fm_pool_run(int threads, ptrdiff_t n, fm_task_fn fn, void* ctx) {
     __atomic_add_fetch(&fm_pool.done, 1, __ATOMIC_SEQ_CST);
     fm_pool_work(g, 0);
     if (FM_LOAD(fm_pool.done) < n) {                 /* only chunks that others hold */
-        double t0 = fm_pool_clock();
+        double t0 = fm_clock_now();
         while (FM_LOAD(fm_pool.done) < n) FM_PAUSE();
-        fm_pool_wait_s += fm_pool_clock() - t0;
+        fm_pool_wait_s += fm_clock_now() - t0;
     }
     FM_STORE(fm_pool.busy, 0);
 }
