@@ -214,21 +214,27 @@ def test_thread_settings_override_default_per_thread(gemm_threads):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("isa", ISAS)
-def test_gemm_rows_do_not_depend_on_the_batch(gemm_isa, isa, dtype, trans_b, rng):
+@pytest.mark.parametrize("n", [10, 77, 300])
+def test_gemm_rows_do_not_depend_on_the_batch(gemm_isa, isa, dtype, trans_b, n, rng):
     """Row i of op(A) B is bit-identical whether it is computed alone (the streaming path
-    of 1-2 rows), in a small batch (tiles reading B in place) or in a large one (packed
-    tiles): every path accumulates each element in the same order. So a model predicts a
-    row the same alone or in any batch."""
+    of 1-2 rows: strips of columns in registers, the last columns masked), in a small
+    batch (tiles reading B in place) or in a large one (packed tiles): every path
+    accumulates each element in the same order, alpha and beta included. So a model
+    predicts a row the same alone or in any batch."""
     gemm_isa(isa)
-    m, n, k = 40, 300, 600          # k spans three KC blocks, n a partial column panel
-    a = rng.normal(size=(m, k)).astype(dtype)
+    m, k = 40, 600                  # k spans three KC blocks; n: strips, 4 and 1 vectors, a
+    a = rng.normal(size=(m, k)).astype(dtype)                   # partial vector, panels
     b = rng.normal(size=(n, k) if trans_b else (k, n)).astype(dtype)
-    full = np.empty((m, n), dtype)
-    gemm_memview(a, b, full, trans_b=trans_b)
-    for size in (1, 2, 3, 5, 6, 7, 8, 9, 13, 17):
-        part = np.empty((size, n), dtype)
-        gemm_memview(np.ascontiguousarray(a[7:7 + size]), b, part, trans_b=trans_b)
-        np.testing.assert_array_equal(part, full[7:7 + size], err_msg=f"{size} rows")
+    c0 = rng.normal(size=(m, n)).astype(dtype)
+    for alpha, beta in ((1.0, 0.0), (0.75, 0.5)):
+        full = c0.copy()
+        gemm_memview(a, b, full, trans_b=trans_b, alpha=alpha, beta=beta)
+        for size in (1, 2, 3, 5, 6, 7, 8, 9, 13, 17):
+            part = c0[7:7 + size].copy()
+            gemm_memview(np.ascontiguousarray(a[7:7 + size]), b, part, trans_b=trans_b,
+                         alpha=alpha, beta=beta)
+            np.testing.assert_array_equal(part, full[7:7 + size],
+                                          err_msg=f"{size} rows, alpha {alpha}")
 
 
 @native

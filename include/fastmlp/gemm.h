@@ -72,10 +72,9 @@ typedef void (*fm_gemm_epi_fn)(void* ctx, ptrdiff_t r0, ptrdiff_t rows, ptrdiff_
 #endif
 
 /* Products of at most this many rows with a non-transposed B stream B row by row
- * (fm_gemm_rows) instead of tiling it: they are bound by reading B. */
-#ifndef FM_ROWS_MAX
+ * (fm_gemm_rows) instead of tiling it: they are bound by reading B. (fm_gemm_rows has a
+ * path for 1 row and one for 2.) */
 #define FM_ROWS_MAX 2
-#endif
 
 /* Rows of op(A) up to which the micro-kernel reads a non-transposed A in place instead of
  * packing it (measured on Zen 3: as fast or faster for the batch side of MLP products up
@@ -221,6 +220,40 @@ static void* fm_gemm_buffer(size_t bytes) {
 
 #include "gemm_pack.h"
 
+/* The first cnt elements at p (0 < cnt < the vector's lanes), the other lanes 0, and
+ * their store: the last columns of a row (masked-out lanes are neither read nor written,
+ * so they never fault). */
+FM_AVX2 static inline __m256i fm_mask_n_32(ptrdiff_t cnt) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)cnt), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+FM_AVX2 static inline __m256i fm_mask_n_64(ptrdiff_t cnt) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(cnt), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+FM_AVX2 static inline __m256 fm_loadn_f32_avx2(const float* p, ptrdiff_t cnt) {
+    return _mm256_maskload_ps(p, fm_mask_n_32(cnt));
+}
+FM_AVX2 static inline void fm_storen_f32_avx2(float* p, __m256 v, ptrdiff_t cnt) {
+    _mm256_maskstore_ps(p, fm_mask_n_32(cnt), v);
+}
+FM_AVX2 static inline __m256d fm_loadn_f64_avx2(const double* p, ptrdiff_t cnt) {
+    return _mm256_maskload_pd(p, fm_mask_n_64(cnt));
+}
+FM_AVX2 static inline void fm_storen_f64_avx2(double* p, __m256d v, ptrdiff_t cnt) {
+    _mm256_maskstore_pd(p, fm_mask_n_64(cnt), v);
+}
+FM_AVX512 static inline __m512 fm_loadn_f32_avx512(const float* p, ptrdiff_t cnt) {
+    return _mm512_maskz_loadu_ps((__mmask16)((1u << cnt) - 1), p);
+}
+FM_AVX512 static inline void fm_storen_f32_avx512(float* p, __m512 v, ptrdiff_t cnt) {
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << cnt) - 1), v);
+}
+FM_AVX512 static inline __m512d fm_loadn_f64_avx512(const double* p, ptrdiff_t cnt) {
+    return _mm512_maskz_loadu_pd((__mmask8)((1u << cnt) - 1), p);
+}
+FM_AVX512 static inline void fm_storen_f64_avx512(double* p, __m512d v, ptrdiff_t cnt) {
+    _mm512_mask_storeu_pd(p, (__mmask8)((1u << cnt) - 1), v);
+}
+
 /* Each (type, ISA) pair is one instantiation of gemm_template.h. Every pair blocks K in
  * the same KC and accumulates each element of C in the same order, so the family in use
  * never changes a result (tests compare them bit for bit). */
@@ -234,6 +267,7 @@ static void* fm_gemm_buffer(size_t bytes) {
 #define FM_KC 256
 #define FM_MC 144
 #define FM_NC 512
+#define FM_ROWS_VECS 8
 #define FMV __m256
 #define FMV_ZERO _mm256_setzero_ps
 #define FMV_LOAD _mm256_load_ps
@@ -243,6 +277,8 @@ static void* fm_gemm_buffer(size_t bytes) {
 #define FMV_FMA _mm256_fmadd_ps
 #define FMV_MUL _mm256_mul_ps
 #define FMS_FMA fmaf
+#define FMV_LOADN fm_loadn_f32_avx2
+#define FMV_STOREN fm_storen_f32_avx2
 #include "gemm_template.h"
 
 /* float64, AVX2: 6 x 8 tiles (two 4-double vectors per row); the same bytes per panel. */
@@ -255,6 +291,7 @@ static void* fm_gemm_buffer(size_t bytes) {
 #define FM_KC 256
 #define FM_MC 72
 #define FM_NC 256
+#define FM_ROWS_VECS 8
 #define FMV __m256d
 #define FMV_ZERO _mm256_setzero_pd
 #define FMV_LOAD _mm256_load_pd
@@ -264,6 +301,8 @@ static void* fm_gemm_buffer(size_t bytes) {
 #define FMV_FMA _mm256_fmadd_pd
 #define FMV_MUL _mm256_mul_pd
 #define FMS_FMA fma
+#define FMV_LOADN fm_loadn_f64_avx2
+#define FMV_STOREN fm_storen_f64_avx2
 #include "gemm_template.h"
 
 /* float32, AVX-512: 8 x 32 tiles (two 16-float vectors per row: 16 of the 32 registers
@@ -278,6 +317,7 @@ static void* fm_gemm_buffer(size_t bytes) {
 #define FM_KC 256
 #define FM_MC 144
 #define FM_NC 512
+#define FM_ROWS_VECS 16
 #define FMV __m512
 #define FMV_ZERO _mm512_setzero_ps
 #define FMV_LOAD _mm512_load_ps
@@ -287,6 +327,8 @@ static void* fm_gemm_buffer(size_t bytes) {
 #define FMV_FMA _mm512_fmadd_ps
 #define FMV_MUL _mm512_mul_ps
 #define FMS_FMA fmaf
+#define FMV_LOADN fm_loadn_f32_avx512
+#define FMV_STOREN fm_storen_f32_avx512
 #include "gemm_template.h"
 
 /* float64, AVX-512: 8 x 16 tiles (two 8-double vectors per row). */
@@ -299,6 +341,7 @@ static void* fm_gemm_buffer(size_t bytes) {
 #define FM_KC 256
 #define FM_MC 72
 #define FM_NC 256
+#define FM_ROWS_VECS 16
 #define FMV __m512d
 #define FMV_ZERO _mm512_setzero_pd
 #define FMV_LOAD _mm512_load_pd
@@ -308,6 +351,8 @@ static void* fm_gemm_buffer(size_t bytes) {
 #define FMV_FMA _mm512_fmadd_pd
 #define FMV_MUL _mm512_mul_pd
 #define FMS_FMA fma
+#define FMV_LOADN fm_loadn_f64_avx512
+#define FMV_STOREN fm_storen_f64_avx512
 #include "gemm_template.h"
 
 /* --- the family in use ------------------------------------------------------------------ */

@@ -2,7 +2,8 @@
  * type and ISA suffix, FM_TNAME(x) the type suffix alone (the shared packers of
  * gemm_pack.h); FM_TARGET: the ISA's function attribute; FM_MR x FM_NR: the register tile
  * (NR = two vectors, MR <= 8); FM_KC, FM_MC, FM_NC: the cache blocks (KC is the same for
- * every ISA: it fixes the accumulation order); FMV*: the vector type and intrinsics.
+ * every ISA: it fixes the accumulation order); FM_ROWS_VECS: the vectors fm_gemm_rows
+ * accumulates in registers (half the ISA's); FMV*: the vector type and intrinsics.
  * No include guard: the end of this file undefines all of them, ready for the next one. */
 
 #define FM_VL (FM_NR / 2)
@@ -152,72 +153,91 @@ FM_TARGET static void FM_NAME(fm_pack_b)(int tb, const FM_T* B, ptrdiff_t ldb, p
 }
 
 /* A product of at most FM_ROWS_MAX rows with a non-transposed B, B streamed row by row
- * (read once, sequentially: the bandwidth-bound case, e.g. predicting one row). The
- * partial sums of each KC block of steps live in T (rows x NC, L1/L2) and accumulate in
- * the tile kernel's order, then are stored its way: every element equals what the tile
- * path computes. */
+ * (read once, sequentially: the bandwidth-bound case, e.g. predicting one row). For each
+ * K block, C's rows are cut into strips of `vecs` vectors whose block sums stay in
+ * registers (FM_ROWS_VECS accumulators in all): each B row's strip is read once for all
+ * rows and nothing else is loaded or stored in the loop. The sums of a block start from
+ * 0 and take its steps in order by FMAs, then are stored as the tile kernel stores them:
+ * every element equals what the tile path computes. Inlined with constant sizes. */
+FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_rows_strip)(
+        const int rows, const int vecs, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a,
+        ptrdiff_t cs_a, const FM_T* B, ptrdiff_t ldb, FM_T alpha, FM_T bet, FM_T* C,
+        ptrdiff_t ldc) {
+    FMV acc[FM_ROWS_MAX][FM_ROWS_VECS];
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < vecs; v++) acc[r][v] = FMV_ZERO();
+    for (ptrdiff_t p = 0; p < kc; p++, B += ldb)
+        for (int r = 0; r < rows; r++) {
+            FMV x = FMV_SET1(A[r * rs_a + p * cs_a]);
+            for (int v = 0; v < vecs; v++)
+                acc[r][v] = FMV_FMA(x, FMV_LOADU(B + v * FM_VL), acc[r][v]);
+        }
+    FMV va = FMV_SET1(alpha), vb = FMV_SET1(bet);
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < vecs; v++) {
+            FM_T* c = C + r * ldc + v * FM_VL;
+            FMV x = FMV_MUL(va, acc[r][v]);
+            if (bet != 0) x = FMV_FMA(vb, FMV_LOADU(c), x);
+            FMV_STOREU(c, x);
+        }
+}
+
+/* The columns of C in [j, n), of rows `rows`, over one K block: whole strips, then 4
+ * vectors, then single vectors. */
+FM_TARGET static inline __attribute__((always_inline)) ptrdiff_t FM_NAME(fm_rows_strips)(
+        const int rows, ptrdiff_t nv, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a,
+        ptrdiff_t cs_a, const FM_T* B, ptrdiff_t ldb, FM_T alpha, FM_T bet, FM_T* C,
+        ptrdiff_t ldc) {
+    const int wide = FM_ROWS_VECS / rows;
+    ptrdiff_t j = 0;
+    for (; j + wide * FM_VL <= nv; j += wide * FM_VL)
+        FM_NAME(fm_rows_strip)(rows, wide, kc, A, rs_a, cs_a, B + j, ldb, alpha, bet, C + j, ldc);
+    for (; j + 4 * FM_VL <= nv; j += 4 * FM_VL)
+        FM_NAME(fm_rows_strip)(rows, 4, kc, A, rs_a, cs_a, B + j, ldb, alpha, bet, C + j, ldc);
+    for (; j < nv; j += FM_VL)
+        FM_NAME(fm_rows_strip)(rows, 1, kc, A, rs_a, cs_a, B + j, ldb, alpha, bet, C + j, ldc);
+    return j;
+}
+
+/* fm_rows_strip for the last cnt (< FM_VL) columns: one vector, masked. */
+FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_rows_last)(
+        const int rows, ptrdiff_t cnt, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a,
+        ptrdiff_t cs_a, const FM_T* B, ptrdiff_t ldb, FM_T alpha, FM_T bet, FM_T* C,
+        ptrdiff_t ldc) {
+    FMV acc[FM_ROWS_MAX];
+    for (int r = 0; r < rows; r++) acc[r] = FMV_ZERO();
+    for (ptrdiff_t p = 0; p < kc; p++, B += ldb) {
+        FMV b = FMV_LOADN(B, cnt);
+        for (int r = 0; r < rows; r++)
+            acc[r] = FMV_FMA(FMV_SET1(A[r * rs_a + p * cs_a]), b, acc[r]);
+    }
+    FMV va = FMV_SET1(alpha), vb = FMV_SET1(bet);
+    for (int r = 0; r < rows; r++) {
+        FMV x = FMV_MUL(va, acc[r]);
+        if (bet != 0) x = FMV_FMA(vb, FMV_LOADN(C + r * ldc, cnt), x);
+        FMV_STOREN(C + r * ldc, x, cnt);
+    }
+}
+
 FM_TARGET static void FM_NAME(fm_gemm_rows)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_T alpha,
                                             const FM_T* A, ptrdiff_t rs_a, ptrdiff_t cs_a,
                                             const FM_T* B, ptrdiff_t ldb, FM_T beta,
-                                            FM_T* C, ptrdiff_t ldc, FM_T* restrict T) {
-    FMV va = FMV_SET1(alpha);
-    for (ptrdiff_t jc = 0; jc < n; jc += FM_NC) {
-        ptrdiff_t nc = n - jc < FM_NC ? n - jc : FM_NC, nv = nc / FM_VL * FM_VL;
-        for (ptrdiff_t pc = 0, kcb = FM_NAME(fm_k_block)(k); pc < k; pc += kcb) {
-            ptrdiff_t kc = k - pc < kcb ? k - pc : kcb;
-            FM_T bet = pc == 0 ? beta : (FM_T)1;
-            FMV vb = FMV_SET1(bet);
-            memset(T, 0, (size_t)(m * nc) * sizeof(FM_T));
-            ptrdiff_t p = pc;
-            for (; p + 4 <= pc + kc; p += 4) {    /* four B rows per pass over T */
-                const FM_T* b = B + p * ldb + jc;
-                for (ptrdiff_t r = 0; r < m; r++) {
-                    FM_T* t = T + r * nc;
-                    const FM_T* ar = A + r * rs_a + p * cs_a;
-                    FM_T s0 = ar[0], s1 = ar[cs_a], s2 = ar[2 * cs_a], s3 = ar[3 * cs_a];
-                    FMV a0 = FMV_SET1(s0), a1 = FMV_SET1(s1), a2 = FMV_SET1(s2), a3 = FMV_SET1(s3);
-                    ptrdiff_t j = 0;
-                    for (; j < nv; j += FM_VL) {
-                        if (r == 0 && j % (64 / sizeof(FM_T)) == 0)   /* 8 rows ahead */
-                            for (int u = 8; u < 12; u++)
-                                _mm_prefetch((const char*)(b + u * ldb + j), _MM_HINT_T0);
-                        FMV x = FMV_FMA(a0, FMV_LOADU(b + j), FMV_LOADU(t + j));
-                        x = FMV_FMA(a1, FMV_LOADU(b + ldb + j), x);
-                        x = FMV_FMA(a2, FMV_LOADU(b + 2 * ldb + j), x);
-                        FMV_STOREU(t + j, FMV_FMA(a3, FMV_LOADU(b + 3 * ldb + j), x));
-                    }
-                    for (; j < nc; j++)
-                        t[j] = FMS_FMA(s3, b[3 * ldb + j], FMS_FMA(s2, b[2 * ldb + j],
-                               FMS_FMA(s1, b[ldb + j], FMS_FMA(s0, b[j], t[j]))));
-                }
-            }
-            for (; p < pc + kc; p++) {
-                const FM_T* b = B + p * ldb + jc;
-                for (ptrdiff_t r = 0; r < m; r++) {
-                    FM_T* t = T + r * nc;
-                    FM_T ar = A[r * rs_a + p * cs_a];
-                    FMV a = FMV_SET1(ar);
-                    ptrdiff_t j = 0;
-                    for (; j < nv; j += FM_VL)
-                        FMV_STOREU(t + j, FMV_FMA(a, FMV_LOADU(b + j), FMV_LOADU(t + j)));
-                    for (; j < nc; j++) t[j] = FMS_FMA(ar, b[j], t[j]);
-                }
-            }
-            for (ptrdiff_t r = 0; r < m; r++) {
-                const FM_T* t = T + r * nc;
-                FM_T* c = C + r * ldc + jc;
-                ptrdiff_t j = 0;
-                for (; j < nv; j += FM_VL) {
-                    FMV x = FMV_MUL(va, FMV_LOADU(t + j));
-                    if (bet != 0) x = FMV_FMA(vb, FMV_LOADU(c + j), x);
-                    FMV_STOREU(c + j, x);
-                }
-                for (; j < nc; j++) {
-                    FM_T x = alpha * t[j];
-                    c[j] = bet != 0 ? FMS_FMA(bet, c[j], x) : x;
-                }
-            }
-        }
+                                            FM_T* C, ptrdiff_t ldc) {
+    const ptrdiff_t nv = n / FM_VL * FM_VL;
+    for (ptrdiff_t pc = 0, kcb = FM_NAME(fm_k_block)(k); pc < k; pc += kcb) {
+        ptrdiff_t kc = k - pc < kcb ? k - pc : kcb;
+        FM_T bet = pc == 0 ? beta : (FM_T)1;
+        const FM_T* a = A + pc * cs_a;
+        const FM_T* b = B + pc * ldb;
+        if (m == 1)
+            FM_NAME(fm_rows_strips)(1, nv, kc, a, rs_a, cs_a, b, ldb, alpha, bet, C, ldc);
+        else
+            FM_NAME(fm_rows_strips)(2, nv, kc, a, rs_a, cs_a, b, ldb, alpha, bet, C, ldc);
+        if (nv == n) continue;
+        if (m == 1)
+            FM_NAME(fm_rows_last)(1, n - nv, kc, a, rs_a, cs_a, b + nv, ldb, alpha, bet, C + nv, ldc);
+        else
+            FM_NAME(fm_rows_last)(2, n - nv, kc, a, rs_a, cs_a, b + nv, ldb, alpha, bet, C + nv, ldc);
     }
 }
 
@@ -305,7 +325,7 @@ static void FM_NAME(fm_gemm_chunk)(void* arg, ptrdiff_t i, int slot) {
     if (s >= e) return;
     if (j->rows) {
         FM_NAME(fm_gemm_rows)(j->m, e - s, j->k, j->alpha, j->A, rs_a, cs_a, j->B + s, j->ldb,
-                              j->beta, j->C + s, j->ldc, buf);
+                              j->beta, j->C + s, j->ldc);
         if (j->epi) j->epi(j->epi_ctx, 0, j->m, s, e - s);
     } else if (j->split_n)
         FM_NAME(fm_gemm_serial)(j->ta, j->tb, j->m, e - s, j->k, j->alpha, j->A, j->lda,
@@ -378,6 +398,7 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
 #undef FM_KC
 #undef FM_MC
 #undef FM_NC
+#undef FM_ROWS_VECS
 #undef FMV
 #undef FMV_ZERO
 #undef FMV_LOAD
@@ -386,4 +407,6 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
 #undef FMV_SET1
 #undef FMV_FMA
 #undef FMV_MUL
+#undef FMV_LOADN
+#undef FMV_STOREN
 #undef FMS_FMA

@@ -152,17 +152,16 @@ typedef struct {
     const FM_T* A;
     const FM_T* B;
     FM_T* sums;             /* blocks x m x n: block b's sums at sums + b m n */
-    FM_T* buf;              /* fm_gemm_rows' scratch, `per` elements a slot */
-    size_t per;
 } FM_NAME(fm_rows_k_job);
 
 static void FM_NAME(fm_rows_k_chunk)(void* arg, ptrdiff_t i, int slot) {
+    (void)slot;
     const FM_NAME(fm_rows_k_job)* j = (const FM_NAME(fm_rows_k_job)*)arg;
     for (ptrdiff_t b = i * j->blocks / j->parts; b < (i + 1) * j->blocks / j->parts; b++) {
         ptrdiff_t pc = b * j->kcb, kc = j->k - pc < j->kcb ? j->k - pc : j->kcb;
         FM_NAME(fm_gemm_rows)(j->m, j->n, kc, (FM_T)1, j->A + pc * j->cs_a, j->rs_a, j->cs_a,
                               j->B + pc * j->ldb, j->ldb, (FM_T)0, j->sums + b * j->m * j->n,
-                              j->n, j->buf + (size_t)slot * j->per);
+                              j->n);
     }
 }
 
@@ -202,11 +201,8 @@ static int FM_NAME(fm_gemm_rows_k)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_T a
     job.blocks = (k + job.kcb - 1) / job.kcb;
     job.parts = t < job.blocks ? t : (int)job.blocks;
     job.rs_a = rs_a, job.cs_a = cs_a, job.ldb = ldb, job.A = A, job.B = B;
-    job.per = (size_t)FM_ROWS_MAX * FM_NC;          /* fm_gemm_rows' T: m x nc */
-    job.buf = (FM_T*)fm_gemm_buffer(((size_t)job.parts * job.per + (size_t)job.blocks * m * n)
-                                    * sizeof(FM_T));
-    if (!job.buf) return -1;
-    job.sums = job.buf + (size_t)job.parts * job.per;
+    job.sums = (FM_T*)fm_gemm_buffer((size_t)job.blocks * m * n * sizeof(FM_T));
+    if (!job.sums) return -1;
     fm_pool_run(job.parts, job.parts, FM_NAME(fm_rows_k_chunk), &job);
     FM_NAME(fm_rows_k_add)(&job, alpha, beta, C, ldc);
     if (epi) epi(epi_ctx, 0, m, 0, n);
