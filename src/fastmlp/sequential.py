@@ -7,6 +7,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from fastmlp import _model_config
+from fastmlp._aligned import aligned, aligned_zeros
 from fastmlp._ops import Ops, get_ops
 from fastmlp._nesting import adopt_nested, layer_list
 from fastmlp._plan import Plan, TrainingState
@@ -119,8 +120,8 @@ class Sequential:
                                      value=value))
                 boff += _size(shape)
         self.param_info, self.buffer_info = info, buf_info
-        self.params = np.zeros(offset, dtype=self.dtype)
-        self.grads = np.zeros(offset, dtype=self.dtype)
+        self.params = aligned_zeros(offset, self.dtype)     # cache-line aligned: see _aligned
+        self.grads = aligned_zeros(offset, self.dtype)
         self.buffers = np.zeros(boff, dtype=self.dtype)
         for b in buf_info:
             self.buffers[b["offset"]:b["offset"] + _size(b["shape"])] = \
@@ -128,7 +129,9 @@ class Sequential:
         self._bind_views()
 
     def _bind_views(self):
-        """Give every layer its views of ``params``, ``grads`` and ``buffers``."""
+        """Give every layer its views of ``params``, ``grads`` and ``buffers`` (the arenas
+        aligned first: an unpickled copy comes back at NumPy's alignment)."""
+        self.params, self.grads = aligned(self.params), aligned(self.grads)
         for p in self.param_info:
             layer = self.flat_layers[p["layer"]]
             sl = slice(p["offset"], p["offset"] + _size(p["shape"]))
