@@ -270,6 +270,24 @@ def test_state_dict_round_trip_continues_identically(cls, hyper, rng):
     np.testing.assert_array_equal(twin.params, model.params)
 
 
+@pytest.mark.parametrize("cls,hyper", CASES, ids=IDS)
+def test_state_buffers_start_on_a_cache_line(cls, hyper, rng):
+    """The fused update streams the arena and its state buffers together; like the arena
+    (fastmlp._aligned) they start on a 64-byte boundary, new or loaded (at NumPy's 16)."""
+    model = Arena(rng.normal(size=1000))
+    opt = cls(**hyper)
+    run(opt, model, [rng.normal(size=1000)])
+    assert all(buf.ctypes.data % 64 == 0 for buf in opt.state.values())
+    sd = opt.state_dict()
+    misaligned = {k: np.empty(v.shape[0] + 2, v.dtype)[1:-1] for k, v in sd["state"].items()}
+    for k, v in misaligned.items():
+        v[...] = sd["state"][k]
+    other = cls()
+    other.load_state_dict({**sd, "state": misaligned})
+    run(other, Arena(model.params.copy()), [rng.normal(size=1000)])
+    assert all(buf.ctypes.data % 64 == 0 for buf in other.state.values())
+
+
 def test_load_state_dict_validates(rng):
     model = Arena(rng.normal(size=5))
     opt = Adam(amsgrad=True)

@@ -14,6 +14,7 @@ from typing import Any, Dict, NamedTuple, Tuple
 import numpy as np
 
 from fastmlp._codes import OptFamily
+from fastmlp._aligned import aligned, aligned_empty
 from fastmlp._freeze import FrozenParams
 from fastmlp._ops import ops_of
 from fastmlp._typing import Arena
@@ -259,11 +260,13 @@ class Optimizer(BaseOptimizer):
                     raise ValueError(f"state[{name!r}] ({buf.dtype}, {buf.shape[0]} values) "
                                      f"does not match the model's arena ({params.dtype}, "
                                      f"{params.shape[0]} values)")
+                self.state[name] = aligned(buf)       # as the arena: see fastmlp._aligned
             self._model = _weak(model)
             self._n, self._dtype = params.shape[0], params.dtype
         for name in self._slots:
             if self._active(name) and name not in self.state:
-                self.state[name] = np.full_like(params, self._initial.get(name, 0.0))
+                self.state[name] = aligned_empty(self._n, self._dtype)
+                self.state[name][...] = self._initial.get(name, 0.0)
         return params, grads
 
     def step(self, model: Arena) -> None:
