@@ -14,6 +14,8 @@ later ones add to it (``edge_accum``).
 """
 import numpy as np
 
+from fastmlp._aligned import aligned_empty
+
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
@@ -380,7 +382,7 @@ cdef class Graph:
         """Workspaces for ``batch`` rows (grow only), then bind the blocks."""
         cdef Plan p
         if batch > self.capacity:
-            self.work = np.empty(max(batch * self.work_cols, 1), dtype=self.dtype)
+            self.work = aligned_empty(max(batch * self.work_cols, 1), self.dtype)  # _aligned
             self.g.work = cnp.PyArray_DATA(<cnp.ndarray> self.work)
             self.capacity = batch
         for obj in self.plans:

@@ -7,6 +7,8 @@ in the flat arena. What a layer does is looked up by its kind in one ops table
 (``_layer_ops.pxi``, included here).
 """
 import numpy as np
+
+from fastmlp._aligned import aligned_empty
 cimport numpy as cnp
 
 cnp.import_array()
@@ -254,8 +256,8 @@ cdef class Plan:
     cdef int reserve(self, Py_ssize_t batch) except -1:
         """Size the workspace for ``batch`` rows (grow only; reused for smaller batches)."""
         if batch > self.capacity:
-            self.work = np.empty(batch * self.ex.work_cols, dtype=self.dtype)
-            self.scratch = np.empty(3 * batch * self.ex.scratch_cols, dtype=self.dtype)
+            self.work = aligned_empty(batch * self.ex.work_cols, self.dtype)   # see _aligned
+            self.scratch = aligned_empty(3 * batch * self.ex.scratch_cols, self.dtype)
             self.ex.work = _ptr1(self.work, self.f32)
             self.ex.scratch = _ptr1(self.scratch, self.f32)
             self.capacity = batch
