@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 import fastmlp as fm
+from fastmlp._aligned import aligned_empty
 from fastmlp._epoch import EpochLoop
 
 #: name -> (layer sizes, hidden activation, loss: "mse" or "ce")
@@ -127,6 +128,15 @@ def torch_train(shape, dtype="float32", batch=32, n_rows=20_000, shuffle=True):
     return run
 
 
+def _operand(rng, shape, dt):
+    """A product's operand, standard normal (zeros without ``rng``), starting on a cache
+    line as the core's arenas and workspaces do (fastmlp._aligned); every implementation
+    of a case gets the same arrays."""
+    out = aligned_empty(int(np.prod(shape)), dt).reshape(shape)
+    out[...] = rng.standard_normal(shape, dtype=dt) if rng is not None else 0
+    return out
+
+
 def gemm_only(shape, dtype="float32", batch=32, n_rows=20_000, blas="numpy"):
     """The matrix products of the training steps over ``n_rows`` rows (the last batch may be
     smaller), into preallocated arrays. ``blas="numpy"``: NumPy alone (``np.matmul(...,
@@ -136,11 +146,11 @@ def gemm_only(shape, dtype="float32", batch=32, n_rows=20_000, blas="numpy"):
     sizes = SHAPES[shape][0]
     rng = np.random.default_rng(0)
     dt = np.dtype(dtype)
-    Ws = [rng.standard_normal((a, b), dtype=dt) for a, b in zip(sizes[:-1], sizes[1:])]
-    A = [rng.standard_normal((batch, n), dtype=dt) for n in sizes]     # A[0] is the input
-    dZ = [rng.standard_normal((batch, n), dtype=dt) for n in sizes[1:]]
-    dW = [np.zeros_like(W) for W in Ws]
-    dA = [np.empty((batch, n), dt) for n in sizes[:-1]]
+    Ws = [_operand(rng, (a, b), dt) for a, b in zip(sizes[:-1], sizes[1:])]
+    A = [_operand(rng, (batch, n), dt) for n in sizes]     # A[0] is the input
+    dZ = [_operand(rng, (batch, n), dt) for n in sizes[1:]]
+    dW = [_operand(None, W.shape, dt) for W in Ws]
+    dA = [_operand(None, (batch, n), dt) for n in sizes[:-1]]
     full, rest = divmod(n_rows, batch)
     batches = [batch] * full + ([rest] if rest else [])
     if blas == "core":
@@ -220,9 +230,9 @@ def gemm_calls(impl, m, n, k, trans_a=False, dtype="float32", n_calls=10):
     from fastmlp import _blas
     rng = np.random.default_rng(0)
     dt = np.dtype(dtype)
-    a = rng.standard_normal((k, m) if trans_a else (m, k), dtype=dt)
-    b = rng.standard_normal((k, n), dtype=dt)
-    c = np.empty((m, n), dt)
+    a = _operand(rng, (k, m) if trans_a else (m, k), dt)
+    b = _operand(rng, (k, n), dt)
+    c = _operand(None, (m, n), dt)
     if impl == "numpy":
         op_a = a.T if trans_a else a
         return lambda: [np.matmul(op_a, b, out=c) for _ in range(n_calls)]
