@@ -76,6 +76,13 @@ typedef void (*fm_gemm_epi_fn)(void* ctx, ptrdiff_t r0, ptrdiff_t rows, ptrdiff_
  * path for 1 row and one for 2.) */
 #define FM_ROWS_MAX 2
 
+/* Tiny products: at most FM_TINY_ROWS rows (<= every family's MC) and a plain B of at
+ * most FM_TINY_B_BYTES (in L1 from row to row) go through fm_gemm_rows two rows at a time:
+ * for the 2-16-16-4 model at batch 8 the tiles' packing and set-up cost more than the
+ * multiply-adds. The same order per element as every other path. */
+#define FM_TINY_ROWS 64
+#define FM_TINY_B_BYTES 4096
+
 /* Rows of op(A) up to which the micro-kernel reads a non-transposed A in place instead of
  * packing it (measured on Zen 3: as fast or faster for the batch side of MLP products up
  * to 1024 rows; packing wins back on larger ones). A transposed A (Xᵀ in dW = Xᵀ dZ) is

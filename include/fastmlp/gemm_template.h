@@ -361,6 +361,16 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
                          epi_ctx);
         return 0;
     }
+    if (!tb && m <= FM_TINY_ROWS && n <= FM_NC
+            && (size_t)k * (size_t)n * sizeof(FM_T) <= FM_TINY_B_BYTES) {
+        /* a tiny product (B in L1): rows two at a time, streamed; no packing, no team */
+        const ptrdiff_t rs_a = ta ? 1 : lda, cs_a = ta ? lda : 1;
+        for (ptrdiff_t i = 0; i < m; i += FM_ROWS_MAX)
+            FM_NAME(fm_gemm_rows)(m - i < FM_ROWS_MAX ? m - i : FM_ROWS_MAX, n, k, alpha,
+                                  A + i * rs_a, rs_a, cs_a, B, ldb, beta, C + i * ldc, ldc);
+        if (epi) epi(epi_ctx, 0, m, 0, n);     /* one block: m <= MC, n <= NC */
+        return 0;
+    }
     FM_NAME(fm_gemm_job) job;
     job.ta = ta, job.tb = tb, job.m = m, job.n = n, job.k = k, job.lda = lda, job.ldb = ldb;
     job.ldc = ldc, job.alpha = alpha, job.beta = beta, job.A = A, job.B = B, job.C = C;
