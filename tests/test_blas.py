@@ -244,12 +244,12 @@ def test_gemm_rows_do_not_depend_on_the_batch(gemm_isa, isa, dtype, trans_b, n, 
 @pytest.mark.parametrize("n,k", [(16, 2), (16, 16), (4, 16), (10, 33), (40, 20), (3, 300)])
 def test_tiny_products_equal_the_tiled_ones(gemm_threads, gemm_isa, isa, dtype, trans_a, n, k,
                                             rng):
-    """Products of at most 64 rows with a B of at most 4 KB (a tiny model's layers) stream
+    """Products of at most 16 rows with a B of at most 4 KB (a tiny model's layers) stream
     their rows two at a time instead of packing and tiling; each element is summed in the
     same order, so their rows equal those of a product with more rows (tiles), alpha and
     beta included, on 1 or 2 threads."""
     gemm_isa(isa)
-    m = 100                                  # over 64 rows: tiles
+    m = 100                                  # over 16 rows: tiles
     a = rng.normal(size=(k, m) if trans_a else (m, k)).astype(dtype)
     b = rng.normal(size=(k, n)).astype(dtype)
     c0 = rng.normal(size=(m, n)).astype(dtype)
@@ -258,7 +258,7 @@ def test_tiny_products_equal_the_tiled_ones(gemm_threads, gemm_isa, isa, dtype, 
         for alpha, beta in ((1.0, 0.0), (0.75, 0.5)):
             full = c0.copy()
             gemm_memview(a, b, full, trans_a, alpha=alpha, beta=beta)
-            for size in (1, 2, 3, 8, 17, 64):
+            for size in (1, 2, 3, 8, 15, 16, 17, 64):
                 sub = np.ascontiguousarray(a[:, 7:7 + size] if trans_a else a[7:7 + size])
                 part = c0[7:7 + size].copy()
                 gemm_memview(sub, b, part, trans_a, alpha=alpha, beta=beta)

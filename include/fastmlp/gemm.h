@@ -78,9 +78,14 @@ typedef void (*fm_gemm_epi_fn)(void* ctx, ptrdiff_t r0, ptrdiff_t rows, ptrdiff_
 
 /* Tiny products: at most FM_TINY_ROWS rows (<= every family's MC) and a plain B of at
  * most FM_TINY_B_BYTES (in L1 from row to row) go through fm_gemm_rows two rows at a time:
- * for the 2-16-16-4 model at batch 8 the tiles' packing and set-up cost more than the
- * multiply-adds. The same order per element as every other path. */
-#define FM_TINY_ROWS 64
+ * for the 2-16-16-4 model the tiles' packing and set-up cost more than the multiply-adds
+ * (a step's products in C, one thread: batch 8 0.81 -> 0.63 us, batch 32 1.92 -> 1.69;
+ * at batch 64 its dW products still gain, 3.35 -> 3.17 us, but a 64-row forward is
+ * faster in tiles: 3.58 us with the bound at 64). The same order per element as every
+ * other path. */
+#ifndef FM_TINY_ROWS
+#define FM_TINY_ROWS 16
+#endif
 #define FM_TINY_B_BYTES 4096
 
 /* Rows of op(A) up to which the micro-kernel reads a non-transposed A in place instead of
