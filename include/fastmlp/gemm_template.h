@@ -182,9 +182,9 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_rows_stri
         }
 }
 
-/* The columns of C in [j, n), of rows `rows`, over one K block: whole strips, then 4
- * vectors, then single vectors. */
-FM_TARGET static inline __attribute__((always_inline)) ptrdiff_t FM_NAME(fm_rows_strips)(
+/* The first nv columns (whole vectors) of C's `rows` rows over one K block: whole strips,
+ * then 4 vectors, then single vectors. */
+FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_rows_strips)(
         const int rows, ptrdiff_t nv, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a,
         ptrdiff_t cs_a, const FM_T* B, ptrdiff_t ldb, FM_T alpha, FM_T bet, FM_T* C,
         ptrdiff_t ldc) {
@@ -196,7 +196,6 @@ FM_TARGET static inline __attribute__((always_inline)) ptrdiff_t FM_NAME(fm_rows
         FM_NAME(fm_rows_strip)(rows, 4, kc, A, rs_a, cs_a, B + j, ldb, alpha, bet, C + j, ldc);
     for (; j < nv; j += FM_VL)
         FM_NAME(fm_rows_strip)(rows, 1, kc, A, rs_a, cs_a, B + j, ldb, alpha, bet, C + j, ldc);
-    return j;
 }
 
 /* fm_rows_strip for the last cnt (< FM_VL) columns: one vector, masked. */
@@ -219,6 +218,7 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_rows_last
     }
 }
 
+/* C = alpha A B + beta C for m <= FM_ROWS_MAX rows, K block by K block (see fm_rows_strip). */
 FM_TARGET static void FM_NAME(fm_gemm_rows)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_T alpha,
                                             const FM_T* A, ptrdiff_t rs_a, ptrdiff_t cs_a,
                                             const FM_T* B, ptrdiff_t ldb, FM_T beta,
