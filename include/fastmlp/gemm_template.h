@@ -152,6 +152,21 @@ FM_TARGET static void FM_NAME(fm_pack_b)(int tb, const FM_T* B, ptrdiff_t ldb, p
     }
 }
 
+/* c[0:cnt] = alpha acc + bet c[0:cnt] for cnt <= VL (VL: a whole vector, else masked),
+ * rounded as fm_tile stores a tile; bet = 0 never reads c. The store of every path that
+ * keeps its block sums in vectors outside the tiles (rows, one column, the K split). */
+FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_put)(
+        FM_T* c, FMV acc, FM_T alpha, FM_T bet, ptrdiff_t cnt) {
+    FMV x = FMV_MUL(FMV_SET1(alpha), acc);
+    if (cnt == FM_VL) {
+        if (bet != 0) x = FMV_FMA(FMV_SET1(bet), FMV_LOADU(c), x);
+        FMV_STOREU(c, x);
+    } else {
+        if (bet != 0) x = FMV_FMA(FMV_SET1(bet), FMV_LOADN(c, cnt), x);
+        FMV_STOREN(c, x, cnt);
+    }
+}
+
 /* A product of at most FM_ROWS_MAX rows with a non-transposed B, B streamed row by row
  * (read once, sequentially: the bandwidth-bound case, e.g. predicting one row). For each
  * K block, C's rows are cut into strips of `vecs` vectors whose block sums stay in
@@ -172,14 +187,9 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_rows_stri
             for (int v = 0; v < vecs; v++)
                 acc[r][v] = FMV_FMA(x, FMV_LOADU(B + v * FM_VL), acc[r][v]);
         }
-    FMV va = FMV_SET1(alpha), vb = FMV_SET1(bet);
     for (int r = 0; r < rows; r++)
-        for (int v = 0; v < vecs; v++) {
-            FM_T* c = C + r * ldc + v * FM_VL;
-            FMV x = FMV_MUL(va, acc[r][v]);
-            if (bet != 0) x = FMV_FMA(vb, FMV_LOADU(c), x);
-            FMV_STOREU(c, x);
-        }
+        for (int v = 0; v < vecs; v++)
+            FM_NAME(fm_put)(C + r * ldc + v * FM_VL, acc[r][v], alpha, bet, FM_VL);
 }
 
 /* The first nv columns (whole vectors) of C's `rows` rows over one K block: whole strips,
@@ -210,12 +220,7 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_rows_last
         for (int r = 0; r < rows; r++)
             acc[r] = FMV_FMA(FMV_SET1(A[r * rs_a + p * cs_a]), b, acc[r]);
     }
-    FMV va = FMV_SET1(alpha), vb = FMV_SET1(bet);
-    for (int r = 0; r < rows; r++) {
-        FMV x = FMV_MUL(va, acc[r]);
-        if (bet != 0) x = FMV_FMA(vb, FMV_LOADN(C + r * ldc, cnt), x);
-        FMV_STOREN(C + r * ldc, x, cnt);
-    }
+    for (int r = 0; r < rows; r++) FM_NAME(fm_put)(C + r * ldc, acc[r], alpha, bet, cnt);
 }
 
 /* C = alpha A B + beta C for m <= FM_ROWS_MAX rows, K block by K block (see fm_rows_strip). */
@@ -235,9 +240,11 @@ FM_TARGET static void FM_NAME(fm_gemm_rows)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
             FM_NAME(fm_rows_strips)(2, nv, kc, a, rs_a, cs_a, b, ldb, alpha, bet, C, ldc);
         if (nv == n) continue;
         if (m == 1)
-            FM_NAME(fm_rows_last)(1, n - nv, kc, a, rs_a, cs_a, b + nv, ldb, alpha, bet, C + nv, ldc);
+            FM_NAME(fm_rows_last)(1, n - nv, kc, a, rs_a, cs_a, b + nv, ldb, alpha, bet, C + nv,
+                                  ldc);
         else
-            FM_NAME(fm_rows_last)(2, n - nv, kc, a, rs_a, cs_a, b + nv, ldb, alpha, bet, C + nv, ldc);
+            FM_NAME(fm_rows_last)(2, n - nv, kc, a, rs_a, cs_a, b + nv, ldb, alpha, bet, C + nv,
+                                  ldc);
     }
 }
 
@@ -320,14 +327,16 @@ static void FM_NAME(fm_gemm_chunk)(void* arg, ptrdiff_t i, int slot) {
     const FM_NAME(fm_gemm_job)* j = (const FM_NAME(fm_gemm_job)*)arg;
     ptrdiff_t s = i * j->chunk, e = s + j->chunk < j->len ? s + j->chunk : j->len;
     const ptrdiff_t rs_a = j->ta ? 1 : j->lda, cs_a = j->ta ? j->lda : 1;
-    FM_T* buf = j->buf + (size_t)slot * j->per;
     FM_NAME(fm_epi_at) epi = {j->epi, j->epi_ctx, j->split_n ? 0 : s, j->split_n ? s : 0};
     if (s >= e) return;
     if (j->rows) {
         FM_NAME(fm_gemm_rows)(j->m, e - s, j->k, j->alpha, j->A, rs_a, cs_a, j->B + s, j->ldb,
                               j->beta, j->C + s, j->ldc);
         if (j->epi) j->epi(j->epi_ctx, 0, j->m, s, e - s);
-    } else if (j->split_n)
+        return;
+    }
+    FM_T* buf = j->buf + (size_t)slot * j->per;
+    if (j->split_n)
         FM_NAME(fm_gemm_serial)(j->ta, j->tb, j->m, e - s, j->k, j->alpha, j->A, j->lda,
                                 j->tb ? j->B + s * j->ldb : j->B + s, j->ldb, j->beta,
                                 j->C + s, j->ldc, j->direct_b, buf, &epi);
@@ -392,8 +401,9 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
     if (chunks > units) chunks = units;
     job.chunk = (units + chunks - 1) / chunks * unit;
     chunks = (job.len + job.chunk - 1) / job.chunk;
-    job.buf = (FM_T*)fm_gemm_buffer((size_t)t * per * sizeof(FM_T));
-    if (!job.buf) return -1;
+    job.buf = NULL;                     /* the rows path packs nothing */
+    if (!job.rows && !(job.buf = (FM_T*)fm_gemm_buffer((size_t)t * per * sizeof(FM_T))))
+        return -1;
     fm_pool_run(t, chunks, FM_NAME(fm_gemm_chunk), &job);
     return 0;
 }

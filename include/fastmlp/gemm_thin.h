@@ -12,9 +12,7 @@
 FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_gemv_put)(
         FMV acc, FM_T* C, ptrdiff_t ldc, FM_T alpha, FM_T bet) {
     if (ldc == 1) {
-        FMV x = FMV_MUL(FMV_SET1(alpha), acc);
-        if (bet != 0) x = FMV_FMA(FMV_SET1(bet), FMV_LOADU(C), x);
-        FMV_STOREU(C, x);
+        FM_NAME(fm_put)(C, acc, alpha, bet, FM_VL);
         return;
     }
     FM_T t[FM_VL] __attribute__((aligned(64)));
@@ -169,23 +167,15 @@ static void FM_NAME(fm_rows_k_chunk)(void* arg, ptrdiff_t i, int slot) {
 FM_TARGET static void FM_NAME(fm_rows_k_add)(const FM_NAME(fm_rows_k_job)* j, FM_T alpha,
                                              FM_T beta, FM_T* C, ptrdiff_t ldc) {
     const ptrdiff_t nv = j->n / FM_VL * FM_VL;
-    FMV va = FMV_SET1(alpha);
     for (ptrdiff_t b = 0; b < j->blocks; b++) {
         FM_T bet = b == 0 ? beta : (FM_T)1;
-        FMV vb = FMV_SET1(bet);
         for (ptrdiff_t r = 0; r < j->m; r++) {
             const FM_T* t = j->sums + (b * j->m + r) * j->n;
             FM_T* c = C + r * ldc;
-            ptrdiff_t q = 0;
-            for (; q < nv; q += FM_VL) {
-                FMV x = FMV_MUL(va, FMV_LOADU(t + q));
-                if (bet != 0) x = FMV_FMA(vb, FMV_LOADU(c + q), x);
-                FMV_STOREU(c + q, x);
-            }
-            for (; q < j->n; q++) {
-                FM_T x = alpha * t[q];
-                c[q] = bet != 0 ? FMS_FMA(bet, c[q], x) : x;
-            }
+            for (ptrdiff_t q = 0; q < nv; q += FM_VL)
+                FM_NAME(fm_put)(c + q, FMV_LOADU(t + q), alpha, bet, FM_VL);
+            if (nv < j->n)
+                FM_NAME(fm_put)(c + nv, FMV_LOADN(t + nv, j->n - nv), alpha, bet, j->n - nv);
         }
     }
 }

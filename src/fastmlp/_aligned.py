@@ -30,10 +30,10 @@ def aligned_empty(size: int, dtype, align: int = ALIGN) -> np.ndarray:
     return raw[start:start + size]
 
 
-def aligned_zeros(size: int, dtype, align: int = ALIGN) -> np.ndarray:
-    """:func:`aligned_empty`, zeroed."""
+def aligned_full(size: int, dtype, value: float = 0.0, align: int = ALIGN) -> np.ndarray:
+    """:func:`aligned_empty`, every element ``value``."""
     out = aligned_empty(size, dtype, align)
-    out[...] = 0
+    out[...] = value
     return out
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from fastmlp import _model_config
-from fastmlp._aligned import aligned, aligned_zeros
+from fastmlp._aligned import aligned, aligned_full
 from fastmlp._ops import Ops, get_ops
 from fastmlp._nesting import adopt_nested, layer_list
 from fastmlp._plan import Plan, TrainingState
@@ -120,8 +120,8 @@ class Sequential:
                                      value=value))
                 boff += _size(shape)
         self.param_info, self.buffer_info = info, buf_info
-        self.params = aligned_zeros(offset, self.dtype)     # cache-line aligned: see _aligned
-        self.grads = aligned_zeros(offset, self.dtype)
+        self.params = aligned_full(offset, self.dtype)      # cache-line aligned: see _aligned
+        self.grads = aligned_full(offset, self.dtype)
         self.buffers = np.zeros(boff, dtype=self.dtype)
         for b in buf_info:
             self.buffers[b["offset"]:b["offset"] + _size(b["shape"])] = \

@@ -14,7 +14,7 @@ from typing import Any, Dict, NamedTuple, Tuple
 import numpy as np
 
 from fastmlp._codes import OptFamily
-from fastmlp._aligned import aligned, aligned_empty
+from fastmlp._aligned import aligned, aligned_full
 from fastmlp._freeze import FrozenParams
 from fastmlp._ops import ops_of
 from fastmlp._typing import Arena
@@ -265,8 +265,7 @@ class Optimizer(BaseOptimizer):
             self._n, self._dtype = params.shape[0], params.dtype
         for name in self._slots:
             if self._active(name) and name not in self.state:
-                self.state[name] = aligned_empty(self._n, self._dtype)
-                self.state[name][...] = self._initial.get(name, 0.0)
+                self.state[name] = aligned_full(self._n, self._dtype, self._initial.get(name, 0.0))
         return params, grads
 
     def step(self, model: Arena) -> None:
