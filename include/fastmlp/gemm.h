@@ -71,6 +71,11 @@ typedef void (*fm_gemm_epi_fn)(void* ctx, ptrdiff_t r0, ptrdiff_t rows, ptrdiff_
                                ptrdiff_t cols);
 #endif
 
+/* Where a micro-kernel finds A(r, p) of its tile: packed (fm_pack_a: A[p rows + r]), or
+ * in place with the row stride lda, down its columns (a transposed A: A[p lda + r]) or
+ * along its rows (A[r lda + p]). */
+enum { FM_A_PACKED = 0, FM_A_COLS = 1, FM_A_ROWS = 2 };
+
 /* Products of at most this many rows with a non-transposed B stream B row by row
  * (fm_gemm_rows) instead of tiling it: they are bound by reading B. (fm_gemm_rows has a
  * path for 1 row and one for 2.) */
@@ -275,6 +280,7 @@ FM_AVX512 static inline void fm_storen_f64_avx512(double* p, __m512d v, ptrdiff_
 #define FM_TNAME(x) x##_f32
 #define FM_TARGET FM_AVX2
 #define FM_MR 6
+#define FM_ROWS_UNROLL 0
 #define FM_NR 16
 #define FM_KC 256
 #define FM_MC 144
@@ -299,6 +305,7 @@ FM_AVX512 static inline void fm_storen_f64_avx512(double* p, __m512d v, ptrdiff_
 #define FM_TNAME(x) x##_f64
 #define FM_TARGET FM_AVX2
 #define FM_MR 6
+#define FM_ROWS_UNROLL 0
 #define FM_NR 8
 #define FM_KC 256
 #define FM_MC 72
@@ -325,6 +332,7 @@ FM_AVX512 static inline void fm_storen_f64_avx512(double* p, __m512d v, ptrdiff_
 #define FM_TNAME(x) x##_f32
 #define FM_TARGET FM_AVX512
 #define FM_MR 8
+#define FM_ROWS_UNROLL 1
 #define FM_NR 32
 #define FM_KC 256
 #define FM_MC 144
@@ -349,6 +357,7 @@ FM_AVX512 static inline void fm_storen_f64_avx512(double* p, __m512d v, ptrdiff_
 #define FM_TNAME(x) x##_f64
 #define FM_TARGET FM_AVX512
 #define FM_MR 8
+#define FM_ROWS_UNROLL 1
 #define FM_NR 16
 #define FM_KC 256
 #define FM_MC 72

@@ -3,7 +3,8 @@
  * gemm_pack.h); FM_TARGET: the ISA's function attribute; FM_MR x FM_NR: the register tile
  * (NR = two vectors, MR <= 8); FM_KC, FM_MC, FM_NC: the cache blocks (KC is the same for
  * every ISA: it fixes the accumulation order); FM_ROWS_VECS: the vectors fm_gemm_rows
- * accumulates in registers (half the ISA's); FMV*: the vector type and intrinsics.
+ * accumulates in registers (half the ISA's); FM_ROWS_UNROLL: 1 to step a plain A in place
+ * four K steps at a time (see fm_tile); FMV*: the vector type and intrinsics.
  * No include guard: the end of this file undefines all of them, ready for the next one. */
 
 #define FM_VL (FM_NR / 2)
@@ -12,8 +13,8 @@
  * A(r, p) = A[r rs_a + p cs_a] (packed: rs_a = 1, cs_a = rows; or straight from the
  * caller's matrix); Bp holds kc rows of NR values, ldb_p apart (packed: NR, zero-padded;
  * or the caller's B with its row stride, then nr == NR). Only the valid rows x nr part
- * of C is read or written. Inlined with a constant `rows`, so every height gets its own
- * fully unrolled loop. */
+ * of C is read or written. Inlined with a constant `rows` (and A's strides, where
+ * fm_ukernel knows them), so every height gets its own fully unrolled loop. */
 FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
         const int rows, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a, ptrdiff_t cs_a,
         const FM_T* restrict Bp, ptrdiff_t ldb_p, FM_T* restrict C, ptrdiff_t ldc,
@@ -28,7 +29,21 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
         _mm_prefetch((const char*)(C + r * ldc), _MM_HINT_T0);
         _mm_prefetch((const char*)(C + r * ldc + FM_NR - 1), _MM_HINT_T0);
     }
-    for (ptrdiff_t p = 0, off = 0; p < kc; p++, off += cs_a) {
+    ptrdiff_t p = 0;
+    if (FM_ROWS_UNROLL && cs_a == 1)   /* A along its rows: each row's pointer moves once
+                                        * per four steps (AVX-512; AVX2 tiles lose by it) */
+        for (; p + 4 <= kc; p += 4) {
+            for (int u = 0; u < 4; u++) {
+                FMV b0 = FMV_LOADU(Bp + u * ldb_p), b1 = FMV_LOADU(Bp + u * ldb_p + FM_VL);
+                for (int r = 0; r < rows; r++) {
+                    FMV x = FMV_SET1(a[r][p + u]);
+                    c[r][0] = FMV_FMA(x, b0, c[r][0]);
+                    c[r][1] = FMV_FMA(x, b1, c[r][1]);
+                }
+            }
+            Bp += 4 * ldb_p;
+        }
+    for (ptrdiff_t off = p * cs_a; p < kc; p++, off += cs_a) {
         FMV b0 = FMV_LOADU(Bp), b1 = FMV_LOADU(Bp + FM_VL);
         for (int r = 0; r < rows; r++) {
             FMV x = FMV_SET1(a[r][off]);
@@ -62,31 +77,37 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
     }
 }
 
-/* fm_tile for a run-time height 1 <= rows <= MR (<= 8). */
-FM_TARGET static void FM_NAME(fm_ukernel)(ptrdiff_t rows, ptrdiff_t kc, const FM_T* A,
-                                          ptrdiff_t rs_a, ptrdiff_t cs_a, const FM_T* Bp,
+/* fm_tile for a run-time height 1 <= rows <= MR (<= 8), A laid out as `a_layout` says
+ * (FM_A_*, gemm.h). Each layout and height gets its own inlined loop with A's strides as
+ * constants where they are known, so the loop reads A through one pointer (packed, a
+ * transposed A) or one a row (a plain A), with no stride arithmetic. */
+FM_TARGET static void FM_NAME(fm_ukernel)(int a_layout, ptrdiff_t rows, ptrdiff_t kc,
+                                          const FM_T* A, ptrdiff_t lda, const FM_T* Bp,
                                           ptrdiff_t ldb_p, FM_T* C, ptrdiff_t ldc, FM_T alpha,
                                           FM_T beta, ptrdiff_t nr) {
+#define FM_TILE_AT(h)                                                                        \
+    case h:                                                                                  \
+        if (a_layout == FM_A_PACKED)                                                         \
+            FM_NAME(fm_tile)(h, kc, A, 1, h, Bp, ldb_p, C, ldc, alpha, beta, nr);            \
+        else if (a_layout == FM_A_COLS)                                                      \
+            FM_NAME(fm_tile)(h, kc, A, 1, lda, Bp, ldb_p, C, ldc, alpha, beta, nr);          \
+        else                                                                                 \
+            FM_NAME(fm_tile)(h, kc, A, lda, 1, Bp, ldb_p, C, ldc, alpha, beta, nr);          \
+        break;
     switch (rows) {
 #if FM_MR >= 8
-    case 8: FM_NAME(fm_tile)(8, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
-             break;
-    case 7: FM_NAME(fm_tile)(7, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
-             break;
+    FM_TILE_AT(8)
+    FM_TILE_AT(7)
 #endif
-    case 6: FM_NAME(fm_tile)(6, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
-             break;
-    case 5: FM_NAME(fm_tile)(5, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
-             break;
-    case 4: FM_NAME(fm_tile)(4, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
-             break;
-    case 3: FM_NAME(fm_tile)(3, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
-             break;
-    case 2: FM_NAME(fm_tile)(2, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
-             break;
-    default: FM_NAME(fm_tile)(1, kc, A, rs_a, cs_a, Bp, ldb_p, C, ldc, alpha, beta, nr);
-             break;
+    FM_TILE_AT(6)
+    FM_TILE_AT(5)
+    FM_TILE_AT(4)
+    FM_TILE_AT(3)
+    FM_TILE_AT(2)
+    default:
+    FM_TILE_AT(1)
     }
+#undef FM_TILE_AT
 }
 
 /* The K block: at most KC, and the K blocks of one product as even as possible (784 =
@@ -291,14 +312,14 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
                         h = FM_NAME(fm_tile_rows)(mc - ir);
                         FM_T* Ct = C + (ic + ir) * ldc + jc + jr;
                         if (pack_a)
-                            FM_NAME(fm_ukernel)(h, kc, Ap + ir * kc, 1, h, Bt, ldbt, Ct, ldc,
-                                                alpha, bet, nr);
+                            FM_NAME(fm_ukernel)(FM_A_PACKED, h, kc, Ap + ir * kc, 0, Bt, ldbt,
+                                                Ct, ldc, alpha, bet, nr);
                         else if (ta)
-                            FM_NAME(fm_ukernel)(h, kc, A + pc * lda + ic + ir, 1, lda, Bt,
-                                                ldbt, Ct, ldc, alpha, bet, nr);
+                            FM_NAME(fm_ukernel)(FM_A_COLS, h, kc, A + pc * lda + ic + ir, lda,
+                                                Bt, ldbt, Ct, ldc, alpha, bet, nr);
                         else
-                            FM_NAME(fm_ukernel)(h, kc, A + (ic + ir) * lda + pc, lda, 1, Bt,
-                                                ldbt, Ct, ldc, alpha, bet, nr);
+                            FM_NAME(fm_ukernel)(FM_A_ROWS, h, kc, A + (ic + ir) * lda + pc, lda,
+                                                Bt, ldbt, Ct, ldc, alpha, bet, nr);
                     }
                 }
                 if (epi->fn && pc + kc >= k)   /* the mc x nc block, still in L2 */
@@ -414,6 +435,7 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
 #undef FM_TNAME
 #undef FM_TARGET
 #undef FM_MR
+#undef FM_ROWS_UNROLL
 #undef FM_NR
 #undef FM_KC
 #undef FM_MC
