@@ -87,6 +87,40 @@ def test_fused_dense_activation_equals_separate_pass(rng, isa_and_threads, dtype
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("act", [Act.FM_IDENTITY, Act.FM_RELU])
+@pytest.mark.parametrize("rows,n_out", [(1, 130), (7, 130), (200, 130), (300, 64), (40, 10),
+                                        (1100, 96)])
+def test_dense_bias_and_relu_are_numpys_ops_on_the_product(rng, isa_and_threads, dtype, act,
+                                                            rows, n_out):
+    """Bias and ReLU, whichever does them (the tiles as they store the last K block, the
+    block epilogue, the pass after BLAS), are one rounded add and x > 0 ? x : 0 on the
+    product: NumPy's add and where on the bias-free layer's output give the same bits
+    (signs of zeros included), over whole and partial tiles, a row of zeros and a row of
+    NaN (ReLU gives 0)."""
+    n_in = 300
+    X = rng.normal(size=(rows, n_in)).astype(dtype)
+    X[-1, :] = 0.0
+    X[-1, 0] = -0.0
+    if rows > 2:
+        X[1, 3] = np.nan
+    W = rng.normal(size=n_in * n_out).astype(dtype)
+    W[:n_out] = -0.0
+    b = rng.normal(size=n_out).astype(dtype)
+    b[:5] = -0.0
+    dense = dict(kind=LayerKind.K_DENSE, n_in=n_in, n_out=n_out, w_off=0)
+    plain = _plan.Plan([dict(dense, act=int(Act.FM_IDENTITY), b_off=-1)], W.copy(),
+                       np.zeros_like(W))
+    z = np.array(plain.forward(X)) + b
+    params = np.concatenate([W, b])
+    layer = _plan.Plan([dict(dense, act=int(act), b_off=n_in * n_out)], params,
+                       np.zeros_like(params))
+    out = np.array(layer.forward(X))
+    expect = z if act == Act.FM_IDENTITY else np.where(z > 0, z, dtype(0))
+    np.testing.assert_array_equal(out, expect)
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(expect))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dense_forward_matches_numpy(rng, isa_and_threads, dtype):
     n_in, n_out = 257, 70
     X = rng.normal(size=(33, n_in)).astype(dtype)

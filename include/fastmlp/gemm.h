@@ -71,6 +71,18 @@ typedef void (*fm_gemm_epi_fn)(void* ctx, ptrdiff_t r0, ptrdiff_t rows, ptrdiff_
                                ptrdiff_t cols);
 #endif
 
+/* What the tiles of a product's last K block do to C before they store it, in place of a
+ * block epilogue (the dense layer's forward, fm_act_epi with identity or ReLU): C += bias
+ * (one value per column; NULL: none), then with `relu` also a = max(C, 0) into `a` (C's
+ * row stride; not C). The same operations in the same order as that pass (rounded once
+ * each), so the same bits; the products that do not tile (1-2 rows, tiny, one column)
+ * run the block epilogue instead. */
+typedef struct {
+    const void* bias;
+    void* a;
+    int relu;
+} fm_gemm_tile_epi;
+
 /* Where a micro-kernel finds A(r, p) of its tile: packed (fm_pack_a: A[p rows + r]), or
  * in place with the row stride lda, down its columns (a transposed A: A[p lda + r]) or
  * along its rows (A[r lda + p]). */
@@ -294,6 +306,8 @@ FM_AVX512 static inline void fm_storen_f64_avx512(double* p, __m512d v, ptrdiff_
 #define FMV_SET1 _mm256_set1_ps
 #define FMV_FMA _mm256_fmadd_ps
 #define FMV_MUL _mm256_mul_ps
+#define FMV_ADD _mm256_add_ps
+#define FMV_MAX _mm256_max_ps
 #define FMS_FMA fmaf
 #define FMV_LOADN fm_loadn_f32_avx2
 #define FMV_STOREN fm_storen_f32_avx2
@@ -319,6 +333,8 @@ FM_AVX512 static inline void fm_storen_f64_avx512(double* p, __m512d v, ptrdiff_
 #define FMV_SET1 _mm256_set1_pd
 #define FMV_FMA _mm256_fmadd_pd
 #define FMV_MUL _mm256_mul_pd
+#define FMV_ADD _mm256_add_pd
+#define FMV_MAX _mm256_max_pd
 #define FMS_FMA fma
 #define FMV_LOADN fm_loadn_f64_avx2
 #define FMV_STOREN fm_storen_f64_avx2
@@ -346,6 +362,8 @@ FM_AVX512 static inline void fm_storen_f64_avx512(double* p, __m512d v, ptrdiff_
 #define FMV_SET1 _mm512_set1_ps
 #define FMV_FMA _mm512_fmadd_ps
 #define FMV_MUL _mm512_mul_ps
+#define FMV_ADD _mm512_add_ps
+#define FMV_MAX _mm512_max_ps
 #define FMS_FMA fmaf
 #define FMV_LOADN fm_loadn_f32_avx512
 #define FMV_STOREN fm_storen_f32_avx512
@@ -371,6 +389,8 @@ FM_AVX512 static inline void fm_storen_f64_avx512(double* p, __m512d v, ptrdiff_
 #define FMV_SET1 _mm512_set1_pd
 #define FMV_FMA _mm512_fmadd_pd
 #define FMV_MUL _mm512_mul_pd
+#define FMV_ADD _mm512_add_pd
+#define FMV_MAX _mm512_max_pd
 #define FMS_FMA fma
 #define FMV_LOADN fm_loadn_f64_avx512
 #define FMV_STOREN fm_storen_f64_avx512
@@ -413,21 +433,22 @@ static void fm_gemm_tile(int f64, int* mr, int* nr) {
 /* C[m, n] = alpha op(A) op(B) + beta C through the family in use (with AVX-512, products
  * narrower than its tile go to the AVX2 kernels: the same bits, less padding); -1 when
  * none runs here or the packing buffer could not be allocated (nothing written: the
- * caller uses BLAS). */
+ * caller uses BLAS). tile_epi: see fm_gemm_tile_epi (or NULL). */
 static int fm_gemm_f32(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                        const float* a, ptrdiff_t lda, const float* b, ptrdiff_t ldb,
                        float beta, float* c, ptrdiff_t ldc, int threads,
-                       fm_gemm_epi_fn epi, void* epi_ctx) {
+                       fm_gemm_epi_fn epi, void* epi_ctx,
+                       const fm_gemm_tile_epi* tile_epi) {
     switch (fm_gemm_get_isa()) {
     case FM_ISA_AVX512:
         if (n < 32) /* narrower than one 8 x 32 tile: the 6 x 16 ones waste less */
             return fm_gemm_f32_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                                    threads, epi, epi_ctx);
+                                    threads, epi, epi_ctx, tile_epi);
         return fm_gemm_f32_avx512(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads,
-                                  epi, epi_ctx);
+                                  epi, epi_ctx, tile_epi);
     case FM_ISA_AVX2:
         return fm_gemm_f32_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads,
-                                epi, epi_ctx);
+                                epi, epi_ctx, tile_epi);
     default:
         return -1;
     }
@@ -436,17 +457,18 @@ static int fm_gemm_f32(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, fl
 static int fm_gemm_f64(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
                        const double* a, ptrdiff_t lda, const double* b, ptrdiff_t ldb,
                        double beta, double* c, ptrdiff_t ldc, int threads,
-                       fm_gemm_epi_fn epi, void* epi_ctx) {
+                       fm_gemm_epi_fn epi, void* epi_ctx,
+                       const fm_gemm_tile_epi* tile_epi) {
     switch (fm_gemm_get_isa()) {
     case FM_ISA_AVX512:
         if (n < 16)
             return fm_gemm_f64_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                                    threads, epi, epi_ctx);
+                                    threads, epi, epi_ctx, tile_epi);
         return fm_gemm_f64_avx512(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads,
-                                  epi, epi_ctx);
+                                  epi, epi_ctx, tile_epi);
     case FM_ISA_AVX2:
         return fm_gemm_f64_avx2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads,
-                                epi, epi_ctx);
+                                epi, epi_ctx, tile_epi);
     default:
         return -1;
     }
@@ -463,11 +485,13 @@ static void fm_gemm_tile(int f64, int* mr, int* nr) { (void)f64; *mr = *nr = 0; 
 static int fm_gemm_f32(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                        const float* a, ptrdiff_t lda, const float* b, ptrdiff_t ldb,
                        float beta, float* c, ptrdiff_t ldc, int threads,
-                       fm_gemm_epi_fn epi, void* epi_ctx) { return -1; }
+                       fm_gemm_epi_fn epi, void* epi_ctx,
+                       const fm_gemm_tile_epi* tile_epi) { return -1; }
 static int fm_gemm_f64(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, double alpha,
                        const double* a, ptrdiff_t lda, const double* b, ptrdiff_t ldb,
                        double beta, double* c, ptrdiff_t ldc, int threads,
-                       fm_gemm_epi_fn epi, void* epi_ctx) { return -1; }
+                       fm_gemm_epi_fn epi, void* epi_ctx,
+                       const fm_gemm_tile_epi* tile_epi) { return -1; }
 
 #endif
 #endif

@@ -9,7 +9,9 @@
 
 #define FM_VL (FM_NR / 2)
 
-/* A rows x NR tile (rows <= MR): C[0:rows, 0:nr] = alpha * A Bp + beta * C over kc steps.
+/* A rows x NR tile (rows <= MR): C[0:rows, 0:nr] = alpha * A Bp + beta * C over kc steps;
+ * with `fuse` (the product's last K block under a fm_gemm_tile_epi) then C += bias[0:nr]
+ * (when bias) and, when act_out, act_out[r ldc + j] = max(C[r, j], 0).
  * A(r, p) = A[r rs_a + p cs_a] (packed: rs_a = 1, cs_a = rows; or straight from the
  * caller's matrix); Bp holds kc rows of NR values, ldb_p apart (packed: NR, zero-padded;
  * or the caller's B with its row stride, then nr == NR). Only the valid rows x nr part
@@ -18,7 +20,7 @@
 FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
         const int rows, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a, ptrdiff_t cs_a,
         const FM_T* restrict Bp, ptrdiff_t ldb_p, FM_T* restrict C, ptrdiff_t ldc,
-        FM_T alpha, FM_T beta, ptrdiff_t nr) {
+        FM_T alpha, FM_T beta, ptrdiff_t nr, int fuse, const FM_T* bias, FM_T* act_out) {
     FMV c[FM_MR][2];
     const FM_T* a[FM_MR];
     for (int r = 0; r < rows; r++) {
@@ -54,6 +56,8 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
     }
     FMV va = FMV_SET1(alpha), vb = FMV_SET1(beta);
     if (nr == FM_NR) {
+        FMV b0 = FMV_ZERO(), b1 = FMV_ZERO();
+        if (fuse && bias) b0 = FMV_LOADU(bias), b1 = FMV_LOADU(bias + FM_VL);
         for (int r = 0; r < rows; r++) {
             FM_T* row = C + r * ldc;
             FMV x0 = FMV_MUL(va, c[r][0]), x1 = FMV_MUL(va, c[r][1]);
@@ -61,8 +65,13 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
                 x0 = FMV_FMA(vb, FMV_LOADU(row), x0);
                 x1 = FMV_FMA(vb, FMV_LOADU(row + FM_VL), x1);
             }
+            if (fuse && bias) x0 = FMV_ADD(x0, b0), x1 = FMV_ADD(x1, b1);
             FMV_STOREU(row, x0);
             FMV_STOREU(row + FM_VL, x1);
+            if (fuse && act_out) {    /* max(x, 0) is x > 0 ? x : 0, NaN and -0 alike */
+                FMV_STOREU(act_out + r * ldc, FMV_MAX(x0, FMV_ZERO()));
+                FMV_STOREU(act_out + r * ldc + FM_VL, FMV_MAX(x1, FMV_ZERO()));
+            }
         }
         return;
     }
@@ -72,7 +81,10 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
         FMV_STOREU(tile + FM_VL, c[r][1]);
         for (ptrdiff_t j = 0; j < nr; j++) {
             FM_T x = alpha * tile[j];     /* as the full tile: one rounding of beta C + x */
-            C[r * ldc + j] = beta != 0 ? FMS_FMA(beta, C[r * ldc + j], x) : x;
+            x = beta != 0 ? FMS_FMA(beta, C[r * ldc + j], x) : x;
+            if (fuse && bias) x = x + bias[j];
+            C[r * ldc + j] = x;
+            if (fuse && act_out) act_out[r * ldc + j] = x > 0 ? x : (FM_T)0;
         }
     }
 }
@@ -84,15 +96,17 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
 FM_TARGET static void FM_NAME(fm_ukernel)(int a_layout, ptrdiff_t rows, ptrdiff_t kc,
                                           const FM_T* A, ptrdiff_t lda, const FM_T* Bp,
                                           ptrdiff_t ldb_p, FM_T* C, ptrdiff_t ldc, FM_T alpha,
-                                          FM_T beta, ptrdiff_t nr) {
+                                          FM_T beta, ptrdiff_t nr, int fuse, const FM_T* bias,
+                                          FM_T* act_out) {
+#define FM_TILE_REST Bp, ldb_p, C, ldc, alpha, beta, nr, fuse, bias, act_out
 #define FM_TILE_AT(h)                                                                        \
     case h:                                                                                  \
         if (a_layout == FM_A_PACKED)                                                         \
-            FM_NAME(fm_tile)(h, kc, A, 1, h, Bp, ldb_p, C, ldc, alpha, beta, nr);            \
+            FM_NAME(fm_tile)(h, kc, A, 1, h, FM_TILE_REST);                                  \
         else if (a_layout == FM_A_COLS)                                                      \
-            FM_NAME(fm_tile)(h, kc, A, 1, lda, Bp, ldb_p, C, ldc, alpha, beta, nr);          \
+            FM_NAME(fm_tile)(h, kc, A, 1, lda, FM_TILE_REST);                                \
         else                                                                                 \
-            FM_NAME(fm_tile)(h, kc, A, lda, 1, Bp, ldb_p, C, ldc, alpha, beta, nr);          \
+            FM_NAME(fm_tile)(h, kc, A, lda, 1, FM_TILE_REST);                                \
         break;
     switch (rows) {
 #if FM_MR >= 8
@@ -108,6 +122,7 @@ FM_TARGET static void FM_NAME(fm_ukernel)(int a_layout, ptrdiff_t rows, ptrdiff_
     FM_TILE_AT(1)
     }
 #undef FM_TILE_AT
+#undef FM_TILE_REST
 }
 
 /* The K block: at most KC, and the K blocks of one product as even as possible (784 =
@@ -273,11 +288,17 @@ FM_TARGET static void FM_NAME(fm_gemm_rows)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
  * once its last K block is done (still in L2), the block given in the whole product's
  * coordinates (this GEMM's C starts at row r_org, column c_org of it). Per block, not per
  * MR x NR tile: on 32-column panels the activation loop's per-row overhead cost more
- * than the pass it replaced (measured: 5 % of a batch-256 MNIST step against 3 %). */
+ * than the pass it replaced (measured: 5 % of a batch-256 MNIST step against 3 %). Or,
+ * with `tile` (a fm_gemm_tile_epi; then fn is NULL), in the tiles' own stores of the
+ * last K block, on the values still in registers: bias and act_out given in this GEMM's
+ * coordinates (column 0, and C's row 0 and column 0). */
 typedef struct {
     fm_gemm_epi_fn fn;    /* or NULL */
     void* ctx;
     ptrdiff_t r_org, c_org;
+    int tile;
+    const FM_T* bias;     /* or NULL */
+    FM_T* act_out;        /* or NULL */
 } FM_NAME(fm_epi_at);
 
 /* One thread's GEMM (see gemm.h for the loop nest). buf: MC*KC + KC*NC elements. A is
@@ -301,6 +322,7 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
             FM_T bet = pc == 0 ? beta : (FM_T)1;
             if (n_full < nc)
                 FM_NAME(fm_pack_b)(tb, B, ldb, pc, jc + n_full, kc, nc - n_full, Bp + n_full * kc);
+            const int fuse = epi->tile && pc + kc >= k;
             for (ptrdiff_t ic = 0; ic < m; ic += FM_MC) {
                 ptrdiff_t mc = m - ic < FM_MC ? m - ic : FM_MC;
                 if (pack_a) FM_NAME(fm_pack_a)(ta, A, lda, ic, pc, mc, kc, Ap);
@@ -310,16 +332,20 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
                     ptrdiff_t ldbt = jr < n_full ? ldb : FM_NR;
                     for (ptrdiff_t ir = 0, h; ir < mc; ir += h) {
                         h = FM_NAME(fm_tile_rows)(mc - ir);
-                        FM_T* Ct = C + (ic + ir) * ldc + jc + jr;
+                        ptrdiff_t at = (ic + ir) * ldc + jc + jr;
+                        const FM_T* bias = epi->bias ? epi->bias + jc + jr : NULL;
+                        FM_T* act = epi->act_out ? epi->act_out + at : NULL;
                         if (pack_a)
                             FM_NAME(fm_ukernel)(FM_A_PACKED, h, kc, Ap + ir * kc, 0, Bt, ldbt,
-                                                Ct, ldc, alpha, bet, nr);
+                                                C + at, ldc, alpha, bet, nr, fuse, bias, act);
                         else if (ta)
                             FM_NAME(fm_ukernel)(FM_A_COLS, h, kc, A + pc * lda + ic + ir, lda,
-                                                Bt, ldbt, Ct, ldc, alpha, bet, nr);
+                                                Bt, ldbt, C + at, ldc, alpha, bet, nr, fuse,
+                                                bias, act);
                         else
                             FM_NAME(fm_ukernel)(FM_A_ROWS, h, kc, A + (ic + ir) * lda + pc, lda,
-                                                Bt, ldbt, Ct, ldc, alpha, bet, nr);
+                                                Bt, ldbt, C + at, ldc, alpha, bet, nr, fuse,
+                                                bias, act);
                     }
                 }
                 if (epi->fn && pc + kc >= k)   /* the mc x nc block, still in L2 */
@@ -342,14 +368,23 @@ typedef struct {
     size_t per;
     fm_gemm_epi_fn epi;    /* run on each finished block of C (or NULL) */
     void* epi_ctx;
+    const fm_gemm_tile_epi* tile_epi;   /* or NULL (then epi, if any, runs per block) */
 } FM_NAME(fm_gemm_job);
 
 static void FM_NAME(fm_gemm_chunk)(void* arg, ptrdiff_t i, int slot) {
     const FM_NAME(fm_gemm_job)* j = (const FM_NAME(fm_gemm_job)*)arg;
     ptrdiff_t s = i * j->chunk, e = s + j->chunk < j->len ? s + j->chunk : j->len;
     const ptrdiff_t rs_a = j->ta ? 1 : j->lda, cs_a = j->ta ? j->lda : 1;
-    FM_NAME(fm_epi_at) epi = {j->epi, j->epi_ctx, j->split_n ? 0 : s, j->split_n ? s : 0};
+    FM_NAME(fm_epi_at) epi = {j->epi, j->epi_ctx, j->split_n ? 0 : s, j->split_n ? s : 0,
+                              0, NULL, NULL};
     if (s >= e) return;
+    if (j->tile_epi) {     /* its operands where this chunk's C starts */
+        const fm_gemm_tile_epi* t = j->tile_epi;
+        ptrdiff_t c_at = j->split_n ? s : s * j->ldc;
+        epi.tile = 1;
+        epi.bias = t->bias ? (const FM_T*)t->bias + (j->split_n ? s : 0) : NULL;
+        epi.act_out = t->relu ? (FM_T*)t->a + c_at : NULL;
+    }
     if (j->rows) {
         FM_NAME(fm_gemm_rows)(j->m, e - s, j->k, j->alpha, j->A, rs_a, cs_a, j->B + s, j->ldb,
                               j->beta, j->C + s, j->ldc);
@@ -370,14 +405,17 @@ static void FM_NAME(fm_gemm_chunk)(void* arg, ptrdiff_t i, int slot) {
 #include "gemm_thin.h"   /* fm_gemv, fm_gemm_rows_k: one column; 1-2 rows along K */
 
 /* C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C, row-major with row strides lda, ldb,
- * ldc; on up to `threads` threads; epi (when not NULL) runs on each finished block of C.
+ * ldc; on up to `threads` threads; epi (when not NULL) runs on each finished block of C,
+ * except where tile_epi (when not NULL) does the same work in the tiles (products that
+ * tile; tile_epi must describe what epi does).
  * Returns 0, or -1 when the packing buffer could not be allocated (nothing was written,
  * epi not run: the caller falls back to BLAS).
  * Contract: this CPU runs the family; m, n, k >= 0; the strides fit the shapes. */
 static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                             FM_T alpha, const FM_T* A, ptrdiff_t lda, const FM_T* B,
                             ptrdiff_t ldb, FM_T beta, FM_T* C, ptrdiff_t ldc, int threads,
-                            fm_gemm_epi_fn epi, void* epi_ctx) {
+                            fm_gemm_epi_fn epi, void* epi_ctx,
+                            const fm_gemm_tile_epi* tile_epi) {
     const size_t per = (size_t)FM_MC * FM_KC + (size_t)FM_KC * FM_NC;
     if (m <= 0 || n <= 0) return 0;
     if (k <= 0) {   /* C = beta C */
@@ -404,7 +442,7 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
     FM_NAME(fm_gemm_job) job;
     job.ta = ta, job.tb = tb, job.m = m, job.n = n, job.k = k, job.lda = lda, job.ldb = ldb;
     job.ldc = ldc, job.alpha = alpha, job.beta = beta, job.A = A, job.B = B, job.C = C;
-    job.per = per, job.epi = epi, job.epi_ctx = epi_ctx;
+    job.per = per, job.epi = epi, job.epi_ctx = epi_ctx, job.tile_epi = NULL;
     job.rows = !tb && m <= FM_ROWS_MAX;  /* paths are decided for the whole product */
     job.direct_b = !tb && m <= FM_MR;
     job.split_n = n >= m || job.direct_b;
@@ -425,6 +463,8 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
     job.buf = NULL;                     /* the rows path packs nothing */
     if (!job.rows && !(job.buf = (FM_T*)fm_gemm_buffer((size_t)t * per * sizeof(FM_T))))
         return -1;
+    if (!job.rows && tile_epi)          /* the tiles do the epilogue's work */
+        job.tile_epi = tile_epi, job.epi = NULL;
     fm_pool_run(t, chunks, FM_NAME(fm_gemm_chunk), &job);
     return 0;
 }
@@ -449,6 +489,8 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
 #undef FMV_SET1
 #undef FMV_FMA
 #undef FMV_MUL
+#undef FMV_ADD
+#undef FMV_MAX
 #undef FMV_LOADN
 #undef FMV_STOREN
 #undef FMS_FMA

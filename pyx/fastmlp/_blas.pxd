@@ -15,6 +15,19 @@ cdef void gemm_epi(bint trans_a, bint trans_b, int m, int n, int k, floating alp
                    floating beta, floating* c, int ldc, gemm_epi_fn epi,
                    void* epi_ctx) noexcept nogil
 
+# The same, where the own kernels tile the product and tile_epi is not NULL: the tiles add
+# the bias and write max(C, 0) as they store C's last K block, instead of epi (which must do
+# the same work; it still runs on the other paths). See gemm.h's fm_gemm_tile_epi.
+cdef extern from "fastmlp/gemm.h":
+    ctypedef struct fm_gemm_tile_epi:
+        const void* bias
+        void* a
+        int relu
+cdef void gemm_epi_tile(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                        const floating* a, int lda, const floating* b, int ldb,
+                        floating beta, floating* c, int ldc, gemm_epi_fn epi, void* epi_ctx,
+                        const fm_gemm_tile_epi* tile_epi) noexcept nogil
+
 # Threads a core kernel may use when called from the current thread (set_num_threads).
 cdef int num_threads() noexcept nogil
 # The calling thread's override of that count (0: none), read and set without the GIL.

@@ -40,11 +40,11 @@ cdef extern from "fastmlp/gemm.h" nogil:
     int fm_gemm_f32(int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
                     const float* a, Py_ssize_t lda, const float* b, Py_ssize_t ldb,
                     float beta, float* c, Py_ssize_t ldc, int threads, fm_gemm_epi_fn epi,
-                    void* epi_ctx)
+                    void* epi_ctx, const fm_gemm_tile_epi* tile_epi)
     int fm_gemm_f64(int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
                     const double* a, Py_ssize_t lda, const double* b, Py_ssize_t ldb,
                     double beta, double* c, Py_ssize_t ldc, int threads, fm_gemm_epi_fn epi,
-                    void* epi_ctx)
+                    void* epi_ctx, const fm_gemm_tile_epi* tile_epi)
 
 fm_threads_init()
 cdef bint _NATIVE_OK = fm_gemm_native()
@@ -72,14 +72,25 @@ cdef void gemm_epi(bint trans_a, bint trans_b, int m, int n, int k, floating alp
     """:func:`gemm`, then ``epi(epi_ctx, r0, rows, c0, cols)`` (when not NULL) over blocks of
     C that together cover it once: per finished chunk on the thread that computed it (own
     kernels), or once over all of C after a BLAS call."""
+    gemm_epi_tile(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epi,
+                  epi_ctx, NULL)
+
+
+cdef void gemm_epi_tile(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                        const floating* a, int lda, const floating* b, int ldb,
+                        floating beta, floating* c, int ldc, gemm_epi_fn epi, void* epi_ctx,
+                        const fm_gemm_tile_epi* tile_epi) noexcept nogil:
+    """:func:`gemm_epi`; where the own kernels tile the product and tile_epi is not NULL,
+    their tiles do tile_epi's work as they store the last K block instead of epi (which
+    must do the same work: it still runs on the other paths)."""
     if _use_native:
         if floating is float:
             if fm_gemm_f32(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                           fm_get_threads(), <fm_gemm_epi_fn> epi, epi_ctx) == 0:
+                           fm_get_threads(), <fm_gemm_epi_fn> epi, epi_ctx, tile_epi) == 0:
                 return
         else:
             if fm_gemm_f64(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                           fm_get_threads(), <fm_gemm_epi_fn> epi, epi_ctx) == 0:
+                           fm_get_threads(), <fm_gemm_epi_fn> epi, epi_ctx, tile_epi) == 0:
                 return
     cdef char ta = b"T" if trans_a else b"N"
     cdef char tb = b"T" if trans_b else b"N"

@@ -5,8 +5,9 @@ from libc.math cimport exp, expf
 from libc.string cimport memcpy, memset
 
 from fastmlp._activations cimport (act_forward, act_backward, fm_act_backward_f32,
-                                  fm_act_backward_f64, FM_IDENTITY)
-from fastmlp._blas cimport gemm, gemm_epi, gemm_epi_fn, num_threads, pool_run, task_fn
+                                  fm_act_backward_f64, FM_IDENTITY, FM_RELU)
+from fastmlp._blas cimport (gemm, gemm_epi, gemm_epi_fn, gemm_epi_tile, fm_gemm_tile_epi,
+                            num_threads, pool_run, task_fn)
 from fastmlp._plan cimport LayerDesc, K_MAXOUT, F_ACCUM_W, F_TRANS_W
 
 cdef extern from "fastmlp/epilogue.h" nogil:
@@ -130,24 +131,31 @@ cdef inline void dense_forward(const LayerDesc* d, const floating* X, const floa
     """Z = X W (+ b), A = act(Z); Z and A may be one buffer (identity). With F_TRANS_W the
     arena holds W transposed, (n_cols, n_in): a tied layer reusing another's weights.
     K_MAXOUT: Z = X W (+ b) only. Bias and an exact activation (fm_act_exact) are applied
-    by the product's chunks as they finish (epilogue.h); the others in a pass after it."""
+    by the product's chunks as they finish (epilogue.h); bias and ReLU by its tiles as they
+    store (gemm.h's fm_gemm_tile_epi; the same bits) where it tiles; the others in a pass
+    after it."""
     cdef Py_ssize_t n_cols = d.n_out * (d.pieces if d.kind == K_MAXOUT else 1)
     cdef const floating* b = P + d.b_off if d.b_off >= 0 else NULL
     cdef int act = FM_IDENTITY if d.kind == K_MAXOUT else d.act
     cdef floating* out = Z if d.kind == K_MAXOUT else A
     cdef fm_act_epi epi
     cdef gemm_epi_fn fn = NULL
+    cdef fm_gemm_tile_epi tile
+    cdef fm_gemm_tile_epi* tile_epi = NULL
     if fm_act_exact(act):
         epi.act, epi.alpha, epi.bias, epi.ld, epi.z, epi.a = act, d.alpha, b, n_cols, Z, out
         fn = <gemm_epi_fn> (fm_act_epi_f32 if floating is float else fm_act_epi_f64)
+        if act == FM_IDENTITY or act == FM_RELU:     # Z is A only for the identity
+            tile.bias, tile.a, tile.relu = b, out, act == FM_RELU
+            tile_epi = &tile
     if d.flags & F_TRANS_W:
-        gemm_epi(False, True, <int> B, <int> n_cols, <int> d.n_in, <floating> 1, X,
-                 <int> d.n_in, P + d.w_off, <int> d.n_in, <floating> 0, Z, <int> n_cols, fn,
-                 &epi)
+        gemm_epi_tile(False, True, <int> B, <int> n_cols, <int> d.n_in, <floating> 1, X,
+                      <int> d.n_in, P + d.w_off, <int> d.n_in, <floating> 0, Z, <int> n_cols,
+                      fn, &epi, tile_epi)
     else:
-        gemm_epi(False, False, <int> B, <int> n_cols, <int> d.n_in, <floating> 1, X,
-                 <int> d.n_in, P + d.w_off, <int> n_cols, <floating> 0, Z, <int> n_cols, fn,
-                 &epi)
+        gemm_epi_tile(False, False, <int> B, <int> n_cols, <int> d.n_in, <floating> 1, X,
+                      <int> d.n_in, P + d.w_off, <int> n_cols, <floating> 0, Z, <int> n_cols,
+                      fn, &epi, tile_epi)
     if fn == NULL:
         act_forward_par(act, d.alpha, Z, b, out, B, n_cols)
 
