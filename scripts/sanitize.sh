@@ -43,7 +43,8 @@ if [ $# -eq 0 ]; then
   set -- tests/test_blas.py tests/test_optim.py tests/test_layers.py \
          tests/test_sequential.py tests/test_losses.py tests/test_trainer.py \
          tests/test_threads.py tests/test_layers_extra.py tests/test_io.py \
-         tests/test_properties.py tests/test_graph.py tests/test_graph_exec.py
+         tests/test_properties.py tests/test_graph.py tests/test_graph_exec.py \
+         tests/test_epilogue.py
 fi
 
 # the installed module must be the instrumented one
