@@ -10,8 +10,8 @@
 #define FM_VL (FM_NR / 2)
 
 /* A rows x NR tile (rows <= MR): C[0:rows, 0:nr] = alpha * A Bp + beta * C over kc steps;
- * with `fuse` (the product's last K block under a fm_gemm_tile_epi) then C += bias[0:nr]
- * (when bias) and, when act_out, act_out[r ldc + j] = max(C[r, j], 0).
+ * then (the product's last K block under a fm_gemm_tile_epi) C += bias[0:nr] when bias,
+ * and act_out[r ldc + j] = max(C[r, j], 0) when act_out.
  * A(r, p) = A[r rs_a + p cs_a] (packed: rs_a = 1, cs_a = rows; or straight from the
  * caller's matrix); Bp holds kc rows of NR values, ldb_p apart (packed: NR, zero-padded;
  * or the caller's B with its row stride, then nr == NR). Only the valid rows x nr part
@@ -20,7 +20,7 @@
 FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
         const int rows, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a, ptrdiff_t cs_a,
         const FM_T* restrict Bp, ptrdiff_t ldb_p, FM_T* restrict C, ptrdiff_t ldc,
-        FM_T alpha, FM_T beta, ptrdiff_t nr, int fuse, const FM_T* bias, FM_T* act_out) {
+        FM_T alpha, FM_T beta, ptrdiff_t nr, const FM_T* bias, FM_T* act_out) {
     FMV c[FM_MR][2];
     const FM_T* a[FM_MR];
     for (int r = 0; r < rows; r++) {
@@ -57,7 +57,7 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
     FMV va = FMV_SET1(alpha), vb = FMV_SET1(beta);
     if (nr == FM_NR) {
         FMV b0 = FMV_ZERO(), b1 = FMV_ZERO();
-        if (fuse && bias) b0 = FMV_LOADU(bias), b1 = FMV_LOADU(bias + FM_VL);
+        if (bias) b0 = FMV_LOADU(bias), b1 = FMV_LOADU(bias + FM_VL);
         for (int r = 0; r < rows; r++) {
             FM_T* row = C + r * ldc;
             FMV x0 = FMV_MUL(va, c[r][0]), x1 = FMV_MUL(va, c[r][1]);
@@ -65,10 +65,10 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
                 x0 = FMV_FMA(vb, FMV_LOADU(row), x0);
                 x1 = FMV_FMA(vb, FMV_LOADU(row + FM_VL), x1);
             }
-            if (fuse && bias) x0 = FMV_ADD(x0, b0), x1 = FMV_ADD(x1, b1);
+            if (bias) x0 = FMV_ADD(x0, b0), x1 = FMV_ADD(x1, b1);
             FMV_STOREU(row, x0);
             FMV_STOREU(row + FM_VL, x1);
-            if (fuse && act_out) {    /* max(x, 0) is x > 0 ? x : 0, NaN and -0 alike */
+            if (act_out) {    /* max(x, 0) is x > 0 ? x : 0, NaN and -0 alike */
                 FMV_STOREU(act_out + r * ldc, FMV_MAX(x0, FMV_ZERO()));
                 FMV_STOREU(act_out + r * ldc + FM_VL, FMV_MAX(x1, FMV_ZERO()));
             }
@@ -82,9 +82,9 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
         for (ptrdiff_t j = 0; j < nr; j++) {
             FM_T x = alpha * tile[j];     /* as the full tile: one rounding of beta C + x */
             x = beta != 0 ? FMS_FMA(beta, C[r * ldc + j], x) : x;
-            if (fuse && bias) x = x + bias[j];
+            if (bias) x = x + bias[j];
             C[r * ldc + j] = x;
-            if (fuse && act_out) act_out[r * ldc + j] = x > 0 ? x : (FM_T)0;
+            if (act_out) act_out[r * ldc + j] = x > 0 ? x : (FM_T)0;
         }
     }
 }
@@ -96,9 +96,9 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
 FM_TARGET static void FM_NAME(fm_ukernel)(int a_layout, ptrdiff_t rows, ptrdiff_t kc,
                                           const FM_T* A, ptrdiff_t lda, const FM_T* Bp,
                                           ptrdiff_t ldb_p, FM_T* C, ptrdiff_t ldc, FM_T alpha,
-                                          FM_T beta, ptrdiff_t nr, int fuse, const FM_T* bias,
+                                          FM_T beta, ptrdiff_t nr, const FM_T* bias,
                                           FM_T* act_out) {
-#define FM_TILE_REST Bp, ldb_p, C, ldc, alpha, beta, nr, fuse, bias, act_out
+#define FM_TILE_REST Bp, ldb_p, C, ldc, alpha, beta, nr, bias, act_out
 #define FM_TILE_AT(h)                                                                        \
     case h:                                                                                  \
         if (a_layout == FM_A_PACKED)                                                         \
@@ -289,16 +289,15 @@ FM_TARGET static void FM_NAME(fm_gemm_rows)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
  * coordinates (this GEMM's C starts at row r_org, column c_org of it). Per block, not per
  * MR x NR tile: on 32-column panels the activation loop's per-row overhead cost more
  * than the pass it replaced (measured: 5 % of a batch-256 MNIST step against 3 %). Or,
- * with `tile` (a fm_gemm_tile_epi; then fn is NULL), in the tiles' own stores of the
- * last K block, on the values still in registers: bias and act_out given in this GEMM's
+ * under a fm_gemm_tile_epi (then fn is NULL), in the tiles' own stores of the last K
+ * block, on the values still in registers: bias and act_out given in this GEMM's
  * coordinates (column 0, and C's row 0 and column 0). */
 typedef struct {
     fm_gemm_epi_fn fn;    /* or NULL */
     void* ctx;
     ptrdiff_t r_org, c_org;
-    int tile;
-    const FM_T* bias;     /* or NULL */
-    FM_T* act_out;        /* or NULL */
+    const FM_T* bias;     /* with a tile epilogue: bias, or NULL */
+    FM_T* act_out;        /* with a tile epilogue and ReLU: A, or NULL */
 } FM_NAME(fm_epi_at);
 
 /* One thread's GEMM (see gemm.h for the loop nest). buf: MC*KC + KC*NC elements. A is
@@ -322,7 +321,7 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
             FM_T bet = pc == 0 ? beta : (FM_T)1;
             if (n_full < nc)
                 FM_NAME(fm_pack_b)(tb, B, ldb, pc, jc + n_full, kc, nc - n_full, Bp + n_full * kc);
-            const int fuse = epi->tile && pc + kc >= k;
+            const int last = pc + kc >= k;    /* the tile epilogue's block */
             for (ptrdiff_t ic = 0; ic < m; ic += FM_MC) {
                 ptrdiff_t mc = m - ic < FM_MC ? m - ic : FM_MC;
                 if (pack_a) FM_NAME(fm_pack_a)(ta, A, lda, ic, pc, mc, kc, Ap);
@@ -333,19 +332,19 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
                     for (ptrdiff_t ir = 0, h; ir < mc; ir += h) {
                         h = FM_NAME(fm_tile_rows)(mc - ir);
                         ptrdiff_t at = (ic + ir) * ldc + jc + jr;
-                        const FM_T* bias = epi->bias ? epi->bias + jc + jr : NULL;
-                        FM_T* act = epi->act_out ? epi->act_out + at : NULL;
+                        const FM_T* bias = last && epi->bias ? epi->bias + jc + jr : NULL;
+                        FM_T* act = last && epi->act_out ? epi->act_out + at : NULL;
                         if (pack_a)
                             FM_NAME(fm_ukernel)(FM_A_PACKED, h, kc, Ap + ir * kc, 0, Bt, ldbt,
-                                                C + at, ldc, alpha, bet, nr, fuse, bias, act);
+                                                C + at, ldc, alpha, bet, nr, bias, act);
                         else if (ta)
                             FM_NAME(fm_ukernel)(FM_A_COLS, h, kc, A + pc * lda + ic + ir, lda,
-                                                Bt, ldbt, C + at, ldc, alpha, bet, nr, fuse,
-                                                bias, act);
+                                                Bt, ldbt, C + at, ldc, alpha, bet, nr, bias,
+                                                act);
                         else
                             FM_NAME(fm_ukernel)(FM_A_ROWS, h, kc, A + (ic + ir) * lda + pc, lda,
-                                                Bt, ldbt, C + at, ldc, alpha, bet, nr, fuse,
-                                                bias, act);
+                                                Bt, ldbt, C + at, ldc, alpha, bet, nr, bias,
+                                                act);
                     }
                 }
                 if (epi->fn && pc + kc >= k)   /* the mc x nc block, still in L2 */
@@ -376,12 +375,11 @@ static void FM_NAME(fm_gemm_chunk)(void* arg, ptrdiff_t i, int slot) {
     ptrdiff_t s = i * j->chunk, e = s + j->chunk < j->len ? s + j->chunk : j->len;
     const ptrdiff_t rs_a = j->ta ? 1 : j->lda, cs_a = j->ta ? j->lda : 1;
     FM_NAME(fm_epi_at) epi = {j->epi, j->epi_ctx, j->split_n ? 0 : s, j->split_n ? s : 0,
-                              0, NULL, NULL};
+                              NULL, NULL};
     if (s >= e) return;
     if (j->tile_epi) {     /* its operands where this chunk's C starts */
         const fm_gemm_tile_epi* t = j->tile_epi;
         ptrdiff_t c_at = j->split_n ? s : s * j->ldc;
-        epi.tile = 1;
         epi.bias = t->bias ? (const FM_T*)t->bias + (j->split_n ? s : 0) : NULL;
         epi.act_out = t->relu ? (FM_T*)t->a + c_at : NULL;
     }
