@@ -9,14 +9,56 @@
 
 #define FM_VL (FM_NR / 2)
 
-/* A rows x NR tile (rows <= MR): C[0:rows, 0:nr] = alpha * A Bp + beta * C over kc steps;
- * then (the product's last K block under a fm_gemm_tile_epi) C += bias[0:nr] when bias,
- * and act_out[r ldc + j] = max(C[r, j], 0) when act_out.
+/* The stores of a finished rows x NR tile whose K block sums are c[r][0:2] (in
+ * registers, inlined with a constant `rows`): C[0:rows, 0:nr] = alpha c + beta C, then
+ * (under a fm_gemm_tile_epi, the product's last K block) C += bias[0:nr] when bias, and
+ * act_out[r ldc + j] = max(C[r, j], 0) when act_out. Only the valid part of C is read
+ * or written. */
+FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile_put)(
+        const int rows, FMV c[][2], FM_T* restrict C, ptrdiff_t ldc, FM_T alpha, FM_T beta,
+        ptrdiff_t nr, const FM_T* bias, FM_T* act_out) {
+    FMV va = FMV_SET1(alpha), vb = FMV_SET1(beta);
+    if (nr == FM_NR) {
+        FMV b0 = FMV_ZERO(), b1 = FMV_ZERO();
+        if (bias) b0 = FMV_LOADU(bias), b1 = FMV_LOADU(bias + FM_VL);
+        for (int r = 0; r < rows; r++) {
+            FM_T* row = C + r * ldc;
+            FMV x0 = FMV_MUL(va, c[r][0]), x1 = FMV_MUL(va, c[r][1]);
+            if (beta != 0) {
+                x0 = FMV_FMA(vb, FMV_LOADU(row), x0);
+                x1 = FMV_FMA(vb, FMV_LOADU(row + FM_VL), x1);
+            }
+            if (bias) x0 = FMV_ADD(x0, b0), x1 = FMV_ADD(x1, b1);
+            FMV_STOREU(row, x0);
+            FMV_STOREU(row + FM_VL, x1);
+            if (act_out) {    /* max(x, 0) is x > 0 ? x : 0, NaN and -0 alike */
+                FMV_STOREU(act_out + r * ldc, FMV_MAX(x0, FMV_ZERO()));
+                FMV_STOREU(act_out + r * ldc + FM_VL, FMV_MAX(x1, FMV_ZERO()));
+            }
+        }
+        return;
+    }
+    FM_T tile[FM_NR] __attribute__((aligned(64)));
+    for (int r = 0; r < rows; r++) {
+        FMV_STOREU(tile, c[r][0]);
+        FMV_STOREU(tile + FM_VL, c[r][1]);
+        for (ptrdiff_t j = 0; j < nr; j++) {
+            FM_T x = alpha * tile[j];     /* as the full tile: one rounding of beta C + x */
+            x = beta != 0 ? FMS_FMA(beta, C[r * ldc + j], x) : x;
+            if (bias) x = x + bias[j];
+            C[r * ldc + j] = x;
+            if (act_out) act_out[r * ldc + j] = x > 0 ? x : (FM_T)0;
+        }
+    }
+}
+
+/* A rows x NR tile (rows <= MR): the sums of A Bp over kc steps in registers, then
+ * stored by fm_tile_put (C = alpha A Bp + beta C, and the tile epilogue's bias and ReLU).
  * A(r, p) = A[r rs_a + p cs_a] (packed: rs_a = 1, cs_a = rows; or straight from the
  * caller's matrix); Bp holds kc rows of NR values, ldb_p apart (packed: NR, zero-padded;
  * or the caller's B with its row stride, then nr == NR). Only the valid rows x nr part
- * of C is read or written. Inlined with a constant `rows` (and A's strides, where
- * fm_ukernel knows them), so every height gets its own fully unrolled loop. */
+ * of C is read or written. Inlined with a constant `rows` (and A's strides,
+ * where fm_ukernel knows them), so every height gets its own fully unrolled loop. */
 FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
         const int rows, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a, ptrdiff_t cs_a,
         const FM_T* restrict Bp, ptrdiff_t ldb_p, FM_T* restrict C, ptrdiff_t ldc,
@@ -54,39 +96,7 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
         }
         Bp += ldb_p;
     }
-    FMV va = FMV_SET1(alpha), vb = FMV_SET1(beta);
-    if (nr == FM_NR) {
-        FMV b0 = FMV_ZERO(), b1 = FMV_ZERO();
-        if (bias) b0 = FMV_LOADU(bias), b1 = FMV_LOADU(bias + FM_VL);
-        for (int r = 0; r < rows; r++) {
-            FM_T* row = C + r * ldc;
-            FMV x0 = FMV_MUL(va, c[r][0]), x1 = FMV_MUL(va, c[r][1]);
-            if (beta != 0) {
-                x0 = FMV_FMA(vb, FMV_LOADU(row), x0);
-                x1 = FMV_FMA(vb, FMV_LOADU(row + FM_VL), x1);
-            }
-            if (bias) x0 = FMV_ADD(x0, b0), x1 = FMV_ADD(x1, b1);
-            FMV_STOREU(row, x0);
-            FMV_STOREU(row + FM_VL, x1);
-            if (act_out) {    /* max(x, 0) is x > 0 ? x : 0, NaN and -0 alike */
-                FMV_STOREU(act_out + r * ldc, FMV_MAX(x0, FMV_ZERO()));
-                FMV_STOREU(act_out + r * ldc + FM_VL, FMV_MAX(x1, FMV_ZERO()));
-            }
-        }
-        return;
-    }
-    FM_T tile[FM_NR] __attribute__((aligned(64)));
-    for (int r = 0; r < rows; r++) {
-        FMV_STOREU(tile, c[r][0]);
-        FMV_STOREU(tile + FM_VL, c[r][1]);
-        for (ptrdiff_t j = 0; j < nr; j++) {
-            FM_T x = alpha * tile[j];     /* as the full tile: one rounding of beta C + x */
-            x = beta != 0 ? FMS_FMA(beta, C[r * ldc + j], x) : x;
-            if (bias) x = x + bias[j];
-            C[r * ldc + j] = x;
-            if (act_out) act_out[r * ldc + j] = x > 0 ? x : (FM_T)0;
-        }
-    }
+    FM_NAME(fm_tile_put)(rows, c, C, ldc, alpha, beta, nr, bias, act_out);
 }
 
 /* fm_tile for a run-time height 1 <= rows <= MR (<= 8), A laid out as `a_layout` says
@@ -140,6 +150,30 @@ static inline ptrdiff_t FM_NAME(fm_k_block)(ptrdiff_t k) {
 static inline ptrdiff_t FM_NAME(fm_tile_rows)(ptrdiff_t rem) {
     return rem <= FM_MR ? rem : (rem < 2 * FM_MR ? (rem + 1) / 2 : FM_MR);
 }
+
+#ifdef FM_ASM_ROWS12
+/* A 12 x NR tile over a plain A with a packed B (ldb_p == NR): the K loop in assembly
+ * (FM_ASM_ROWS12, gemm_asm.h), its sums then stored as fm_tile stores them. */
+FM_TARGET static void FM_NAME(fm_tile12_rows)(ptrdiff_t kc, const FM_T* A, ptrdiff_t lda,
+                                              const FM_T* Bp, FM_T* C, ptrdiff_t ldc,
+                                              FM_T alpha, FM_T beta, ptrdiff_t nr,
+                                              const FM_T* bias, FM_T* act_out) {
+    FMV c[12][2] __attribute__((aligned(64)));
+    for (int r = 0; r < 12; r++) {
+        _mm_prefetch((const char*)(C + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char*)(C + r * ldc + FM_NR - 1), _MM_HINT_T0);
+    }
+    FM_ASM_ROWS12(kc, A, lda, Bp, (FM_T*)c);
+    FM_NAME(fm_tile_put)(12, c, C, ldc, alpha, beta, nr, bias, act_out);
+}
+
+/* Height of the next tile over a plain A (see fm_tile_rows): 12 rows where what is left
+ * still makes whole tiles (12, or >= 17: 17 = 12 + 5), else the MR-row tiles (16 = 8 + 8,
+ * 13 = 7 + 6), so a 32-row batch is 12 + 12 + 8 and 144 rows are twelve 12s. */
+static inline ptrdiff_t FM_NAME(fm_tile_rows_plain)(ptrdiff_t rem) {
+    return rem == 12 || rem >= 17 ? 12 : FM_NAME(fm_tile_rows)(rem);
+}
+#endif
 
 /* Pack the block op(A)[i0:i0+mc, p0:p0+kc] into row panels of fm_tile_rows heights h
  * (p-major inside a panel: element (r, p) at p h + r; the panel of row ir starts at
@@ -313,6 +347,9 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
     FM_T* Ap = buf;
     FM_T* Bp = buf + FM_MC * FM_KC;
     const int pack_a = m > FM_A_DIRECT_MAX || (ta && m > FM_MC);
+#ifdef FM_ASM_ROWS12
+    const int plain12 = !pack_a && !ta;   /* a plain A: 12-row tiles (over a packed B) */
+#endif
     for (ptrdiff_t jc = 0; jc < n; jc += FM_NC) {
         ptrdiff_t nc = n - jc < FM_NC ? n - jc : FM_NC;
         ptrdiff_t n_full = direct_b ? nc / FM_NR * FM_NR : 0;   /* columns read in place */
@@ -334,6 +371,14 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
                         ptrdiff_t at = (ic + ir) * ldc + jc + jr;
                         const FM_T* bias = last && epi->bias ? epi->bias + jc + jr : NULL;
                         FM_T* act = last && epi->act_out ? epi->act_out + at : NULL;
+#ifdef FM_ASM_ROWS12
+                        if (plain12 && ldbt == FM_NR
+                                && (h = FM_NAME(fm_tile_rows_plain)(mc - ir)) == 12) {
+                            FM_NAME(fm_tile12_rows)(kc, A + (ic + ir) * lda + pc, lda, Bt,
+                                                    C + at, ldc, alpha, bet, nr, bias, act);
+                            continue;
+                        }
+#endif
                         if (pack_a)
                             FM_NAME(fm_ukernel)(FM_A_PACKED, h, kc, Ap + ir * kc, 0, Bt, ldbt,
                                                 C + at, ldc, alpha, bet, nr, bias, act);
@@ -474,6 +519,7 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
 #undef FM_TARGET
 #undef FM_MR
 #undef FM_ROWS_UNROLL
+#undef FM_ASM_ROWS12
 #undef FM_NR
 #undef FM_KC
 #undef FM_MC
