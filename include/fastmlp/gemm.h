@@ -357,6 +357,7 @@ FM_AVX512 static inline void fm_storen_f64_avx512(double* p, __m512d v, ptrdiff_
 #define FM_NR 32
 #define FM_KC 256
 #define FM_MC 144
+#define FM_MC_PLAIN 96
 #define FM_NC 512
 #define FM_ROWS_VECS 16
 #define FMV __m512

@@ -8,6 +8,9 @@
  * No include guard: the end of this file undefines all of them, ready for the next one. */
 
 #define FM_VL (FM_NR / 2)
+#ifndef FM_MC_PLAIN
+#define FM_MC_PLAIN FM_MC
+#endif
 
 /* The stores of a finished rows x NR tile whose K block sums are c[r][0:2] (in
  * registers, inlined with a constant `rows`): C[0:rows, 0:nr] = alpha c + beta C, then
@@ -347,6 +350,7 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
     FM_T* Ap = buf;
     FM_T* Bp = buf + FM_MC * FM_KC;
     const int pack_a = m > FM_A_DIRECT_MAX || (ta && m > FM_MC);
+    const ptrdiff_t mcb = !pack_a && !ta ? FM_MC_PLAIN : FM_MC;   /* A's row block */
 #ifdef FM_ASM_ROWS12
     const int plain12 = !pack_a && !ta;   /* a plain A: 12-row tiles (over a packed B) */
 #endif
@@ -359,8 +363,8 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
             if (n_full < nc)
                 FM_NAME(fm_pack_b)(tb, B, ldb, pc, jc + n_full, kc, nc - n_full, Bp + n_full * kc);
             const int last = pc + kc >= k;    /* the tile epilogue's block */
-            for (ptrdiff_t ic = 0; ic < m; ic += FM_MC) {
-                ptrdiff_t mc = m - ic < FM_MC ? m - ic : FM_MC;
+            for (ptrdiff_t ic = 0; ic < m; ic += mcb) {
+                ptrdiff_t mc = m - ic < mcb ? m - ic : mcb;
                 if (pack_a) FM_NAME(fm_pack_a)(ta, A, lda, ic, pc, mc, kc, Ap);
                 for (ptrdiff_t jr = 0; jr < nc; jr += FM_NR) {
                     ptrdiff_t nr = nc - jr < FM_NR ? nc - jr : FM_NR;
@@ -523,6 +527,7 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
 #undef FM_NR
 #undef FM_KC
 #undef FM_MC
+#undef FM_MC_PLAIN
 #undef FM_NC
 #undef FM_ROWS_VECS
 #undef FMV
