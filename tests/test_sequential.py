@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import fastmlp as fm
+from fastmlp._codes import ACT_NAMES
 from helpers import WeightedSumLoss, rel_err, retained_bytes
 
 
@@ -266,6 +267,24 @@ def test_predict_chunks_and_single_rows_agree(rng, dtype):
     if fm._blas.native_available():
         for i in (0, 17, 49):
             np.testing.assert_array_equal(model.predict(X[i:i + 1])[0], full[i])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("activation", sorted(ACT_NAMES))
+def test_predict_in_place_activations_equal_forward(rng, dtype, activation):
+    """predict writes a dense layer's output once: its sums go to the activation's block and
+    the activation is applied there in place (nothing reads Z after a prediction). For
+    every activation, on the tiled products (100 rows: 12-row tiles and their bias and ReLU
+    stores), the streamed 1-2 rows and chunks between, that equals forward in evaluation
+    mode bit for bit (forward keeps Z and A apart for backward)."""
+    model = fm.Sequential([fm.Dense(37, 70, activation=activation),
+                           fm.Dense(70, 33, activation=activation), fm.Dense(33, 5)],
+                          dtype=dtype, seed=3)
+    X = rng.normal(size=(100, 37)).astype(dtype)
+    full = model.forward(X, training=False)
+    for chunk in (1, 2, 13, 100):
+        np.testing.assert_array_equal(model.predict(X, batch_size=chunk), full,
+                                      err_msg=f"batch_size={chunk}")
 
 
 def test_named_parameters_through_a_residual():

@@ -74,7 +74,8 @@ typedef void (*fm_gemm_epi_fn)(void* ctx, ptrdiff_t r0, ptrdiff_t rows, ptrdiff_
 /* What the tiles of a product's last K block do to C before they store it, in place of a
  * block epilogue (the dense layer's forward, fm_act_epi with identity or ReLU): C += bias
  * (one value per column; NULL: none), then with `relu` also a = max(C, 0) into `a` (C's
- * row stride; not C). The same operations in the same order as that pass (rounded once
+ * row stride; `a` may be C, when nothing reads C's pre-activation values: a prediction).
+ * The same operations in the same order as that pass (rounded once
  * each), so the same bits; the products that do not tile (1-2 rows, tiny, one column)
  * run the block epilogue instead. */
 typedef struct {

@@ -15,12 +15,13 @@
 /* The stores of a finished rows x NR tile whose K block sums are c[r][0:2] (in
  * registers, inlined with a constant `rows`): C[0:rows, 0:nr] = alpha c + beta C, then
  * (under a fm_gemm_tile_epi, the product's last K block) C += bias[0:nr] when bias, and
- * act_out[r ldc + j] = max(C[r, j], 0) when act_out. Only the valid part of C is read
- * or written. */
+ * act_out[r ldc + j] = max(C[r, j], 0) when act_out (act_out may be C: then only
+ * that). Only the valid part of C is read or written. */
 FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile_put)(
         const int rows, FMV c[][2], FM_T* restrict C, ptrdiff_t ldc, FM_T alpha, FM_T beta,
         ptrdiff_t nr, const FM_T* bias, FM_T* act_out) {
     FMV va = FMV_SET1(alpha), vb = FMV_SET1(beta);
+    const int in_place = act_out == C;   /* A is C (a prediction): store only max(C, 0) */
     if (nr == FM_NR) {
         FMV b0 = FMV_ZERO(), b1 = FMV_ZERO();
         if (bias) b0 = FMV_LOADU(bias), b1 = FMV_LOADU(bias + FM_VL);
@@ -32,8 +33,10 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile_put)
                 x1 = FMV_FMA(vb, FMV_LOADU(row + FM_VL), x1);
             }
             if (bias) x0 = FMV_ADD(x0, b0), x1 = FMV_ADD(x1, b1);
-            FMV_STOREU(row, x0);
-            FMV_STOREU(row + FM_VL, x1);
+            if (!in_place) {
+                FMV_STOREU(row, x0);
+                FMV_STOREU(row + FM_VL, x1);
+            }
             if (act_out) {    /* max(x, 0) is x > 0 ? x : 0, NaN and -0 alike */
                 FMV_STOREU(act_out + r * ldc, FMV_MAX(x0, FMV_ZERO()));
                 FMV_STOREU(act_out + r * ldc + FM_VL, FMV_MAX(x1, FMV_ZERO()));
@@ -49,7 +52,7 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile_put)
             FM_T x = alpha * tile[j];     /* as the full tile: one rounding of beta C + x */
             x = beta != 0 ? FMS_FMA(beta, C[r * ldc + j], x) : x;
             if (bias) x = x + bias[j];
-            C[r * ldc + j] = x;
+            if (!in_place) C[r * ldc + j] = x;
             if (act_out) act_out[r * ldc + j] = x > 0 ? x : (FM_T)0;
         }
     }

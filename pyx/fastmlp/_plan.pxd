@@ -79,6 +79,8 @@ ctypedef struct Exec:
     unsigned long long row0  # RNG element key: global row of the batch's first row (data
                              # parallel: a rank's slice of the global batch), else 0
     bint training            # training-mode forward (dropout, noise, batch statistics)
+    bint predicting          # an evaluation forward whose Z nothing reads (predict): dense
+                             # layers sum in A's block and apply their activation in place
     bint fresh_grads         # backward writes the gradients instead of adding to them
     int* grad_bad            # when not NULL, backward sets *grad_bad if a parameter gradient
                              # it writes is not finite (only when every one is written by

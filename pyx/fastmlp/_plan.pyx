@@ -92,10 +92,13 @@ cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
 cdef void _predict(Exec* e, const floating* X, floating* out, Py_ssize_t n, Py_ssize_t chunk,
                    Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
     """Evaluation-mode forward of n rows, chunk rows at a time, each chunk's output copied
-    to out. Contract: the workspace holds min(chunk, n) rows; e.training is False."""
+    to out. Contract: the workspace holds min(chunk, n) rows; e.training is False.
+    Nothing reads the layers' Z after a prediction (Exec.predicting), so dense layers write
+    their output once, in A's block, instead of Z and then A."""
     cdef Py_ssize_t start, B
     cdef const LayerDesc* last = &e.layers[e.n_layers - 1]
     start = 0
+    e.predicting = True
     while start < n:
         B = min(chunk, n - start)
         e.batch = B
@@ -103,6 +106,7 @@ cdef void _predict(Exec* e, const floating* X, floating* out, Py_ssize_t n, Py_s
         memcpy(out + start * n_out, <floating*> e.work + B * last.a_col,
                B * n_out * sizeof(floating))
         start += B
+    e.predicting = False
 
 
 # --- the Python-facing plan ----------------------------------------------------------------
@@ -224,6 +228,7 @@ cdef class Plan:
         self.ex.rng = &self.state.s
         self.ex.row0 = 0
         self.ex.training = False
+        self.ex.predicting = False
         self.ex.fresh_grads = False
         self.ex.grad_bad = NULL
         self.capacity = 0
