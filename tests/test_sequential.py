@@ -287,6 +287,28 @@ def test_predict_in_place_activations_equal_forward(rng, dtype, activation):
                                       err_msg=f"batch_size={chunk}")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("first", ["relu", "identity", "tanh", "batchnorm"])
+def test_predict_refuses_nan_and_inf_wherever_they_are(rng, dtype, first):
+    """predict checks its input for NaN and inf as the first layer's product reads it
+    (ReLU and identity layers that tile), or by a pass over each chunk (other activations,
+    another first layer, 1-2 rows): either way a single bad value anywhere, in any chunk,
+    raises, and the same X made finite predicts as forward does."""
+    head = ([fm.BatchNorm(37), fm.Dense(37, 70, activation="relu")] if first == "batchnorm"
+            else [fm.Dense(37, 70, activation=first)])
+    model = fm.Sequential(head + [fm.Dense(70, 5)], dtype=dtype, seed=4)
+    X = rng.normal(size=(100, 37)).astype(dtype)
+    np.testing.assert_array_equal(model.predict(X, batch_size=13),
+                                  model.forward(X, training=False))
+    for (i, j), bad in zip([(0, 0), (99, 36), (50, 17), (12, 1), (13, 35)],
+                           [np.nan, np.inf, -np.inf, np.nan, np.inf]):
+        Xb = X.copy()
+        Xb[i, j] = bad
+        for chunk in (1, 2, 13, 100, 1000):
+            with pytest.raises(ValueError, match="X contains NaN or infinity"):
+                model.predict(Xb, batch_size=chunk)
+
+
 def test_named_parameters_through_a_residual():
     """Issue 16, item 2: positions come from flat_layers, names from the path (torch's
     ``"1.0.weight"`` style)."""

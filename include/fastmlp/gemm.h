@@ -82,6 +82,10 @@ typedef struct {
     const void* bias;
     void* a;
     int relu;
+    int* a_bad;       /* or NULL: set to 1 when a plain op(A) holds a NaN or inf, checked
+                       * block by block as the tiles first read it (the first N block) */
+    int* a_checked;   /* with a_bad: set to 1 by a product that checked all of A that way;
+                       * left alone by the paths that do not tile (then check A yourself) */
 } fm_gemm_tile_epi;
 
 /* Where a micro-kernel finds A(r, p) of its tile: packed (fm_pack_a: A[p rows + r]), or
@@ -309,6 +313,7 @@ FM_AVX512 static inline void fm_storen_f64_avx512(double* p, __m512d v, ptrdiff_
 #define FMV_FMA _mm256_fmadd_ps
 #define FMV_MUL _mm256_mul_ps
 #define FMV_ADD _mm256_add_ps
+#define FMV_SUB _mm256_sub_ps
 #define FMV_MAX _mm256_max_ps
 #define FMS_FMA fmaf
 #define FMV_LOADN fm_loadn_f32_avx2
@@ -336,6 +341,7 @@ FM_AVX512 static inline void fm_storen_f64_avx512(double* p, __m512d v, ptrdiff_
 #define FMV_FMA _mm256_fmadd_pd
 #define FMV_MUL _mm256_mul_pd
 #define FMV_ADD _mm256_add_pd
+#define FMV_SUB _mm256_sub_pd
 #define FMV_MAX _mm256_max_pd
 #define FMS_FMA fma
 #define FMV_LOADN fm_loadn_f64_avx2
@@ -370,6 +376,7 @@ FM_AVX512 static inline void fm_storen_f64_avx512(double* p, __m512d v, ptrdiff_
 #define FMV_FMA _mm512_fmadd_ps
 #define FMV_MUL _mm512_mul_ps
 #define FMV_ADD _mm512_add_ps
+#define FMV_SUB _mm512_sub_ps
 #define FMV_MAX _mm512_max_ps
 #define FMS_FMA fmaf
 #define FMV_LOADN fm_loadn_f32_avx512
@@ -397,6 +404,7 @@ FM_AVX512 static inline void fm_storen_f64_avx512(double* p, __m512d v, ptrdiff_
 #define FMV_FMA _mm512_fmadd_pd
 #define FMV_MUL _mm512_mul_pd
 #define FMV_ADD _mm512_add_pd
+#define FMV_SUB _mm512_sub_pd
 #define FMV_MAX _mm512_max_pd
 #define FMS_FMA fma
 #define FMV_LOADN fm_loadn_f64_avx512

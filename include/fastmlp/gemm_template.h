@@ -338,7 +338,31 @@ typedef struct {
     ptrdiff_t r_org, c_org;
     const FM_T* bias;     /* with a tile epilogue: bias, or NULL */
     FM_T* act_out;        /* with a tile epilogue and ReLU: A, or NULL */
+    int* a_bad;           /* with a tile epilogue: its a_bad (A's blocks checked), or NULL */
 } FM_NAME(fm_epi_at);
+
+/* 1 when the rows x cols block at A (row stride lda) holds no NaN or inf: x - x is 0
+ * exactly for finite x and NaN otherwise. The check a prediction's first product makes of
+ * its input block by block, just before the tiles read the block (so the block is read
+ * from memory once, not by a separate pass and then again). */
+FM_TARGET static int FM_NAME(fm_block_finite)(const FM_T* A, ptrdiff_t lda, ptrdiff_t rows,
+                                              ptrdiff_t cols) {
+    FMV acc = FMV_ZERO();
+    FM_T tail = 0;
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const FM_T* row = A + r * lda;
+        ptrdiff_t q = 0;
+        for (; q + FM_VL <= cols; q += FM_VL) {
+            FMV v = FMV_LOADU(row + q);
+            acc = FMV_ADD(acc, FMV_SUB(v, v));
+        }
+        for (; q < cols; q++) tail += row[q] - row[q];
+    }
+    FM_T lanes[FM_VL];
+    FMV_STOREU(lanes, acc);
+    for (int u = 0; u < FM_VL; u++) tail += lanes[u];
+    return tail == 0;
+}
 
 /* One thread's GEMM (see gemm.h for the loop nest). buf: MC*KC + KC*NC elements. A is
  * packed only when it is large (see FM_A_DIRECT_MAX); with direct_b (a non-transposed
@@ -368,6 +392,9 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
             const int last = pc + kc >= k;    /* the tile epilogue's block */
             for (ptrdiff_t ic = 0; ic < m; ic += mcb) {
                 ptrdiff_t mc = m - ic < mcb ? m - ic : mcb;
+                if (epi->a_bad && jc == 0 && !ta
+                        && !FM_NAME(fm_block_finite)(A + ic * lda + pc, lda, mc, kc))
+                    __atomic_store_n(epi->a_bad, 1, __ATOMIC_RELAXED);
                 if (pack_a) FM_NAME(fm_pack_a)(ta, A, lda, ic, pc, mc, kc, Ap);
                 for (ptrdiff_t jr = 0; jr < nc; jr += FM_NR) {
                     ptrdiff_t nr = nc - jr < FM_NR ? nc - jr : FM_NR;
@@ -427,13 +454,14 @@ static void FM_NAME(fm_gemm_chunk)(void* arg, ptrdiff_t i, int slot) {
     ptrdiff_t s = i * j->chunk, e = s + j->chunk < j->len ? s + j->chunk : j->len;
     const ptrdiff_t rs_a = j->ta ? 1 : j->lda, cs_a = j->ta ? j->lda : 1;
     FM_NAME(fm_epi_at) epi = {j->epi, j->epi_ctx, j->split_n ? 0 : s, j->split_n ? s : 0,
-                              NULL, NULL};
+                              NULL, NULL, NULL};
     if (s >= e) return;
     if (j->tile_epi) {     /* its operands where this chunk's C starts */
         const fm_gemm_tile_epi* t = j->tile_epi;
         ptrdiff_t c_at = j->split_n ? s : s * j->ldc;
         epi.bias = t->bias ? (const FM_T*)t->bias + (j->split_n ? s : 0) : NULL;
         epi.act_out = t->relu ? (FM_T*)t->a + c_at : NULL;
+        epi.a_bad = t->a_bad;
     }
     if (j->rows) {
         FM_NAME(fm_gemm_rows)(j->m, e - s, j->k, j->alpha, j->A, rs_a, cs_a, j->B + s, j->ldb,
@@ -516,6 +544,8 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
     if (!job.rows && tile_epi)          /* the tiles do the epilogue's work */
         job.tile_epi = tile_epi, job.epi = NULL;
     fm_pool_run(t, chunks, FM_NAME(fm_gemm_chunk), &job);
+    if (job.tile_epi && tile_epi->a_bad && !ta)   /* every block of A went through a tile */
+        *tile_epi->a_checked = 1;
     return 0;
 }
 
@@ -542,6 +572,7 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
 #undef FMV_FMA
 #undef FMV_MUL
 #undef FMV_ADD
+#undef FMV_SUB
 #undef FMV_MAX
 #undef FMV_LOADN
 #undef FMV_STOREN

@@ -17,12 +17,15 @@ cdef void gemm_epi(bint trans_a, bint trans_b, int m, int n, int k, floating alp
 
 # The same, where the own kernels tile the product and tile_epi is not NULL: the tiles add
 # the bias and write max(C, 0) as they store C's last K block, instead of epi (which must do
-# the same work; it still runs on the other paths). See gemm.h's fm_gemm_tile_epi.
+# the same work; it still runs on the other paths); with a_bad, they check A's blocks for
+# NaN and inf as they first read them. See gemm.h's fm_gemm_tile_epi.
 cdef extern from "fastmlp/gemm.h":
     ctypedef struct fm_gemm_tile_epi:
         const void* bias
         void* a
         int relu
+        int* a_bad        # or NULL: A's blocks checked for NaN and inf as the tiles read them
+        int* a_checked    # set when that check covered all of A (the tiled path ran)
 cdef void gemm_epi_tile(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                         const floating* a, int lda, const floating* b, int ldb,
                         floating beta, floating* c, int ldc, gemm_epi_fn epi, void* epi_ctx,

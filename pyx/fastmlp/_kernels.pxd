@@ -127,8 +127,12 @@ cdef inline void act_forward_par(int act, double alpha, floating* z, const float
 
 
 cdef inline void dense_forward(const LayerDesc* d, const floating* X, const floating* P,
-                               floating* Z, floating* A, Py_ssize_t B) noexcept nogil:
-    """Z = X W (+ b), A = act(Z); Z and A may be one buffer (identity). With F_TRANS_W the
+                               floating* Z, floating* A, Py_ssize_t B,
+                               int* x_check=NULL) noexcept nogil:
+    """Z = X W (+ b), A = act(Z); Z and A may be one buffer. x_check (or NULL): int[2];
+    x_check[0] is set when X holds a NaN or inf and x_check[1] when that was checked, by
+    the product's tiles as they first read each block of X (not on the other paths: then
+    x_check[1] stays as it was and the caller checks X). With F_TRANS_W the
     arena holds W transposed, (n_cols, n_in): a tied layer reusing another's weights.
     K_MAXOUT: Z = X W (+ b) only. Bias and an exact activation (fm_act_exact) are applied
     by the product's chunks as they finish (epilogue.h); bias and ReLU by its tiles as they
@@ -147,6 +151,8 @@ cdef inline void dense_forward(const LayerDesc* d, const floating* X, const floa
         fn = <gemm_epi_fn> (fm_act_epi_f32 if floating is float else fm_act_epi_f64)
         if act == FM_IDENTITY or act == FM_RELU:     # Z is A only for the identity
             tile.bias, tile.a, tile.relu = b, out, act == FM_RELU
+            tile.a_bad = x_check
+            tile.a_checked = x_check + 1 if x_check != NULL else NULL
             tile_epi = &tile
     if d.flags & F_TRANS_W:
         gemm_epi_tile(False, True, <int> B, <int> n_cols, <int> d.n_in, <floating> 1, X,

@@ -8,7 +8,8 @@ cdef void _dense_fwd(const Exec* e, const LayerDesc* d, const floating* X,
     activation is applied there in place: one write of the layer's output instead of two
     (the predict chain in C: 3.8 % for writing Z and A against 0.6 % in place)."""
     cdef floating* Z = A if e.predicting else block(e, d.z_col, <floating*> e.work)
-    dense_forward(d, X, <floating*> e.params, Z, A, e.batch)
+    dense_forward(d, X, <floating*> e.params, Z, A, e.batch,
+                  e.input_check if d == e.layers else NULL)
 
 
 cdef void _dense_bwd(const Exec* e, const LayerDesc* d, const floating* X, floating* dA,

@@ -324,11 +324,12 @@ def scale_memview(floating[::1] x, double a):
         scale(&x[0], x.shape[0], <floating> a)
 
 
-def matrix_ready(x, dtype, Py_ssize_t n_cols):
+def matrix_ready(x, dtype, Py_ssize_t n_cols, bint finite=True):
     """True when ``x`` can go to the core as it is: a 2-D ndarray of ``dtype`` (float32 or
-    float64) with at least one row and ``n_cols`` columns, C-contiguous, aligned, every
-    value finite. One call instead of the general conversion and checks (the fast path of
-    predict on the arrays users pass most often); False sends the caller to those."""
+    float64) with at least one row and ``n_cols`` columns, C-contiguous, aligned, and (with
+    ``finite``; a caller that checks later passes False) every value finite. One call
+    instead of the general conversion and checks (the fast path of predict on the arrays
+    users pass most often); False sends the caller to those."""
     if type(x) is not cnp.ndarray:
         return False
     cdef cnp.ndarray a = <cnp.ndarray> x
@@ -339,6 +340,8 @@ def matrix_ready(x, dtype, Py_ssize_t n_cols):
             or (typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64) \
             or typenum != dtype.num or not cnp.PyArray_ISNOTSWAPPED(a):
         return False
+    if not finite:
+        return True
     if n >= INPUT_CHECK_SPLIT_MIN:
         return array_is_finite(a)
     if typenum == cnp.NPY_FLOAT32:

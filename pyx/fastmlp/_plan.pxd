@@ -81,6 +81,8 @@ ctypedef struct Exec:
     bint training            # training-mode forward (dropout, noise, batch statistics)
     bint predicting          # an evaluation forward whose Z nothing reads (predict): dense
                              # layers sum in A's block and apply their activation in place
+    int* input_check         # or NULL: int[2] for the first layer's product to flag a NaN or
+                             # inf in X ([0]) and say it checked all of X ([1]): dense_forward
     bint fresh_grads         # backward writes the gradients instead of adding to them
     int* grad_bad            # when not NULL, backward sets *grad_bad if a parameter gradient
                              # it writes is not finite (only when every one is written by

@@ -17,6 +17,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from fastmlp._activations cimport FM_IDENTITY
+from fastmlp._optim cimport all_finite
 
 include "_layer_ops.pxi"
 
@@ -89,24 +90,36 @@ cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
         g_next = tmp
 
 
-cdef void _predict(Exec* e, const floating* X, floating* out, Py_ssize_t n, Py_ssize_t chunk,
-                   Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
+cdef bint _predict(Exec* e, const floating* X, floating* out, Py_ssize_t n, Py_ssize_t chunk,
+                   Py_ssize_t n_in, Py_ssize_t n_out, bint check) noexcept nogil:
     """Evaluation-mode forward of n rows, chunk rows at a time, each chunk's output copied
     to out. Contract: the workspace holds min(chunk, n) rows; e.training is False.
     Nothing reads the layers' Z after a prediction (Exec.predicting), so dense layers write
-    their output once, in A's block, instead of Z and then A."""
+    their output once, in A's block, instead of Z and then A. With ``check``, returns False
+    (at the first chunk that has one) when X holds a NaN or inf: checked by the first
+    layer's tiles as they first read each block of a chunk (Exec.input_check), so X is
+    read from memory once, or else by a pass over the chunk."""
     cdef Py_ssize_t start, B
     cdef const LayerDesc* last = &e.layers[e.n_layers - 1]
+    cdef int flags[2]
+    cdef bint ok = True
     start = 0
     e.predicting = True
     while start < n:
         B = min(chunk, n - start)
         e.batch = B
+        flags[0] = flags[1] = 0
+        e.input_check = flags if check else NULL
         plan_forward(e, X + start * n_in)
+        e.input_check = NULL
+        if check and (flags[0] or (not flags[1] and not all_finite(X + start * n_in, B * n_in))):
+            ok = False
+            break
         memcpy(out + start * n_out, <floating*> e.work + B * last.a_col,
                B * n_out * sizeof(floating))
         start += B
     e.predicting = False
+    return ok
 
 
 # --- the Python-facing plan ----------------------------------------------------------------
@@ -229,6 +242,7 @@ cdef class Plan:
         self.ex.row0 = 0
         self.ex.training = False
         self.ex.predicting = False
+        self.ex.input_check = NULL
         self.ex.fresh_grads = False
         self.ex.grad_bad = NULL
         self.capacity = 0
@@ -292,10 +306,12 @@ cdef class Plan:
         self.ready = True
         return self.output().copy()
 
-    def predict(self, X, Py_ssize_t chunk):
+    def predict(self, X, Py_ssize_t chunk, bint check_finite=False):
         """Evaluation-mode outputs of X (n, n_in), ``chunk`` rows at a time, in one call
         without the GIL; returns a new (n, n_out) array. Leaves nothing for backward.
-        (NumPy's C API throughout: a one-row call costs microseconds, each one counts.)"""
+        With ``check_finite``, X may hold NaN or inf: ValueError then (checked as the first
+        layer reads X, see _predict). (NumPy's C API throughout: a one-row call costs
+        microseconds, each one counts.)"""
         self._check_input(X, "X", self.n_in)
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
@@ -308,13 +324,16 @@ cdef class Plan:
         out = cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT32 if self.f32 else cnp.NPY_FLOAT64, 0)
         cdef void* xp = cnp.PyArray_DATA(<cnp.ndarray> X)
         cdef void* op = cnp.PyArray_DATA(<cnp.ndarray> out)
+        cdef bint ok
         with nogil:
             if self.f32:
-                _predict(&self.ex, <const float*> xp, <float*> op, n, chunk, self.n_in,
-                         self.n_out)
+                ok = _predict(&self.ex, <const float*> xp, <float*> op, n, chunk, self.n_in,
+                              self.n_out, check_finite)
             else:
-                _predict(&self.ex, <const double*> xp, <double*> op, n, chunk, self.n_in,
-                         self.n_out)
+                ok = _predict(&self.ex, <const double*> xp, <double*> op, n, chunk, self.n_in,
+                              self.n_out, check_finite)
+        if not ok:
+            raise ValueError("X contains NaN or infinity")
         return out
 
     def output(self):

@@ -350,7 +350,9 @@ class Sequential:
         does not disturb the caches of :meth:`forward`. Rows are processed ``batch_size``
         at a time, which bounds the workspace. No rows give an empty (0, n_out) array.
         """
-        if not (self.ops.compiled and matrix_ready(X, self.dtype, self.n_in)):
+        # an array ready as it is is checked for NaN and inf by the core as it reads it
+        unchecked = self.ops.compiled and matrix_ready(X, self.dtype, self.n_in, False)
+        if not unchecked:
             X = as_float_matrix(X, self.dtype, "X", self.n_in, allow_empty=True,
                                 ops=self.ops)             # converts, or says what is wrong
         if type(batch_size) is not int or not 1 <= batch_size < 2**31:
@@ -359,7 +361,9 @@ class Sequential:
             return np.empty((0, self.n_out), dtype=self.dtype)
         stages = self._thread_stages()
         if len(stages) == 1 and stages[0][0] == "core":     # one GIL-free call for it all
-            return stages[0][1].predict(X, batch_size)
+            return stages[0][1].predict(X, batch_size, unchecked)
+        if unchecked and not self.ops.array_is_finite(X):
+            raise ValueError("X contains NaN or infinity")
         out = np.empty((X.shape[0], self.n_out), dtype=self.dtype)
         for start in range(0, X.shape[0], batch_size):
             h = X[start:start + batch_size]
