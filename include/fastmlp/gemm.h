@@ -31,8 +31,8 @@
  * thread (grown as needed, freed by a pthread key destructor when the thread ends).
  *
  * Kernels: two families, AVX2 + FMA (6 x 16 float tiles) and AVX-512 (8 x 32; float32
- * over a plain A also 12 x 32, its K loop in assembly: gemm_asm.h), each compiled through function attributes, so the module itself is built for the baseline
- * ISA. The best one this CPU runs is chosen at import (fm_gemm_set_isa; FASTMLP_GEMM_ISA
+ * over a plain A also 12 x 32, its K loop in assembly: gemm_asm.h), each compiled
+ * through function attributes, so the module itself is built for the baseline ISA. The best one this CPU runs is chosen at import (fm_gemm_set_isa; FASTMLP_GEMM_ISA
  * in the environment or fastmlp._blas.set_gemm_isa override it); both accumulate in the
  * same order, so the choice never changes a result. fm_gemm_native() says whether either
  * runs here (callers fall back to BLAS otherwise, and on other architectures).

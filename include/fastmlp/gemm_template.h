@@ -18,7 +18,7 @@
  * act_out[r ldc + j] = max(C[r, j], 0) when act_out (act_out may be C: then only
  * that). Only the valid part of C is read or written. */
 FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile_put)(
-        const int rows, FMV c[][2], FM_T* restrict C, ptrdiff_t ldc, FM_T alpha, FM_T beta,
+        const int rows, FMV c[][2], FM_T* C, ptrdiff_t ldc, FM_T alpha, FM_T beta,
         ptrdiff_t nr, const FM_T* bias, FM_T* act_out) {
     FMV va = FMV_SET1(alpha), vb = FMV_SET1(beta);
     const int in_place = act_out == C;   /* A is C (a prediction): store only max(C, 0) */
@@ -67,7 +67,7 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile_put)
  * where fm_ukernel knows them), so every height gets its own fully unrolled loop. */
 FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
         const int rows, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a, ptrdiff_t cs_a,
-        const FM_T* restrict Bp, ptrdiff_t ldb_p, FM_T* restrict C, ptrdiff_t ldc,
+        const FM_T* restrict Bp, ptrdiff_t ldb_p, FM_T* C, ptrdiff_t ldc,
         FM_T alpha, FM_T beta, ptrdiff_t nr, const FM_T* bias, FM_T* act_out) {
     FMV c[FM_MR][2];
     const FM_T* a[FM_MR];
@@ -377,10 +377,8 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
     FM_T* Ap = buf;
     FM_T* Bp = buf + FM_MC * FM_KC;
     const int pack_a = m > FM_A_DIRECT_MAX || (ta && m > FM_MC);
-    const ptrdiff_t mcb = !pack_a && !ta ? FM_MC_PLAIN : FM_MC;   /* A's row block */
-#ifdef FM_ASM_ROWS12
-    const int plain12 = !pack_a && !ta;   /* a plain A: 12-row tiles (over a packed B) */
-#endif
+    const int plain = !pack_a && !ta;     /* A read in place along its rows */
+    const ptrdiff_t mcb = plain ? FM_MC_PLAIN : FM_MC;   /* A's row block */
     for (ptrdiff_t jc = 0; jc < n; jc += FM_NC) {
         ptrdiff_t nc = n - jc < FM_NC ? n - jc : FM_NC;
         ptrdiff_t n_full = direct_b ? nc / FM_NR * FM_NR : 0;   /* columns read in place */
@@ -406,7 +404,7 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
                         const FM_T* bias = last && epi->bias ? epi->bias + jc + jr : NULL;
                         FM_T* act = last && epi->act_out ? epi->act_out + at : NULL;
 #ifdef FM_ASM_ROWS12
-                        if (plain12 && ldbt == FM_NR
+                        if (plain && ldbt == FM_NR   /* 12-row tiles over a packed B */
                                 && (h = FM_NAME(fm_tile_rows_plain)(mc - ir)) == 12) {
                             FM_NAME(fm_tile12_rows)(kc, A + (ic + ir) * lda + pc, lda, Bt,
                                                     C + at, ldc, alpha, bet, nr, bias, act);
