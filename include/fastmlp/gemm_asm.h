@@ -15,6 +15,14 @@
  * 784-wide input from L2, B's 196 x 32 micro-panels from L1): 94 % of the FMA peak
  * against 90 % for the 8 x 32 C kernel and 90 % for a 12 x 32 C kernel without spills.
  *
+ * It also fetches a row of the *next* block of A into L2, one line every 4 steps (pf,
+ * pf_lines: given by fm_gemm_serial, one row a tile): the first read of an input from
+ * memory then overlaps this block's FMAs. Before, the tiles (or the input check just
+ * before them) stalled on it: 4.5 % of a 10,000-row prediction's cycles in perf, 2.7-3.4 %
+ * of its time (C chain, 20 alternating pairs of rounds, faster in 16-19 of 20). A burst of
+ * prefetches between tiles did not help: the prefetches themselves stalled, the line fill
+ * buffers full.
+ *
  * Numerics: acc[r 32 + j] = sum over p = 0..kc-1, in order, of A[r lda + p] Bp[p 32 + j],
  * from 0, one FMA (one rounding) per step: exactly the C kernels' sums. */
 #ifndef FASTMLP_GEMM_ASM_H
@@ -51,9 +59,12 @@
 #define FM_ASM_SAVE(i) "vmovaps %%zmm" #i ", " #i "*64(%[acc])\n\t"
 
 /* acc (64-byte aligned, 12 x 32 floats, row r at acc + 32 r) = the kc-step sums of the
- * tile A[0:12, 0:kc] (row stride lda elements) times Bp (kc rows of 32 floats, packed). */
+ * tile A[0:12, 0:kc] (row stride lda elements) times Bp (kc rows of 32 floats, packed).
+ * Meanwhile the pf_lines 64-byte lines from pf on are prefetched into L2 (at most one
+ * every 4 steps: kc / 4 of them). */
 FM_AVX512 static void fm_k12x32_rows_f32_avx512(ptrdiff_t kc, const float* A, ptrdiff_t lda,
-                                               const float* Bp, float* acc) {
+                                               const float* Bp, float* acc, const char* pf,
+                                               ptrdiff_t pf_lines) {
     const ptrdiff_t lda_bytes = lda * (ptrdiff_t)sizeof(float), quads = kc / 4, rest = kc % 4;
     __asm__ volatile(
         FM_ASM_ZERO(0) FM_ASM_ZERO(1) FM_ASM_ZERO(2) FM_ASM_ZERO(3) FM_ASM_ZERO(4)
@@ -72,7 +83,14 @@ FM_AVX512 static void fm_k12x32_rows_f32_avx512(ptrdiff_t kc, const float* A, pt
         "jz 2f\n\t"
         ".p2align 5\n\t"
         "1:\n\t"
-        FM_ASM_STEP(0) FM_ASM_STEP(1) FM_ASM_STEP(2) FM_ASM_STEP(3)
+        FM_ASM_STEP(0) FM_ASM_STEP(1)
+        "test %[pn], %[pn]\n\t"             /* a line of the next block, if any left */
+        "jz 5f\n\t"
+        "prefetcht1 (%[pf])\n\t"
+        "add $64, %[pf]\n\t"
+        "dec %[pn]\n\t"
+        "5:\n\t"
+        FM_ASM_STEP(2) FM_ASM_STEP(3)
         "add $16, %%r8\n\t"
         "add $16, %%r9\n\t"
         "add $16, %%r10\n\t"
@@ -97,8 +115,9 @@ FM_AVX512 static void fm_k12x32_rows_f32_avx512(ptrdiff_t kc, const float* A, pt
         FM_ASM_SAVE(10) FM_ASM_SAVE(11) FM_ASM_SAVE(12) FM_ASM_SAVE(13) FM_ASM_SAVE(14)
         FM_ASM_SAVE(15) FM_ASM_SAVE(16) FM_ASM_SAVE(17) FM_ASM_SAVE(18) FM_ASM_SAVE(19)
         FM_ASM_SAVE(20) FM_ASM_SAVE(21) FM_ASM_SAVE(22) FM_ASM_SAVE(23)
-        :
-        : [a] "r"(A), [l] "r"(lda_bytes), [b] "r"(Bp), [q] "r"(quads), [t] "r"(rest),
+        : [pf] "+r"(pf), [pn] "+r"(pf_lines)
+        /* b, q, t are read once: from memory, GCC has too few registers left otherwise */
+        : [a] "r"(A), [l] "r"(lda_bytes), [b] "m"(Bp), [q] "m"(quads), [t] "m"(rest),
           [acc] "r"(acc)
         : "r8", "r9", "r10", "r11", "r12", "rcx", "rdx", "xmm0", "xmm1", "xmm2", "xmm3",
           "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",

@@ -158,18 +158,55 @@ static inline ptrdiff_t FM_NAME(fm_tile_rows)(ptrdiff_t rem) {
 }
 
 #ifdef FM_ASM_ROWS12
+/* The block of a plain A the tiles read after the current one, handed out a row at a
+ * time to the current block's 12-row tiles, which fetch it into L2 inside their K loops
+ * (gemm_asm.h). */
+typedef struct {
+    const FM_T* a;          /* its first element (NULL: none) */
+    ptrdiff_t lda, rows, cols;
+    ptrdiff_t next;         /* the next row to hand out */
+} FM_NAME(fm_next_block);
+
+/* The block after (ic, pc) of a plain A with mcb-row and kcb-column blocks: the next rows,
+ * else the first rows of the next K block, else (another column block of C follows) the
+ * first block again. */
+static inline FM_NAME(fm_next_block) FM_NAME(fm_next_block_of)(
+        const FM_T* A, ptrdiff_t lda, ptrdiff_t m, ptrdiff_t k, ptrdiff_t ic, ptrdiff_t mc,
+        ptrdiff_t pc, ptrdiff_t kc, ptrdiff_t mcb, ptrdiff_t kcb, int more_n) {
+    FM_NAME(fm_next_block) nb = {NULL, lda, 0, 0, 0};
+    ptrdiff_t r = ic + mc, c = pc;
+    if (r >= m) r = 0, c = pc + kc;
+    if (c >= k) {
+        if (!more_n) return nb;
+        c = 0;
+    }
+    nb.a = A + r * lda + c;
+    nb.rows = m - r < mcb ? m - r : mcb;
+    nb.cols = k - c < kcb ? k - c : kcb;
+    return nb;
+}
+
 /* A 12 x NR tile over a plain A with a packed B (ldb_p == NR): the K loop in assembly
- * (FM_ASM_ROWS12, gemm_asm.h), its sums then stored as fm_tile stores them. */
+ * (FM_ASM_ROWS12, gemm_asm.h), its sums then stored as fm_tile stores them. Meanwhile
+ * the next row of nb (if any is left) is fetched into L2. */
 FM_TARGET static void FM_NAME(fm_tile12_rows)(ptrdiff_t kc, const FM_T* A, ptrdiff_t lda,
                                               const FM_T* Bp, FM_T* C, ptrdiff_t ldc,
                                               FM_T alpha, FM_T beta, ptrdiff_t nr,
-                                              const FM_T* bias, FM_T* act_out) {
+                                              const FM_T* bias, FM_T* act_out,
+                                              FM_NAME(fm_next_block)* nb) {
+    const char* pf = NULL;
+    ptrdiff_t pf_lines = 0;
+    if (nb->next < nb->rows) {   /* the row's lines, from the one it starts in */
+        const char* row = (const char*)(nb->a + nb->next++ * nb->lda);
+        pf = (const char*)((uintptr_t)row & ~(uintptr_t)63);
+        pf_lines = (row + nb->cols * (ptrdiff_t)sizeof(FM_T) - pf + 63) / 64;
+    }
     FMV c[12][2] __attribute__((aligned(64)));
     for (int r = 0; r < 12; r++) {
         _mm_prefetch((const char*)(C + r * ldc), _MM_HINT_T0);
         _mm_prefetch((const char*)(C + r * ldc + FM_NR - 1), _MM_HINT_T0);
     }
-    FM_ASM_ROWS12(kc, A, lda, Bp, (FM_T*)c);
+    FM_ASM_ROWS12(kc, A, lda, Bp, (FM_T*)c, pf, pf_lines);
     FM_NAME(fm_tile_put)(12, c, C, ldc, alpha, beta, nr, bias, act_out);
 }
 
@@ -394,6 +431,12 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
                         && !FM_NAME(fm_block_finite)(A + ic * lda + pc, lda, mc, kc))
                     __atomic_store_n(epi->a_bad, 1, __ATOMIC_RELAXED);
                 if (pack_a) FM_NAME(fm_pack_a)(ta, A, lda, ic, pc, mc, kc, Ap);
+#ifdef FM_ASM_ROWS12
+                FM_NAME(fm_next_block) nb = {NULL, lda, 0, 0, 0};
+                if (plain)
+                    nb = FM_NAME(fm_next_block_of)(A, lda, m, k, ic, mc, pc, kc, mcb, kcb,
+                                                   jc + nc < n);
+#endif
                 for (ptrdiff_t jr = 0; jr < nc; jr += FM_NR) {
                     ptrdiff_t nr = nc - jr < FM_NR ? nc - jr : FM_NR;
                     const FM_T* Bt = jr < n_full ? B + pc * ldb + jc + jr : Bp + jr * kc;
@@ -407,7 +450,8 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
                         if (plain && ldbt == FM_NR   /* 12-row tiles over a packed B */
                                 && (h = FM_NAME(fm_tile_rows_plain)(mc - ir)) == 12) {
                             FM_NAME(fm_tile12_rows)(kc, A + (ic + ir) * lda + pc, lda, Bt,
-                                                    C + at, ldc, alpha, bet, nr, bias, act);
+                                                    C + at, ldc, alpha, bet, nr, bias, act,
+                                                    &nb);
                             continue;
                         }
 #endif
