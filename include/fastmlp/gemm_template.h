@@ -58,6 +58,45 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile_put)
     }
 }
 
+/* The block of a plain A the tiles read after the current one, handed out a row at a
+ * time to the current block's tiles, which fetch it into L2 inside their K loops, a line
+ * every 4 steps: the first read of an input from memory then overlaps the FMAs of the
+ * block before it (see gemm_asm.h for what it is worth). */
+typedef struct {
+    const FM_T* a;          /* its first element (NULL: none) */
+    ptrdiff_t lda, rows, cols;
+    ptrdiff_t next;         /* the next row to hand out */
+} FM_NAME(fm_next_block);
+
+/* The block after (ic, pc) of a plain A with mcb-row and kcb-column blocks: the next rows,
+ * else the first rows of the next K block, else (another column block of C follows) the
+ * first block again. */
+static inline FM_NAME(fm_next_block) FM_NAME(fm_next_block_of)(
+        const FM_T* A, ptrdiff_t lda, ptrdiff_t m, ptrdiff_t k, ptrdiff_t ic, ptrdiff_t mc,
+        ptrdiff_t pc, ptrdiff_t kc, ptrdiff_t mcb, ptrdiff_t kcb, int more_n) {
+    FM_NAME(fm_next_block) nb = {NULL, lda, 0, 0, 0};
+    ptrdiff_t r = ic + mc, c = pc;
+    if (r >= m) r = 0, c = pc + kc;
+    if (c >= k) {
+        if (!more_n) return nb;
+        c = 0;
+    }
+    nb.a = A + r * lda + c;
+    nb.rows = m - r < mcb ? m - r : mcb;
+    nb.cols = k - c < kcb ? k - c : kcb;
+    return nb;
+}
+
+/* The next row of nb to fetch (if any is left): *pf its first line, *lines how many. */
+static inline void FM_NAME(fm_next_row)(FM_NAME(fm_next_block)* nb, const char** pf,
+                                        ptrdiff_t* lines) {
+    *pf = NULL, *lines = 0;
+    if (!nb || nb->next >= nb->rows) return;
+    const char* row = (const char*)(nb->a + nb->next++ * nb->lda);
+    *pf = (const char*)((uintptr_t)row & ~(uintptr_t)63);
+    *lines = (row + nb->cols * (ptrdiff_t)sizeof(FM_T) - *pf + 63) / 64;
+}
+
 /* A rows x NR tile (rows <= MR): the sums of A Bp over kc steps in registers, then
  * stored by fm_tile_put (C = alpha A Bp + beta C, and the tile epilogue's bias and ReLU).
  * A(r, p) = A[r rs_a + p cs_a] (packed: rs_a = 1, cs_a = rows; or straight from the
@@ -68,7 +107,8 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile_put)
 FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
         const int rows, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a, ptrdiff_t cs_a,
         const FM_T* restrict Bp, ptrdiff_t ldb_p, FM_T* C, ptrdiff_t ldc,
-        FM_T alpha, FM_T beta, ptrdiff_t nr, const FM_T* bias, FM_T* act_out) {
+        FM_T alpha, FM_T beta, ptrdiff_t nr, const FM_T* bias, FM_T* act_out,
+        const char* pf, ptrdiff_t pf_lines) {
     FMV c[FM_MR][2];
     const FM_T* a[FM_MR];
     for (int r = 0; r < rows; r++) {
@@ -83,6 +123,10 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
     if (FM_ROWS_UNROLL && cs_a == 1)   /* A along its rows: each row's pointer moves once
                                         * per four steps (AVX-512; AVX2 tiles lose by it) */
         for (; p + 4 <= kc; p += 4) {
+            if (pf_lines > 0) {   /* a line of the next block (fm_next_block) */
+                __builtin_prefetch(pf, 0, 2);
+                pf += 64, pf_lines--;
+            }
             for (int u = 0; u < 4; u++) {
                 FMV b0 = FMV_LOADU(Bp + u * ldb_p), b1 = FMV_LOADU(Bp + u * ldb_p + FM_VL);
                 for (int r = 0; r < rows; r++) {
@@ -94,6 +138,10 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
             Bp += 4 * ldb_p;
         }
     for (ptrdiff_t off = p * cs_a; p < kc; p++, off += cs_a) {
+        if (pf_lines > 0 && (p & 3) == 0) {
+            __builtin_prefetch(pf, 0, 2);
+            pf += 64, pf_lines--;
+        }
         FMV b0 = FMV_LOADU(Bp), b1 = FMV_LOADU(Bp + FM_VL);
         for (int r = 0; r < rows; r++) {
             FMV x = FMV_SET1(a[r][off]);
@@ -106,15 +154,18 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
 }
 
 /* fm_tile for a run-time height 1 <= rows <= MR (<= 8), A laid out as `a_layout` says
- * (FM_A_*, gemm.h). Each layout and height gets its own inlined loop with A's strides as
+ * (FM_A_*, gemm.h), fetching the next row of nb (or NULL) meanwhile. Each layout and height gets its own inlined loop with A's strides as
  * constants where they are known, so the loop reads A through one pointer (packed, a
  * transposed A) or one a row (a plain A), with no stride arithmetic. */
 FM_TARGET static void FM_NAME(fm_ukernel)(int a_layout, ptrdiff_t rows, ptrdiff_t kc,
                                           const FM_T* A, ptrdiff_t lda, const FM_T* Bp,
                                           ptrdiff_t ldb_p, FM_T* C, ptrdiff_t ldc, FM_T alpha,
                                           FM_T beta, ptrdiff_t nr, const FM_T* bias,
-                                          FM_T* act_out) {
-#define FM_TILE_REST Bp, ldb_p, C, ldc, alpha, beta, nr, bias, act_out
+                                          FM_T* act_out, FM_NAME(fm_next_block)* nb) {
+    const char* pf;
+    ptrdiff_t pf_lines;
+    FM_NAME(fm_next_row)(nb, &pf, &pf_lines);
+#define FM_TILE_REST Bp, ldb_p, C, ldc, alpha, beta, nr, bias, act_out, pf, pf_lines
 #define FM_TILE_AT(h)                                                                        \
     case h:                                                                                  \
         if (a_layout == FM_A_PACKED)                                                         \
@@ -158,34 +209,6 @@ static inline ptrdiff_t FM_NAME(fm_tile_rows)(ptrdiff_t rem) {
 }
 
 #ifdef FM_ASM_ROWS12
-/* The block of a plain A the tiles read after the current one, handed out a row at a
- * time to the current block's 12-row tiles, which fetch it into L2 inside their K loops
- * (gemm_asm.h). */
-typedef struct {
-    const FM_T* a;          /* its first element (NULL: none) */
-    ptrdiff_t lda, rows, cols;
-    ptrdiff_t next;         /* the next row to hand out */
-} FM_NAME(fm_next_block);
-
-/* The block after (ic, pc) of a plain A with mcb-row and kcb-column blocks: the next rows,
- * else the first rows of the next K block, else (another column block of C follows) the
- * first block again. */
-static inline FM_NAME(fm_next_block) FM_NAME(fm_next_block_of)(
-        const FM_T* A, ptrdiff_t lda, ptrdiff_t m, ptrdiff_t k, ptrdiff_t ic, ptrdiff_t mc,
-        ptrdiff_t pc, ptrdiff_t kc, ptrdiff_t mcb, ptrdiff_t kcb, int more_n) {
-    FM_NAME(fm_next_block) nb = {NULL, lda, 0, 0, 0};
-    ptrdiff_t r = ic + mc, c = pc;
-    if (r >= m) r = 0, c = pc + kc;
-    if (c >= k) {
-        if (!more_n) return nb;
-        c = 0;
-    }
-    nb.a = A + r * lda + c;
-    nb.rows = m - r < mcb ? m - r : mcb;
-    nb.cols = k - c < kcb ? k - c : kcb;
-    return nb;
-}
-
 /* A 12 x NR tile over a plain A with a packed B (ldb_p == NR): the K loop in assembly
  * (FM_ASM_ROWS12, gemm_asm.h), its sums then stored as fm_tile stores them. Meanwhile
  * the next row of nb (if any is left) is fetched into L2. */
@@ -194,13 +217,9 @@ FM_TARGET static void FM_NAME(fm_tile12_rows)(ptrdiff_t kc, const FM_T* A, ptrdi
                                               FM_T alpha, FM_T beta, ptrdiff_t nr,
                                               const FM_T* bias, FM_T* act_out,
                                               FM_NAME(fm_next_block)* nb) {
-    const char* pf = NULL;
-    ptrdiff_t pf_lines = 0;
-    if (nb->next < nb->rows) {   /* the row's lines, from the one it starts in */
-        const char* row = (const char*)(nb->a + nb->next++ * nb->lda);
-        pf = (const char*)((uintptr_t)row & ~(uintptr_t)63);
-        pf_lines = (row + nb->cols * (ptrdiff_t)sizeof(FM_T) - pf + 63) / 64;
-    }
+    const char* pf;
+    ptrdiff_t pf_lines;
+    FM_NAME(fm_next_row)(nb, &pf, &pf_lines);
     FMV c[12][2] __attribute__((aligned(64)));
     for (int r = 0; r < 12; r++) {
         _mm_prefetch((const char*)(C + r * ldc), _MM_HINT_T0);
@@ -431,12 +450,10 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
                         && !FM_NAME(fm_block_finite)(A + ic * lda + pc, lda, mc, kc))
                     __atomic_store_n(epi->a_bad, 1, __ATOMIC_RELAXED);
                 if (pack_a) FM_NAME(fm_pack_a)(ta, A, lda, ic, pc, mc, kc, Ap);
-#ifdef FM_ASM_ROWS12
                 FM_NAME(fm_next_block) nb = {NULL, lda, 0, 0, 0};
                 if (plain)
                     nb = FM_NAME(fm_next_block_of)(A, lda, m, k, ic, mc, pc, kc, mcb, kcb,
                                                    jc + nc < n);
-#endif
                 for (ptrdiff_t jr = 0; jr < nc; jr += FM_NR) {
                     ptrdiff_t nr = nc - jr < FM_NR ? nc - jr : FM_NR;
                     const FM_T* Bt = jr < n_full ? B + pc * ldb + jc + jr : Bp + jr * kc;
@@ -457,15 +474,15 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
 #endif
                         if (pack_a)
                             FM_NAME(fm_ukernel)(FM_A_PACKED, h, kc, Ap + ir * kc, 0, Bt, ldbt,
-                                                C + at, ldc, alpha, bet, nr, bias, act);
+                                                C + at, ldc, alpha, bet, nr, bias, act, NULL);
                         else if (ta)
                             FM_NAME(fm_ukernel)(FM_A_COLS, h, kc, A + pc * lda + ic + ir, lda,
                                                 Bt, ldbt, C + at, ldc, alpha, bet, nr, bias,
-                                                act);
+                                                act, NULL);
                         else
                             FM_NAME(fm_ukernel)(FM_A_ROWS, h, kc, A + (ic + ir) * lda + pc, lda,
                                                 Bt, ldbt, C + at, ldc, alpha, bet, nr, bias,
-                                                act);
+                                                act, &nb);
                     }
                 }
                 if (epi->fn && pc + kc >= k)   /* the mc x nc block, still in L2 */
