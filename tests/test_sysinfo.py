@@ -19,6 +19,23 @@ def test_show_config_names_the_kernels_threads_and_blas():
     assert "BLAS (fallback path)" in text and "CPU:" in text
     if cfg["gemm_isa"] != "none":
         assert cfg["gemm_tile_f32"][0] > 0 and cfg["gemm_tile_f64"][1] * 2 == cfg["gemm_tile_f32"][1]
+    plain = cfg["gemm_tile_f32_plain"]
+    assert plain[1] == cfg["gemm_tile_f32"][1] and plain[0] >= cfg["gemm_tile_f32"][0]
+    assert ("over a plain A" in text) == (plain != cfg["gemm_tile_f32"])
+
+
+def test_the_tiles_over_a_plain_a_follow_the_family():
+    """AVX-512 float32 reads a plain A with 12 x 32 assembly tiles; every other family and
+    float64 with its own tile."""
+    saved = _blas.gemm_isa()
+    try:
+        for isa, want in (("avx512", (12, 32)), ("avx2", (6, 16))):
+            if _blas.set_gemm_isa(isa) != isa:
+                continue                     # not on this CPU
+            assert _blas.gemm_tile(False, plain_a=True) == want
+            assert _blas.gemm_tile(True, plain_a=True) == _blas.gemm_tile(True)
+    finally:
+        _blas.set_gemm_isa(saved)
 
 
 def _in_subprocess(env_isa):

@@ -435,14 +435,15 @@ static int fm_gemm_set_isa(int isa) {
 
 static int fm_gemm_get_isa(void) { return __atomic_load_n(&fm_gemm_isa, __ATOMIC_RELAXED); }
 
-/* The register tile (rows, columns) of the family in use, for show_config. */
-static void fm_gemm_tile(int f64, int* mr, int* nr) {
+/* The register tile (rows, columns) of the family in use, for show_config; with `plain`,
+ * the tile over a plain A (the 12 x 32 assembly tiles of AVX-512 float32, gemm_asm.h). */
+static void fm_gemm_tile(int f64, int plain, int* mr, int* nr) {
     int isa = fm_gemm_get_isa(), wide = isa == FM_ISA_AVX512;
     if (isa == FM_ISA_NONE) {
         *mr = *nr = 0;
         return;
     }
-    *mr = wide ? 8 : 6;
+    *mr = wide ? (plain && !f64 ? 12 : 8) : 6;
     *nr = (wide ? 32 : 16) / (f64 ? 2 : 1);
 }
 
@@ -497,7 +498,7 @@ static int fm_gemm_native(void) { return 0; }
 static int fm_gemm_set_isa(int isa) { (void)isa; return FM_ISA_NONE; }
 static int fm_gemm_get_isa(void) { return FM_ISA_NONE; }
 static int fm_gemm_cpu_isa(void) { return FM_ISA_NONE; }
-static void fm_gemm_tile(int f64, int* mr, int* nr) { (void)f64; *mr = *nr = 0; }
+static void fm_gemm_tile(int f64, int plain, int* mr, int* nr) { (void)f64, (void)plain; *mr = *nr = 0; }
 static int fm_gemm_f32(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                        const float* a, ptrdiff_t lda, const float* b, ptrdiff_t ldb,
                        float beta, float* c, ptrdiff_t ldc, int threads,

@@ -30,7 +30,7 @@ cdef extern from "fastmlp/gemm.h" nogil:
     int fm_gemm_cpu_isa()
     int fm_gemm_set_isa(int isa)
     int fm_gemm_get_isa()
-    void fm_gemm_tile(int f64, int* mr, int* nr)
+    void fm_gemm_tile(int f64, int plain, int* mr, int* nr)
     void fm_threads_init()
     void fm_set_threads(int n, int this_thread_only)
     int fm_get_threads()
@@ -197,10 +197,12 @@ def pool_workers():
     return fm_pool_workers()
 
 
-def gemm_tile(dtype_is_f64=False):
-    """(rows, columns) of the register tile of the family in use ((0, 0): none)."""
+def gemm_tile(dtype_is_f64=False, plain_a=False):
+    """(rows, columns) of the register tile of the family in use ((0, 0): none); with
+    ``plain_a``, of its tiles over an A read in place along its rows (a forward's batch,
+    a prediction's rows)."""
     cdef int mr, nr
-    fm_gemm_tile(dtype_is_f64, &mr, &nr)
+    fm_gemm_tile(dtype_is_f64, plain_a, &mr, &nr)
     return mr, nr
 
 

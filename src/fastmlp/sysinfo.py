@@ -56,6 +56,7 @@ def config() -> dict:
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "gemm_isa": isa, "gemm_best_isa": _blas.best_gemm_isa(),
         "gemm_tile_f32": _blas.gemm_tile(False), "gemm_tile_f64": _blas.gemm_tile(True),
+        "gemm_tile_f32_plain": _blas.gemm_tile(False, plain_a=True),
         "gemm_env": os.environ.get("FASTMLP_GEMM_ISA"),
         "threads": get_num_threads(), "pool_workers": _blas.pool_workers(),
         "flush_denormal": get_flush_denormal(),
@@ -76,7 +77,7 @@ def show_config(file: Optional[TextIO] = None) -> dict:
     >>> cfg = fm.show_config()            # doctest: +SKIP
     fastmlp 0.1.0, Python 3.11.7, NumPy 2.4.6
     CPU: AMD EPYC (x86_64, 2 cores) avx2 fma avx512f ...
-    GEMM kernels: avx512 (8 x 32 float32, 8 x 16 float64 tiles; best here: avx512)
+    GEMM kernels: avx512 (8 x 32 float32 (12 x 32 over a plain A), 8 x 16 float64 tiles; best here: avx512)
     ...
     """
     c = config()
@@ -85,7 +86,9 @@ def show_config(file: Optional[TextIO] = None) -> dict:
     lines = [
         f"fastmlp {c['fastmlp']}, Python {c['python']}, NumPy {c['numpy']}",
         f"CPU: {c['cpu']} ({c['machine']}, {c['cores']} cores) {' '.join(c['cpu_flags'])}",
-        f"GEMM kernels: {c['gemm_isa']} ({tile(c['gemm_tile_f32'])} float32, "
+        f"GEMM kernels: {c['gemm_isa']} ({tile(c['gemm_tile_f32'])} float32"
+        + (f" ({tile(c['gemm_tile_f32_plain'])} over a plain A)"
+           if c["gemm_tile_f32_plain"] != c["gemm_tile_f32"] else "") + ", "
         f"{tile(c['gemm_tile_f64'])} float64 tiles; best here: {c['gemm_best_isa']}"
         + (f"; FASTMLP_GEMM_ISA={c['gemm_env']}" if c["gemm_env"] else "") + ")",
         f"threads: {c['threads']} (the core's team has started {c['pool_workers']} workers)",
