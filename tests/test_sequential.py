@@ -1,5 +1,7 @@
 """Sequential: the arena, the fused path, Python layers, input handling and errors."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -307,6 +309,54 @@ def test_predict_refuses_nan_and_inf_wherever_they_are(rng, dtype, first):
         for chunk in (1, 2, 13, 100, 1000):
             with pytest.raises(ValueError, match="X contains NaN or infinity"):
                 model.predict(Xb, batch_size=chunk)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predict_in_runs_per_thread_equals_forward_on_any_threads(rng, dtype):
+    """With several threads and at least batch_size rows, predict sends runs of rows
+    through every layer on one thread each, claimed from the team's counter; with fewer
+    rows or one thread it goes chunk by chunk on the team. Every thread count, row count
+    (runs that do and do not divide it, a last short run) and batch size gives forward's
+    bits; a NaN in any run raises; two predictions at once from two Python threads (one
+    finds the team busy and runs alone) both come out right."""
+    model = fm.Sequential([fm.Dense(50, 96, activation="relu"), fm.Dropout(0.3),
+                           fm.BatchNorm(96), fm.Dense(96, 40, activation="tanh"),
+                           fm.Dense(40, 7)], dtype=dtype, seed=5)
+    X = rng.normal(size=(1531, 50)).astype(dtype)
+    full = model.forward(X, training=False)
+    saved = fm.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            fm.set_num_threads(threads)
+            for n, chunk in ((1531, 256), (1531, 1531), (1530, 100), (600, 256), (37, 8),
+                             (300, 1024), (5, 2)):
+                np.testing.assert_array_equal(model.predict(X[:n], batch_size=chunk), full[:n],
+                                              err_msg=f"threads={threads} n={n} chunk={chunk}")
+            for row in (0, 700, 1530):
+                Xb = X.copy()
+                Xb[row, 3] = np.nan
+                with pytest.raises(ValueError, match="X contains NaN or infinity"):
+                    model.predict(Xb, batch_size=256)
+        fm.set_num_threads(2)
+        other = fm.Sequential([fm.Dense(50, 64, activation="relu"), fm.Dense(64, 3)],
+                              dtype=dtype, seed=6)
+        want = other.forward(X, training=False)
+        results = {}
+
+        def run(name, m):
+            results[name] = [m.predict(X, batch_size=128) for _ in range(20)]
+        threads = [threading.Thread(target=run, args=("a", model)),
+                   threading.Thread(target=run, args=("b", other))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for got in results["a"]:
+            np.testing.assert_array_equal(got, full)
+        for got in results["b"]:
+            np.testing.assert_array_equal(got, want)
+    finally:
+        fm.set_num_threads(saved)
 
 
 def test_named_parameters_through_a_residual():

@@ -102,6 +102,8 @@ cdef class Plan:
     cdef LayerDesc* descs
     cdef Exec ex
     cdef object params, grads, buffers, work, scratch, x_ref
+    cdef object chain_work           # predict's per-thread workspaces (Plan.predict)
+    cdef Py_ssize_t chain_rows, chain_threads
     cdef readonly TrainingState state
     cdef readonly Py_ssize_t n_in, n_out, capacity, n_layers
     cdef readonly object dtype
