@@ -154,9 +154,10 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_tile)(
 }
 
 /* fm_tile for a run-time height 1 <= rows <= MR (<= 8), A laid out as `a_layout` says
- * (FM_A_*, gemm.h), fetching the next row of nb (or NULL) meanwhile. Each layout and height gets its own inlined loop with A's strides as
- * constants where they are known, so the loop reads A through one pointer (packed, a
- * transposed A) or one a row (a plain A), with no stride arithmetic. */
+ * (FM_A_*, gemm.h), fetching the next row of nb (or NULL) meanwhile. Each layout and
+ * height gets its own inlined loop with A's strides as constants where they are known, so
+ * the loop reads A through one pointer (packed, a transposed A) or one a row (a plain A),
+ * with no stride arithmetic. */
 FM_TARGET static void FM_NAME(fm_ukernel)(int a_layout, ptrdiff_t rows, ptrdiff_t kc,
                                           const FM_T* A, ptrdiff_t lda, const FM_T* Bp,
                                           ptrdiff_t ldb_p, FM_T* C, ptrdiff_t ldc, FM_T alpha,

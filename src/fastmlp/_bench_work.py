@@ -273,6 +273,23 @@ def busy_fit(n_threads, batch=32, n_rows=6_400):
     return lambda: tr.fit(X, y, epochs=1, batch_size=batch, verbose=0)
 
 
+def busy_predict(n_threads, n_rows=10_000):
+    """``model.predict`` of ``n_rows`` rows on the MNIST shape (float32), the calling
+    thread's core calls limited to ``n_threads`` (None: the default, every thread)."""
+    from fastmlp import _blas
+    X, _ = data("mnist", n_rows)
+    m = model("mnist", "core")
+
+    def run():
+        saved = _blas.thread_override()
+        _blas.set_num_threads(n_threads or 0, this_thread_only=True)   # 0: the default
+        try:
+            m.predict(X)
+        finally:
+            _blas.set_num_threads(saved, this_thread_only=True)
+    return run
+
+
 def subnormal_fit(flush, batch=32, n_rows=20_000, warm_epochs=3):
     """One epoch of the MNIST shape (float32, Adam) through ``Trainer.fit`` of a Trainer
     already trained for ``warm_epochs`` epochs, all with subnormals flushed to zero in the

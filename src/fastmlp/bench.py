@@ -43,7 +43,7 @@ import numpy as np
 import fastmlp as fm
 from fastmlp import _bench_work as work
 from fastmlp._bench_cases import Case, cases  # noqa: F401
-from fastmlp._bench_work import (SHAPES, busy_core, busy_fit, data,  # noqa: F401
+from fastmlp._bench_work import (SHAPES, busy_core, busy_fit, busy_predict, data,  # noqa: F401
                                  epoch_times, fastmlp_epoch, fastmlp_steps, gemm_calls,
                                  gemm_only, input_check, import_torch, model,
                                  optimizer_steps, predictions, torch_model, torch_train,
