@@ -275,7 +275,9 @@ def busy_fit(n_threads, batch=32, n_rows=6_400):
 
 def busy_predict(n_threads, n_rows=10_000):
     """``model.predict`` of ``n_rows`` rows on the MNIST shape (float32), the calling
-    thread's core calls limited to ``n_threads`` (None: the default, every thread)."""
+    thread's core calls limited to ``n_threads`` (None: the default, every thread). The
+    core's thread override only, not ``fm.limit_threads``: its threadpoolctl calls would
+    be timed too."""
     from fastmlp import _blas
     X, _ = data("mnist", n_rows)
     m = model("mnist", "core")
