@@ -7,6 +7,12 @@ import numpy as np
 #: Agreement required between the core and the NumPy reference (see DESIGN.md).
 RTOL = {np.float64: 1e-12, np.float32: 1e-5}
 
+#: (rows, batch_size) pairs that take predict down each of its paths, for an input of 1531
+#: rows: per-thread runs that do and do not divide the rows, a last short run, a single
+#: run, fewer rows than batch_size (chunks on the team), tiny batches.
+PREDICT_SPLITS = ((1531, 256), (1531, 1531), (1530, 100), (600, 256), (37, 8), (300, 1024),
+                  (5, 2))
+
 
 def rel_err(a, b, scale=None):
     """max |a − b| relative to the largest magnitude of b (norm-wise relative error), or

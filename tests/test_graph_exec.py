@@ -9,7 +9,8 @@ import pytest
 
 import fastmlp as fm
 from fastmlp._graph_build import assign_slots, node_table
-from helpers import RTOL, python_identity, rel_err, retained_bytes, run_threads
+from helpers import (PREDICT_SPLITS, RTOL, python_identity, rel_err, retained_bytes,
+                     run_threads)
 
 
 def every_merge(dtype="float64", backend="core", seed=0, extra=None):
@@ -162,6 +163,51 @@ def test_predict_in_chunks_and_threads_equals_forward(rng):
             np.testing.assert_array_equal(got, w)
     empty = m.predict([np.ones((0, 4)), np.ones((0, 3))])
     assert [e.shape for e in empty] == [(0, 3), (0, 2)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predict_in_runs_per_thread_equals_forward_on_any_threads(rng, dtype):
+    """As Sequential.predict: with several threads and at least batch_size rows the rows
+    go in runs, each through every node on one thread with its own copy of the executor
+    (tensors, segment workspaces, merge blocks); with fewer rows or one thread, chunk by
+    chunk. Every thread count, row count (runs that do and do not divide it, a last short
+    run) and batch size gives forward's bits, for a model of every merge with dropout and
+    batch norm in evaluation mode and for one of merges alone (no segment); two
+    predictions at once from two Python threads (one finds the team busy) come out right."""
+    m = every_merge(dtype, extra=lambda t: fm.BatchNorm(6)(fm.Dropout(0.3)(t)))
+    a, b = fm.Input(4), fm.Input(4)
+    merges = fm.Model([a, b], fm.Multiply()([fm.Add()([a, b]), b]), dtype=dtype)
+    X = data(rng, 1531, dtype)
+    X2 = [X[0], rng.normal(size=(1531, 4)).astype(dtype)]
+    want = m.forward(X, training=False)
+    want2 = merges.forward(X2, training=False)
+    saved = fm.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            fm.set_num_threads(threads)
+            for n, chunk in PREDICT_SPLITS:
+                msg = f"threads={threads} n={n} chunk={chunk}"
+                got = m.predict([x[:n] for x in X], batch_size=chunk)
+                for g, w in zip(got, want):
+                    np.testing.assert_array_equal(g, w[:n], err_msg=msg)
+                np.testing.assert_array_equal(
+                    merges.predict([x[:n] for x in X2], batch_size=chunk), want2[:n],
+                    err_msg=msg)
+        fm.set_num_threads(2)
+        results = [None] * 2
+
+        def work(i):
+            results[i] = [(m if i == 0 else merges).predict(X if i == 0 else X2,
+                                                             batch_size=128)
+                          for _ in range(10)]
+        run_threads(work, 2)
+        for got in results[0]:
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+        for got in results[1]:
+            np.testing.assert_array_equal(got, want2)
+    finally:
+        fm.set_num_threads(saved)
 
 
 def test_pickle_and_deepcopy_roundtrip(rng):

@@ -7,7 +7,7 @@ import pytest
 
 import fastmlp as fm
 from fastmlp._codes import ACT_NAMES
-from helpers import WeightedSumLoss, rel_err, retained_bytes
+from helpers import PREDICT_SPLITS, WeightedSumLoss, rel_err, retained_bytes
 
 
 def test_xor_by_hand():
@@ -328,8 +328,7 @@ def test_predict_in_runs_per_thread_equals_forward_on_any_threads(rng, dtype):
     try:
         for threads in (1, 2, 3):
             fm.set_num_threads(threads)
-            for n, chunk in ((1531, 256), (1531, 1531), (1530, 100), (600, 256), (37, 8),
-                             (300, 1024), (5, 2)):
+            for n, chunk in PREDICT_SPLITS:
                 np.testing.assert_array_equal(model.predict(X[:n], batch_size=chunk), full[:n],
                                               err_msg=f"threads={threads} n={n} chunk={chunk}")
             for row in (0, 700, 1530):

@@ -66,6 +66,9 @@ cdef class Graph:
     cdef void** io                       # scratch: the caller's input (or dX) arrays
     cdef void** outp                     # scratch: the caller's dY (or output) arrays
     cdef readonly Py_ssize_t n_inputs, n_outputs, work_cols, capacity
+    cdef Py_ssize_t n_tensors
+    cdef object chain_work               # predict's per-thread workspaces (_predict_runs)
+    cdef Py_ssize_t chain_rows, chain_threads
     cdef readonly object dtype
     cdef readonly bint ready
     cdef bint f32
@@ -77,3 +80,4 @@ cdef class Graph:
     cdef Py_ssize_t _check_arrays(self, list arrays, Py_ssize_t* ids, Py_ssize_t count,
                                   str name, Py_ssize_t rows, void** ptrs) except -2
     cdef int _reserve(self, Py_ssize_t batch) except -1
+    cdef int _predict_runs(self, Py_ssize_t n, Py_ssize_t chunk, int threads) except -1

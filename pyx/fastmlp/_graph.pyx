@@ -16,12 +16,15 @@ import numpy as np
 
 from fastmlp._aligned import aligned_empty
 
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
+from fastmlp._blas cimport (num_threads, pool_run, task_fn, thread_override_get,
+                            thread_override_set)
 from fastmlp._merge cimport (add2, add_into, concat_block, mul2, mul_into, mul_others, put,
                              put_neg, split_block, sub2)
-from fastmlp._plan cimport Exec, Plan, plan_backward, plan_forward
+from fastmlp._plan cimport (MAX_CHAINS, RUN_UNIT, Exec, Plan, chain_runs, plan_backward,
+                            plan_forward, run_rows)
 from cython cimport floating
 
 
@@ -151,22 +154,64 @@ cdef void seed_grads(GraphExec* g, const Py_ssize_t* out_ids, const char* modes,
             put(dY[k], <floating*> t.grad, g.batch * t.width, modes[k] == 2)
 
 
+cdef void predict_rows(GraphExec* g, floating* work, floating** X, floating** out,
+                       const Py_ssize_t* in_ids, const Py_ssize_t* out_ids, Py_ssize_t n_in,
+                       Py_ssize_t n_out, Py_ssize_t start, Py_ssize_t B) noexcept nogil:
+    """Evaluation-mode forward of the B rows from ``start`` (the workspaces hold B rows),
+    their outputs copied out."""
+    cdef Py_ssize_t k, w
+    bind_batch(g, B, work)
+    for k in range(n_in):
+        w = g.tensors[in_ids[k]].width
+        g.tensors[in_ids[k]].val = X[k] + start * w
+    graph_forward(g, work)
+    for k in range(n_out):
+        w = g.tensors[out_ids[k]].width
+        memcpy(out[k] + start * w, g.tensors[out_ids[k]].val, B * w * sizeof(floating))
+
+
 cdef void predict_chunks(GraphExec* g, floating* work, floating** X, floating** out,
                          const Py_ssize_t* in_ids, const Py_ssize_t* out_ids, Py_ssize_t n_in,
                          Py_ssize_t n_out, Py_ssize_t n, Py_ssize_t chunk) noexcept nogil:
-    """Evaluation-mode forward of n rows, ``chunk`` rows at a time, outputs copied out."""
-    cdef Py_ssize_t start = 0, B, k, w
+    """Evaluation-mode forward of n rows, ``chunk`` rows at a time (each segment's products
+    on the core's team), outputs copied out."""
+    cdef Py_ssize_t start = 0, B
     while start < n:
         B = min(chunk, n - start)
-        bind_batch(g, B, work)
-        for k in range(n_in):
-            w = g.tensors[in_ids[k]].width
-            g.tensors[in_ids[k]].val = X[k] + start * w
-        graph_forward(g, work)
-        for k in range(n_out):
-            w = g.tensors[out_ids[k]].width
-            memcpy(out[k] + start * w, g.tensors[out_ids[k]].val, B * w * sizeof(floating))
+        predict_rows(g, work, X, out, in_ids, out_ids, n_in, n_out, start, B)
         start += B
+
+
+ctypedef struct GraphRuns:
+    GraphExec slots[MAX_CHAINS]   # a participant's copy of the executor: its own tensors,
+                                  # segment Execs and workspaces (Graph._predict_runs)
+    void** X
+    void** out
+    const Py_ssize_t* in_ids
+    const Py_ssize_t* out_ids
+    Py_ssize_t n_in, n_out, n
+    Py_ssize_t base, extra        # the runs (_plan.chain_runs)
+    bint f32
+
+
+cdef void _graph_run(void* ctx, Py_ssize_t i, int slot) noexcept nogil:
+    """Run i's rows through every node on this thread alone (its products on one thread:
+    the team is this job's)."""
+    cdef GraphRuns* j = <GraphRuns*> ctx
+    cdef GraphExec* g = &j.slots[slot]
+    cdef Py_ssize_t start
+    cdef Py_ssize_t B = run_rows(i, j.base, j.extra, j.n, &start)
+    cdef int saved = thread_override_get()
+    if B <= 0:
+        return
+    thread_override_set(1)
+    if j.f32:
+        predict_rows(g, <float*> g.work, <float**> j.X, <float**> j.out, j.in_ids, j.out_ids,
+                     j.n_in, j.n_out, start, B)
+    else:
+        predict_rows(g, <double*> g.work, <double**> j.X, <double**> j.out, j.in_ids,
+                     j.out_ids, j.n_in, j.n_out, start, B)
+    thread_override_set(saved)
 
 
 # --- the Python-facing executor ------------------------------------------------------------
@@ -211,6 +256,8 @@ cdef class Graph:
         self.typenum = cnp.NPY_FLOAT32 if self.f32 else cnp.NPY_FLOAT64
         self.plans = plans
         self.n_inputs, self.n_outputs = len(inputs), len(outputs)
+        self.n_tensors = len(tensors)
+        self.chain_rows = self.chain_threads = 0
         n_edges = sum(len(node[2]) for node in nodes)
         if not inputs or not outputs or len(seed_modes) != len(outputs) or \
                 len(edge_accum) != n_edges:
@@ -459,17 +506,30 @@ cdef class Graph:
 
     def predict(self, list X, list out, Py_ssize_t chunk):
         """Evaluation-mode outputs of X into ``out`` (one (n, width) array per output),
-        ``chunk`` rows at a time, in one call without the GIL. Leaves nothing for backward."""
+        in one call without the GIL. Leaves nothing for backward.
+
+        As Plan.predict: on several threads and at least ``chunk`` rows, the rows go in
+        runs of about chunk / threads, each through every node on one thread, the runs
+        claimed from the team's counter (_predict_runs); fewer rows go ``chunk`` at a time,
+        each segment's products split over the team. Either way the dense layers write
+        their output once (Exec.predicting) and a row's outputs do not depend on the run
+        or the threads."""
         cdef Plan p
         cdef Py_ssize_t k, n = self._check_arrays(X, self.in_ids, self.n_inputs, "X", -1, self.io)
+        cdef int threads = min(num_threads(), MAX_CHAINS)
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
         self._check_arrays(out, self.out_ids, self.n_outputs, "out", n, self.outp)
         self.ready = False
-        self._reserve(min(chunk, n))
         for obj in self.plans:
             p = <Plan> obj
             p.ex.training = False
+        if threads > 1 and n >= chunk:
+            self._predict_runs(n, chunk, threads)
+            return
+        self._reserve(min(chunk, n))
+        for obj in self.plans:
+            (<Plan> obj).ex.predicting = True
         if self.f32:
             with nogil:
                 predict_chunks(&self.g, <float*> self.g.work, <float**> self.io,
@@ -480,3 +540,55 @@ cdef class Graph:
                 predict_chunks(&self.g, <double*> self.g.work, <double**> self.io,
                                <double**> self.outp, self.in_ids, self.out_ids,
                                self.n_inputs, self.n_outputs, n, chunk)
+        for obj in self.plans:
+            (<Plan> obj).ex.predicting = False
+
+    cdef int _predict_runs(self, Py_ssize_t n, Py_ssize_t chunk, int threads) except -1:
+        """Graph.predict's runs: participant s gets a copy of the executor whose tensors,
+        segment Execs and workspaces are its own, all in one slot of ``chain_work``: this
+        executor's workspace, then each segment's, ``chain_rows`` rows each."""
+        cdef Py_ssize_t n_t = self.n_tensors, n_s = self.g.n_segs, runs, rows, k, at
+        cdef Py_ssize_t cols = self.work_cols, size = 4 if self.f32 else 8
+        cdef int s
+        cdef char* slot
+        cdef Exec* e
+        cdef GraphRuns* j = <GraphRuns*> malloc(sizeof(GraphRuns))
+        cdef GTensor* tensors = <GTensor*> malloc(threads * max(n_t, 1) * sizeof(GTensor))
+        cdef Exec* execs = <Exec*> malloc(threads * max(n_s, 1) * sizeof(Exec))
+        cdef Exec** segs = <Exec**> malloc(threads * max(n_s, 1) * sizeof(Exec*))
+        try:
+            if j == NULL or tensors == NULL or execs == NULL or segs == NULL:
+                raise MemoryError()
+            runs = chain_runs(n, chunk, threads, &j.base, &j.extra)
+            rows = RUN_UNIT * (j.base + (j.extra > 0))
+            for k in range(n_s):
+                cols += self.g.segs[k].work_cols
+            if self.chain_rows < rows or self.chain_threads < threads:
+                self.chain_work = aligned_empty(threads * rows * cols, self.dtype)
+                self.chain_rows, self.chain_threads = rows, threads
+            for s in range(threads):
+                slot = <char*> cnp.PyArray_DATA(<cnp.ndarray> self.chain_work) \
+                    + s * self.chain_rows * cols * size
+                j.slots[s] = self.g
+                j.slots[s].tensors = tensors + s * n_t
+                memcpy(j.slots[s].tensors, self.g.tensors, n_t * sizeof(GTensor))
+                j.slots[s].segs = segs + s * n_s
+                j.slots[s].work = slot
+                at = self.work_cols
+                for k in range(n_s):
+                    e = &execs[s * n_s + k]
+                    e[0] = self.g.segs[k][0]
+                    e.work = slot + at * self.chain_rows * size
+                    e.predicting = True
+                    segs[s * n_s + k] = e
+                    at += e.work_cols
+            j.X, j.out, j.in_ids, j.out_ids = self.io, self.outp, self.in_ids, self.out_ids
+            j.n_in, j.n_out, j.n, j.f32 = self.n_inputs, self.n_outputs, n, self.f32
+            with nogil:
+                pool_run(threads, runs, <task_fn> _graph_run, j)
+        finally:
+            free(j)
+            free(tensors)
+            free(execs)
+            free(segs)
+        return 0

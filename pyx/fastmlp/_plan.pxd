@@ -93,6 +93,22 @@ cdef void plan_backward(const Exec* e, const floating* X, const floating* dY,
                         floating* dX) noexcept nogil
 cdef void zero_small_grads(const Exec* e, floating* G) noexcept nogil
 
+# A prediction of many rows on several threads goes in runs of rows, each through every
+# layer on one thread (Plan.predict, Graph.predict): runs are whole RUN_UNITs, as even as
+# units allow (run i: RUN_UNIT (base + (i < extra)) rows, the last one cut at n).
+cdef enum:
+    MAX_CHAINS = 64   # the team's participants at most (pool.h: 63 workers + the caller)
+    RUN_UNIT = 16     # a run of B rows lays out each block at B x its column: 64-byte aligned
+
+cdef Py_ssize_t chain_runs(Py_ssize_t n, Py_ssize_t chunk, int threads, Py_ssize_t* base,
+                           Py_ssize_t* extra) noexcept nogil
+
+cdef inline Py_ssize_t run_rows(Py_ssize_t i, Py_ssize_t base, Py_ssize_t extra, Py_ssize_t n,
+                                Py_ssize_t* start) noexcept nogil:
+    """Run i's row count (<= 0: past n), its first row in start."""
+    start[0] = RUN_UNIT * (i * base + (i if i < extra else extra))
+    return min(RUN_UNIT * (base + (i < extra)), n - start[0])
+
 
 cdef class TrainingState:
     cdef RngState s

@@ -132,10 +132,20 @@ cdef bint _predict(Exec* e, const floating* X, floating* out, Py_ssize_t n, Py_s
     return ok
 
 
-cdef enum:
-    MAX_CHAINS = 64   # the team's participants at most (pool.h: 63 workers + the caller)
-    RUN_UNIT = 16     # runs are whole multiples of 16 rows: a run of B rows lays out each
-                      # layer's block at B x its column (Exec), 64-byte aligned then
+cdef Py_ssize_t chain_runs(Py_ssize_t n, Py_ssize_t chunk, int threads, Py_ssize_t* base,
+                           Py_ssize_t* extra) noexcept nogil:
+    """How many runs n rows go in (see _plan.pxd), setting base and extra: runs of about
+    chunk / threads rows (a chunk's share of a thread), as many as a multiple of the
+    threads and as even as whole RUN_UNITs allow, so that on a quiet machine every thread
+    ends with the others (measured: 500-row runs whose blocks were not 64-byte aligned, or
+    19 runs of 512 rows and one of 272, cost 1-2.5 % of a 10,000-row prediction)."""
+    cdef Py_ssize_t rows = (chunk + threads - 1) // threads
+    cdef Py_ssize_t runs = (n + rows - 1) // rows
+    cdef Py_ssize_t units = (n + RUN_UNIT - 1) // RUN_UNIT
+    runs = min((runs + threads - 1) // threads * threads, units)
+    base[0], extra[0] = units // runs, units % runs
+    return runs
+
 
 ctypedef struct ChainJob:
     Exec slots[MAX_CHAINS]   # a participant's copy of the plan's Exec, its own workspace
@@ -153,8 +163,8 @@ cdef void _chain_chunk(void* ctx, Py_ssize_t i, int slot) noexcept nogil:
     the team is this job's)."""
     cdef ChainJob* j = <ChainJob*> ctx
     cdef Exec* e = &j.slots[slot]
-    cdef Py_ssize_t start = RUN_UNIT * (i * j.base + min(i, j.extra))
-    cdef Py_ssize_t B = min(RUN_UNIT * (j.base + (i < j.extra)), j.n - start)
+    cdef Py_ssize_t start
+    cdef Py_ssize_t B = run_rows(i, j.base, j.extra, j.n, &start)
     cdef int saved = thread_override_get()
     cdef bint ok
     if B <= 0:
@@ -396,7 +406,7 @@ cdef class Plan:
         cdef cnp.npy_intp dims[2]
         cdef Py_ssize_t n = cnp.PyArray_DIMS(<cnp.ndarray> X)[0]
         cdef int threads = min(num_threads(), MAX_CHAINS)
-        cdef Py_ssize_t runs, rows, units
+        cdef Py_ssize_t runs, rows
         cdef ChainJob job
         cdef char* work
         self.ready = False
@@ -407,17 +417,7 @@ cdef class Plan:
         cdef void* op = cnp.PyArray_DATA(<cnp.ndarray> out)
         cdef bint ok
         if threads > 1 and n >= chunk:
-            # Runs of about chunk / threads rows (a chunk's share of a thread), as many as a
-            # multiple of the threads and as even as whole RUN_UNITs allow, so that on a
-            # quiet machine every thread ends with the others (measured: 500-row runs
-            # whose blocks were not 64-byte aligned, or 19 runs of 512 rows and one of 272,
-            # cost 1-2.5 % of a 10,000-row prediction).
-            rows = (chunk + threads - 1) // threads
-            runs = (n + rows - 1) // rows
-            runs = (runs + threads - 1) // threads * threads
-            units = (n + RUN_UNIT - 1) // RUN_UNIT
-            runs = min(runs, units)
-            job.base, job.extra = units // runs, units % runs
+            runs = chain_runs(n, chunk, threads, &job.base, &job.extra)
             rows = RUN_UNIT * (job.base + (job.extra > 0))
             if self.chain_rows < rows or self.chain_threads < threads:
                 self.chain_work = aligned_empty(threads * rows * self.ex.work_cols, self.dtype)

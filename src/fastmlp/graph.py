@@ -240,8 +240,14 @@ class Model:
         self._stages.backward(gs, None)
 
     def predict(self, X: Any, batch_size: int = PREDICT_CHUNK) -> Any:
-        """Outputs in evaluation mode, ``batch_size`` rows per compiled call; thread-safe
-        (each thread runs its own executor) and leaves :meth:`forward`'s cache alone."""
+        """Outputs in evaluation mode, in one call without the GIL; thread-safe (each
+        thread runs its own executor) and leaves :meth:`forward`'s cache alone.
+
+        As :meth:`Sequential.predict`: ``batch_size`` rows at a time, each segment's
+        products on the core's threads; from ``batch_size`` rows up on several threads, runs
+        of about ``batch_size`` / threads rows, each through every node on one thread (a
+        thread the system parks holds up only its run). The outputs are the same bits
+        either way."""
         Xs = self._arrays(X, allow_empty=True)
         batch_size = check_positive_int(batch_size, "batch_size")
         n = Xs[0].shape[0]
