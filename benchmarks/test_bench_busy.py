@@ -4,8 +4,9 @@ adaptive thread governor (``n_threads=None``), and with the thread count fixed a
 at 1. The governor should run close to the fixed 1 and well ahead of the fixed 2, whose
 team waits at every barrier for the member parked behind the busy process.
 
-Predicting 10,000 rows of the same shape meanwhile, on every thread (runs of rows claimed
-by each thread in turn, so the parked one holds up only its own) and on one.
+Predicting 10,000 rows of the same shape meanwhile (a Sequential, and its layers as a
+graph Model), on every thread (runs of rows claimed by each thread in turn, so the parked
+one holds up only its own) and on one.
 """
 import time
 
@@ -27,11 +28,12 @@ def test_fit_with_a_core_busy(timed, busy, n_threads):
           rounds=5)
 
 
+@pytest.mark.parametrize("graph", [False, True], ids=["sequential", "graph"])
 @pytest.mark.parametrize("n_threads", [None, 1], ids=["all-threads", "one-thread"])
-def test_predict_with_a_core_busy(timed, busy, n_threads):
-    work = bench.busy_predict(n_threads)
-    timed("predict mnist 10,000 rows, one core busy", f"n_threads={n_threads}", work, 1,
-          "call", rounds=20)
+def test_predict_with_a_core_busy(timed, busy, n_threads, graph):
+    work = bench.busy_predict(n_threads, graph=graph)
+    timed(f"predict mnist 10,000 rows{' (graph Model)' * graph}, one core busy",
+          f"n_threads={n_threads}", work, 1, "call", rounds=20)
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["one-thread", "split"])

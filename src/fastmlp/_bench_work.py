@@ -273,14 +273,20 @@ def busy_fit(n_threads, batch=32, n_rows=6_400):
     return lambda: tr.fit(X, y, epochs=1, batch_size=batch, verbose=0)
 
 
-def busy_predict(n_threads, n_rows=10_000):
+def busy_predict(n_threads, n_rows=10_000, graph=False):
     """``model.predict`` of ``n_rows`` rows on the MNIST shape (float32), the calling
-    thread's core calls limited to ``n_threads`` (None: the default, every thread). The
-    core's thread override only, not ``fm.limit_threads``: its threadpoolctl calls would
-    be timed too."""
+    thread's core calls limited to ``n_threads`` (None: the default, every thread); with
+    ``graph``, the same layers called on an ``fm.Input`` as a graph Model. The core's
+    thread override only, not ``fm.limit_threads``: its threadpoolctl calls would be
+    timed too."""
     from fastmlp import _blas
     X, _ = data("mnist", n_rows)
     m = model("mnist", "core")
+    if graph:
+        x = h = fm.Input(m.n_in)
+        for layer in m.layers:
+            h = type(layer)(layer.n_in, layer.n_out, activation=layer.activation.name)(h)
+        m = fm.Model(x, h, dtype=m.dtype, seed=0)
 
     def run():
         saved = _blas.thread_override()
