@@ -172,8 +172,9 @@ def test_predict_in_runs_per_thread_equals_forward_on_any_threads(rng, dtype):
     (tensors, segment workspaces, merge blocks); with fewer rows or one thread, chunk by
     chunk. Every thread count, row count (runs that do and do not divide it, a last short
     run) and batch size gives forward's bits, for a model of every merge with dropout and
-    batch norm in evaluation mode and for one of merges alone (no segment); two
-    predictions at once from two Python threads (one finds the team busy) come out right."""
+    batch norm in evaluation mode and for one of merges alone (no segment); a NaN or inf
+    in either input raises; two predictions at once from two Python threads (one finds
+    the team busy) come out right."""
     m = every_merge(dtype, extra=lambda t: fm.BatchNorm(6)(fm.Dropout(0.3)(t)))
     a, b = fm.Input(4), fm.Input(4)
     merges = fm.Model([a, b], fm.Multiply()([fm.Add()([a, b]), b]), dtype=dtype)
@@ -193,6 +194,11 @@ def test_predict_in_runs_per_thread_equals_forward_on_any_threads(rng, dtype):
                 np.testing.assert_array_equal(
                     merges.predict([x[:n] for x in X2], batch_size=chunk), want2[:n],
                     err_msg=msg)
+            for k, row in ((0, 0), (1, 700), (1, 1530)):
+                bad = [x.copy() for x in X]
+                bad[k][row, 1] = np.inf if row else np.nan
+                with pytest.raises(ValueError, match="contains NaN or infinity"):
+                    m.predict(bad, batch_size=256)
         fm.set_num_threads(2)
         results = [None] * 2
 
