@@ -515,7 +515,7 @@ cdef class Graph:
         their output once (Exec.predicting) and a row's outputs do not depend on the run
         or the threads."""
         cdef Plan p
-        cdef Py_ssize_t k, n = self._check_arrays(X, self.in_ids, self.n_inputs, "X", -1, self.io)
+        cdef Py_ssize_t n = self._check_arrays(X, self.in_ids, self.n_inputs, "X", -1, self.io)
         cdef int threads = min(num_threads(), MAX_CHAINS)
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")

@@ -56,13 +56,17 @@ def data(shape, n_rows, dtype="float32", seed=0):
     return X, rng.standard_normal((n_rows, sizes[-1]), dtype=np.dtype(dtype))
 
 
-def model(shape, backend="core", dtype="float32", seed=0):
-    """The shape as a fastmlp Sequential of Dense layers (no activation on the output)."""
+def dense_layers(shape):
+    """The shape's Dense layers (no activation on the output), new ones on each call."""
     sizes, act, _ = SHAPES[shape]
     last = len(sizes) - 2
-    layers = [fm.Dense(a, b, activation=act if i < last else None)
-              for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
-    return fm.Sequential(layers, dtype=dtype, seed=seed, backend=backend)
+    return [fm.Dense(a, b, activation=act if i < last else None)
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+
+
+def model(shape, backend="core", dtype="float32", seed=0):
+    """The shape as a fastmlp Sequential of Dense layers (no activation on the output)."""
+    return fm.Sequential(dense_layers(shape), dtype=dtype, seed=seed, backend=backend)
 
 
 def trainer(shape, backend="core", dtype="float32", seed=0, n_threads=None):
@@ -281,12 +285,13 @@ def busy_predict(n_threads, n_rows=10_000, graph=False):
     timed too."""
     from fastmlp import _blas
     X, _ = data("mnist", n_rows)
-    m = model("mnist", "core")
     if graph:
-        x = h = fm.Input(m.n_in)
-        for layer in m.layers:
-            h = type(layer)(layer.n_in, layer.n_out, activation=layer.activation.name)(h)
-        m = fm.Model(x, h, dtype=m.dtype, seed=0)
+        x = h = fm.Input(SHAPES["mnist"][0][0])
+        for layer in dense_layers("mnist"):
+            h = layer(h)
+        m = fm.Model(x, h, seed=0)
+    else:
+        m = model("mnist", "core")
 
     def run():
         saved = _blas.thread_override()
