@@ -52,6 +52,17 @@ def test_no_matching_case_prints_the_header_only(capsys):
     assert "case" in out and "tiny" not in out
 
 
+def test_header_names_the_cpu_and_the_kernels_in_use(capsys):
+    """A run's numbers mean little without the CPU and the kernel family that made them."""
+    from fastmlp.sysinfo import config
+    assert main(["bench", "--quick", "--no-torch", "--only", "no such case"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    cfg = config()
+    assert cfg["cpu"] in header
+    assert f"GEMM kernels {cfg['gemm_isa']}" in header
+    assert f"{cfg['cores']} CPUs" in header
+
+
 def test_case_names_are_unique():
     for quick in (True, False):
         names = [c[0] for c in bench.cases(quick)]

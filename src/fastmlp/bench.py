@@ -223,9 +223,15 @@ def _header(quick, torch_ok):
         load = "load ?"
     blas = ", ".join(f"{p['prefix']} {p['num_threads']}" for p in threadpool_info()
                      if p["user_api"] == "blas")
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from fastmlp.sysinfo import config
+    cfg = config()
+    tile = cfg["gemm_tile_f32"]
+    kernels = f"{cfg['gemm_isa']} {tile[0]} x {tile[1]}" if tile[0] else "BLAS (no kernel runs)"
+    flags = ": " + " ".join(cfg["cpu_flags"]) if cfg["cpu_flags"] else ""
     return (f"fastmlp {fm.__version__} bench{' --quick' if quick else ''}: "
-            f"{platform.machine()}, {cpus} CPUs, {load}; BLAS threads: {blas}; "
+            f"{cfg['cpu']} ({platform.machine()}, {cfg['cores']} CPUs{flags}), "
+            f"GEMM kernels {kernels}; "
+            f"{load}; BLAS threads: {blas}; "
             f"PyTorch: {'%d threads' % work.TORCH_THREADS if torch_ok else 'not used'}\n"
             "times: median per unit; ratios: their time / fastmlp's (>1: fastmlp faster); "
             "GEMM share: NumPy matmuls alone / fastmlp")
