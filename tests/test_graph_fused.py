@@ -361,6 +361,15 @@ def test_runner_refuses_a_bad_run():
     binding = fm.Adam(1e-2)._fused_binding(model)
     with pytest.raises(ValueError, match="outside"):
         runner.run(np.array([0, 20], np.int64), binding)
+    for bad in (-1, 20, 2 ** 40, -2 ** 62):     # anywhere in a long perm: first, middle, last
+        for at in (0, 7, 999):
+            perm = np.arange(1000, dtype=np.int64) % 20
+            perm[at] = bad
+            with pytest.raises(ValueError, match=r"outside \[0, 20\)"):
+                runner.run(perm, binding)
+    read_only = np.arange(10, dtype=np.int64)
+    read_only.flags.writeable = False           # the rows are only read
+    assert runner.run(read_only, binding)[1] == 10
     with pytest.raises(TypeError, match="int64"):
         runner.run(np.arange(4, dtype=np.int32), binding)
     family, hyper, states, t = binding

@@ -59,9 +59,11 @@ class LAMB(Optimizer):
         del hyper["amsgrad"]
         return hyper
 
-    def _kwargs(self):
-        return dict(lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
-                    weight_decay=self.weight_decay)
+    def _kwargs(self):     # the dict directly, as Adam's (see there)
+        h = self._hyper
+        beta1, beta2 = h["betas"]
+        return dict(lr=self._lr, beta1=beta1, beta2=beta2, eps=h["eps"],
+                    weight_decay=h["weight_decay"])
 
     @staticmethod
     def _tensor_ranges(model):
