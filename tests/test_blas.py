@@ -239,29 +239,31 @@ def test_gemm_rows_do_not_depend_on_the_batch(gemm_isa, isa, dtype, trans_b, n, 
 
 @native
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True),
+                                             (True, True)])
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("n,k", [(16, 2), (16, 16), (4, 16), (10, 33), (40, 20), (3, 300)])
-def test_tiny_products_equal_the_tiled_ones(gemm_threads, gemm_isa, isa, dtype, trans_a, n, k,
-                                            rng):
+def test_tiny_products_equal_the_tiled_ones(gemm_threads, gemm_isa, isa, dtype, trans_a,
+                                            trans_b, n, k, rng):
     """Products of at most 16 rows with a B of at most 4 KB (a tiny model's layers) stream
-    their rows two at a time instead of packing and tiling; each element is summed in the
-    same order, so their rows equal those of a product with more rows (tiles), alpha and
-    beta included, on 1 or 2 threads."""
+    their rows four, two and one at a time instead of packing and tiling (a transposed B
+    copied plain first); each element is summed in the same order, so their rows equal
+    those of a product with more rows (tiles), alpha and beta included, on 1 or 2
+    threads."""
     gemm_isa(isa)
     m = 100                                  # over 16 rows: tiles
     a = rng.normal(size=(k, m) if trans_a else (m, k)).astype(dtype)
-    b = rng.normal(size=(k, n)).astype(dtype)
+    b = rng.normal(size=(n, k) if trans_b else (k, n)).astype(dtype)
     c0 = rng.normal(size=(m, n)).astype(dtype)
     for threads in (1, 2):
         gemm_threads(threads)
         for alpha, beta in ((1.0, 0.0), (0.75, 0.5)):
             full = c0.copy()
-            gemm_memview(a, b, full, trans_a, alpha=alpha, beta=beta)
-            for size in (1, 2, 3, 8, 15, 16, 17, 64):
+            gemm_memview(a, b, full, trans_a, trans_b, alpha=alpha, beta=beta)
+            for size in (1, 2, 3, 4, 5, 6, 7, 8, 15, 16, 17, 64):
                 sub = np.ascontiguousarray(a[:, 7:7 + size] if trans_a else a[7:7 + size])
                 part = c0[7:7 + size].copy()
-                gemm_memview(sub, b, part, trans_a, alpha=alpha, beta=beta)
+                gemm_memview(sub, b, part, trans_a, trans_b, alpha=alpha, beta=beta)
                 np.testing.assert_array_equal(part, full[7:7 + size],
                                               err_msg=f"{size} rows, alpha {alpha}")
 

@@ -157,3 +157,27 @@ def test_checked_gradients_only_for_plain_dense_arenas():
     assert dense.plan.grads_checkable_for_tests()
     prelu = fm.Sequential([fm.Dense(4, 3), fm.PReLU(3)])
     assert not prelu.plan.grads_checkable_for_tests()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,block", [((16, 4), (0, 16, 0, 4)), ((16, 16), (0, 16, 0, 16)),
+                                         ((5, 33), (0, 5, 0, 33)), ((9, 40), (2, 5, 0, 40)),
+                                         ((9, 40), (1, 7, 3, 20)), ((1, 7), (0, 1, 0, 7)),
+                                         ((3, 70), (0, 3, 16, 54))])
+def test_backward_check_finds_every_non_finite_value_of_its_block(dtype, shape, block):
+    """Backward's check of a dW block (epilogue.h's fm_finite_epi; whole rows are checked
+    as one run): a NaN, inf or -inf at any position of the block is found; values outside
+    the block are not its business."""
+    from fastmlp._plan import finite_block_for_tests as check
+    r0, rows, c0, cols = block
+    c = np.linspace(-3, 3, shape[0] * shape[1]).astype(dtype).reshape(shape)
+    assert check(c, *block)
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            inside = r0 <= i < r0 + rows and c0 <= j < c0 + cols
+            for bad in (np.nan, np.inf, -np.inf):
+                d = c.copy()
+                d[i, j] = bad
+                assert check(d, *block) is not inside, (i, j, bad)
+    with pytest.raises(ValueError, match="outside"):
+        check(c, r0, shape[0] + 1, c0, cols)

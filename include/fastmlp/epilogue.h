@@ -64,6 +64,8 @@ typedef struct {
                                                      ptrdiff_t c0, ptrdiff_t cols) {         \
         const fm_finite_epi* e = (const fm_finite_epi*)ctx;                                  \
         T lane[FM_FINITE_LANES] = {0}, acc = 0;                                              \
+        if (cols == e->ld && c0 == 0) /* whole rows: one run (a 16 x 4 dW, not 16 tails) */  \
+            cols *= rows, rows = 1;                                                          \
         ptrdiff_t full = cols / FM_FINITE_LANES * FM_FINITE_LANES;                           \
         for (ptrdiff_t i = r0; i < r0 + rows; i++) {                                         \
             const T* x = (const T*)e->c + i * e->ld + c0;                                    \

@@ -99,17 +99,24 @@ enum { FM_A_PACKED = 0, FM_A_COLS = 1, FM_A_ROWS = 2 };
  * path for 1 row and one for 2.) */
 #define FM_ROWS_MAX 2
 
-/* Tiny products: at most FM_TINY_ROWS rows (<= every family's MC) and a plain B of at
- * most FM_TINY_B_BYTES (in L1 from row to row) go through fm_gemm_rows two rows at a time:
- * for the 2-16-16-4 model the tiles' packing and set-up cost more than the multiply-adds
- * (a step's products in C, one thread: batch 8 0.81 -> 0.63 us, batch 32 1.92 -> 1.69;
- * at batch 64 its dW products still gain, 3.35 -> 3.17 us, but a 64-row forward is
- * faster in tiles: 3.58 us with the bound at 64). The same order per element as every
- * other path. */
+/* Tiny products: at most FM_TINY_ROWS rows (<= every family's MC) and a B of at most
+ * FM_TINY_B_BYTES (in L1 from row to row) go through fm_gemm_tiny, rows streamed
+ * FM_TINY_GROUP at a time (then 2, then 1): for the 2-16-16-4 model the tiles' packing and
+ * set-up cost more than the multiply-adds (a step's products in C, one thread: batch 8
+ * 0.81 -> 0.63 us, batch 32 1.92 -> 1.69; at batch 64 its dW products still gain, 3.35 ->
+ * 3.17 us, but a 64-row forward is faster in tiles: 3.58 us with the bound at 64). Two
+ * rows at a time left a 16-column strip two FMA chains of 8-16 steps, bound by the FMA's
+ * latency; four rows hold eight chains, and a transposed B (dX = dZ W^T) copied plain
+ * into a stack buffer takes this path too instead of the tiles (the b8 step's eight
+ * products on an AVX2 Zen 1, one thread: 2.34 -> 1.45 us for the four rows, -> 1.30 us
+ * with the transposed B). The same order per element as every other path. */
 #ifndef FM_TINY_ROWS
 #define FM_TINY_ROWS 16
 #endif
 #define FM_TINY_B_BYTES 4096
+#ifndef FM_TINY_GROUP
+#define FM_TINY_GROUP 4
+#endif
 
 /* Rows of op(A) up to which the micro-kernel reads a non-transposed A in place instead of
  * packing it (measured on Zen 3: as fast or faster for the batch side of MLP products up

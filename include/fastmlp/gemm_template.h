@@ -311,7 +311,7 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_rows_stri
         const int rows, const int vecs, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a,
         ptrdiff_t cs_a, const FM_T* B, ptrdiff_t ldb, FM_T alpha, FM_T bet, FM_T* C,
         ptrdiff_t ldc) {
-    FMV acc[FM_ROWS_MAX][FM_ROWS_VECS];
+    FMV acc[FM_TINY_GROUP][FM_ROWS_VECS];
     for (int r = 0; r < rows; r++)
         for (int v = 0; v < vecs; v++) acc[r][v] = FMV_ZERO();
     for (ptrdiff_t p = 0; p < kc; p++, B += ldb)
@@ -335,8 +335,14 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_rows_stri
     ptrdiff_t j = 0;
     for (; j + wide * FM_VL <= nv; j += wide * FM_VL)
         FM_NAME(fm_rows_strip)(rows, wide, kc, A, rs_a, cs_a, B + j, ldb, alpha, bet, C + j, ldc);
-    for (; j + 4 * FM_VL <= nv; j += 4 * FM_VL)
-        FM_NAME(fm_rows_strip)(rows, 4, kc, A, rs_a, cs_a, B + j, ldb, alpha, bet, C + j, ldc);
+    if (wide > 4)
+        for (; j + 4 * FM_VL <= nv; j += 4 * FM_VL)
+            FM_NAME(fm_rows_strip)(rows, 4, kc, A, rs_a, cs_a, B + j, ldb, alpha, bet, C + j,
+                                   ldc);
+    if (wide > 2)
+        for (; j + 2 * FM_VL <= nv; j += 2 * FM_VL)
+            FM_NAME(fm_rows_strip)(rows, 2, kc, A, rs_a, cs_a, B + j, ldb, alpha, bet, C + j,
+                                   ldc);
     for (; j < nv; j += FM_VL)
         FM_NAME(fm_rows_strip)(rows, 1, kc, A, rs_a, cs_a, B + j, ldb, alpha, bet, C + j, ldc);
 }
@@ -346,7 +352,7 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_rows_last
         const int rows, ptrdiff_t cnt, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a,
         ptrdiff_t cs_a, const FM_T* B, ptrdiff_t ldb, FM_T alpha, FM_T bet, FM_T* C,
         ptrdiff_t ldc) {
-    FMV acc[FM_ROWS_MAX];
+    FMV acc[FM_TINY_GROUP];
     for (int r = 0; r < rows; r++) acc[r] = FMV_ZERO();
     for (ptrdiff_t p = 0; p < kc; p++, B += ldb) {
         FMV b = FMV_LOADN(B, cnt);
@@ -356,28 +362,57 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_rows_last
     for (int r = 0; r < rows; r++) FM_NAME(fm_put)(C + r * ldc, acc[r], alpha, bet, cnt);
 }
 
+/* One K block of m = 1 or 2 rows of C: strips of whole vectors, then the last columns. */
+FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_rows_block)(
+        ptrdiff_t m, ptrdiff_t n, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a, ptrdiff_t cs_a,
+        const FM_T* B, ptrdiff_t ldb, FM_T alpha, FM_T bet, FM_T* C, ptrdiff_t ldc) {
+    const ptrdiff_t nv = n / FM_VL * FM_VL;
+    if (m == 1)
+        FM_NAME(fm_rows_strips)(1, nv, kc, A, rs_a, cs_a, B, ldb, alpha, bet, C, ldc);
+    else
+        FM_NAME(fm_rows_strips)(2, nv, kc, A, rs_a, cs_a, B, ldb, alpha, bet, C, ldc);
+    if (nv == n) return;
+    if (m == 1)
+        FM_NAME(fm_rows_last)(1, n - nv, kc, A, rs_a, cs_a, B + nv, ldb, alpha, bet, C + nv, ldc);
+    else
+        FM_NAME(fm_rows_last)(2, n - nv, kc, A, rs_a, cs_a, B + nv, ldb, alpha, bet, C + nv, ldc);
+}
+
 /* C = alpha A B + beta C for m <= FM_ROWS_MAX rows, K block by K block (see fm_rows_strip). */
 FM_TARGET static void FM_NAME(fm_gemm_rows)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_T alpha,
                                             const FM_T* A, ptrdiff_t rs_a, ptrdiff_t cs_a,
                                             const FM_T* B, ptrdiff_t ldb, FM_T beta,
                                             FM_T* C, ptrdiff_t ldc) {
+    for (ptrdiff_t pc = 0, kcb = FM_NAME(fm_k_block)(k); pc < k; pc += kcb)
+        FM_NAME(fm_rows_block)(m, n, k - pc < kcb ? k - pc : kcb, A + pc * cs_a, rs_a, cs_a,
+                               B + pc * ldb, ldb, alpha, pc == 0 ? beta : (FM_T)1, C, ldc);
+}
+
+/* The tiny path's product (m <= FM_TINY_ROWS, B in L1): as fm_gemm_rows, rows
+ * FM_TINY_GROUP at a time, then two, then one. A tiny product's K blocks are a few dozen
+ * steps: with two rows a strip holds two or four FMA chains, too few to cover the FMA's
+ * latency; four rows hold eight (measured: see FM_TINY_GROUP in gemm.h). */
+FM_TARGET static void FM_NAME(fm_gemm_tiny)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_T alpha,
+                                            const FM_T* A, ptrdiff_t rs_a, ptrdiff_t cs_a,
+                                            const FM_T* B, ptrdiff_t ldb, FM_T beta,
+                                            FM_T* C, ptrdiff_t ldc) {
     const ptrdiff_t nv = n / FM_VL * FM_VL;
     for (ptrdiff_t pc = 0, kcb = FM_NAME(fm_k_block)(k); pc < k; pc += kcb) {
-        ptrdiff_t kc = k - pc < kcb ? k - pc : kcb;
+        ptrdiff_t kc = k - pc < kcb ? k - pc : kcb, i = 0;
         FM_T bet = pc == 0 ? beta : (FM_T)1;
-        const FM_T* a = A + pc * cs_a;
         const FM_T* b = B + pc * ldb;
-        if (m == 1)
-            FM_NAME(fm_rows_strips)(1, nv, kc, a, rs_a, cs_a, b, ldb, alpha, bet, C, ldc);
-        else
-            FM_NAME(fm_rows_strips)(2, nv, kc, a, rs_a, cs_a, b, ldb, alpha, bet, C, ldc);
-        if (nv == n) continue;
-        if (m == 1)
-            FM_NAME(fm_rows_last)(1, n - nv, kc, a, rs_a, cs_a, b + nv, ldb, alpha, bet, C + nv,
-                                  ldc);
-        else
-            FM_NAME(fm_rows_last)(2, n - nv, kc, a, rs_a, cs_a, b + nv, ldb, alpha, bet, C + nv,
-                                  ldc);
+        for (; i + FM_TINY_GROUP <= m; i += FM_TINY_GROUP) {
+            const FM_T* a = A + i * rs_a + pc * cs_a;
+            FM_NAME(fm_rows_strips)(FM_TINY_GROUP, nv, kc, a, rs_a, cs_a, b, ldb, alpha, bet,
+                                    C + i * ldc, ldc);
+            if (nv < n)
+                FM_NAME(fm_rows_last)(FM_TINY_GROUP, n - nv, kc, a, rs_a, cs_a, b + nv, ldb,
+                                      alpha, bet, C + i * ldc + nv, ldc);
+        }
+        for (; i < m; i += FM_ROWS_MAX)
+            FM_NAME(fm_rows_block)(m - i < FM_ROWS_MAX ? m - i : FM_ROWS_MAX, n, kc,
+                                   A + i * rs_a + pc * cs_a, rs_a, cs_a, b, ldb, alpha, bet,
+                                   C + i * ldc, ldc);
     }
 }
 
@@ -567,13 +602,18 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
                          epi_ctx);
         return 0;
     }
-    if (!tb && m <= FM_TINY_ROWS && n <= FM_NC
+    if (m <= FM_TINY_ROWS && n <= FM_NC
             && (size_t)k * (size_t)n * sizeof(FM_T) <= FM_TINY_B_BYTES) {
-        /* a tiny product (B in L1): rows two at a time, streamed; no packing, no team */
+        /* a tiny product (B in L1): rows streamed a few at a time; no packing, no team. A
+         * transposed B (a backward's dX = dZ W^T) is first copied plain, k x n. */
+        FM_T bt[FM_TINY_B_BYTES / sizeof(FM_T)] __attribute__((aligned(64)));
         const ptrdiff_t rs_a = ta ? 1 : lda, cs_a = ta ? lda : 1;
-        for (ptrdiff_t i = 0; i < m; i += FM_ROWS_MAX)
-            FM_NAME(fm_gemm_rows)(m - i < FM_ROWS_MAX ? m - i : FM_ROWS_MAX, n, k, alpha,
-                                  A + i * rs_a, rs_a, cs_a, B, ldb, beta, C + i * ldc, ldc);
+        if (tb) {
+            for (ptrdiff_t j = 0; j < n; j++)
+                for (ptrdiff_t p = 0; p < k; p++) bt[p * n + j] = B[j * ldb + p];
+            B = bt, ldb = n;
+        }
+        FM_NAME(fm_gemm_tiny)(m, n, k, alpha, A, rs_a, cs_a, B, ldb, beta, C, ldc);
         if (epi) epi(epi_ctx, 0, m, 0, n);     /* one block: m <= MC, n <= NC */
         return 0;
     }

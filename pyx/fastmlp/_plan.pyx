@@ -200,6 +200,29 @@ cdef bint _predict_chains(ChainJob* j, const Exec* e, char* work, Py_ssize_t slo
     return ok
 
 
+from fastmlp._kernels cimport fm_finite_epi, fm_finite_epi_f32, fm_finite_epi_f64
+
+
+def finite_block_for_tests(floating[:, ::1] c, Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t c0,
+                           Py_ssize_t cols):
+    """Test wrapper of backward's finiteness check (epilogue.h's fm_finite_epi) on the
+    block c[r0:r0+rows, c0:c0+cols]: True when it holds no NaN or inf."""
+    if not (0 <= r0 and 0 <= rows and r0 + rows <= c.shape[0] and 0 <= c0 and 0 <= cols
+            and c0 + cols <= c.shape[1]):
+        raise ValueError(f"block ({r0}, {rows}, {c0}, {cols}) outside c of shape "
+                         f"({c.shape[0]}, {c.shape[1]})")
+    cdef fm_finite_epi check
+    cdef int bad = 0
+    if c.shape[0] == 0 or c.shape[1] == 0:
+        return True
+    check.c, check.ld, check.bad = &c[0, 0], c.shape[1], &bad
+    if floating is float:
+        fm_finite_epi_f32(&check, r0, rows, c0, cols)
+    else:
+        fm_finite_epi_f64(&check, r0, rows, c0, cols)
+    return not bad
+
+
 # --- the Python-facing plan ----------------------------------------------------------------
 from libc.stdlib cimport malloc, free
 
