@@ -60,6 +60,28 @@ def test_frozen_layer_stays_under_lamb_and_proximal_l1(backend):
     assert not np.array_equal(m[1].W, free)
 
 
+@pytest.mark.parametrize("backend", ["core", "numpy"])
+def test_freezing_and_thawing_between_epochs_of_one_fit(backend):
+    """A callback that freezes a layer after epoch 1 and thaws it after epoch 2: the
+    training loop walks the frozen ranges again after a ``trainable`` change (it keeps
+    them between runs otherwise), so epoch 2 leaves the layer and epoch 3 moves it."""
+    X, y = _data()
+    m = _net(backend)
+    seen = {}
+
+    class Toggle(fm.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen[epoch] = m[0].W.copy()
+            if epoch in (0, 1):
+                m[0].trainable = epoch == 1
+
+    fm.Trainer(m, "cross_entropy", fm.Adam(lr=1e-2), seed=0).fit(
+        X, y, epochs=3, batch_size=16, verbose=0, callbacks=[Toggle()])
+    np.testing.assert_array_equal(seen[1], seen[0])
+    assert not np.array_equal(seen[2], seen[1])
+    assert m[0].trainable
+
+
 def test_lamb_step_leaves_frozen_layers():
     m = _net()
     m[1].trainable = False

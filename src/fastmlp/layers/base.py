@@ -7,6 +7,10 @@ from fastmlp._serial import Context, constructor_config
 from fastmlp._symbolic import apply_layer
 from fastmlp._typing import BufferSpec, Config, ParamSpec
 
+#: How many times any layer's ``trainable`` was set: a training loop computes the frozen
+#: ranges of its model again only after it changed (fastmlp._freeze.FrozenRanges).
+_TRAINABLE_SETS = [0]
+
 
 class Layer:
     """Base class of every layer: a map from (batch, n_in) to (batch, n_out).
@@ -35,6 +39,7 @@ class Layer:
         if value is not True and value is not False:
             raise TypeError(f"trainable must be True or False, got {value!r}")
         self._trainable = value
+        _TRAINABLE_SETS[0] += 1
 
     def __init__(self) -> None:
         self.n_in = None

@@ -176,8 +176,12 @@ class Optimizer(BaseOptimizer):
 
     def _kwargs(self):
         """Keyword arguments of the kernel for the current hyperparameters: by default the
-        attributes named by ``kernel.hyper``."""
-        return {name: getattr(self, name) for name in self._spec().hyper}
+        attributes named by ``kernel.hyper``. Runs at every fused run (each epoch, each
+        progress chunk): hyperparameters are read from their dict directly, not through
+        ``__getattr__`` (~1 us an attribute on a Zen 1 core, after a failed normal lookup)."""
+        hyper = self._hyper
+        return {name: hyper[name] if name in hyper else getattr(self, name)
+                for name in self._spec().hyper}
 
     @classmethod
     def _spec(cls):

@@ -56,10 +56,10 @@ class RMSprop(Optimizer):
                     momentum=check_nonneg(momentum, "momentum"),
                     centered=check_flag(centered, "centered"))
 
-    def _active(self, slot):
+    def _active(self, slot):      # the dict directly, as Optimizer._kwargs
         if slot == "grad_avg":
-            return self.centered
+            return self._hyper["centered"]
         if slot == "momentum_buffer":
-            return self.momentum > 0
+            return self._hyper["momentum"] > 0
         return True
 

@@ -60,6 +60,6 @@ class SGD(Optimizer):
         return dict(momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                     nesterov=nesterov)
 
-    def _active(self, slot):
-        return self.momentum != 0
+    def _active(self, slot):      # the dict directly, as Optimizer._kwargs
+        return self._hyper["momentum"] != 0
 
