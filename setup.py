@@ -20,6 +20,11 @@ Build rules:
   round exactly like their NumPy twins on every ISA (the AVX2 clones of the optimizer
   loops included); the GEMM asks for its FMAs explicitly.
 - Generated ``.c`` files are build outputs and are never committed.
+- The extensions compile in parallel, one job a CPU (``BuildExtParallel``): pip and
+  ``python -m build`` call ``build_ext`` without ``-j``, and a serial build of the eleven
+  modules took ~12 minutes on a 2-vCPU machine (``_blas`` alone ~4). ``_blas`` comes first
+  in ``MODULES`` so the longest compile starts first. ``FASTMLP_BUILD_JOBS`` overrides the
+  count (``1``: serial).
 """
 import glob
 import os
@@ -30,6 +35,7 @@ import tempfile
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 MODULES = ["_blas", "_activations", "_losses", "_plan", "_optim", "_train", "_norm", "_regularize",
            "_lamb", "_graph", "_graph_train"]
@@ -76,6 +82,28 @@ def _flags():
     return compile_args, link_args
 
 
+def _build_jobs():
+    """Parallel compile jobs: ``FASTMLP_BUILD_JOBS`` if set, else the usable CPUs."""
+    jobs = os.environ.get("FASTMLP_BUILD_JOBS")
+    if jobs:
+        if not jobs.isdigit() or int(jobs) < 1:
+            raise ValueError(f"FASTMLP_BUILD_JOBS must be a positive integer, got {jobs!r}")
+        return int(jobs)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class BuildExtParallel(build_ext):
+    """``build_ext`` that compiles the extensions in parallel unless ``-j`` was given."""
+
+    def finalize_options(self):
+        if self.parallel is None:
+            self.parallel = _build_jobs()
+        super().finalize_options()
+
+
 def extensions():
     compile_args, link_args = _flags()
     # Every module is rebuilt when any C header or .pxi changes: setuptools compares only
@@ -98,6 +126,7 @@ def extensions():
 
 
 setup(
+    cmdclass={"build_ext": BuildExtParallel},
     ext_modules=cythonize(
         extensions(),
         include_path=["pyx"],
