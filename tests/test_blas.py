@@ -237,34 +237,51 @@ def test_gemm_rows_do_not_depend_on_the_batch(gemm_isa, isa, dtype, trans_b, n, 
                                           err_msg=f"{size} rows, alpha {alpha}")
 
 
+@pytest.fixture
+def gemm_streaming():
+    """Set whether products may stream their rows (gemm.h's FM_STREAM_K); restored after."""
+    was = _blas.gemm_streaming(True)
+    yield _blas.gemm_streaming
+    _blas.gemm_streaming(was)
+
+
 @native
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True),
                                              (True, True)])
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("n,k", [(16, 2), (16, 16), (4, 16), (10, 33), (40, 20), (3, 300)])
-def test_tiny_products_equal_the_tiled_ones(gemm_threads, gemm_isa, isa, dtype, trans_a,
-                                            trans_b, n, k, rng):
-    """Products of at most 16 rows with a B of at most 4 KB (a tiny model's layers) stream
-    their rows four, two and one at a time instead of packing and tiling (a transposed B
-    copied plain first); each element is summed in the same order, so their rows equal
-    those of a product with more rows (tiles), alpha and beta included, on 1 or 2
-    threads."""
+@pytest.mark.parametrize("m,n,k", [
+    (16, 16, 2), (100, 16, 16), (100, 4, 16), (64, 1024, 1),    # a tiny model; one output's dX
+    (37, 10, 33), (300, 3, 170), (70, 40, 20),                  # B <= 4 KB (f64 (70, 40, 20): tiled)
+    (400, 700, 10), (2000, 64, 16)])                            # K <= 16, over MC rows, 2 threads
+def test_streamed_products_equal_the_tiled_ones(gemm_threads, gemm_isa, gemm_streaming, isa,
+                                                dtype, trans_a, trans_b, m, n, k, rng):
+    """Products with a B of at most 4 KB, or of at most 16 steps of K and more than two
+    rows, stream their rows four, two and one at a time against B in place (a transposed
+    B copied plain first, on the stack or in the packing buffer; one row of it read in
+    place) instead of packing and tiling, split by rows over the threads. Each element is
+    summed in the same order, so they equal the tiled product bit for bit, alpha and beta
+    included, on 1 or 2 threads; and a block of their rows equals those rows of the
+    whole product."""
     gemm_isa(isa)
-    m = 100                                  # over 16 rows: tiles
     a = rng.normal(size=(k, m) if trans_a else (m, k)).astype(dtype)
     b = rng.normal(size=(n, k) if trans_b else (k, n)).astype(dtype)
     c0 = rng.normal(size=(m, n)).astype(dtype)
     for threads in (1, 2):
         gemm_threads(threads)
         for alpha, beta in ((1.0, 0.0), (0.75, 0.5)):
-            full = c0.copy()
-            gemm_memview(a, b, full, trans_a, trans_b, alpha=alpha, beta=beta)
-            for size in (1, 2, 3, 4, 5, 6, 7, 8, 15, 16, 17, 64):
+            gemm_streaming(False)
+            tiled = c0.copy()
+            gemm_memview(a, b, tiled, trans_a, trans_b, alpha=alpha, beta=beta)
+            gemm_streaming(True)
+            streamed = c0.copy()
+            gemm_memview(a, b, streamed, trans_a, trans_b, alpha=alpha, beta=beta)
+            np.testing.assert_array_equal(streamed, tiled, err_msg=f"alpha {alpha}")
+            for size in (1, 2, 3, 5, 7, 8, 15, 17):
                 sub = np.ascontiguousarray(a[:, 7:7 + size] if trans_a else a[7:7 + size])
                 part = c0[7:7 + size].copy()
                 gemm_memview(sub, b, part, trans_a, trans_b, alpha=alpha, beta=beta)
-                np.testing.assert_array_equal(part, full[7:7 + size],
+                np.testing.assert_array_equal(part, tiled[7:7 + size],
                                               err_msg=f"{size} rows, alpha {alpha}")
 
 

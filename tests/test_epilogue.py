@@ -42,6 +42,8 @@ SHAPES = [  # (m, n, k, trans_a, trans_b): the products of MLP steps, edges and 
     (150, 40, 0, False, False),                                 # k = 0: C = beta C
     (64, 1, 1024, False, False), (1024, 1, 64, True, False),    # one column (n = 1)
     (5000, 1, 300, False, True), (3000, 1, 200, True, False),   # one column, 2 threads
+    (64, 1024, 1, False, True), (100, 4, 100, True, False),     # streamed: K = 1, B <= 4 KB
+    (1000, 600, 10, False, True), (4000, 4, 100, True, False),  # streamed over MC x NC, 2 threads
 ]
 
 

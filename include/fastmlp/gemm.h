@@ -77,7 +77,7 @@ typedef void (*fm_gemm_epi_fn)(void* ctx, ptrdiff_t r0, ptrdiff_t rows, ptrdiff_
  * (one value per column; NULL: none), then with `relu` also a = max(C, 0) into `a` (C's
  * row stride; `a` may be C, when nothing reads C's pre-activation values: a prediction).
  * The same operations in the same order as that pass (rounded once
- * each), so the same bits; the products that do not tile (1-2 rows, tiny, one column)
+ * each), so the same bits; the products that do not tile (1-2 rows, streamed, one column)
  * run the block epilogue instead. */
 typedef struct {
     const void* bias;
@@ -99,24 +99,34 @@ enum { FM_A_PACKED = 0, FM_A_COLS = 1, FM_A_ROWS = 2 };
  * path for 1 row and one for 2.) */
 #define FM_ROWS_MAX 2
 
-/* Tiny products: at most FM_TINY_ROWS rows (<= every family's MC) and a B of at most
- * FM_TINY_B_BYTES (in L1 from row to row) go through fm_gemm_tiny, rows streamed
- * FM_TINY_GROUP at a time (then 2, then 1): for the 2-16-16-4 model the tiles' packing and
- * set-up cost more than the multiply-adds (a step's products in C, one thread: batch 8
- * 0.81 -> 0.63 us, batch 32 1.92 -> 1.69; at batch 64 its dW products still gain, 3.35 ->
- * 3.17 us, but a 64-row forward is faster in tiles: 3.58 us with the bound at 64). Two
- * rows at a time left a 16-column strip two FMA chains of 8-16 steps, bound by the FMA's
- * latency; four rows hold eight chains, and a transposed B (dX = dZ W^T) copied plain
- * into a stack buffer takes this path too instead of the tiles (the b8 step's eight
- * products on an AVX2 Zen 1, one thread: 2.34 -> 1.45 us for the four rows, -> 1.30 us
- * with the transposed B). The same order per element as every other path. */
-#ifndef FM_TINY_ROWS
-#define FM_TINY_ROWS 16
+/* Streamed products: a B of at most FM_STREAM_B_BYTES (in L1 from row to row), or at most
+ * FM_STREAM_K steps of K with more than FM_ROWS_MAX rows, go through fm_gemm_stream: rows
+ * of A streamed FM_STREAM_GROUP at a time (then 2, then 1) against B read in place (a
+ * transposed B copied plain first), no packing; split by rows over the team. The tiles'
+ * packing, set-up and stores are paid per K block, and a few K steps do not pay for them:
+ * on an AVX2 Zen 1, one thread, tiled -> streamed: 64 x 1024 x 1 (a one-output layer's
+ * dX) 36.4 -> 8.8 us, 64 x 256 x 4 11.3 -> 4.5, 128 x 256 x 10 27.5 -> 16.2, 512 x 2048 x
+ * 16 1395 -> 974, 64 x 64 x 16 5.4 -> 3.7; with a small B also at long K: 256 x 4 x 256
+ * (transposed A, a dW) 106 -> 92 us. Whole epochs: the 64-1024-1 regression at batch 64
+ * 172-185 -> 157-163 ms, the 20-64-32-2 table at batch 8 41 -> 37 ms. (Before, only
+ * products of at most 16 rows with a B of 4 KB streamed; four rows at a time hold eight
+ * FMA chains a 16-column strip, enough to cover the FMA's latency where two rows were
+ * not: the tiny model's b8 step 2.34 -> 1.30 us.) Every element is summed in the same
+ * order as on every other path, so the bits do not depend on the path;
+ * fm_gemm_set_streaming(0) tiles these products instead (tests compare the two). */
+#define FM_STREAM_B_BYTES 4096
+#define FM_STREAM_K 16
+#ifndef FM_STREAM_GROUP
+#define FM_STREAM_GROUP 4
 #endif
-#define FM_TINY_B_BYTES 4096
-#ifndef FM_TINY_GROUP
-#define FM_TINY_GROUP 4
-#endif
+static int fm_gemm_streaming = 1;
+
+/* Whether products may stream (see above); returns the previous setting. */
+static int fm_gemm_set_streaming(int on) {
+    int was = fm_gemm_streaming;
+    fm_gemm_streaming = on != 0;
+    return was;
+}
 
 /* Rows of op(A) up to which the micro-kernel reads a non-transposed A in place instead of
  * packing it (measured on Zen 3: as fast or faster for the batch side of MLP products up

@@ -311,7 +311,7 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_rows_stri
         const int rows, const int vecs, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a,
         ptrdiff_t cs_a, const FM_T* B, ptrdiff_t ldb, FM_T alpha, FM_T bet, FM_T* C,
         ptrdiff_t ldc) {
-    FMV acc[FM_TINY_GROUP][FM_ROWS_VECS];
+    FMV acc[FM_STREAM_GROUP][FM_ROWS_VECS];
     for (int r = 0; r < rows; r++)
         for (int v = 0; v < vecs; v++) acc[r][v] = FMV_ZERO();
     for (ptrdiff_t p = 0; p < kc; p++, B += ldb)
@@ -352,7 +352,7 @@ FM_TARGET static inline __attribute__((always_inline)) void FM_NAME(fm_rows_last
         const int rows, ptrdiff_t cnt, ptrdiff_t kc, const FM_T* A, ptrdiff_t rs_a,
         ptrdiff_t cs_a, const FM_T* B, ptrdiff_t ldb, FM_T alpha, FM_T bet, FM_T* C,
         ptrdiff_t ldc) {
-    FMV acc[FM_TINY_GROUP];
+    FMV acc[FM_STREAM_GROUP];
     for (int r = 0; r < rows; r++) acc[r] = FMV_ZERO();
     for (ptrdiff_t p = 0; p < kc; p++, B += ldb) {
         FMV b = FMV_LOADN(B, cnt);
@@ -388,25 +388,25 @@ FM_TARGET static void FM_NAME(fm_gemm_rows)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
                                B + pc * ldb, ldb, alpha, pc == 0 ? beta : (FM_T)1, C, ldc);
 }
 
-/* The tiny path's product (m <= FM_TINY_ROWS, B in L1): as fm_gemm_rows, rows
- * FM_TINY_GROUP at a time, then two, then one. A tiny product's K blocks are a few dozen
- * steps: with two rows a strip holds two or four FMA chains, too few to cover the FMA's
- * latency; four rows hold eight (measured: see FM_TINY_GROUP in gemm.h). */
-FM_TARGET static void FM_NAME(fm_gemm_tiny)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_T alpha,
-                                            const FM_T* A, ptrdiff_t rs_a, ptrdiff_t cs_a,
-                                            const FM_T* B, ptrdiff_t ldb, FM_T beta,
-                                            FM_T* C, ptrdiff_t ldc) {
+/* The rows of a streamed product (see FM_STREAM_K in gemm.h): as fm_gemm_rows, rows
+ * FM_STREAM_GROUP at a time, then two, then one, B read in place. A streamed product's K
+ * blocks are a few dozen steps: with two rows a strip holds two or four FMA chains, too
+ * few to cover the FMA's latency; four rows hold eight. */
+FM_TARGET static void FM_NAME(fm_stream_rows)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                              FM_T alpha, const FM_T* A, ptrdiff_t rs_a,
+                                              ptrdiff_t cs_a, const FM_T* B, ptrdiff_t ldb,
+                                              FM_T beta, FM_T* C, ptrdiff_t ldc) {
     const ptrdiff_t nv = n / FM_VL * FM_VL;
     for (ptrdiff_t pc = 0, kcb = FM_NAME(fm_k_block)(k); pc < k; pc += kcb) {
         ptrdiff_t kc = k - pc < kcb ? k - pc : kcb, i = 0;
         FM_T bet = pc == 0 ? beta : (FM_T)1;
         const FM_T* b = B + pc * ldb;
-        for (; i + FM_TINY_GROUP <= m; i += FM_TINY_GROUP) {
+        for (; i + FM_STREAM_GROUP <= m; i += FM_STREAM_GROUP) {
             const FM_T* a = A + i * rs_a + pc * cs_a;
-            FM_NAME(fm_rows_strips)(FM_TINY_GROUP, nv, kc, a, rs_a, cs_a, b, ldb, alpha, bet,
+            FM_NAME(fm_rows_strips)(FM_STREAM_GROUP, nv, kc, a, rs_a, cs_a, b, ldb, alpha, bet,
                                     C + i * ldc, ldc);
             if (nv < n)
-                FM_NAME(fm_rows_last)(FM_TINY_GROUP, n - nv, kc, a, rs_a, cs_a, b + nv, ldb,
+                FM_NAME(fm_rows_last)(FM_STREAM_GROUP, n - nv, kc, a, rs_a, cs_a, b + nv, ldb,
                                       alpha, bet, C + i * ldc + nv, ldc);
         }
         for (; i < m; i += FM_ROWS_MAX)
@@ -577,6 +577,75 @@ static void FM_NAME(fm_gemm_chunk)(void* arg, ptrdiff_t i, int slot) {
 
 #include "gemm_thin.h"   /* fm_gemv, fm_gemm_rows_k: one column; 1-2 rows along K */
 
+/* A streamed product split by rows: chunks of `rows` rows (a multiple of FM_STREAM_GROUP). */
+typedef struct {
+    ptrdiff_t m, n, k, rs_a, cs_a, ldb, ldc, rows;
+    FM_T alpha, beta;
+    const FM_T* A;
+    const FM_T* B;
+    FM_T* C;
+    fm_gemm_epi_fn epi;
+    void* epi_ctx;
+} FM_NAME(fm_stream_job);
+
+/* Chunk i: its rows in blocks of at most MC, each followed by the epilogue over its slices
+ * of at most NC columns (the blocks the epilogue contract promises). */
+static void FM_NAME(fm_stream_chunk)(void* arg, ptrdiff_t i, int slot) {
+    const FM_NAME(fm_stream_job)* j = (const FM_NAME(fm_stream_job)*)arg;
+    const ptrdiff_t s = i * j->rows, e = j->m - s < j->rows ? j->m : s + j->rows;
+    (void)slot;
+    for (ptrdiff_t r = s; r < e; r += FM_MC) {
+        const ptrdiff_t mc = e - r < FM_MC ? e - r : FM_MC;
+        FM_NAME(fm_stream_rows)(mc, j->n, j->k, j->alpha, j->A + r * j->rs_a, j->rs_a, j->cs_a,
+                                j->B, j->ldb, j->beta, j->C + r * j->ldc, j->ldc);
+        if (j->epi)
+            for (ptrdiff_t c = 0; c < j->n; c += FM_NC)
+                j->epi(j->epi_ctx, r, mc, c, j->n - c < FM_NC ? j->n - c : FM_NC);
+    }
+}
+
+/* C = alpha op(A) op(B) + beta C streamed (see FM_STREAM_K in gemm.h) on up to `threads`
+ * threads. A transposed B (a backward's dX = dZ W^T) is first copied plain, k x n: on the
+ * stack up to FM_STREAM_B_BYTES, else into this thread's packing buffer (-1 when that
+ * cannot be allocated: nothing written); ldb is then n (with k = 1, any ldb: one row).
+ * Inlined into fm_gemm, its one caller: a call of its own cost a tiny model's products
+ * ~7 ns each (a 100-300 ns product). */
+static inline __attribute__((always_inline)) int FM_NAME(fm_gemm_stream)(
+        int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, FM_T alpha, const FM_T* A,
+        ptrdiff_t lda, const FM_T* B, ptrdiff_t ldb, FM_T beta, FM_T* C, ptrdiff_t ldc,
+        int threads, fm_gemm_epi_fn epi, void* epi_ctx) {
+    FM_T bt_stack[FM_STREAM_B_BYTES / sizeof(FM_T)] __attribute__((aligned(64)));
+    const size_t b_bytes = (size_t)k * (size_t)n * sizeof(FM_T);
+    if (tb && !(k == 1 && ldb == 1)) {   /* (one row of op(B), contiguous: read in place) */
+        FM_T* bt = b_bytes <= sizeof bt_stack ? bt_stack : (FM_T*)fm_gemm_buffer(b_bytes);
+        if (!bt) return -1;
+        for (ptrdiff_t p = 0; p < k; p++)
+            for (ptrdiff_t j = 0; j < n; j++) bt[p * n + j] = B[j * ldb + p];
+        B = bt, ldb = n;
+    }
+    const ptrdiff_t rs_a = ta ? 1 : lda, cs_a = ta ? lda : 1;
+    /* one block, here: a tiny model's products (the test is fm_gemm_plan_threads's t < 2,
+     * in integers: its doubles cost a tenth of a 100 ns product) */
+    if (m <= FM_MC && n <= FM_NC && (m + 16) * n * k < 2 * FM_GEMM_MIN_WORK) {
+        FM_NAME(fm_stream_rows)(m, n, k, alpha, A, rs_a, cs_a, B, ldb, beta, C, ldc);
+        if (epi) epi(epi_ctx, 0, m, 0, n);
+        return 0;
+    }
+    FM_NAME(fm_stream_job) job = {m, n, k, rs_a, cs_a, ldb, ldc, m, alpha, beta, A, B, C, epi,
+                                  epi_ctx};
+    const ptrdiff_t groups = (m + FM_STREAM_GROUP - 1) / FM_STREAM_GROUP;
+    int t = fm_gemm_plan_threads(m, n, k, threads);
+    ptrdiff_t chunks = t <= 1 ? 1 : (ptrdiff_t)t * fm_gemm_chunks_m;
+    if (chunks > groups) chunks = groups;
+    job.rows = (groups + chunks - 1) / chunks * FM_STREAM_GROUP;
+    chunks = (m + job.rows - 1) / job.rows;
+    if (chunks <= 1)
+        FM_NAME(fm_stream_chunk)(&job, 0, 0);
+    else
+        fm_pool_run(t < chunks ? t : (int)chunks, chunks, FM_NAME(fm_stream_chunk), &job);
+    return 0;
+}
+
 /* C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C, row-major with row strides lda, ldb,
  * ldc; on up to `threads` threads; epi (when not NULL) runs on each finished block of C,
  * except where tile_epi (when not NULL) does the same work in the tiles (products that
@@ -602,21 +671,10 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
                          epi_ctx);
         return 0;
     }
-    if (m <= FM_TINY_ROWS && n <= FM_NC
-            && (size_t)k * (size_t)n * sizeof(FM_T) <= FM_TINY_B_BYTES) {
-        /* a tiny product (B in L1): rows streamed a few at a time; no packing, no team. A
-         * transposed B (a backward's dX = dZ W^T) is first copied plain, k x n. */
-        FM_T bt[FM_TINY_B_BYTES / sizeof(FM_T)] __attribute__((aligned(64)));
-        const ptrdiff_t rs_a = ta ? 1 : lda, cs_a = ta ? lda : 1;
-        if (tb) {
-            for (ptrdiff_t j = 0; j < n; j++)
-                for (ptrdiff_t p = 0; p < k; p++) bt[p * n + j] = B[j * ldb + p];
-            B = bt, ldb = n;
-        }
-        FM_NAME(fm_gemm_tiny)(m, n, k, alpha, A, rs_a, cs_a, B, ldb, beta, C, ldc);
-        if (epi) epi(epi_ctx, 0, m, 0, n);     /* one block: m <= MC, n <= NC */
-        return 0;
-    }
+    if (fm_gemm_streaming && ((size_t)k * (size_t)n * sizeof(FM_T) <= FM_STREAM_B_BYTES
+                              || (k <= FM_STREAM_K && m > FM_ROWS_MAX)))
+        return FM_NAME(fm_gemm_stream)(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc,
+                                       threads, epi, epi_ctx);
     FM_NAME(fm_gemm_job) job;
     job.ta = ta, job.tb = tb, job.m = m, job.n = n, job.k = k, job.lda = lda, job.ldb = ldb;
     job.ldc = ldc, job.alpha = alpha, job.beta = beta, job.A = A, job.B = B, job.C = C;

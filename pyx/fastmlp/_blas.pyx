@@ -26,6 +26,7 @@ cdef extern from "fastmlp/gemm.h" nogil:
     void fm_gemm_set_chunks(int along_n, int along_m)
     int fm_gemm_chunks_n
     int fm_gemm_chunks_m
+    int fm_gemm_set_streaming(int on)
     int fm_gemm_native()
     int fm_gemm_cpu_isa()
     int fm_gemm_set_isa(int isa)
@@ -190,6 +191,13 @@ def gemm_chunks(along_n=None, along_m=None):
     arguments, set them first (for experiments and benchmarks: results do not change)."""
     fm_gemm_set_chunks(along_n or 0, along_m or 0)
     return fm_gemm_chunks_n, fm_gemm_chunks_m
+
+
+def gemm_streaming(enabled):
+    """Whether products with a small B or a short K stream their rows instead of tiling
+    (gemm.h's FM_STREAM_K); returns the previous setting. For tests and experiments: both
+    paths give the same bits."""
+    return bool(fm_gemm_set_streaming(bool(enabled)))
 
 
 def pool_workers():
