@@ -252,7 +252,7 @@ def gemm_streaming():
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("m,n,k", [
     (16, 16, 2), (100, 16, 16), (100, 4, 16), (64, 1024, 1),    # a tiny model; one output's dX
-    (37, 10, 33), (300, 3, 170), (70, 40, 20),                  # B <= 4 KB (f64 (70, 40, 20): tiled)
+    (37, 10, 33), (300, 3, 170), (70, 40, 20),                  # B <= 4 KB (f64 70x40x20: tiled)
     (400, 700, 10), (2000, 64, 16)])                            # K <= 16, over MC rows, 2 threads
 def test_streamed_products_equal_the_tiled_ones(gemm_threads, gemm_isa, gemm_streaming, isa,
                                                 dtype, trans_a, trans_b, m, n, k, rng):
