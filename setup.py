@@ -22,9 +22,9 @@ Build rules:
 - Generated ``.c`` files are build outputs and are never committed.
 - The extensions compile in parallel, one job a CPU (``BuildExtParallel``): pip and
   ``python -m build`` call ``build_ext`` without ``-j``, and a serial build of the eleven
-  modules took 8-12 minutes on a 2-vCPU machine (``_blas`` alone ~4), in parallel ~5. ``_blas`` comes first
-  in ``MODULES`` so the longest compile starts first. ``FASTMLP_BUILD_JOBS`` overrides the
-  count (``1``: serial).
+  modules took 8-12 minutes on a 2-vCPU machine (``_blas`` alone ~4), in parallel ~5.
+  ``_blas`` comes first in ``MODULES`` so the longest compile starts first.
+  ``FASTMLP_BUILD_JOBS`` overrides the count (``1``: serial).
 """
 import glob
 import os
