@@ -1,4 +1,5 @@
 """Thread safety: concurrent predict, training in threads, determinism."""
+import itertools
 import os
 import subprocess
 import sys
@@ -205,6 +206,41 @@ def test_governor_does_not_probe_a_team_that_keeps_up():
     late = _trace(2, lambda w, t: ({2: 1.0, 1: 1.6}[t] if w < 100 else {2: 6.5, 1: 2.7}[t],
                                    0.03 if w < 100 else [0.0, 0.3][w % 2]), 200)
     assert late[:100].count(1) == 1 and late[-50:].count(1) >= 45
+
+
+def test_governor_ends_a_losing_probe_early():
+    """Step by step on a simulated clock: a probe of one thread at half speed stops once
+    it has taken as long as a whole window of 16 steps at two threads (after 8 of its
+    steps, not 16), and the governor stays on two. A probe that is faster runs its whole
+    window and wins."""
+    from fastmlp._train import governor_step_trace
+    idle = governor_step_trace(2, lambda s, t: {2: 1.0, 1: 2.0}[t], 16 * 40)
+    first = idle.index(1)
+    assert first == 4 * 16                              # after four windows at the setting
+    assert idle[first:first + 9] == [1] * 8 + [2]       # 8 steps, then back on two
+    assert idle[-16 * 8:].count(1) == 0
+    # just under a window's time: 15 steps at 1.07 (16.05 > 16 only at the 15th)
+    slow = governor_step_trace(2, lambda s, t: {2: 1.0, 1: 1.07}[t], 16 * 8)
+    assert slow[first:first + 16] == [1] * 15 + [2]
+    busy = governor_step_trace(2, lambda s, t: {2: 6.5, 1: 2.7}[t], 16 * 40)
+    runs = [(t, len(list(run))) for t, run in itertools.groupby(busy)]
+    assert runs[:3] == [(2, 64), (1, 16), (2, 16)]      # probe, then the window judging it
+    # on one thread from then on; its probes of two threads stop after 7 steps (7 x 6.5
+    # >= 16 x 2.7), where they ran 16 before
+    assert runs[3][0] == 1 and [n for t, n in runs[3:] if t == 2] == [7, 7, 7]
+
+
+def test_governor_probe_carries_on_across_runs():
+    """Epochs of 39 steps (MNIST at batch 512 over 20,000 rows), with 1000 s outside the
+    loop between them: a probe that begins in the last steps of an epoch keeps the steps
+    it ran, and the time between epochs is not counted: a losing probe still runs 8 steps
+    in all (it ran 7 + 8 = 15 when the pause restarted it), a winning one 16."""
+    from fastmlp._train import governor_step_trace
+    idle = governor_step_trace(2, lambda s, t: {2: 1.0, 1: 2.0}[t], 39 * 10, run_steps=39)
+    assert idle.count(1) == 8 and idle.index(1) == 71      # 7 steps in epoch 2, 1 in 3
+    busy = governor_step_trace(2, lambda s, t: {2: 6.5, 1: 2.7}[t], 39 * 10, run_steps=39)
+    runs = [(t, len(list(run))) for t, run in itertools.groupby(busy)]
+    assert runs[:2] == [(2, 71), (1, 16)]
 
 
 def test_governor_measures_how_long_the_caller_waits(rng):

@@ -7,6 +7,7 @@ cdef extern from "fastmlp/governor.h" nogil:
     int fm_governor_next(fm_governor* g, double per_step, double wait_share)
     double fm_governor_wait(const fm_governor* g)
     int fm_governor_step(fm_governor* g, double waited)
+    int fm_governor_step_at(fm_governor* g, double waited, double now)
     int fm_governor_threads(const fm_governor* g)
 
 cdef extern from "fastmlp/fpmode.h" nogil:
@@ -103,4 +104,28 @@ def governor_trace(int max_threads, per_step, Py_ssize_t windows):
         cost = per_step(w, t)
         seconds, wait = cost if isinstance(cost, tuple) else (cost, 1.0)
         fm_governor_next(&g, float(seconds), float(wait))
+    return trace
+
+
+def governor_step_trace(int max_threads, step_seconds, Py_ssize_t steps,
+                        Py_ssize_t run_steps=0):
+    """Test wrapper: run the governor step by step (fm_governor_step_at) on a simulated
+    clock, where a step at t threads takes ``step_seconds(step_index, t)`` seconds (the
+    caller never waits for other threads), in runs of ``run_steps`` steps (0: one run)
+    with 1000 s outside the loop between runs (fm_governor_pause, as between epochs);
+    returns the thread count of every step."""
+    cdef fm_governor g
+    cdef double now = 1.0
+    fm_governor_init(&g, max_threads)
+    trace = []
+    for s in range(steps):
+        if run_steps > 0 and s > 0 and s % run_steps == 0:
+            fm_governor_pause(&g)
+            now += 1000.0
+        if s == 0 or (run_steps > 0 and s % run_steps == 0):
+            fm_governor_step_at(&g, 0.0, now)  # a run's first call (re)starts the clock
+        t = fm_governor_threads(&g)
+        trace.append(t)
+        now += float(step_seconds(s, t))
+        fm_governor_step_at(&g, 0.0, now)
     return trace
