@@ -314,6 +314,35 @@ def test_one_column_product_is_that_column_of_a_wider_one(gemm_threads, gemm_isa
                                               err_msg=str((m, k, alpha, beta, threads)))
 
 
+@native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("n", [10, 16])
+def test_narrow_product_reads_a_transposed_a_in_place_with_the_same_bits(
+        gemm_threads, gemm_isa, isa, dtype, n, rng):
+    """dW = Xᵀ dZ of a layer with at most NR outputs (16 float32 columns with AVX2, 32 with
+    AVX-512): one strip of tiles, so a transposed A of more than MC rows is read in place
+    instead of packed (each value is read once either way). Bit-identical to those columns
+    of a product wide enough to pack A (40 columns), on 1-3 threads (chunks of either
+    kind), with alpha and beta."""
+    gemm_isa(isa)
+    for m, k in [(145, 130), (300, 300), (1030, 700)]:
+        a = rng.normal(size=(k, m)).astype(dtype)
+        b = rng.normal(size=(k, 40)).astype(dtype)
+        c0 = rng.normal(size=(m, 40)).astype(dtype)
+        bn = np.ascontiguousarray(b[:, :n])
+        for alpha, beta in ((0.75, 0.5), (1.0, 0.0)):
+            gemm_threads(1)
+            wide = c0.copy()
+            gemm_memview(a, b, wide, True, False, alpha=alpha, beta=beta)
+            for threads in (1, 2, 3):
+                gemm_threads(threads)
+                narrow = c0[:, :n].copy() if beta else np.full((m, n), np.nan, dtype)
+                gemm_memview(a, bn, narrow, True, False, alpha=alpha, beta=beta)
+                np.testing.assert_array_equal(narrow, wide[:, :n],
+                                              err_msg=str((m, k, alpha, beta, threads)))
+
+
 # --- the core's thread team (include/fastmlp/pool.h) ----------------------------------------
 @pytest.mark.parametrize("n,threads", [(1, 2), (2, 2), (7, 2), (64, 2), (1000, 3), (5, 1)])
 def test_pool_runs_every_chunk_exactly_once(n, threads):

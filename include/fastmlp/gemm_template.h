@@ -468,7 +468,9 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
                                               FM_T* buf, const FM_NAME(fm_epi_at)* epi) {
     FM_T* Ap = buf;
     FM_T* Bp = buf + FM_MC * FM_KC;
-    const int pack_a = m > FM_A_DIRECT_MAX || (ta && m > FM_MC);
+    /* a transposed A of more than MC rows is packed when its blocks serve more than one
+     * strip of NR columns (n > NR); with one strip each value is read once either way */
+    const int pack_a = m > FM_A_DIRECT_MAX || (ta && m > FM_MC && n > FM_NR);
     const int plain = !pack_a && !ta;     /* A read in place along its rows */
     const ptrdiff_t mcb = plain ? FM_MC_PLAIN : FM_MC;   /* A's row block */
     for (ptrdiff_t jc = 0; jc < n; jc += FM_NC) {
@@ -685,7 +687,9 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
     job.len = job.split_n ? n : m;
     ptrdiff_t unit = job.split_n ? FM_NR : FM_MR;
     ptrdiff_t units = (job.len + unit - 1) / unit;
-    int t = fm_gemm_plan_threads(m, n, k, threads);
+    /* tiles compute whole strips of NR columns: a narrow product (an output layer's 10)
+     * costs the tiles as much as NR columns, and is planned as that much work */
+    int t = fm_gemm_plan_threads(m, job.rows ? n : (n + FM_NR - 1) / FM_NR * FM_NR, k, threads);
     if (job.rows && t > 1 && k > FM_KC)    /* whole rows of B a thread (see fm_gemm_rows_k) */
         return FM_NAME(fm_gemm_rows_k)(m, n, k, alpha, A, ta ? 1 : lda, ta ? lda : 1, B, ldb,
                                        beta, C, ldc, t, epi, epi_ctx);
