@@ -302,16 +302,24 @@ def test_one_column_product_is_that_column_of_a_wider_one(gemm_threads, gemm_isa
         b = rng.normal(size=(3, k) if trans_b else (k, 3)).astype(dtype)
         b1 = np.ascontiguousarray(b[:1] if trans_b else b[:, :1])
         c0 = rng.normal(size=(m, 3)).astype(dtype)
-        for alpha, beta in ((0.75, 0.5), (1.0, 0.0)):
-            gemm_threads(1)
-            wide = c0.copy()
-            gemm_memview(a, b, wide, trans_a, trans_b, alpha=alpha, beta=beta)
-            for threads in (1, 2, 3):
-                gemm_threads(threads)
-                one = c0[:, :1].copy() if beta else np.full((m, 1), np.nan, dtype)
-                gemm_memview(a, b1, one, trans_a, trans_b, alpha=alpha, beta=beta)
-                np.testing.assert_array_equal(one[:, 0], wide[:, 0],
-                                              err_msg=str((m, k, alpha, beta, threads)))
+        _assert_same_bits_as_wider(gemm_threads, a, b, b1, c0, trans_a, trans_b, (m, k))
+
+
+def _assert_same_bits_as_wider(gemm_threads, a, b, b_narrow, c0, trans_a, trans_b, label):
+    """The product with ``b_narrow`` (the first columns of op(b)) equals those columns of
+    the product with ``b`` (computed on one thread) bit for bit, on 1-3 threads, with
+    alpha and beta (beta = 0 never reads C: that C starts as NaN)."""
+    m, n = c0.shape[0], b_narrow.shape[0] if trans_b else b_narrow.shape[1]
+    for alpha, beta in ((0.75, 0.5), (1.0, 0.0)):
+        gemm_threads(1)
+        wide = c0.copy()
+        gemm_memview(a, b, wide, trans_a, trans_b, alpha=alpha, beta=beta)
+        for threads in (1, 2, 3):
+            gemm_threads(threads)
+            narrow = c0[:, :n].copy() if beta else np.full((m, n), np.nan, c0.dtype)
+            gemm_memview(a, b_narrow, narrow, trans_a, trans_b, alpha=alpha, beta=beta)
+            np.testing.assert_array_equal(narrow, wide[:, :n],
+                                          err_msg=str((label, alpha, beta, threads)))
 
 
 @native
@@ -331,16 +339,7 @@ def test_narrow_product_reads_a_transposed_a_in_place_with_the_same_bits(
         b = rng.normal(size=(k, 40)).astype(dtype)
         c0 = rng.normal(size=(m, 40)).astype(dtype)
         bn = np.ascontiguousarray(b[:, :n])
-        for alpha, beta in ((0.75, 0.5), (1.0, 0.0)):
-            gemm_threads(1)
-            wide = c0.copy()
-            gemm_memview(a, b, wide, True, False, alpha=alpha, beta=beta)
-            for threads in (1, 2, 3):
-                gemm_threads(threads)
-                narrow = c0[:, :n].copy() if beta else np.full((m, n), np.nan, dtype)
-                gemm_memview(a, bn, narrow, True, False, alpha=alpha, beta=beta)
-                np.testing.assert_array_equal(narrow, wide[:, :n],
-                                              err_msg=str((m, k, alpha, beta, threads)))
+        _assert_same_bits_as_wider(gemm_threads, a, b, bn, c0, True, False, (m, k))
 
 
 # --- the core's thread team (include/fastmlp/pool.h) ----------------------------------------
