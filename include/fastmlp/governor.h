@@ -156,6 +156,7 @@ static int fm_governor_step_at(fm_governor* g, double waited, double now) {
  * ends and at the steps of a probe, so the clock is read only then (~40 ns a read in a
  * KVM guest, measured: ~1 % of the tiny model's 4.4 us step). */
 static int fm_governor_step(fm_governor* g, double waited) {
+    if (g->max_threads <= 1) return 0;
     const int read = g->start == 0.0 || g->trial || g->steps + 1 >= FM_GOV_WINDOW;
     return fm_governor_step_at(g, waited, read ? fm_clock_now() : 0.0);
 }
