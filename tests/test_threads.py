@@ -208,6 +208,11 @@ def test_governor_does_not_probe_a_team_that_keeps_up():
     assert late[:100].count(1) == 1 and late[-50:].count(1) >= 45
 
 
+def _runs(trace):
+    """[(threads, steps in a row)] of a step trace."""
+    return [(t, len(list(run))) for t, run in itertools.groupby(trace)]
+
+
 def test_governor_ends_a_losing_probe_early():
     """Step by step on a simulated clock: a probe of one thread at half speed stops once
     it has taken as long as a whole window of 16 steps at two threads (after 8 of its
@@ -222,8 +227,7 @@ def test_governor_ends_a_losing_probe_early():
     # just under a window's time: 15 steps at 1.07 (16.05 > 16 only at the 15th)
     slow = governor_step_trace(2, lambda s, t: {2: 1.0, 1: 1.07}[t], 16 * 8)
     assert slow[first:first + 16] == [1] * 15 + [2]
-    busy = governor_step_trace(2, lambda s, t: {2: 6.5, 1: 2.7}[t], 16 * 40)
-    runs = [(t, len(list(run))) for t, run in itertools.groupby(busy)]
+    runs = _runs(governor_step_trace(2, lambda s, t: {2: 6.5, 1: 2.7}[t], 16 * 40))
     assert runs[:3] == [(2, 64), (1, 16), (2, 16)]      # probe, then the window judging it
     # on one thread from then on; its probes of two threads stop after 7 steps (7 x 6.5
     # >= 16 x 2.7), where they ran 16 before
@@ -239,8 +243,7 @@ def test_governor_probe_carries_on_across_runs():
     idle = governor_step_trace(2, lambda s, t: {2: 1.0, 1: 2.0}[t], 39 * 10, run_steps=39)
     assert idle.count(1) == 8 and idle.index(1) == 71      # 7 steps in epoch 2, 1 in 3
     busy = governor_step_trace(2, lambda s, t: {2: 6.5, 1: 2.7}[t], 39 * 10, run_steps=39)
-    runs = [(t, len(list(run))) for t, run in itertools.groupby(busy)]
-    assert runs[:2] == [(2, 71), (1, 16)]
+    assert _runs(busy)[:2] == [(2, 71), (1, 16)]
 
 
 def test_governor_measures_how_long_the_caller_waits(rng):

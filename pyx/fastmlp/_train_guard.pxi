@@ -119,10 +119,10 @@ def governor_step_trace(int max_threads, step_seconds, Py_ssize_t steps,
     fm_governor_init(&g, max_threads)
     trace = []
     for s in range(steps):
-        if run_steps > 0 and s > 0 and s % run_steps == 0:
-            fm_governor_pause(&g)
-            now += 1000.0
-        if s == 0 or (run_steps > 0 and s % run_steps == 0):
+        if s == 0 or (run_steps > 0 and s % run_steps == 0):   # a run starts
+            if s:
+                fm_governor_pause(&g)
+                now += 1000.0
             fm_governor_step_at(&g, 0.0, now)  # a run's first call (re)starts the clock
         t = fm_governor_threads(&g)
         trace.append(t)
