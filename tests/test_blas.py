@@ -165,6 +165,85 @@ def test_gemm_threads_split_gives_the_serial_result(gemm_threads, gemm_isa, isa,
     assert rel_err(out[0], 0.75 * (A.astype(np.float64) @ b) + 0.5 * c0) < RTOL[dtype] * 10
 
 
+@pytest.fixture
+def gemm_tail():
+    """Set the guided tail of split products within a test (always on, not adaptive),
+    restoring the settings afterwards."""
+    saved = _blas.gemm_tail()
+    yield lambda sixteenths, parts: _blas.gemm_tail(sixteenths, parts, adaptive=False)
+    _blas.gemm_tail(*saved)
+
+
+@pytest.mark.parametrize("units", list(range(1, 60)) + [131, 257, 1000])
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("min_tail", [1, 4, 24])
+@pytest.mark.parametrize("sixteenths,parts", [(0, 2), (1, 1), (4, 2), (15, 3)])
+def test_guided_split_covers_the_product_once(gemm_tail, units, threads, min_tail,
+                                              sixteenths, parts):
+    """A product's units (NR columns or MR rows) in ``threads`` head chunks of ``head``
+    units, then tail chunks of ``tail`` (the last one cut): every unit in exactly one
+    chunk, no chunk empty; at most ``parts`` tail chunks a thread, each of at least
+    ``min_tail`` units but the last; about ``sixteenths`` / 16 of the work in the tail
+    (uniform with 0, or when the heads would be empty)."""
+    gemm_tail(sixteenths, parts)
+    t = min(threads, units)
+    if t < 2:
+        return
+    n, head, tail = _blas.gemm_plan_chunks_for_tests(units, t, min_tail)
+    starts = [i * head if i < t else t * head + (i - t) * tail for i in range(n)]
+    ends = [min(units, s + (head if i < t else tail)) for i, s in enumerate(starts)]
+    assert starts[0] == 0 and ends[-1] == units
+    assert all(e > s for s, e in zip(starts, ends))
+    assert starts[1:] == ends[:-1]
+    in_tail = max(units * sixteenths // 16, min_tail * t)
+    if sixteenths == 0 or units - in_tail < t:
+        assert head == tail and n <= t
+        return
+    assert t < n <= t + t * parts
+    assert all(e - s >= min_tail for s, e in zip(starts[t:-1], ends[t:-1]))
+    assert in_tail <= units - t * head < in_tail + t
+
+
+def test_adaptive_tail_follows_the_heads_times():
+    """The adaptive tail turns on once the slowest head chunk has taken over 1.12x the
+    fastest's time on average (a vCPU running slower), not for one outlier, and off again
+    once the heads end together; in between (1.06-1.12x) it keeps its state."""
+    settle = lambda ratio, n: [_blas.gemm_heads_timed_for_tests(ratio) for _ in range(n)][-1]
+    assert not settle(1.0, 60)
+    assert not _blas.gemm_heads_timed_for_tests(3.0)          # one outlier
+    assert not settle(1.0, 60)
+    assert settle(1.6, 12)
+    assert _blas.gemm_tail_state()[0] and _blas.gemm_tail_state()[1] > 1.12
+    assert settle(1.09, 60)                                   # hysteresis: stays on
+    assert not settle(1.0, 60)
+    assert not settle(1.09, 60)                               # and stays off
+    with pytest.raises(ValueError, match="ratio"):
+        _blas.gemm_heads_timed_for_tests(0.5)
+
+
+@native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,n,k,trans_a", [(64, 700, 300, False), (900, 64, 200, True),
+                                           (250, 600, 100, True), (700, 90, 120, False)])
+@pytest.mark.parametrize("sixteenths,parts", [(0, 2), (4, 2), (15, 3), (2, 1)])
+def test_guided_split_gives_the_serial_result(gemm_threads, gemm_tail, dtype, m, n, k,
+                                              trans_a, sixteenths, parts, rng):
+    """Split along N or M with a guided tail of any size: each element is still computed
+    by one chunk, as on one thread: the same bits (alpha and beta included)."""
+    a = rng.normal(size=(k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.normal(size=(k, n)).astype(dtype)
+    c0 = rng.normal(size=(m, n)).astype(dtype)
+    gemm_threads(1)
+    serial = c0.copy()
+    gemm_memview(a, b, serial, trans_a=trans_a, alpha=0.75, beta=0.5)
+    gemm_tail(sixteenths, parts)
+    for threads in (2, 3):
+        gemm_threads(threads)
+        c = c0.copy()
+        gemm_memview(a, b, c, trans_a=trans_a, alpha=0.75, beta=0.5)
+        np.testing.assert_array_equal(c, serial, err_msg=str(threads))
+
+
 def test_gemm_reads_strided_rows(backend, rng):
     """Row strides larger than the row (a column block of a bigger matrix, as the core's
     workspace gives) are honoured for every operand."""

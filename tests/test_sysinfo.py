@@ -17,6 +17,8 @@ def test_show_config_names_the_kernels_threads_and_blas():
     assert cfg["gemm_isa"] == _blas.gemm_isa() and f"GEMM kernels: {cfg['gemm_isa']}" in text
     assert cfg["threads"] == fm.get_num_threads() and "threads:" in text
     assert "BLAS (fallback path)" in text and "CPU:" in text
+    assert cfg["gemm_tail"] == _blas.gemm_tail() and "split products: one chunk a thread" in text
+    assert ("while the threads' chunks take unequal times" in text) == cfg["gemm_tail"][4]
     if cfg["gemm_isa"] != "none":
         assert cfg["gemm_tile_f32"][0] > 0 and cfg["gemm_tile_f64"][1] * 2 == cfg["gemm_tile_f32"][1]
     plain = cfg["gemm_tile_f32_plain"]

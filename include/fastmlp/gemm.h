@@ -156,8 +156,9 @@ static int fm_gemm_set_streaming(int on) {
  * the former 4 (N) and 2 (M) a thread: batch 32 448-461 vs 488-512 ms, batch 128
  * 252-267 vs 287-290, batch 256 221 vs 230-257, the wide shape 53.4-54.2 vs 54.8-55.6
  * ms a step; with the other core busy, equal (adaptive threads 225 ms either way). A
- * parked worker can then hold back half a product (pool.h lets the caller take a chunk
- * no worker claimed; the governor drops to one thread on a busy machine). Products of
+ * slow or parked worker can hold back at most its head chunk (pool.h lets the caller
+ * take a chunk no worker claimed; the guided tail below balances a slower thread; the
+ * governor drops to one thread on a busy machine). Products of
  * 1-2 rows (fm_gemm_rows) always take one chunk a thread: they stream B, and long
  * contiguous runs of each B row stream fastest. Settable for experiments
  * (fm_gemm_set_chunks). */
@@ -166,6 +167,84 @@ static int fm_gemm_chunks_n = 1, fm_gemm_chunks_m = 1;
 static void fm_gemm_set_chunks(int along_n, int along_m) {
     if (along_n >= 1) fm_gemm_chunks_n = along_n;
     if (along_m >= 1) fm_gemm_chunks_m = along_m;
+}
+
+/* The guided tail of a split product: fm_gemm_tail_16ths / 16 of its work goes in up to
+ * fm_gemm_tail_parts small chunks a thread, claimed after the threads' large head chunks
+ * (one a thread, the caller's chunk 0 as above); 0 sixteenths: the uniform split above.
+ * A thread that runs slower than the others then ends its head late and the others take
+ * the tail; with static halves the slow half decides every product's time. On a KVM
+ * guest one vCPU at times runs ~1.6x slower for minutes (its host core shared); with
+ * that emulated (benchmarks/slow_vcpu.c: a SCHED_FIFO thread taking 25 of every ~95 us
+ * of one vCPU), MNIST-shape epochs at batch 32 / 256 / 512 ran 1.25 / 1.18 / 1.31x faster
+ * with a quarter in the tail. On a quiet machine the tail costs 2-3.5 % (each tail chunk
+ * reads A, or packs B, again), so it is adaptive (fm_gemm_tail_adaptive): products time
+ * their head chunks, which hold equal work, and the tail is used while the slowest head has
+ * taken more than 1.12x the fastest's time on average (an average over the last ~16
+ * timed products; off again below 1.06x). Settable for experiments (fm_gemm_set_tail). */
+static int fm_gemm_tail_16ths = 4, fm_gemm_tail_parts = 2, fm_gemm_tail_adaptive = 1;
+/* The smallest tail chunk: along N 64 columns (each chunk reads all of A again), along M
+ * 48 rows (each chunk packs all of B again: ~5 rows' worth of FMAs). */
+static int fm_gemm_tail_cols = 64, fm_gemm_tail_rows = 48;
+
+static void fm_gemm_set_tail(int sixteenths, int parts, int cols, int rows, int adaptive) {
+    if (sixteenths >= 0 && sixteenths < 16) fm_gemm_tail_16ths = sixteenths;
+    if (parts >= 1) fm_gemm_tail_parts = parts;
+    if (cols >= 1) fm_gemm_tail_cols = cols;
+    if (rows >= 1) fm_gemm_tail_rows = rows;
+    if (adaptive >= 0) fm_gemm_tail_adaptive = adaptive != 0;
+}
+
+/* The adaptive tail's state, shared by the process's callers (relaxed atomics: a lost
+ * update only delays a switch): the average ratio slowest / fastest head time, x 1024,
+ * and whether the tail is on. */
+static int fm_gemm_heads_ratio = 1024, fm_gemm_tail_on = 0;
+#define FM_TAIL_ON_RATIO 1147      /* 1.12 x 1024 */
+#define FM_TAIL_OFF_RATIO 1085     /* 1.06 x 1024 */
+
+/* Fold one product's slowest / fastest head time, capped at 2, into the average (weight
+ * 1/16: one head held up by a parked thread does not switch the tail, a ~1.6x slower
+ * thread does within 4 products) and switch the tail; returns whether it is on. */
+static int fm_gemm_heads_timed(double ratio) {
+    int avg = __atomic_load_n(&fm_gemm_heads_ratio, __ATOMIC_RELAXED);
+    int r = ratio > 2.0 ? 2 * 1024 : (int)(ratio * 1024.0);
+    int on = __atomic_load_n(&fm_gemm_tail_on, __ATOMIC_RELAXED);
+    avg += (r - avg) / 16;
+    __atomic_store_n(&fm_gemm_heads_ratio, avg, __ATOMIC_RELAXED);
+    if (on ? avg < FM_TAIL_OFF_RATIO : avg > FM_TAIL_ON_RATIO)
+        __atomic_store_n(&fm_gemm_tail_on, on = !on, __ATOMIC_RELAXED);
+    return on;
+}
+
+/* Whether split products get a tail now. */
+static int fm_gemm_use_tail(void) {
+    return fm_gemm_tail_16ths > 0
+           && (!fm_gemm_tail_adaptive || __atomic_load_n(&fm_gemm_tail_on, __ATOMIC_RELAXED));
+}
+
+/* How `units` units of a product split over t > 1 threads: t head chunks of *head units,
+ * then tail chunks of *tail units (the last one cut at `units`), a multiple of t of them
+ * (a quiet machine's threads end together), at most fm_gemm_tail_parts a thread and each
+ * at least `min_tail` units but the last; no tail when that leaves no head or when
+ * fm_gemm_use_tail() says so. Returns the chunk count. Chunk i starts at unit i * head
+ * while i < t, at t * head + (i - t) * tail after. */
+static ptrdiff_t fm_gemm_plan_chunks(ptrdiff_t units, int t, ptrdiff_t per_thread,
+                                     ptrdiff_t min_tail, ptrdiff_t* head, ptrdiff_t* tail) {
+    ptrdiff_t chunks = (ptrdiff_t)t * per_thread;
+    ptrdiff_t in_tail = units * fm_gemm_tail_16ths / 16;
+    if (in_tail < min_tail * t) in_tail = min_tail * t;
+    if (per_thread == 1 && fm_gemm_use_tail() && units - in_tail >= t) {
+        ptrdiff_t rest, each;
+        *head = (units - in_tail) / t;
+        rest = units - *head * t;                /* >= in_tail: what the heads leave */
+        each = rest / (min_tail * t);            /* tail chunks a thread, >= 1 */
+        if (each > fm_gemm_tail_parts) each = fm_gemm_tail_parts;
+        *tail = (rest + each * t - 1) / (each * t);
+        return t + (rest + *tail - 1) / *tail;
+    }
+    if (chunks > units) chunks = units;
+    *head = *tail = (units + chunks - 1) / chunks;
+    return (units + *head - 1) / *head;
 }
 
 /* Threads the core's kernels may use: this thread's override if set, else the process

@@ -534,7 +534,7 @@ FM_TARGET static void FM_NAME(fm_gemm_serial)(int ta, int tb, ptrdiff_t m, ptrdi
  * independent serial GEMM with the packing buffer of the slot that runs it. */
 typedef struct {
     int ta, tb, rows, split_n, direct_b;
-    ptrdiff_t m, n, k, lda, ldb, ldc, len, chunk;
+    ptrdiff_t m, n, k, lda, ldb, ldc, len, heads, head, tail;   /* fm_gemm_plan_chunks */
     FM_T alpha, beta;
     const FM_T* A;
     const FM_T* B;
@@ -544,14 +544,31 @@ typedef struct {
     fm_gemm_epi_fn epi;    /* run on each finished block of C (or NULL) */
     void* epi_ctx;
     const fm_gemm_tile_epi* tile_epi;   /* or NULL (then epi, if any, runs per block) */
+    double* head_s;        /* seconds each head chunk took (the adaptive tail), or NULL */
 } FM_NAME(fm_gemm_job);
 
+static void FM_NAME(fm_gemm_chunk_run)(void* arg, ptrdiff_t i, int slot);
+
+/* Chunk i, timed when it is a head and the job times them. */
 static void FM_NAME(fm_gemm_chunk)(void* arg, ptrdiff_t i, int slot) {
     const FM_NAME(fm_gemm_job)* j = (const FM_NAME(fm_gemm_job)*)arg;
-    ptrdiff_t s = i * j->chunk, e = s + j->chunk < j->len ? s + j->chunk : j->len;
+    if (!j->head_s || i >= j->heads) {
+        FM_NAME(fm_gemm_chunk_run)(arg, i, slot);
+        return;
+    }
+    double t0 = fm_clock_now();
+    FM_NAME(fm_gemm_chunk_run)(arg, i, slot);
+    j->head_s[i] = fm_clock_now() - t0;
+}
+
+static void FM_NAME(fm_gemm_chunk_run)(void* arg, ptrdiff_t i, int slot) {
+    const FM_NAME(fm_gemm_job)* j = (const FM_NAME(fm_gemm_job)*)arg;
+    ptrdiff_t s = i < j->heads ? i * j->head : j->heads * j->head + (i - j->heads) * j->tail;
+    ptrdiff_t e = s + (i < j->heads ? j->head : j->tail);
     const ptrdiff_t rs_a = j->ta ? 1 : j->lda, cs_a = j->ta ? j->lda : 1;
     FM_NAME(fm_epi_at) epi = {j->epi, j->epi_ctx, j->split_n ? 0 : s, j->split_n ? s : 0,
                               NULL, NULL, NULL};
+    if (e > j->len) e = j->len;
     if (s >= e) return;
     if (j->tile_epi) {     /* its operands where this chunk's C starts */
         const fm_gemm_tile_epi* t = j->tile_epi;
@@ -694,18 +711,41 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
         return FM_NAME(fm_gemm_rows_k)(m, n, k, alpha, A, ta ? 1 : lda, ta ? lda : 1, B, ldb,
                                        beta, C, ldc, t, epi, epi_ctx);
     if (t > units) t = (int)units;
-    /* chunks a thread: fm_gemm_chunks_n / _m (gemm.h), one each by default */
+    /* chunks a thread: fm_gemm_chunks_n / _m (gemm.h), one each by default, and the
+     * guided tail (fm_gemm_plan_chunks); products of 1-2 rows: one chunk a thread */
     ptrdiff_t per_thread = job.rows ? 1 : job.split_n ? fm_gemm_chunks_n : fm_gemm_chunks_m;
-    ptrdiff_t chunks = t == 1 ? 1 : (ptrdiff_t)t * per_thread;
-    if (chunks > units) chunks = units;
-    job.chunk = (units + chunks - 1) / chunks * unit;
-    chunks = (job.len + job.chunk - 1) / job.chunk;
+    ptrdiff_t chunks = 1;
+    job.heads = t, job.head = job.tail = units;
+    if (t > 1 && job.rows)
+        job.head = job.tail = (units + t - 1) / t, chunks = (units + job.head - 1) / job.head;
+    else if (t > 1)
+        chunks = fm_gemm_plan_chunks(units, t, per_thread,
+                                     ((job.split_n ? fm_gemm_tail_cols : fm_gemm_tail_rows)
+                                      + unit - 1) / unit,
+                                     &job.head, &job.tail);
+    job.head *= unit, job.tail *= unit;
     job.buf = NULL;                     /* the rows path packs nothing */
     if (!job.rows && !(job.buf = (FM_T*)fm_gemm_buffer((size_t)t * per * sizeof(FM_T))))
         return -1;
     if (!job.rows && tile_epi)          /* the tiles do the epilogue's work */
         job.tile_epi = tile_epi, job.epi = NULL;
+    /* the adaptive tail times the heads when they hold equal work (the last one cut by at
+     * most a sixteenth), each >= 2^21 FMAs (two clock reads, ~0.1 us, against >= 60 us) */
+    double head_s[FM_GEMM_MAX_THREADS];
+    job.head_s = t > 1 && t <= FM_GEMM_MAX_THREADS && !job.rows && per_thread == 1
+                 && fm_gemm_tail_adaptive && fm_gemm_tail_16ths > 0
+                 && (t * job.head - job.len) * 16 <= job.head
+                 && (double)job.head * (double)k * (double)(job.split_n ? m : n)
+                        >= (double)(1 << 21) ? head_s : NULL;
     fm_pool_run(t, chunks, FM_NAME(fm_gemm_chunk), &job);
+    if (job.head_s) {
+        double lo = head_s[0], hi = head_s[0];
+        for (int h = 1; h < t; h++) {
+            lo = head_s[h] < lo ? head_s[h] : lo;
+            hi = head_s[h] > hi ? head_s[h] : hi;
+        }
+        if (lo > 0) fm_gemm_heads_timed(hi / lo);
+    }
     if (job.tile_epi && tile_epi->a_bad && !ta)   /* every block of A went through a tile */
         *tile_epi->a_checked = 1;
     return 0;

@@ -24,6 +24,17 @@ cdef extern from "fastmlp/gemm.h" nogil:
     double fm_pool_take_wait()
     int fm_pool_workers()
     void fm_gemm_set_chunks(int along_n, int along_m)
+    void fm_gemm_set_tail(int sixteenths, int parts, int cols, int rows, int adaptive)
+    int fm_gemm_heads_timed(double ratio)
+    int fm_gemm_tail_16ths
+    int fm_gemm_tail_parts
+    int fm_gemm_tail_adaptive
+    int fm_gemm_tail_on
+    int fm_gemm_heads_ratio
+    int fm_gemm_tail_cols
+    int fm_gemm_tail_rows
+    Py_ssize_t fm_gemm_plan_chunks(Py_ssize_t units, int t, Py_ssize_t per_thread,
+                                   Py_ssize_t min_tail, Py_ssize_t* head, Py_ssize_t* tail)
     int fm_gemm_chunks_n
     int fm_gemm_chunks_m
     int fm_gemm_set_streaming(int on)
@@ -191,6 +202,46 @@ def gemm_chunks(along_n=None, along_m=None):
     arguments, set them first (for experiments and benchmarks: results do not change)."""
     fm_gemm_set_chunks(along_n or 0, along_m or 0)
     return fm_gemm_chunks_n, fm_gemm_chunks_m
+
+
+def gemm_tail(sixteenths=None, parts=None, cols=None, rows=None, adaptive=None):
+    """The guided tail of split tiled products (see gemm.h): the sixteenths of the work
+    in small chunks after each thread's head chunk, how many a thread at most, the
+    smallest tail chunk along N (columns) and along M (rows), and whether it is adaptive
+    (used only while the threads' heads take unequal times) or always on. With arguments,
+    set them first (0 sixteenths: a uniform split); returns the five. Results do not
+    change."""
+    fm_gemm_set_tail(-1 if sixteenths is None else sixteenths, parts or 0, cols or 0,
+                     rows or 0, -1 if adaptive is None else bool(adaptive))
+    return (fm_gemm_tail_16ths, fm_gemm_tail_parts, fm_gemm_tail_cols, fm_gemm_tail_rows,
+            bool(fm_gemm_tail_adaptive))
+
+
+def gemm_tail_state():
+    """``(on, ratio)``: whether the adaptive tail is on now, and the average ratio of the
+    slowest to the fastest head chunk's time over the last timed products."""
+    return bool(fm_gemm_tail_on), fm_gemm_heads_ratio / 1024.0
+
+
+def gemm_heads_timed_for_tests(double ratio):
+    """Fold one product's slowest / fastest head time into the adaptive tail's average,
+    as a timed product does; returns whether the tail is on."""
+    if not ratio >= 1.0:
+        raise ValueError(f"ratio must be >= 1, got {ratio}")
+    return bool(fm_gemm_heads_timed(ratio))
+
+
+def gemm_plan_chunks_for_tests(Py_ssize_t units, int threads, Py_ssize_t min_tail=1,
+                               Py_ssize_t per_thread=1):
+    """``(chunks, head, tail)``: how a product of ``units`` units (NR columns or MR rows)
+    splits over ``threads`` > 1 threads, tail chunks of at least ``min_tail`` units, under
+    the current gemm_chunks / gemm_tail."""
+    cdef Py_ssize_t head = 0, tail = 0
+    if units < 1 or threads < 2 or per_thread < 1 or min_tail < 1:
+        raise ValueError(f"need units >= 1, threads >= 2, min_tail >= 1, per_thread >= 1, "
+                         f"got {units}, {threads}, {min_tail}, {per_thread}")
+    n = fm_gemm_plan_chunks(units, threads, per_thread, min_tail, &head, &tail)
+    return n, head, tail
 
 
 def gemm_streaming(enabled):

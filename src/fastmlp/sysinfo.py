@@ -59,11 +59,25 @@ def config() -> dict:
         "gemm_tile_f32_plain": _blas.gemm_tile(False, plain_a=True),
         "gemm_env": os.environ.get("FASTMLP_GEMM_ISA"),
         "threads": get_num_threads(), "pool_workers": _blas.pool_workers(),
+        "gemm_tail": _blas.gemm_tail(), "gemm_tail_state": _blas.gemm_tail_state(),
         "flush_denormal": get_flush_denormal(),
         "blas_fallback": [f"{p['internal_api']} {p.get('version')} ({p['prefix']}, "
                           f"{p.get('architecture')}, {p['num_threads']} threads)"
                           for p in threadpool_info() if p["user_api"] == "blas"],
     }
+
+
+def _tail_line(tail, state):
+    """How split products use the guided tail (gemm.h), for show_config."""
+    sixteenths, _, _, _, adaptive = tail
+    if not sixteenths:
+        return ""
+    share = f"{sixteenths}/16 of the work in small chunks"
+    if not adaptive:
+        return f", then {share}"
+    on, ratio = state
+    return (f", then {share} while the threads' chunks take unequal times "
+            f"({'on' if on else 'off'} now: the slowest took {ratio:.2f}x the fastest)")
 
 
 def show_config(file: Optional[TextIO] = None) -> dict:
@@ -92,6 +106,7 @@ def show_config(file: Optional[TextIO] = None) -> dict:
         f"{tile(c['gemm_tile_f64'])} float64 tiles; best here: {c['gemm_best_isa']}"
         + (f"; FASTMLP_GEMM_ISA={c['gemm_env']}" if c["gemm_env"] else "") + ")",
         f"threads: {c['threads']} (the core's team has started {c['pool_workers']} workers)",
+        "split products: one chunk a thread" + _tail_line(c["gemm_tail"], c["gemm_tail_state"]),
         "training steps: subnormals " + ("flushed to zero (FTZ/DAZ; fm.set_flush_denormal)"
                                          if c["flush_denormal"] else "kept (IEEE)"),
         f"BLAS (fallback path): {'; '.join(c['blas_fallback']) or 'none found'}",
