@@ -225,15 +225,16 @@ static int fm_gemm_use_tail(void) {
 /* How `units` units of a product split over t > 1 threads: t head chunks of *head units,
  * then tail chunks of *tail units (the last one cut at `units`), a multiple of t of them
  * (a quiet machine's threads end together), at most fm_gemm_tail_parts a thread and each
- * at least `min_tail` units but the last; no tail when that leaves no head or when
- * fm_gemm_use_tail() says so. Returns the chunk count. Chunk i starts at unit i * head
- * while i < t, at t * head + (i - t) * tail after. */
+ * at least `min_tail` units but the last; no tail when that leaves no head, when
+ * min_tail is 0 (products of 1-2 rows) or when fm_gemm_use_tail() says so. Returns the
+ * chunk count. Chunk i starts at unit i * head while i < t, at t * head + (i - t) * tail
+ * after. */
 static ptrdiff_t fm_gemm_plan_chunks(ptrdiff_t units, int t, ptrdiff_t per_thread,
                                      ptrdiff_t min_tail, ptrdiff_t* head, ptrdiff_t* tail) {
     ptrdiff_t chunks = (ptrdiff_t)t * per_thread;
     ptrdiff_t in_tail = units * fm_gemm_tail_16ths / 16;
     if (in_tail < min_tail * t) in_tail = min_tail * t;
-    if (per_thread == 1 && fm_gemm_use_tail() && units - in_tail >= t) {
+    if (per_thread == 1 && min_tail > 0 && fm_gemm_use_tail() && units - in_tail >= t) {
         ptrdiff_t rest, each;
         *head = (units - in_tail) / t;
         rest = units - *head * t;                /* >= in_tail: what the heads leave */

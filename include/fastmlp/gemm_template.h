@@ -716,12 +716,11 @@ static int FM_NAME(fm_gemm)(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
     ptrdiff_t per_thread = job.rows ? 1 : job.split_n ? fm_gemm_chunks_n : fm_gemm_chunks_m;
     ptrdiff_t chunks = 1;
     job.heads = t, job.head = job.tail = units;
-    if (t > 1 && job.rows)
-        job.head = job.tail = (units + t - 1) / t, chunks = (units + job.head - 1) / job.head;
-    else if (t > 1)
+    if (t > 1)
         chunks = fm_gemm_plan_chunks(units, t, per_thread,
-                                     ((job.split_n ? fm_gemm_tail_cols : fm_gemm_tail_rows)
-                                      + unit - 1) / unit,
+                                     job.rows ? 0 : ((job.split_n ? fm_gemm_tail_cols
+                                                                  : fm_gemm_tail_rows)
+                                                     + unit - 1) / unit,
                                      &job.head, &job.tail);
     job.head *= unit, job.tail *= unit;
     job.buf = NULL;                     /* the rows path packs nothing */
