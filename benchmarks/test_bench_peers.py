@@ -6,14 +6,19 @@ Each test times the implementations of one case in interleaved rounds
 (``fastmlp.bench.measure_rounds``: a settle pause, a warm-up call and a timed call per
 implementation per round, order rotated), then stores, in ``extra_info``, each peer's
 ratio (its time / fastmlp's time in the same round: > 1 means fastmlp is faster) as the
-median over the rounds and its range, and prints them. pytest-benchmark then times
+median over the rounds and its range, and prints them; for the cases whose products are
+counted, also each one's GFLOP/s and the FMA peak measured right after (``bench`` prints
+the same as its headroom lines). pytest-benchmark then times
 fastmlp's own work function alone, for its usual statistics. No assertion on times: a
 ratio is a measurement, not a test. Peers that are not installed are skipped with the
 reason (``pip install ".[bench]"``, ``pip install torch==2.13.0``).
 """
+import statistics
+
 import pytest
 
-from fastmlp import _bench_cases, bench
+import fastmlp as fm
+from fastmlp import _bench_cases, _blas, bench
 
 #: issue 12's goals name these cases; the sweep covers shapes nobody tuned for
 CASES = ["tiny4 step b8", "mnist epoch b32 f32", "mnist epoch b128 f32", "mnist epoch b256 f32",
@@ -41,10 +46,19 @@ def test_vs_peers(benchmark, name, capsys):
         if impl != "fastmlp":
             med, lo, hi = bench.round_ratios(rounds, impl)
             report[impl] = {"ratio": med, "min": lo, "max": hi}
+    # GFLOP/s of each implementation's products (median time of a call of case.units
+    # units), to set against the FMA peak measured in the same run
+    gflops = ({impl: case.flops * case.units / statistics.median(ts) / 1e9
+               for impl, ts in rounds.items()} if case.flops else {})
+    peak = _blas.fma_peak(fm.get_num_threads()) if case.flops else 0.0
     benchmark.group = f"peers: {name}"
     benchmark.extra_info.update(ratios=report, missing=missing, units=case.units,
-                                unit=case.unit)
+                                unit=case.unit, gflops=gflops, fma_peak_gflops=peak,
+                                dtype=case.dtype)
     with capsys.disabled():
         print(f"\n{name}: " + ", ".join(f"vs {k} {v['ratio']:.2f}x [{v['min']:.2f}-{v['max']:.2f}]"
                                         for k, v in report.items()))
+        if gflops:
+            print("  GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in gflops.items())
+                  + f"; FMA peak {peak / (2 if case.dtype == 'float64' else 1):.1f}")
     benchmark.pedantic(works["fastmlp"], rounds=3, iterations=1, warmup_rounds=1)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastmlp import bench
+from fastmlp import _blas, _bench_cases, bench
 from fastmlp.__main__ import main
 
 COLUMNS = ["case", "unit", "fastmlp", "vs numpy", "vs torch", "vs jax", "vs onnxrt",
@@ -37,13 +37,40 @@ def test_run_returns_rows_and_works_without_torch(monkeypatch):
     assert bench.import_torch() is None
     out = io.StringIO()
     rows = bench.run(quick=True, only="mnist epoch b256 f32", file=out)
-    assert [r["case"] for r in rows] == ["mnist epoch b256 f32"]
+    assert [r["case"] for r in rows] == ["mnist epoch b256 f32", "headroom"]
     r = rows[0]
     assert r["fastmlp_s"] > 0 and r["vs_numpy"] > 0 and r["gemm_share"] > 0
     assert r["vs_torch"] is None and r["gemm_core_share"] > 0
     lo, hi = r["vs_numpy_range"]
     assert lo <= r["vs_numpy"] <= hi
     assert "mnist epoch b256 f32" in out.getvalue() and "GEMM share" in out.getvalue()
+    # the headroom lines: the epoch's products (2,000 rows, quick) over each one's time
+    case = next(c for c in _bench_cases.cases(quick=True) if c.name == r["case"])
+    assert case.flops == 2_000 * 2 * (2 * (784 * 512 + 512 * 256 + 256 * 10)
+                                      + 512 * 256 + 256 * 10)
+    assert r["gflops_by"]["fastmlp"] == pytest.approx(case.flops / r["fastmlp_s"] / 1e9)
+    assert set(r["gflops_by"]) >= {"fastmlp", "gemm-core", "numpy"}
+    assert "torch" not in r["gflops_by"]
+    room = rows[1]
+    if _blas.gemm_isa() != "none":
+        assert room["peak_gflops"] > 0 and "headroom at this machine's peak" in out.getvalue()
+        assert set(room["rows"]) == {r["case"]}
+
+
+def test_headroom_puts_each_rate_against_the_peak():
+    rows = [{"case": "a", "dtype": "float32", "gflops_by": {"fastmlp": 60.0, "jax": 50.0}},
+            {"case": "b", "dtype": "float64", "gflops_by": {"fastmlp": 30.0, "onnxrt": 25.0}},
+            {"case": "c", "fastmlp_s": 1.0},          # no FLOPs counted: no line
+            {"case": "stability", "max_over_min": 1.0}]
+    lines = bench.headroom(rows, peak=80.0)
+    assert list(lines) == ["a", "b"]
+    assert lines["a"]["fastmlp"]["of_peak"] == pytest.approx(0.75)
+    assert lines["a"]["jax"]["of_peak"] == pytest.approx(0.625)
+    assert lines["a"]["jax"]["at_most"] == pytest.approx(1.6)     # 80 / 50
+    # float64: half the float32 peak
+    assert lines["b"]["fastmlp"]["of_peak"] == pytest.approx(0.75)
+    assert lines["b"]["onnxrt"]["at_most"] == pytest.approx(1.6)   # 40 / 25
+    assert lines["b"]["onnxrt"]["gflops"] == 25.0
 
 
 def test_no_matching_case_prints_the_header_only(capsys):

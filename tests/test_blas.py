@@ -449,3 +449,37 @@ def test_pool_serves_concurrent_callers():
     for t in threads:
         t.join(timeout=120)
     assert not any(t.is_alive() for t in threads) and not errors
+
+
+# --- the measured FMA peak (include/fastmlp/peak.h) ----------------------------------------
+
+@native
+@pytest.mark.parametrize("isa", ISAS)
+def test_fma_peak_runs_each_family_on_every_thread(isa, gemm_isa):
+    """The chains of each family this CPU runs, on 1-3 threads of the team (3: more chunks
+    than cores), give a positive, finite rate: the per-chunk clocks moved and every chunk
+    ran."""
+    gemm_isa(isa)
+    for threads in (1, 2, 3):
+        peak = _blas.fma_peak(threads, seconds=0.005, repeat=1)
+        assert isinstance(peak, float) and np.isfinite(peak) and peak > 0
+
+
+def test_fma_peak_is_zero_without_kernels():
+    """With the BLAS fallback ("none": no kernel of ours runs) there is nothing to measure."""
+    try:
+        _blas.set_gemm_isa("none")
+        assert _blas.fma_peak(2, seconds=0.005) == 0.0
+    finally:
+        _blas.set_gemm_isa(None)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(threads=0), "threads must be >= 1, got 0"),
+    (dict(threads=1, seconds=0.0), r"seconds must be in \[0.001, 10\], got 0.0"),
+    (dict(threads=1, seconds=60.0), "seconds must be in"),
+    (dict(threads=1, repeat=0), "repeat must be >= 1, got 0"),
+])
+def test_fma_peak_checks_its_arguments(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _blas.fma_peak(**kw)

@@ -327,6 +327,50 @@ def gemm_strided_for_tests(double[:, ::1] a, double[:, ::1] b, double[:, ::1] c,
              &c[0, 0], c.shape[1])
 
 
+cdef extern from "fastmlp/peak.h" nogil:
+    int FM_PEAK_CHAINS
+    ctypedef struct fm_peak_job:
+        long long iters
+        int isa
+        double* sink
+        double* start
+        double* end
+    int fm_peak_lanes(int isa)
+    void fm_peak_chunk(void* arg, Py_ssize_t i, int slot) noexcept
+
+
+def fma_peak(int threads, double seconds=0.25, int repeat=3):
+    """The machine's float32 peak in GFLOP/s on ``threads`` threads of the core's team,
+    measured (peak.h): every thread runs independent chains of FMAs on registers with the
+    vectors of the GEMM kernels in use (float64: half). The best of ``repeat`` runs of
+    about ``seconds`` each; 0.0 where no kernel runs (not x86-64 with AVX2)."""
+    import numpy as np
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    if not 0.001 <= seconds <= 10.0:
+        raise ValueError(f"seconds must be in [0.001, 10], got {seconds}")
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    cdef int lanes = fm_peak_lanes(fm_gemm_get_isa())
+    if lanes == 0:
+        return 0.0
+    sink, start, end = (np.zeros(threads) for _ in range(3))
+    cdef double[::1] sk = sink, st = start, en = end
+    cdef fm_peak_job job
+    job.isa, job.sink, job.start, job.end = fm_gemm_get_isa(), &sk[0], &st[0], &en[0]
+    job.iters = 20000          # calibration: about 0.1-0.5 ms
+    with nogil:
+        fm_peak_chunk(&job, 0, 0)
+    job.iters = max(1000, <long long>(job.iters * seconds / max(end[0] - start[0], 1e-9)))
+    best = 0.0
+    for _ in range(repeat):
+        with nogil:
+            fm_pool_run(threads, threads, fm_peak_chunk, &job)
+        flop = 2.0 * threads * job.iters * FM_PEAK_CHAINS * lanes
+        best = max(best, flop / max(float(end.max() - start.min()), 1e-9) / 1e9)
+    return best
+
+
 cdef extern from *:
     """
     static inline void fm_count_visit(long long* p) { __atomic_add_fetch(p, 1, __ATOMIC_RELAXED); }

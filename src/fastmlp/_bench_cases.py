@@ -19,7 +19,8 @@ class Case(NamedTuple):
     """One row of the table. ``work`` maps an implementation to a builder of its work
     function, which does ``units`` units per call. ``slow``: the NumPy reference runs once,
     unwarmed. ``busy``: measured while another process keeps a core busy. ``flops``: the
-    multiply-adds x 2 of the matrix products of one unit (for the % of peak note)."""
+    multiply-adds x 2 of the matrix products of one unit, in ``dtype`` (for the % of peak
+    note and the headroom lines)."""
     name: str
     unit: str
     units: int
@@ -29,6 +30,7 @@ class Case(NamedTuple):
     busy: bool = False
     note: str = ""
     flops: float = 0.0
+    dtype: str = "float32"
 
 
 def step_flops(sizes, batch):
@@ -36,6 +38,11 @@ def step_flops(sizes, batch):
     every layer, dZ·Wᵀ for every layer but the first."""
     mac = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
     return 2.0 * batch * (2 * sum(mac) + sum(mac[1:]))
+
+
+def forward_flops(sizes, rows):
+    """FLOPs of the products of a prediction of ``rows`` rows: A·W for every layer."""
+    return 2.0 * rows * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
 def _training(shape, dtype, batch, n_rows, numpy=True, gemm=True, steps=False):
@@ -66,6 +73,7 @@ def cases(quick=False):
     n_epoch, n_wide, n_thr = (2_000, 1, 5_000) if quick else (20_000, 3, 20_000)
     rep = 3 if quick else 7
     core = {"fastmlp": "core"}
+    mnist = SHAPES["mnist"][0]
     rows = []
     for b in (1, 8, 64):
         rows.append(Case(f"tiny step b{b}", "step", 100, _training(
@@ -74,16 +82,20 @@ def cases(quick=False):
         "tiny4", "float32", 8, 800, gemm=False, steps=True), rep))
     for dt in ("float32", "float64"):
         for b in (32, 128, 256):
+            # FLOPs of n_epoch rows (JAX's scan drops the last partial batch: at most
+            # b - 1 rows fewer, 0.2 % at b256, counted as if it did them)
             rows.append(Case(f"mnist epoch b{b} f{dt[5:]}", f"epoch/{n_epoch // 1000}k", 1,
                              _training("mnist", dt, b, n_epoch), 3 if quick else 5,
-                             slow=not quick, note="gemm-core"))
+                             slow=not quick, note="gemm-core", dtype=dt,
+                             flops=step_flops(mnist, 1) * n_epoch))
     rows.append(Case("wide step b256", "step", n_wide, _training(
         "wide", "float32", 256, 256 * n_wide, numpy=False, steps=True), 3 if quick else 5,
         note="peak", flops=step_flops(SHAPES["wide"][0], 256)))
     for shape, b in (("tabular", 8), ("small", 16), ("medium", 128), ("regress", 64),
                      ("deep", 64), ("mnist", 512)):
         rows.append(Case(f"sweep {shape} b{b}", f"epoch/{n_epoch // 1000}k", 1, _training(
-            shape, "float32", b, n_epoch, numpy=False, gemm=False), 3 if quick else 5))
+            shape, "float32", b, n_epoch, numpy=False, gemm=False), 3 if quick else 5,
+            flops=step_flops(SHAPES[shape][0], 1) * n_epoch))
     rows.append(Case("graph 2-in 2-head b64", f"epoch/{n_epoch // 1000}k", 1, {
         "fastmlp": lambda: graph.fastmlp_graph(64, n_epoch),
         "torch": lambda: graph.torch_graph(64, n_epoch),
@@ -110,7 +122,7 @@ def cases(quick=False):
         work["onnxrt"] = lambda n=n, calls=calls: peers.ort_predictions(n, calls)
         work["jax"] = lambda n=n, calls=calls: peers.jax_predictions(n, calls)
         rows.append(Case(f"predict mnist {n:,} row{'s' * (n > 1)}", "call", calls, work,
-                         2 * rep + 1, note=f"rows/s:{n}"))
+                         2 * rep + 1, note=f"rows/s:{n}", flops=forward_flops(mnist, n)))
     rows.append(Case("2 small models, 2 threads", f"2 fits/{n_thr // 1000}k", 1, {
         "fastmlp": lambda: two_models(True, n_thr), "serial": lambda: two_models(False, n_thr),
     }, rep, note="serial"))

@@ -32,6 +32,14 @@ loss, ``backward``, ``step`` on the same batches.
 The peers are optional (``pip install ".[bench]"``): one that is not installed (or PyTorch
 with ``torch=False``) reads "-", and the line under the row says why. After the table, one
 fit of 8 epochs shows the spread of epoch times (max / min).
+
+Headroom: below the table, the rows whose matrix products are counted (training epochs and
+steps, predictions) again, as each implementation's GFLOP/s against this machine's peak,
+measured at the end of the run on the core's threads (``fastmlp._blas.fma_peak``:
+independent FMA chains on registers, nothing a product could beat). A peer at a fraction f
+of the peak cannot be beaten by more than 1/f (the "<=" figure) by any code that does the
+same products, however fast its kernels: a target ratio above that figure is out of reach
+on this machine.
 """
 import contextlib
 import os
@@ -104,6 +112,10 @@ def round_ratios(rounds, impl, base="fastmlp"):
 #: built are left out of their row: "-").
 PEERS = ("numpy", "torch", "jax", "onnxrt")
 
+#: The headroom lines' columns: fastmlp, the core's own products of the same steps alone
+#: ("gemm-core": what the step would take if nothing but its products cost time), peers.
+HEADROOM_IMPLS = ("fastmlp", "gemm-core", *PEERS)
+
 
 def run(quick=False, torch=True, only=None, threads=None, file=None):
     """Time every case (those whose name contains ``only``, if given) and print one table.
@@ -156,8 +168,53 @@ def _run(quick, torch_ok, only, file):
         print(_format_row(out[-1]), file=file, flush=True)
         for why in missing:
             print(f"  ({why})", file=file, flush=True)
+    if any("gflops_by" in row for row in out):
+        out.append(_headroom(out, file))
     if not only or "stability" in only:
         out.append(_stability(quick, file))
+    return out
+
+
+def headroom(rows, peak):
+    """For each row with FLOPs (``gflops_by``): every implementation's GFLOP/s, its share of
+    ``peak`` (float32 GFLOP/s; float64 rows: half of it) and ``at_most``, peak / its
+    GFLOP/s: the largest ratio over that implementation that any code doing the same
+    products could reach on this machine."""
+    lines = {}
+    for row in rows:
+        if not row.get("gflops_by"):
+            continue
+        top = peak / 2 if row["dtype"] == "float64" else peak
+        lines[row["case"]] = {impl: {"gflops": g, "of_peak": g / top, "at_most": top / g}
+                              for impl, g in row["gflops_by"].items()}
+    return lines
+
+
+def _headroom(rows, file):
+    """Measure the FMA peak on the core's threads and print the headroom lines."""
+    from fastmlp import _blas
+    threads = fm.get_num_threads()
+    peak = _blas.fma_peak(threads)
+    out = {"case": "headroom", "peak_gflops": peak, "threads": threads, "rows": {}}
+    if peak <= 0:
+        print("headroom: no FMA kernel runs on this machine, no peak to compare with",
+              file=file, flush=True)
+        return out
+    out["rows"] = headroom(rows, peak)
+    print(f"\nheadroom at this machine's peak, measured now: {peak:.1f} GFLOP/s float32 "
+          f"({peak / 2:.1f} float64) on {threads} threads ({_blas.gemm_isa()} FMAs on "
+          "registers); per implementation: GFLOP/s (the FLOPs of its matrix products / its "
+          "time), % of that peak, and <=: the largest ratio over it any code doing the same "
+          "products could reach here (its products alone over a peer's %: the most fastmlp "
+          "could reach with every other part of the step free)", file=file, flush=True)
+    cols = "{:<26} " + " ".join(["{:>22}"] * len(HEADROOM_IMPLS))
+    print(cols.format("case", "fastmlp", "its products alone", *PEERS), file=file, flush=True)
+    for case, by in out["rows"].items():
+        cells = ["-" if impl not in by else
+                 f"{by[impl]['gflops']:.1f} {100 * by[impl]['of_peak']:.0f} %"
+                 + ("" if impl in HEADROOM_IMPLS[:2] else f" <={by[impl]['at_most']:.2f}x")
+                 for impl in HEADROOM_IMPLS]
+        print(cols.format(case, *cells).rstrip(), file=file, flush=True)
     return out
 
 
@@ -182,6 +239,10 @@ def _row(case, t):
         row[f"vs_{impl}"] = ratio(impl)[0] if impl in t else None
         row[f"vs_{impl}_range"] = ratio(impl)[1:] if impl in t else None
     row["gemm_share"] = ratio("gemm")[0] if "gemm" in t else None
+    if case.flops:       # for the headroom lines
+        row["dtype"] = case.dtype
+        row["gflops_by"] = {impl: case.flops / med[impl] / 1e9
+                            for impl in HEADROOM_IMPLS if impl in med}
     if case.note == "ufunc":
         row["note"] = f"vs NumPy out= ufuncs: {ratio('ufunc')[0]:.2f}x"
     elif case.note.startswith("rows/s:"):
