@@ -7,8 +7,8 @@ Each test times the implementations of one case in interleaved rounds
 implementation per round, order rotated), then stores, in ``extra_info``, each peer's
 ratio (its time / fastmlp's time in the same round: > 1 means fastmlp is faster) as the
 median over the rounds and its range, and prints them; for the cases whose products are
-counted, also each one's GFLOP/s and the FMA peak measured right after (``bench`` prints
-the same as its headroom lines). pytest-benchmark then times
+counted, also each one's GFLOP/s and its share of the FMA peak timed in the same round
+(``bench.peak_work``; ``bench`` prints the same as its headroom lines). pytest-benchmark then times
 fastmlp's own work function alone, for its usual statistics. No assertion on times: a
 ratio is a measurement, not a test. Peers that are not installed are skipped with the
 reason (``pip install ".[bench]"``, ``pip install torch==2.13.0``).
@@ -17,8 +17,7 @@ import statistics
 
 import pytest
 
-import fastmlp as fm
-from fastmlp import _bench_cases, _blas, bench
+from fastmlp import _bench_cases, bench
 
 #: issue 12's goals name these cases; the sweep covers shapes nobody tuned for
 CASES = ["tiny4 step b8", "mnist epoch b32 f32", "mnist epoch b128 f32", "mnist epoch b256 f32",
@@ -40,25 +39,33 @@ def test_vs_peers(benchmark, name, capsys):
     works = {k: w for k, w in works.items() if k == "fastmlp" or k in PEERS}
     if len(works) == 1:
         pytest.skip("no peer installed: " + "; ".join(missing))
+    peak_flops = 0.0
+    if case.flops:      # the FMA peak, measured in every round beside the others
+        peak_work, peak_flops = bench.peak_work()
+        if peak_work is not None:
+            works = {**works, "peak": peak_work}
     rounds = bench.measure_rounds(works, repeat=case.repeat)
+    peak = [peak_flops / x / 1e9 for x in rounds.pop("peak", [])]
     report = {}
-    for impl in works:
+    for impl in rounds:
         if impl != "fastmlp":
             med, lo, hi = bench.round_ratios(rounds, impl)
             report[impl] = {"ratio": med, "min": lo, "max": hi}
     # GFLOP/s of each implementation's products (median time of a call of case.units
-    # units), to set against the FMA peak measured in the same run
+    # units) and its share of the peak of the same round
     gflops = ({impl: case.flops * case.units / statistics.median(ts) / 1e9
                for impl, ts in rounds.items()} if case.flops else {})
-    peak = _blas.fma_peak(fm.get_num_threads()) if case.flops else 0.0
+    shares = (bench.of_peak({impl: [x / case.units for x in ts] for impl, ts in rounds.items()},
+                            case.flops, peak, case.dtype == "float64") if peak else {})
     benchmark.group = f"peers: {name}"
     benchmark.extra_info.update(ratios=report, missing=missing, units=case.units,
-                                unit=case.unit, gflops=gflops, fma_peak_gflops=peak,
+                                unit=case.unit, gflops=gflops, of_peak=shares,
+                                fma_peak_gflops=statistics.median(peak) if peak else None,
                                 dtype=case.dtype)
     with capsys.disabled():
         print(f"\n{name}: " + ", ".join(f"vs {k} {v['ratio']:.2f}x [{v['min']:.2f}-{v['max']:.2f}]"
                                         for k, v in report.items()))
-        if gflops:
-            print("  GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in gflops.items())
-                  + f"; FMA peak {peak / (2 if case.dtype == 'float64' else 1):.1f}")
+        if shares:
+            print("  GFLOP/s and share of the round's FMA peak: " + ", ".join(
+                f"{k} {gflops[k]:.1f} ({100 * shares[k]:.0f} %)" for k in shares))
     benchmark.pedantic(works["fastmlp"], rounds=3, iterations=1, warmup_rounds=1)

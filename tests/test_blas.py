@@ -460,9 +460,14 @@ def test_fma_peak_runs_each_family_on_every_thread(isa, gemm_isa):
     than cores), give a positive, finite rate: the per-chunk clocks moved and every chunk
     ran."""
     gemm_isa(isa)
+    lanes = {"avx2": 8, "avx512": 16}[isa]
     for threads in (1, 2, 3):
+        flops, seconds = _blas.fma_chains(threads, 5000)
+        assert flops == 2 * threads * 5000 * 12 * lanes     # 12 chains, float32 lanes
+        assert seconds > 0
         peak = _blas.fma_peak(threads, seconds=0.005, repeat=1)
         assert isinstance(peak, float) and np.isfinite(peak) and peak > 0
+    assert _blas.fma_iters(0.005) >= 1000
 
 
 def test_fma_peak_is_zero_without_kernels():
@@ -470,6 +475,7 @@ def test_fma_peak_is_zero_without_kernels():
     try:
         _blas.set_gemm_isa("none")
         assert _blas.fma_peak(2, seconds=0.005) == 0.0
+        assert _blas.fma_chains(2, 1000) == (0.0, 0.0)
     finally:
         _blas.set_gemm_isa(None)
 
@@ -483,3 +489,12 @@ def test_fma_peak_is_zero_without_kernels():
 def test_fma_peak_checks_its_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
         _blas.fma_peak(**kw)
+
+
+def test_fma_chains_and_iters_check_their_arguments():
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        _blas.fma_chains(0, 1000)
+    with pytest.raises(ValueError, match=r"iters must be in \[1, 1e12\], got 0"):
+        _blas.fma_chains(1, 0)
+    with pytest.raises(ValueError, match="seconds must be in"):
+        _blas.fma_iters(0.0)

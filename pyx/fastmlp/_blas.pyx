@@ -339,35 +339,54 @@ cdef extern from "fastmlp/peak.h" nogil:
     void fm_peak_chunk(void* arg, Py_ssize_t i, int slot) noexcept
 
 
-def fma_peak(int threads, double seconds=0.25, int repeat=3):
-    """The machine's float32 peak in GFLOP/s on ``threads`` threads of the core's team,
-    measured (peak.h): every thread runs independent chains of FMAs on registers with the
-    vectors of the GEMM kernels in use (float64: half). The best of ``repeat`` runs of
-    about ``seconds`` each; 0.0 where no kernel runs (not x86-64 with AVX2)."""
+def fma_chains(int threads, long long iters):
+    """Run the FMA chains of ``fma_peak`` (peak.h), ``iters`` iterations on each of
+    ``threads`` threads of the core's team; returns ``(flops, seconds)``: the float32
+    FLOPs done and the time from the first chunk's start to the last one's end. ``(0.0,
+    0.0)`` where no kernel runs (not x86-64 with AVX2)."""
     import numpy as np
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    if not 0.001 <= seconds <= 10.0:
-        raise ValueError(f"seconds must be in [0.001, 10], got {seconds}")
-    if repeat < 1:
-        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    if not 1 <= iters <= 10**12:
+        raise ValueError(f"iters must be in [1, 1e12], got {iters}")
     cdef int lanes = fm_peak_lanes(fm_gemm_get_isa())
     if lanes == 0:
-        return 0.0
+        return 0.0, 0.0
     sink, start, end = (np.zeros(threads) for _ in range(3))
     cdef double[::1] sk = sink, st = start, en = end
     cdef fm_peak_job job
     job.isa, job.sink, job.start, job.end = fm_gemm_get_isa(), &sk[0], &st[0], &en[0]
-    job.iters = 20000          # calibration: about 0.1-0.5 ms
+    job.iters = iters
     with nogil:
-        fm_peak_chunk(&job, 0, 0)
-    job.iters = max(1000, <long long>(job.iters * seconds / max(end[0] - start[0], 1e-9)))
+        fm_pool_run(threads, threads, fm_peak_chunk, &job)
+    return 2.0 * threads * iters * FM_PEAK_CHAINS * lanes, float(end.max() - start.min())
+
+
+def fma_iters(double seconds):
+    """Iterations of the FMA chains that take about ``seconds`` on one thread now."""
+    if not 0.001 <= seconds <= 10.0:
+        raise ValueError(f"seconds must be in [0.001, 10], got {seconds}")
+    flops, took = fma_chains(1, 20000)        # about 0.1-0.5 ms
+    return max(1000, int(20000 * seconds / max(took, 1e-9)))
+
+
+def fma_peak(int threads, double seconds=0.25, int repeat=3):
+    """The machine's float32 peak in GFLOP/s on ``threads`` threads of the core's team,
+    measured (peak.h): every thread runs independent chains of FMAs on registers with the
+    vectors of the GEMM kernels in use (float64: half). The best of ``repeat`` runs of
+    about ``seconds`` each; 0.0 where no kernel runs (not x86-64 with AVX2). The clock of
+    a shared or boosting CPU moves (one guest read 72 to 90 within a minute): compare
+    rates measured side by side, as ``python -m fastmlp bench`` does."""
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    iters = fma_iters(seconds)
     best = 0.0
     for _ in range(repeat):
-        with nogil:
-            fm_pool_run(threads, threads, fm_peak_chunk, &job)
-        flop = 2.0 * threads * job.iters * FM_PEAK_CHAINS * lanes
-        best = max(best, flop / max(float(end.max() - start.min()), 1e-9) / 1e9)
+        flops, took = fma_chains(threads, iters)
+        if flops:
+            best = max(best, flops / max(took, 1e-9) / 1e9)
     return best
 
 

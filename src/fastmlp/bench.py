@@ -34,12 +34,14 @@ with ``torch=False``) reads "-", and the line under the row says why. After the 
 fit of 8 epochs shows the spread of epoch times (max / min).
 
 Headroom: below the table, the rows whose matrix products are counted (training epochs and
-steps, predictions) again, as each implementation's GFLOP/s against this machine's peak,
-measured at the end of the run on the core's threads (``fastmlp._blas.fma_peak``:
-independent FMA chains on registers, nothing a product could beat). A peer at a fraction f
-of the peak cannot be beaten by more than 1/f (the "<=" figure) by any code that does the
-same products, however fast its kernels: a target ratio above that figure is out of reach
-on this machine.
+steps, predictions) again, as each implementation's GFLOP/s against this machine's peak.
+The peak is one more turn in every round of those rows (``peak_work``: the independent FMA
+chains of ``fastmlp._blas.fma_peak`` on registers, on the core's threads, nothing a
+product could beat), so each share compares two rates of the same round: a shared or
+boosting CPU's clock moves by a quarter within a minute. A peer at a fraction f of the
+peak cannot be beaten by more than 1/f (the "<=" figure) by any code that does the same
+products, however fast its kernels: a target ratio above that figure is out of reach on
+this machine.
 """
 import contextlib
 import os
@@ -159,12 +161,19 @@ def _run(quick, torch_ok, only, file):
             continue
         works, missing = _build(case, torch_ok)
         once = {"numpy"} & set(works) if case.slow else set()   # slow reference: one cold run
+        peak_flops = 0.0
+        if case.flops:      # the FMA peak, measured in every round beside the others
+            works["peak"], peak_flops = peak_work()
+            if works["peak"] is None:
+                del works["peak"]
         with busy_core() if case.busy else contextlib.nullcontext():
             rounds = measure_rounds({impl: w for impl, w in works.items() if impl not in once},
                                     repeat=case.repeat)
         for impl in once:
             rounds[impl] = [measure(works[impl], repeat=1, warmup=0)] * case.repeat
-        out.append(_row(case, {impl: [x / case.units for x in ts] for impl, ts in rounds.items()}))
+        peak = [peak_flops / x / 1e9 for x in rounds.pop("peak", [])]
+        out.append(_row(case, {impl: [x / case.units for x in ts] for impl, ts in rounds.items()},
+                        peak))
         print(_format_row(out[-1]), file=file, flush=True)
         for why in missing:
             print(f"  ({why})", file=file, flush=True)
@@ -175,46 +184,73 @@ def _run(quick, torch_ok, only, file):
     return out
 
 
-def headroom(rows, peak):
-    """For each row with FLOPs (``gflops_by``): every implementation's GFLOP/s, its share of
-    ``peak`` (float32 GFLOP/s; float64 rows: half of it) and ``at_most``, peak / its
-    GFLOP/s: the largest ratio over that implementation that any code doing the same
-    products could reach on this machine."""
-    lines = {}
-    for row in rows:
-        if not row.get("gflops_by"):
-            continue
-        top = peak / 2 if row["dtype"] == "float64" else peak
-        lines[row["case"]] = {impl: {"gflops": g, "of_peak": g / top, "at_most": top / g}
-                              for impl, g in row["gflops_by"].items()}
-    return lines
+#: Seconds of the FMA chains that measure the peak in each round of a case with FLOPs.
+PEAK_S = 0.15
+
+
+def peak_work(seconds=PEAK_S):
+    """The FMA chains of ``fastmlp._blas.fma_peak`` on the core's threads as a work function
+    of fixed FLOPs (sized now to take about ``seconds``), and those FLOPs; ``(None, 0.0)``
+    where no kernel runs. Timed in the rounds of a case beside its implementations, it
+    gives the peak *of that round*: a shared or boosting CPU's clock moves by a quarter
+    within a minute, and a peak measured at another moment would not bound the rows."""
+    from fastmlp import _blas
+    threads, iters = fm.get_num_threads(), _blas.fma_iters(seconds)
+    flops, _ = _blas.fma_chains(threads, iters)
+    if not flops:
+        return None, 0.0
+    return (lambda: _blas.fma_chains(threads, iters)), flops
+
+
+def of_peak(t, flops, peak_gflops, half=False):
+    """Median over the rounds of each implementation's GFLOP/s (``flops`` over its time
+    per unit in ``t``) over the peak of the same round (``peak_gflops``; ``half``: a
+    float64 case, whose peak is half the float32 one)."""
+    top = np.asarray(peak_gflops) / (2.0 if half else 1.0)
+    return {impl: float(np.median(flops / np.asarray(ts) / 1e9 / top))
+            for impl, ts in t.items() if impl in HEADROOM_IMPLS}
+
+
+def headroom(rows):
+    """For each row whose products are counted against the peak (``of_peak_by``): every
+    implementation's GFLOP/s (median time), its share of the peak (median over the rounds
+    of the share within a round) and ``at_most`` = 1 / that share: the largest ratio over
+    that implementation any code doing the same products could have reached in the run."""
+    return {row["case"]: {impl: {"gflops": row["gflops_by"][impl], "of_peak": f,
+                                 "at_most": 1.0 / f}
+                          for impl, f in row["of_peak_by"].items()}
+            for row in rows if row.get("of_peak_by")}
 
 
 def _headroom(rows, file):
-    """Measure the FMA peak on the core's threads and print the headroom lines."""
+    """Print the headroom lines (the peak was measured in every round of their rows)."""
     from fastmlp import _blas
-    threads = fm.get_num_threads()
-    peak = _blas.fma_peak(threads)
-    out = {"case": "headroom", "peak_gflops": peak, "threads": threads, "rows": {}}
-    if peak <= 0:
-        print("headroom: no FMA kernel runs on this machine, no peak to compare with",
+    out = {"case": "headroom", "rows": headroom(rows), "threads": fm.get_num_threads()}
+    peaks = [row["peak_gflops"] for row in rows if row.get("of_peak_by")]
+    if not peaks:
+        print("\nheadroom: no FMA kernel runs on this machine, no peak to compare with",
               file=file, flush=True)
         return out
-    out["rows"] = headroom(rows, peak)
-    print(f"\nheadroom at this machine's peak, measured now: {peak:.1f} GFLOP/s float32 "
-          f"({peak / 2:.1f} float64) on {threads} threads ({_blas.gemm_isa()} FMAs on "
-          "registers); per implementation: GFLOP/s (the FLOPs of its matrix products / its "
-          "time), % of that peak, and <=: the largest ratio over it any code doing the same "
-          "products could reach here (its products alone over a peer's %: the most fastmlp "
-          "could reach with every other part of the step free)", file=file, flush=True)
-    cols = "{:<26} " + " ".join(["{:>22}"] * len(HEADROOM_IMPLS))
-    print(cols.format("case", "fastmlp", "its products alone", *PEERS), file=file, flush=True)
-    for case, by in out["rows"].items():
+    print(f"\nheadroom: each row's peak measured in its own rounds ({_blas.gemm_isa()} "
+          f"FMA chains on registers, {out['threads']} threads; float32 GFLOP/s, float64 "
+          f"half): {min(peaks):.1f}-{max(peaks):.1f} over the run. Per implementation: "
+          "GFLOP/s (the FLOPs of its matrix products / its time), % of the peak of the same "
+          "round, and <=: the largest ratio over it any code doing the same products could "
+          "reach (fastmlp's products alone over a peer's %: the most fastmlp could reach "
+          "with every other part of its step free)", file=file, flush=True)
+    cols = "{:<26} {:>6} " + " ".join(["{:>22}"] * len(HEADROOM_IMPLS))
+    print(cols.format("case", "peak", "fastmlp", "its products alone", *PEERS),
+          file=file, flush=True)
+    for row in rows:
+        by = out["rows"].get(row["case"])
+        if not by:
+            continue
         cells = ["-" if impl not in by else
                  f"{by[impl]['gflops']:.1f} {100 * by[impl]['of_peak']:.0f} %"
                  + ("" if impl in HEADROOM_IMPLS[:2] else f" <={by[impl]['at_most']:.2f}x")
                  for impl in HEADROOM_IMPLS]
-        print(cols.format(case, *cells).rstrip(), file=file, flush=True)
+        print(cols.format(row["case"], f"{row['peak_gflops']:.1f}", *cells).rstrip(),
+              file=file, flush=True)
     return out
 
 
@@ -228,9 +264,10 @@ def _stability(quick, file):
     return {"case": "stability mnist b32 8 epochs", "epoch_s": times, "max_over_min": spread}
 
 
-def _row(case, t):
+def _row(case, t, peak=()):
     """Seconds per unit (medians over rounds) and ratios (median and range over rounds of
-    competitor / fastmlp, each round timed side by side)."""
+    competitor / fastmlp, each round timed side by side); with ``peak`` (GFLOP/s of each
+    round's FMA chains), the shares of it for the headroom lines."""
     med = {impl: float(np.median(ts)) for impl, ts in t.items()}
     f = med["fastmlp"]
     ratio = lambda impl: round_ratios(t, impl) if impl in t else None
@@ -243,6 +280,9 @@ def _row(case, t):
         row["dtype"] = case.dtype
         row["gflops_by"] = {impl: case.flops / med[impl] / 1e9
                             for impl in HEADROOM_IMPLS if impl in med}
+        if len(peak):
+            row["peak_gflops"] = float(np.median(peak))
+            row["of_peak_by"] = of_peak(t, case.flops, peak, case.dtype == "float64")
     if case.note == "ufunc":
         row["note"] = f"vs NumPy out= ufuncs: {ratio('ufunc')[0]:.2f}x"
     elif case.note.startswith("rows/s:"):
