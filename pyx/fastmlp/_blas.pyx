@@ -339,18 +339,24 @@ cdef extern from "fastmlp/peak.h" nogil:
     void fm_peak_chunk(void* arg, Py_ssize_t i, int slot) noexcept
 
 
+def fma_flops(int threads, long long iters):
+    """The float32 FLOPs of ``fma_chains(threads, iters)``: 2 x threads x iters x chains x
+    the lanes of the kernels in use; 0.0 where no kernel runs (not x86-64 with AVX2)."""
+    return 2.0 * threads * iters * FM_PEAK_CHAINS * fm_peak_lanes(fm_gemm_get_isa())
+
+
 def fma_chains(int threads, long long iters):
     """Run the FMA chains of ``fma_peak`` (peak.h), ``iters`` iterations on each of
     ``threads`` threads of the core's team; returns ``(flops, seconds)``: the float32
-    FLOPs done and the time from the first chunk's start to the last one's end. ``(0.0,
-    0.0)`` where no kernel runs (not x86-64 with AVX2)."""
+    FLOPs done (``fma_flops``) and the time from the first chunk's start to the last
+    one's end. ``(0.0, 0.0)`` where no kernel runs."""
     import numpy as np
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     if not 1 <= iters <= 10**12:
         raise ValueError(f"iters must be in [1, 1e12], got {iters}")
-    cdef int lanes = fm_peak_lanes(fm_gemm_get_isa())
-    if lanes == 0:
+    flops = fma_flops(threads, iters)
+    if not flops:
         return 0.0, 0.0
     sink, start, end = (np.zeros(threads) for _ in range(3))
     cdef double[::1] sk = sink, st = start, en = end
@@ -359,15 +365,16 @@ def fma_chains(int threads, long long iters):
     job.iters = iters
     with nogil:
         fm_pool_run(threads, threads, fm_peak_chunk, &job)
-    return 2.0 * threads * iters * FM_PEAK_CHAINS * lanes, float(end.max() - start.min())
+    return flops, float(end.max() - start.min())
 
 
 def fma_iters(double seconds):
-    """Iterations of the FMA chains that take about ``seconds`` on one thread now."""
+    """Iterations of the FMA chains that take about ``seconds`` on one thread now (1000
+    where no kernel runs: nothing to time)."""
     if not 0.001 <= seconds <= 10.0:
         raise ValueError(f"seconds must be in [0.001, 10], got {seconds}")
     flops, took = fma_chains(1, 20000)        # about 0.1-0.5 ms
-    return max(1000, int(20000 * seconds / max(took, 1e-9)))
+    return max(1000, int(20000 * seconds / took)) if flops and took > 0 else 1000
 
 
 def fma_peak(int threads, double seconds=0.25, int repeat=3):
@@ -382,11 +389,12 @@ def fma_peak(int threads, double seconds=0.25, int repeat=3):
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
     iters = fma_iters(seconds)
+    if not fma_flops(threads, iters):
+        return 0.0
     best = 0.0
     for _ in range(repeat):
         flops, took = fma_chains(threads, iters)
-        if flops:
-            best = max(best, flops / max(took, 1e-9) / 1e9)
+        best = max(best, flops / max(took, 1e-9) / 1e9)
     return best
 
 
