@@ -8,10 +8,10 @@ implementation per round, order rotated), then stores, in ``extra_info``, each p
 ratio (its time / fastmlp's time in the same round: > 1 means fastmlp is faster) as the
 median over the rounds and its range, and prints them; for the cases whose products are
 counted, also each one's GFLOP/s and its share of the FMA peak timed in the same round
-(``bench.peak_work``; ``bench`` prints the same as its headroom lines). pytest-benchmark then times
-fastmlp's own work function alone, for its usual statistics. No assertion on times: a
-ratio is a measurement, not a test. Peers that are not installed are skipped with the
-reason (``pip install ".[bench]"``, ``pip install torch==2.13.0``).
+(``bench.measure_with_peak``; ``bench`` prints the same as its headroom lines).
+pytest-benchmark then times fastmlp's own work function alone, for its usual statistics.
+No assertion on times: a ratio is a measurement, not a test. Peers that are not installed
+are skipped with the reason (``pip install ".[bench]"``, ``pip install torch==2.13.0``).
 """
 import statistics
 
@@ -39,13 +39,8 @@ def test_vs_peers(benchmark, name, capsys):
     works = {k: w for k, w in works.items() if k == "fastmlp" or k in PEERS}
     if len(works) == 1:
         pytest.skip("no peer installed: " + "; ".join(missing))
-    peak_flops = 0.0
-    if case.flops:      # the FMA peak, measured in every round beside the others
-        peak_work, peak_flops = bench.peak_work()
-        if peak_work is not None:
-            works = {**works, "peak": peak_work}
-    rounds = bench.measure_rounds(works, repeat=case.repeat)
-    peak = [peak_flops / x / 1e9 for x in rounds.pop("peak", [])]
+    # the FMA peak, timed in every round beside the others (cases with counted products)
+    rounds, peak = bench.measure_with_peak(works, case.repeat, case.flops)
     report = {}
     for impl in rounds:
         if impl != "fastmlp":

@@ -161,17 +161,12 @@ def _run(quick, torch_ok, only, file):
             continue
         works, missing = _build(case, torch_ok)
         once = {"numpy"} & set(works) if case.slow else set()   # slow reference: one cold run
-        peak_flops = 0.0
-        if case.flops:      # the FMA peak, measured in every round beside the others
-            works["peak"], peak_flops = peak_work()
-            if works["peak"] is None:
-                del works["peak"]
         with busy_core() if case.busy else contextlib.nullcontext():
-            rounds = measure_rounds({impl: w for impl, w in works.items() if impl not in once},
-                                    repeat=case.repeat)
+            rounds, peak = measure_with_peak(
+                {impl: w for impl, w in works.items() if impl not in once}, case.repeat,
+                case.flops)
         for impl in once:
             rounds[impl] = [measure(works[impl], repeat=1, warmup=0)] * case.repeat
-        peak = [peak_flops / x / 1e9 for x in rounds.pop("peak", [])]
         out.append(_row(case, {impl: [x / case.units for x in ts] for impl, ts in rounds.items()},
                         peak))
         print(_format_row(out[-1]), file=file, flush=True)
@@ -196,10 +191,19 @@ def peak_work(seconds=PEAK_S):
     within a minute, and a peak measured at another moment would not bound the rows."""
     from fastmlp import _blas
     threads, iters = fm.get_num_threads(), _blas.fma_iters(seconds)
-    flops, _ = _blas.fma_chains(threads, iters)
+    flops = _blas.fma_flops(threads, iters)
     if not flops:
         return None, 0.0
     return (lambda: _blas.fma_chains(threads, iters)), flops
+
+
+def measure_with_peak(works, repeat, flops):
+    """``measure_rounds`` of ``works`` with, for a case whose products are counted
+    (``flops``) where a kernel runs, ``peak_work`` as one more turn in every round;
+    returns the rounds without that turn and each round's peak in GFLOP/s (none: [])."""
+    work, peak_flops = peak_work() if flops else (None, 0.0)
+    rounds = measure_rounds(works if work is None else {**works, "peak": work}, repeat=repeat)
+    return rounds, [peak_flops / x / 1e9 for x in rounds.pop("peak", [])]
 
 
 def of_peak(t, flops, peak_gflops, half=False):
